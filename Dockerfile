@@ -1,0 +1,18 @@
+# Production image: slim Python, non-root, the same gunicorn command as `splitwerk serve`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY setup.cfg pyproject.toml README.md ./
+COPY server ./server
+COPY dashboard ./dashboard
+COPY sdk/js ./sdk/js
+RUN pip install . && useradd --create-home --uid 10001 splitwerk
+USER splitwerk
+
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"
+# SPLITWERK_REDIS_URL, SPLITWERK_SECRET_KEY and SPLITWERK_TOKENS must be set (see README).
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
+     "--worker-class", "gthread", "--timeout", "30", "--graceful-timeout", "10", \
+     "server.app:create_app()"]
