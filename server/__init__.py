@@ -1,0 +1,1 @@
+"""Splitwerk server: assignment, event counting, admin and results APIs."""

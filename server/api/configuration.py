@@ -1,0 +1,49 @@
+"""Public configuration for SDKs and the snippet (/v1/config), and health checks."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Response, request
+from flask_smorest import Blueprint
+
+from server import schemas, services
+from server.api.context import experiment_cache, store
+
+blp = Blueprint(
+    "configuration",
+    __name__,
+    description="Configuration that SDKs evaluate locally, and health checks (public).",
+)
+
+CONFIG_MAX_AGE = 5  # seconds browsers and proxies may reuse /v1/config before revalidating
+CONFIG_SCHEMA = schemas.ConfigSchema()
+
+
+@blp.route("/v1/config", methods=["GET"])
+@blp.response(200, schemas.ConfigSchema)
+@blp.alt_response(304, description="Not modified (If-None-Match matched the ETag)")
+def get_config() -> Response:
+    """All running, paused and stopped experiments in the form of spec/ASSIGNMENT.md."""
+    snapshot = experiment_cache().get(time.time())
+    etag = f'"{snapshot.version}"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={CONFIG_MAX_AGE}"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return Response(status=304, headers=headers)
+    body = CONFIG_SCHEMA.dumps(services.public_config(snapshot))
+    return Response(body, status=200, headers=headers, mimetype="application/json")
+
+
+@blp.route("/healthz", methods=["GET"])
+@blp.response(200)
+def liveness() -> dict[str, str]:
+    """The process answers (for restarts); says nothing about Redis."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz", methods=["GET"])
+@blp.response(200)
+def readiness() -> dict[str, str]:
+    """Redis answers too (for load balancers); 503 otherwise."""
+    store().ping()
+    return {"status": "ok"}

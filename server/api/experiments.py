@@ -1,0 +1,134 @@
+"""Admin API for experiments: create, read, update, lifecycle actions, audit trail."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+
+from server import schemas, services
+from server.api.auth import require
+from server.api.context import experiment_cache, store
+from server.core.models import AuditEntry, Experiment, Role
+
+blp = Blueprint(
+    "experiments",
+    __name__,
+    url_prefix="/v1/experiments",
+    description="Experiments and their lifecycle (admin tokens).",
+)
+
+EDITOR_DOC: dict[str, Any] = {
+    "security": [{"bearerAuth": []}]
+}  # OpenAPI: these routes need a token
+
+
+def _changed(experiment: Experiment) -> Experiment:
+    """Make this worker's next assignment see the change at once."""
+    experiment_cache().invalidate()
+    return experiment
+
+
+@blp.route("", methods=["GET"])
+@require(Role.VIEWER)
+@blp.arguments(schemas.ExperimentListQuerySchema, location="query")
+@blp.response(200, schemas.ExperimentPageSchema)
+@blp.doc(**EDITOR_DOC)
+def list_experiments(query: dict[str, Any]) -> dict[str, Any]:
+    """List experiments, newest first, optionally filtered by status."""
+    items, total = services.list_experiments(
+        store(), query["status"], query["page"], query["page_size"]
+    )
+    return {"items": items, "page": query["page"], "page_size": query["page_size"], "total": total}
+
+
+@blp.route("", methods=["POST"])
+@require(Role.EDITOR)
+@blp.arguments(schemas.ExperimentCreateSchema)
+@blp.response(201, schemas.ExperimentSchema)
+@blp.doc(**EDITOR_DOC)
+def create_experiment(data: dict[str, Any]) -> Experiment:
+    """Create a draft experiment; weights are normalised to basis points."""
+    return _changed(services.create_experiment(store(), data, g.actor, time.time()))
+
+
+@blp.route("/<key:key>", methods=["GET"])
+@require(Role.VIEWER)
+@blp.response(200, schemas.ExperimentSchema)
+@blp.doc(**EDITOR_DOC)
+def get_experiment(key: str) -> Experiment:
+    """One experiment."""
+    return services.get_experiment(store(), key)
+
+
+@blp.route("/<key:key>", methods=["PATCH"])
+@require(Role.EDITOR)
+@blp.arguments(schemas.ExperimentUpdateSchema)
+@blp.response(200, schemas.ExperimentSchema)
+@blp.doc(**EDITOR_DOC)
+def update_experiment(data: dict[str, Any], key: str) -> Experiment:
+    """Change the fields the experiment's status allows; others are refused with 409."""
+    return _changed(services.update_experiment(store(), key, data, g.actor, time.time()))
+
+
+@blp.route("/<key:key>", methods=["DELETE"])
+@require(Role.EDITOR)
+@blp.response(204)
+@blp.doc(**EDITOR_DOC)
+def delete_experiment(key: str) -> None:
+    """Delete a draft or archived experiment and all its data."""
+    services.delete_experiment(store(), key)
+    experiment_cache().invalidate()
+
+
+def _action(action: str) -> Any:
+    def view(key: str) -> Experiment:
+        return _changed(services.act_on_experiment(store(), key, action, g.actor, time.time()))
+
+    view.__name__ = f"{action}_experiment"
+    view.__doc__ = f"Lifecycle action: {action} (409 if the status does not allow it)."
+    return view
+
+
+for _name in ("start", "pause", "resume", "archive"):
+    blp.route(f"/<key:key>/{_name}", methods=["POST"])(
+        require(Role.EDITOR)(
+            blp.response(200, schemas.ExperimentSchema)(blp.doc(**EDITOR_DOC)(_action(_name)))
+        )
+    )
+
+
+@blp.route("/<key:key>/stop", methods=["POST"])
+@require(Role.EDITOR)
+@blp.arguments(schemas.StopSchema)
+@blp.response(200, schemas.ExperimentSchema)
+@blp.doc(**EDITOR_DOC)
+def stop_experiment(data: dict[str, Any], key: str) -> Experiment:
+    """Stop the experiment; an optional winner is what everybody sees from now on."""
+    return _changed(
+        services.act_on_experiment(
+            store(), key, "stop", g.actor, time.time(), winner=data["winner"]
+        )
+    )
+
+
+@blp.route("/<key:key>/new-phase", methods=["POST"])
+@require(Role.EDITOR)
+@blp.arguments(schemas.NewPhaseSchema)
+@blp.response(200, schemas.ExperimentSchema)
+@blp.doc(**EDITOR_DOC)
+def new_phase(data: dict[str, Any], key: str) -> Experiment:
+    """Re-randomise with a new salt and fresh counts; may change weights and coverage."""
+    return _changed(services.start_new_phase(store(), key, data, g.actor, time.time()))
+
+
+@blp.route("/<key:key>/audit", methods=["GET"])
+@require(Role.VIEWER)
+@blp.arguments(schemas.AuditQuerySchema, location="query")
+@blp.response(200, schemas.AuditEntrySchema(many=True))
+@blp.doc(**EDITOR_DOC)
+def audit_trail(query: dict[str, Any], key: str) -> list[AuditEntry]:
+    """Who changed what and when, newest first."""
+    return services.audit_trail(store(), key, query["limit"])

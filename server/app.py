@@ -1,0 +1,86 @@
+"""Composition root: create_app() builds the Flask app; the only module that sees every layer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.routing import BaseConverter
+
+from dashboard import views as dashboard_views
+from server import schemas
+from server.api import configuration, experiments
+from server.config import ConfigError, Settings, load_config
+from server.errors import register_error_handlers
+from server.services import ExperimentCache
+from server.storage.store import Store, connect
+
+API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json
+
+
+class KeyConverter(BaseConverter):
+    """URL part that must be an experiment key; anything else is a 404 before any Redis access."""
+
+    regex = schemas.ID_PATTERN.strip("^$")
+
+
+def _api_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "API_TITLE": "Splitwerk",
+        "API_VERSION": API_VERSION,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "JSON_SORT_KEYS": False,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+    }
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from defaults, ``SPLITWERK_*`` variables and ``overrides``.
+
+    Raises:
+        ConfigError: a setting is invalid, or no Redis URL is set.
+    """
+    settings = load_config(overrides)
+    if not settings.REDIS_URL:
+        raise ConfigError(
+            "SPLITWERK_REDIS_URL: required here; `splitwerk serve` starts an embedded Redis "
+            "when it is not set"
+        )
+    logging.getLogger("server").setLevel(settings.LOG_LEVEL.upper())
+    app = Flask("server")
+    app.config.update(_api_config(settings))
+    app.config.update(settings.extra)
+    app.url_map.converters["key"] = KeyConverter
+
+    store = Store(
+        connect(
+            settings.REDIS_URL,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
+            retries=settings.REDIS_RETRIES,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+        )
+    )
+    app.extensions["splitwerk.settings"] = settings
+    app.extensions["splitwerk.store"] = store
+    app.extensions["splitwerk.experiment_cache"] = ExperimentCache(
+        store, settings.CONFIG_REFRESH_INTERVAL
+    )
+
+    api = Api(app)
+    api.register_converter(
+        KeyConverter, lambda _: {"type": "string", "pattern": schemas.ID_PATTERN}
+    )
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    for blueprint in (configuration.blp, experiments.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(dashboard_views.blp)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,225 @@
+"""Every setting of the server with its default and unit; the only reader of os.environ.
+
+Settings are resolved in the order defaults → ``SPLITWERK_<NAME>`` environment variables →
+explicit overrides (the CLI's flags, a test's arguments), then checked once, at start-up.
+A setting that is wrong stops the start with a message that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.core.models import Role
+
+ENV_PREFIX = "SPLITWERK_"  # every setting NAME can be set as SPLITWERK_NAME
+TOKEN_PATTERN = re.compile(
+    r"^(viewer|editor|preview|ingest):([A-Za-z0-9_.@-]{1,64}):([0-9a-f]{64})$"
+)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """A configured API token: its role, a name for the audit trail, and its SHA-256."""
+
+    role: Role
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DefaultConfig:
+    """All settings with their defaults. Units are in the comments."""
+
+    # Redis URL (redis://, rediss:// or unix://). Empty: `splitwerk serve` starts an embedded one.
+    REDIS_URL: str = ""
+    # Seconds a Redis command may take before the request degrades to a 503 or an unrecorded
+    # answer; well under gunicorn's timeout so that a stuck Redis never kills a worker.
+    REDIS_SOCKET_TIMEOUT: float = 0.25
+    # Seconds to wait for a new Redis connection.
+    REDIS_CONNECT_TIMEOUT: float = 0.25
+    # Retries of a failed Redis command; one retry rides over a reconnect, more would stack delays.
+    REDIS_RETRIES: int = 1
+    # Connections per worker process; gunicorn threads share them.
+    REDIS_MAX_CONNECTIONS: int = 32
+    # Secret for pseudonymising visitor ids and signing dashboard sessions (≥ 32 characters).
+    SECRET_KEY: str = ""
+    # Comma-separated tokens "role:name:sha256hex" (roles viewer, editor, preview, ingest).
+    # Create the hash with `splitwerk hash-token`.
+    TOKENS: tuple[Token, ...] = ()
+    # Development mode: allows running without tokens and honours force parameters without one.
+    DEV: bool = False
+    # Seconds between checks for changed experiment configuration in each worker.
+    CONFIG_REFRESH_INTERVAL: float = 1.0
+    # Days per-visitor records are kept after an experiment stops (GDPR retention limit).
+    RETENTION_DAYS: int = 90
+    # Experiments one /v1/assign request may name; bounds the work of one request.
+    MAX_EXPERIMENTS_PER_REQUEST: int = 20
+    # Distinct values per segment attribute per experiment; later values count as "other".
+    SEGMENT_VALUE_LIMIT: int = 50
+    # Browser origins allowed to call the public endpoints (comma-separated, "*" for any).
+    CORS_ORIGINS: tuple[str, ...] = ()
+    # Seconds results of an experiment are cached per worker.
+    RESULTS_CACHE_TTL: float = 5.0
+    # Address `splitwerk serve` binds to.
+    HOST: str = "127.0.0.1"
+    # TCP port `splitwerk serve` listens on.
+    PORT: int = 8000
+    # gunicorn worker processes for `splitwerk serve`; 2 matches a 2-core machine.
+    WORKERS: int = 2
+    # Threads per gunicorn worker; Redis round trips release the GIL while they wait.
+    THREADS: int = 4
+    # Folder for the embedded Redis's data and the development secrets.
+    DATA_DIR: str = ".splitwerk"
+    # Logging level of the server's loggers.
+    LOG_LEVEL: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Settings(DefaultConfig):
+    """The resolved and validated settings of one server instance."""
+
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def tokens_for(self, role: Role) -> tuple[Token, ...]:
+        """Tokens that grant ``role``; editors may also do what viewers may."""
+        granted = {role, Role.EDITOR} if role == Role.VIEWER else {role}
+        return tuple(token for token in self.TOKENS if token.role in granted)
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 hex digest under which a token is configured; tokens are never stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{ENV_PREFIX}{name}: expected true or false, got {raw!r}")
+
+
+def _parse_tokens(raw: str) -> tuple[Token, ...]:
+    tokens: list[Token] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        match = TOKEN_PATTERN.match(item)
+        if match is None:
+            # The value may hold secrets; name the position, not the content.
+            raise ConfigError(
+                f"{ENV_PREFIX}TOKENS: entry {len(tokens) + 1} is not 'role:name:sha256hex' "
+                "(roles viewer, editor, preview, ingest; hash with `splitwerk hash-token`)"
+            )
+        tokens.append(Token(Role(match.group(1)), match.group(2), match.group(3)))
+    return tuple(tokens)
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    """Turn an environment string (or an override) into the default's type."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if isinstance(default, bool):
+            return _parse_bool(name, raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        kind = type(default).__name__
+        raise ConfigError(f"{ENV_PREFIX}{name}: expected a number ({kind}), got {raw!r}") from None
+    if name == "TOKENS":
+        return _parse_tokens(raw)
+    if name == "CORS_ORIGINS":
+        return tuple(filter(None, (part.strip() for part in raw.split(","))))
+    return raw
+
+
+def _check(settings: Settings) -> None:
+    """Raise ConfigError for the first setting that is out of range."""
+    positive = (
+        "REDIS_SOCKET_TIMEOUT",
+        "REDIS_CONNECT_TIMEOUT",
+        "REDIS_MAX_CONNECTIONS",
+        "CONFIG_REFRESH_INTERVAL",
+        "RETENTION_DAYS",
+        "MAX_EXPERIMENTS_PER_REQUEST",
+        "SEGMENT_VALUE_LIMIT",
+        "WORKERS",
+        "THREADS",
+    )
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{ENV_PREFIX}{name}: must be greater than 0")
+    if settings.REDIS_RETRIES < 0:
+        raise ConfigError(f"{ENV_PREFIX}REDIS_RETRIES: must be 0 or more")
+    if settings.RESULTS_CACHE_TTL < 0:
+        raise ConfigError(f"{ENV_PREFIX}RESULTS_CACHE_TTL: must be 0 or more")
+    if not 0 < settings.PORT < 65536:
+        raise ConfigError(f"{ENV_PREFIX}PORT: must be between 1 and 65535")
+    if settings.REDIS_URL and not settings.REDIS_URL.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss:// or unix://")
+    if len(settings.SECRET_KEY) < 32:
+        raise ConfigError(
+            f"{ENV_PREFIX}SECRET_KEY: must be at least 32 characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    if not settings.TOKENS and not settings.DEV:
+        raise ConfigError(
+            f"{ENV_PREFIX}TOKENS: no admin token configured; set tokens or start with --dev"
+        )
+    if settings.LOG_LEVEL.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"{ENV_PREFIX}LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    validate: bool = True,
+) -> Settings:
+    """Resolve defaults, then ``SPLITWERK_*`` variables, then ``overrides``; validate the result.
+
+    ``validate=False`` only resolves (the CLI needs DATA_DIR before it can create dev secrets).
+
+    Raises:
+        ConfigError: a setting is of the wrong type or out of range.
+    """
+    environ = os.environ if environ is None else environ
+    names = {item.name: item.default for item in dataclasses.fields(DefaultConfig)}
+    values: dict[str, Any] = {}
+    for name, default in names.items():
+        if ENV_PREFIX + name in environ:
+            values[name] = _coerce(name, environ[ENV_PREFIX + name], default)
+    extra: dict[str, Any] = {}
+    for name, value in (overrides or {}).items():
+        if name in names:
+            values[name] = _coerce(name, value, names[name])
+        else:
+            extra[name] = value
+    settings = Settings(**values, extra=extra)
+    if validate:
+        _check(settings)
+    return settings
+
+
+def client_settings(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """URL and token the ``splitwerk experiments`` commands use by default.
+
+    From ``SPLITWERK_URL`` (default http://127.0.0.1:8000) and ``SPLITWERK_TOKEN``.
+    """
+    environ = os.environ if environ is None else environ
+    url = environ.get(ENV_PREFIX + "URL", "http://127.0.0.1:8000")
+    return url, environ.get(ENV_PREFIX + "TOKEN") or None

@@ -1,0 +1,1 @@
+"""Pure domain code: models, bucketing, conditions, statistics. No I/O, no clock."""

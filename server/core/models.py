@@ -1,0 +1,139 @@
+"""Domain values of Splitwerk as frozen dataclasses: experiments, variants, layers, goals."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+BASIS_POINTS = 10_000  # allocations, coverage and layer slots are counted in 1/100 of a percent
+
+
+class Status(enum.StrEnum):
+    """Lifecycle states of an experiment (see ``server.core.lifecycle``)."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    ARCHIVED = "archived"
+
+
+class GoalKind(enum.StrEnum):
+    """What a goal measures: reaching it, the net revenue, or the contribution margin."""
+
+    CONVERSION = "conversion"
+    REVENUE = "revenue"
+    MARGIN = "margin"
+
+
+class Analysis(enum.StrEnum):
+    """How results are judged: always-valid sequential tests or a fixed horizon."""
+
+    SEQUENTIAL = "sequential"
+    FIXED = "fixed"
+
+
+class Role(enum.StrEnum):
+    """Token roles; an editor may do everything a viewer may."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    PREVIEW = "preview"  # may force variants on /v1/assign for QA
+    INGEST = "ingest"  # may send money-carrying events (orders, refunds)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One version of the page; ``allocation`` is its share in basis points."""
+
+    key: str
+    weight: float
+    allocation: int
+    payload: Any = None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Slots ``[start, end)`` of a named layer that this experiment owns exclusively."""
+
+    name: str
+    start: int
+    end: int
+
+    @property
+    def salt(self) -> str:
+        """Salt of the layer hash; shared by every experiment of the layer."""
+        return f"layer:{self.name}"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A named outcome; ``event`` is the event goal name it listens to."""
+
+    key: str
+    kind: GoalKind = GoalKind.CONVERSION
+    is_primary: bool = False
+    event: str = ""
+
+    @property
+    def event_name(self) -> str:
+        """The event goal that feeds this goal (defaults to the goal's own key)."""
+        return self.event or self.key
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who changed what on an experiment, and when (unix seconds)."""
+
+    at: float
+    actor: str
+    action: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment's full configuration, as stored and as assignment reads it."""
+
+    key: str
+    name: str
+    variants: tuple[Variant, ...]
+    hypothesis: str = ""
+    coverage: int = BASIS_POINTS
+    layer: Layer | None = None
+    conditions: Mapping[str, Any] | None = None
+    goals: tuple[Goal, ...] = ()
+    segments: tuple[str, ...] = ()
+    allow_list: Mapping[str, str] = field(default_factory=dict)
+    status: Status = Status.DRAFT
+    winner: str | None = None
+    phase: int = 1
+    salt: str = ""
+    analysis: Analysis = Analysis.SEQUENTIAL
+    minimum_effect: float = 0.05
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    stopped_at: float | None = None
+    revision: int = 0
+
+    @property
+    def control(self) -> Variant:
+        """The first variant, which every visitor who is not enrolled sees."""
+        return self.variants[0]
+
+    @property
+    def assignment_salt(self) -> str:
+        """The salt of the bucket hash; the spec's default is the experiment key."""
+        return self.salt or self.key
+
+    @property
+    def primary_goal(self) -> Goal | None:
+        """The goal that decides the experiment, if any goal is defined."""
+        return next((goal for goal in self.goals if goal.is_primary), None)
+
+    def variant(self, key: str) -> Variant | None:
+        """The variant with this key, or None."""
+        return next((variant for variant in self.variants if variant.key == key), None)

@@ -1,0 +1,309 @@
+"""Every marshmallow schema of the HTTP API, and the ID patterns that guard Redis keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from server.core.models import BASIS_POINTS, Analysis, Experiment, GoalKind, Status
+
+# Experiment, variant and goal keys: lowercase, URL- and Redis-key-safe, 1..64 characters.
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# Attribute names used as segments become part of Redis keys: short snake_case.
+ATTRIBUTE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+# Layer names share the key alphabet.
+LAYER_PATTERN = ID_PATTERN
+VISITOR_MAX_LENGTH = 128  # spec/ASSIGNMENT.md: a visitor id is 1..128 characters
+MAX_VARIANTS = 10  # more variants split traffic too thin to ever reach a result
+MAX_GOALS = 20  # goals per experiment; each costs counters on every event
+MAX_SEGMENTS = 5  # segment attributes per experiment; each multiplies the counters
+MAX_ALLOW_LIST = 200  # QA visitors per experiment
+MAX_PAYLOAD_BYTES = 16_384  # a payload travels with every assignment answer and config
+MAX_CONDITION_BYTES = 16_384  # targeting conditions are evaluated on every assignment
+PAGE_SIZE_LIMIT = 100  # experiments per page of the list endpoint
+
+key_field = validate.Regexp(ID_PATTERN, error="must match {regex}")
+
+
+class StrictNumber(fields.Float):
+    """A JSON number; unlike fields.Float it refuses strings and booleans."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("must be a number")
+        result: float = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+class JsonValue(fields.Raw):
+    """Any JSON value, limited in serialised size."""
+
+    def __init__(self, max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_bytes = max_bytes
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if len(json.dumps(value, separators=(",", ":"))) > self.max_bytes:
+            raise ValidationError(f"must be at most {self.max_bytes} bytes of JSON")
+        return value
+
+
+class Timestamp(fields.Field[float]):
+    """Unix seconds in Python, ISO 8601 (UTC) on the wire."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat(timespec="seconds")
+
+
+class BaseSchema(Schema):
+    """Refuses unknown fields: a typo in a field name is an error, not a silent default."""
+
+    class Meta:
+        unknown = RAISE
+
+
+# --- experiments: input ------------------------------------------------------------------
+
+
+class VariantInSchema(BaseSchema):
+    key = fields.String(required=True, validate=key_field)
+    weight = StrictNumber(load_default=1.0, allow_nan=False)
+    payload = JsonValue(MAX_PAYLOAD_BYTES, load_default=None, allow_none=True)
+
+
+class LayerInSchema(BaseSchema):
+    name = fields.String(required=True, validate=validate.Regexp(LAYER_PATTERN))
+    size = fields.Integer(
+        strict=True, validate=validate.Range(1, BASIS_POINTS), load_default=None, allow_none=True
+    )
+    start = fields.Integer(
+        strict=True, validate=validate.Range(0, BASIS_POINTS - 1), load_default=None
+    )
+    end = fields.Integer(strict=True, validate=validate.Range(1, BASIS_POINTS), load_default=None)
+
+
+class GoalInSchema(BaseSchema):
+    key = fields.String(required=True, validate=key_field)
+    kind = fields.Enum(GoalKind, by_value=True, load_default=GoalKind.CONVERSION)
+    primary = fields.Boolean(load_default=False)
+    event = fields.String(validate=key_field, load_default=None, allow_none=True)
+
+
+def _unique_keys(items: list[dict[str, Any]], name: str) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item["key"] in seen:
+            raise ValidationError({name: {index: {"key": ["duplicate key"]}}})
+        seen.add(item["key"])
+
+
+class ExperimentFieldsSchema(BaseSchema):
+    """The editable fields, shared by create (required ones) and update (all optional)."""
+
+    name = fields.String(validate=validate.Length(1, 200))
+    hypothesis = fields.String(validate=validate.Length(0, 2000))
+    variants = fields.List(
+        fields.Nested(VariantInSchema), validate=validate.Length(2, MAX_VARIANTS)
+    )
+    coverage = fields.Integer(strict=True, validate=validate.Range(0, BASIS_POINTS))
+    layer = fields.Nested(LayerInSchema, allow_none=True)
+    conditions = JsonValue(MAX_CONDITION_BYTES, allow_none=True)
+    goals = fields.List(fields.Nested(GoalInSchema), validate=validate.Length(0, MAX_GOALS))
+    segments = fields.List(
+        fields.String(validate=validate.Regexp(ATTRIBUTE_PATTERN)),
+        validate=validate.Length(0, MAX_SEGMENTS),
+    )
+    allow_list = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, VISITOR_MAX_LENGTH)),
+        values=fields.String(validate=key_field),
+        validate=validate.Length(0, MAX_ALLOW_LIST),
+    )
+    analysis = fields.Enum(Analysis, by_value=True)
+    minimum_effect = StrictNumber(validate=validate.Range(0.001, 10.0), allow_nan=False)
+
+    @validates("segments")
+    def _segments_unique(self, value: list[str], **kwargs: Any) -> None:
+        if len(set(value)) != len(value):
+            raise ValidationError("segments must be unique")
+
+    @validates("conditions")
+    def _conditions_object(self, value: Any, **kwargs: Any) -> None:
+        if value is not None and not isinstance(value, dict):
+            raise ValidationError("must be a JSON object")
+
+    @validates_schema
+    def _consistent(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "variants" in data:
+            _unique_keys(data["variants"], "variants")
+            keys = {variant["key"] for variant in data["variants"]}
+            for visitor, variant in data.get("allow_list", {}).items():
+                if variant not in keys:
+                    raise ValidationError({"allow_list": {visitor: [f"no variant {variant!r}"]}})
+        if "goals" in data:
+            _unique_keys(data["goals"], "goals")
+            primaries = sum(goal["primary"] for goal in data["goals"])
+            if data["goals"] and primaries != 1:
+                raise ValidationError({"goals": ["mark exactly one goal as primary"]})
+
+
+class ExperimentCreateSchema(ExperimentFieldsSchema):
+    key = fields.String(required=True, validate=key_field)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    variants = fields.List(
+        fields.Nested(VariantInSchema), required=True, validate=validate.Length(2, MAX_VARIANTS)
+    )
+
+
+class ExperimentUpdateSchema(ExperimentFieldsSchema):
+    winner = fields.String(validate=key_field, allow_none=True)
+
+
+class StopSchema(BaseSchema):
+    winner = fields.String(validate=key_field, load_default=None, allow_none=True)
+
+
+class NewPhaseSchema(BaseSchema):
+    confirm = fields.Boolean(required=True)
+    variants = fields.List(
+        fields.Nested(VariantInSchema), validate=validate.Length(2, MAX_VARIANTS)
+    )
+    coverage = fields.Integer(strict=True, validate=validate.Range(0, BASIS_POINTS))
+
+    @validates("confirm")
+    def _confirmed(self, value: bool, **kwargs: Any) -> None:
+        if not value:
+            raise ValidationError("must be true: a new phase resets every count")
+
+    @validates_schema
+    def _unique(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "variants" in data:
+            _unique_keys(data["variants"], "variants")
+
+
+class ExperimentListQuerySchema(BaseSchema):
+    class Meta:
+        unknown = EXCLUDE  # query strings also carry cache-busters and the like
+
+    status = fields.Enum(Status, by_value=True, load_default=None)
+    page = fields.Integer(validate=validate.Range(min=1), load_default=1)
+    page_size = fields.Integer(validate=validate.Range(1, PAGE_SIZE_LIMIT), load_default=20)
+
+
+# --- experiments: output -----------------------------------------------------------------
+
+
+class VariantSchema(Schema):
+    key = fields.String()
+    weight = fields.Float()
+    allocation = fields.Integer(metadata={"description": "share in basis points (1/100 %)"})
+    payload = fields.Raw(allow_none=True)
+
+
+class LayerSchema(Schema):
+    name = fields.String()
+    start = fields.Integer()
+    end = fields.Integer()
+
+
+class GoalSchema(Schema):
+    key = fields.String()
+    kind = fields.Enum(GoalKind, by_value=True)
+    primary = fields.Boolean(attribute="is_primary")
+    event = fields.String(attribute="event_name")
+
+
+class ExperimentSchema(Schema):
+    key = fields.String()
+    name = fields.String()
+    hypothesis = fields.String()
+    status = fields.Enum(Status, by_value=True)
+    variants = fields.List(fields.Nested(VariantSchema))
+    coverage = fields.Integer()
+    layer = fields.Nested(LayerSchema, allow_none=True)
+    conditions = fields.Raw(allow_none=True)
+    goals = fields.List(fields.Nested(GoalSchema))
+    segments = fields.List(fields.String())
+    allow_list = fields.Dict(keys=fields.String(), values=fields.String())
+    winner = fields.String(allow_none=True)
+    phase = fields.Integer()
+    salt = fields.String(attribute="assignment_salt")
+    analysis = fields.Enum(Analysis, by_value=True)
+    minimum_effect = fields.Float()
+    created_at = Timestamp()
+    updated_at = Timestamp()
+    started_at = Timestamp(allow_none=True)
+    stopped_at = Timestamp(allow_none=True)
+    revision = fields.Integer()
+
+
+class ExperimentPageSchema(Schema):
+    items = fields.List(fields.Nested(ExperimentSchema))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+class AuditEntrySchema(Schema):
+    at = Timestamp()
+    actor = fields.String()
+    action = fields.String()
+    details = fields.Raw()
+
+
+class AuditQuerySchema(BaseSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
+
+
+# --- public configuration for SDKs and the snippet -------------------------------------------
+
+
+class ConfigLayerSchema(Schema):
+    name = fields.String()
+    salt = fields.String()
+    start = fields.Integer()
+    end = fields.Integer()
+
+
+class ConfigVariantSchema(Schema):
+    key = fields.String()
+    allocation = fields.Integer()
+    payload = fields.Raw(allow_none=True)
+
+
+class ConfigExperimentSchema(Schema):
+    key = fields.String()
+    status = fields.Enum(Status, by_value=True)
+    salt = fields.String(attribute="assignment_salt")
+    variants = fields.List(fields.Nested(ConfigVariantSchema))
+    coverage = fields.Integer()
+    layer = fields.Nested(ConfigLayerSchema, allow_none=True)
+    winner = fields.String(allow_none=True)
+    conditions = fields.Raw(allow_none=True)
+    segments = fields.List(fields.String())
+    goals = fields.Method("_goal_events")
+
+    def _goal_events(self, experiment: Experiment) -> list[str]:
+        return sorted({goal.event_name for goal in experiment.goals})
+
+
+class ConfigSchema(Schema):
+    spec = fields.String()
+    version = fields.String()
+    experiments = fields.List(fields.Nested(ConfigExperimentSchema))

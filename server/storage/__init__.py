@@ -1,0 +1,1 @@
+"""Redis storage: the keyspace, the Lua scripts, and bytes ⇄ core models."""

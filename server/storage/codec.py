@@ -1,0 +1,133 @@
+"""Conversion between stored JSON documents and the core models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from server.core.models import (
+    Analysis,
+    AuditEntry,
+    Experiment,
+    Goal,
+    GoalKind,
+    Layer,
+    Status,
+    Variant,
+)
+
+
+def experiment_to_json(experiment: Experiment) -> str:
+    """Serialise an experiment for the ``sw:experiments`` hash."""
+    document: dict[str, Any] = {
+        "key": experiment.key,
+        "name": experiment.name,
+        "hypothesis": experiment.hypothesis,
+        "variants": [
+            {
+                "key": variant.key,
+                "weight": variant.weight,
+                "allocation": variant.allocation,
+                "payload": variant.payload,
+            }
+            for variant in experiment.variants
+        ],
+        "coverage": experiment.coverage,
+        "layer": None
+        if experiment.layer is None
+        else {
+            "name": experiment.layer.name,
+            "start": experiment.layer.start,
+            "end": experiment.layer.end,
+        },
+        "conditions": experiment.conditions,
+        "goals": [
+            {
+                "key": goal.key,
+                "kind": goal.kind.value,
+                "is_primary": goal.is_primary,
+                "event": goal.event,
+            }
+            for goal in experiment.goals
+        ],
+        "segments": list(experiment.segments),
+        "allow_list": dict(experiment.allow_list),
+        "status": experiment.status.value,
+        "winner": experiment.winner,
+        "phase": experiment.phase,
+        "salt": experiment.salt,
+        "analysis": experiment.analysis.value,
+        "minimum_effect": experiment.minimum_effect,
+        "created_at": experiment.created_at,
+        "updated_at": experiment.updated_at,
+        "started_at": experiment.started_at,
+        "stopped_at": experiment.stopped_at,
+        "revision": experiment.revision,
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def experiment_from_json(raw: str | bytes) -> Experiment:
+    """Rebuild an experiment from its stored document."""
+    document = json.loads(raw)
+    layer = document["layer"]
+    return Experiment(
+        key=document["key"],
+        name=document["name"],
+        hypothesis=document["hypothesis"],
+        variants=tuple(
+            Variant(
+                key=variant["key"],
+                weight=variant["weight"],
+                allocation=variant["allocation"],
+                payload=variant["payload"],
+            )
+            for variant in document["variants"]
+        ),
+        coverage=document["coverage"],
+        layer=None if layer is None else Layer(layer["name"], layer["start"], layer["end"]),
+        conditions=document["conditions"],
+        goals=tuple(
+            Goal(
+                key=goal["key"],
+                kind=GoalKind(goal["kind"]),
+                is_primary=goal["is_primary"],
+                event=goal["event"],
+            )
+            for goal in document["goals"]
+        ),
+        segments=tuple(document["segments"]),
+        allow_list=document["allow_list"],
+        status=Status(document["status"]),
+        winner=document["winner"],
+        phase=document["phase"],
+        salt=document["salt"],
+        analysis=Analysis(document["analysis"]),
+        minimum_effect=document["minimum_effect"],
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+        started_at=document["started_at"],
+        stopped_at=document["stopped_at"],
+        revision=document["revision"],
+    )
+
+
+def audit_to_json(entry: AuditEntry) -> str:
+    """Serialise an audit entry for an experiment's audit list."""
+    return json.dumps(
+        {"at": entry.at, "actor": entry.actor, "action": entry.action, "details": entry.details},
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def audit_from_json(raw: str | bytes) -> AuditEntry:
+    """Rebuild an audit entry."""
+    document = json.loads(raw)
+    return AuditEntry(
+        at=document["at"],
+        actor=document["actor"],
+        action=document["action"],
+        details=document["details"],
+    )
