@@ -1,0 +1,123 @@
+// The snippet's pure core against the shared spec vectors, plus the condition operators.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { loadSnippet, plain } from './fake-browser.mjs';
+
+// repo root's parent holds shared/: tests/js -> repo -> ..
+const VECTORS = JSON.parse(
+  readFileSync(new URL('../../../shared/spec/assignment-vectors.json', import.meta.url), 'utf8')
+);
+const { bucket, evaluate, matches } = loadSnippet().splitwerk.core;
+const EXPERIMENTS = Object.fromEntries(VECTORS.experiments.map((e) => [e.key, e]));
+const isAscii = (s) => /^[\x00-\x7f]*$/.test(s);
+
+test('vectors file is the spec version the snippet implements', () => {
+  assert.equal(VECTORS.spec, 'assignment v1');
+  assert.ok(VECTORS.bucket.length > 0 && VECTORS.assign.length > 0);
+});
+
+test('bucket matches every bucket vector', () => {
+  const wrong = VECTORS.bucket.filter((v) => bucket(v.visitor, v.salt) !== v.bucket);
+  assert.deepEqual(wrong, []);
+});
+
+test('bucket hashes utf8 bytes, not utf16 code units', () => {
+  const unicode = VECTORS.bucket.filter((v) => !isAscii(v.visitor + v.salt));
+  assert.ok(unicode.length >= 5, 'the vectors should contain non-ASCII visitors');
+  for (const v of unicode) assert.equal(bucket(v.visitor, v.salt), v.bucket, `${v.visitor} + ${v.salt}`);
+});
+
+test('evaluate matches every assign vector', () => {
+  const wrong = VECTORS.assign.filter((v) => {
+    const a = evaluate(EXPERIMENTS[v.experiment], v.visitor, {});
+    return a.variant !== v.variant || a.enrolled !== v.enrolled;
+  });
+  assert.deepEqual(wrong, []);
+});
+
+test('evaluate gives the winner, not enrolled, for a stopped experiment', () => {
+  assert.deepEqual(plain(evaluate(EXPERIMENTS.won, 'anyone', {})), {
+    variant: 'b',
+    enrolled: false,
+    reason: 'stopped',
+  });
+});
+
+test('evaluate returns the payload of the chosen variant', () => {
+  const experiment = {
+    key: 'button',
+    status: 'running',
+    coverage: 10000,
+    layer: null,
+    variants: [
+      { key: 'blue', allocation: 0, payload: { color: 'blue' } },
+      { key: 'green', allocation: 10000, payload: { color: 'green' } },
+    ],
+  };
+  assert.deepEqual(plain(evaluate(experiment, 'v-1', {})), {
+    variant: 'green',
+    payload: { color: 'green' },
+    enrolled: true,
+    reason: 'running',
+  });
+});
+
+test('evaluate gives the control, not enrolled, when conditions do not match', () => {
+  const experiment = { ...EXPERIMENTS.ab, conditions: { source: 'facebook' } };
+  const visitor = VECTORS.assign.find((v) => v.experiment === 'ab' && v.variant === 'b').visitor;
+  assert.equal(evaluate(experiment, visitor, { source: 'facebook' }).variant, 'b');
+  assert.deepEqual(plain(evaluate(experiment, visitor, { source: 'search' })), {
+    variant: 'control',
+    enrolled: false,
+    reason: 'conditions',
+  });
+});
+
+const CONDITIONS = [
+  // [conditions, attributes, expected]
+  [null, {}, true],
+  [{}, {}, true],
+  [{ source: 'facebook' }, { source: 'facebook' }, true],
+  [{ source: 'facebook' }, { source: 'search' }, false],
+  [{ source: 'facebook' }, {}, false],
+  [{ tags: 'vip' }, { tags: ['new', 'vip'] }, true],
+  [{ cart: { $eq: 3 } }, { cart: 3 }, true],
+  [{ cart: { $ne: 3 } }, { cart: 3 }, false],
+  [{ cart: { $ne: 3 } }, {}, true],
+  [{ country: { $in: ['DE', 'AT'] } }, { country: 'AT' }, true],
+  [{ country: { $in: ['DE', 'AT'] } }, { country: 'CH' }, false],
+  [{ country: { $nin: ['DE', 'AT'] } }, { country: 'CH' }, true],
+  [{ country: { $nin: ['DE', 'AT'] } }, { country: 'DE' }, false],
+  [{ cart: { $gt: 50 } }, { cart: 50 }, false],
+  [{ cart: { $gte: 50 } }, { cart: 50 }, true],
+  [{ cart: { $lt: 50 } }, { cart: 49.5 }, true],
+  [{ cart: { $lte: 50 } }, { cart: 51 }, false],
+  [{ cart: { $gt: 50, $lt: 100 } }, { cart: 75 }, true],
+  [{ cart: { $gt: 50 } }, { cart: '75' }, false], // no string/number coercion
+  [{ version: { $gte: 'b' } }, { version: 'c' }, true],
+  [{ cart: { $gt: 50 } }, {}, false],
+  [{ coupon: { $exists: true } }, { coupon: 'X' }, true],
+  [{ coupon: { $exists: true } }, {}, false],
+  [{ coupon: { $exists: false } }, {}, true],
+  [{ cart: { $not: { $gt: 50 } } }, { cart: 10 }, true],
+  [{ cart: { $not: { $gt: 50 } } }, { cart: 60 }, false],
+  [{ $and: [{ source: 'facebook' }, { country: 'DE' }] }, { source: 'facebook', country: 'DE' }, true],
+  [{ $and: [{ source: 'facebook' }, { country: 'DE' }] }, { source: 'facebook', country: 'AT' }, false],
+  [{ $or: [{ source: 'facebook' }, { source: 'instagram' }] }, { source: 'instagram' }, true],
+  [{ $or: [{ source: 'facebook' }, { source: 'instagram' }] }, { source: 'direct' }, false],
+  [{ $nor: [{ source: 'facebook' }, { source: 'instagram' }] }, { source: 'direct' }, true],
+  [{ $nor: [{ source: 'facebook' }, { source: 'instagram' }] }, { source: 'facebook' }, false],
+  [{ $not: { source: 'facebook' } }, { source: 'direct' }, true],
+  [{ 'device.type': 'mobile' }, { device: { type: 'mobile' } }, true],
+  [{ page: { $regex: '^/checkout' } }, { page: '/checkout/pay' }, true],
+  [{ page: { $regex: '^/checkout' } }, { page: '/cart' }, false],
+  [{ page: { $regex: 'x'.repeat(257) } }, { page: 'x'.repeat(300) }, false], // over the length cap
+  [{ page: { $where: 'true' } }, { page: '/' }, false], // unknown operator: no match
+];
+
+test('matches implements the MongoDB-style operator subset', () => {
+  for (const [conditions, attributes, expected] of CONDITIONS) {
+    assert.equal(matches(conditions, attributes), expected, JSON.stringify([conditions, attributes]));
+  }
+});
