@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from server import services
+from server.services import experiments as services
 from server.storage.store import Store
 
 blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")

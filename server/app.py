@@ -15,7 +15,7 @@ from server import schemas
 from server.api import configuration, experiments
 from server.config import ConfigError, Settings, load_config
 from server.errors import register_error_handlers
-from server.services import ExperimentCache
+from server.services.experiments import ExperimentCache
 from server.storage.store import Store, connect
 
 API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from server import schemas, services
+from server import schemas
+from server.services import experiments as services
 from server.storage.store import Store
 
 DEMO_KEY = "checkout-button"  # the example shop's product page renders this experiment

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from server.services import ExperimentCache
+from server.services.experiments import ExperimentCache
 from server.storage.store import Store
 
 

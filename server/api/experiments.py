@@ -8,10 +8,11 @@ from typing import Any
 from flask import g
 from flask_smorest import Blueprint
 
-from server import schemas, services
+from server import schemas
 from server.api.auth import require
 from server.api.context import experiment_cache, store
 from server.core.models import AuditEntry, Experiment, Role
+from server.services import experiments as services
 
 blp = Blueprint(
     "experiments",

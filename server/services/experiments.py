@@ -1,4 +1,4 @@
-"""Use cases of Splitwerk: experiment lifecycle and configuration. No flask, no redis.
+"""Use cases of experiments: create, change, lifecycle, delete, and the public configuration.
 
 Every function gets the store and the current time (unix seconds) as arguments, so tests
 control both.
