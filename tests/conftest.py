@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from server.app import create_app
 from tests.helpers import app_settings
+
+# Property tests are seeded (derandomize) so a run is repeatable, and have no per-example
+# deadline: timing on a shared 2-core machine is not what they test.
+hypothesis_settings.register_profile("splitwerk", derandomize=True, deadline=None)
+hypothesis_settings.load_profile("splitwerk")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -56,16 +56,20 @@ class Variant:
 
 @dataclass(frozen=True)
 class Layer:
-    """Slots ``[start, end)`` of a named layer that this experiment owns exclusively."""
+    """Slots ``[start, end)`` of a named layer that this experiment owns exclusively.
+
+    ``salt`` is the salt of the layer hash, shared by every experiment of the layer; it
+    defaults to ``layer:<name>``.
+    """
 
     name: str
     start: int
     end: int
+    salt: str = ""
 
-    @property
-    def salt(self) -> str:
-        """Salt of the layer hash; shared by every experiment of the layer."""
-        return f"layer:{self.name}"
+    def __post_init__(self) -> None:
+        if not self.salt:
+            object.__setattr__(self, "salt", f"layer:{self.name}")
 
 
 @dataclass(frozen=True)
@@ -137,3 +141,27 @@ class Experiment:
     def variant(self, key: str) -> Variant | None:
         """The variant with this key, or None."""
         return next((variant for variant in self.variants if variant.key == key), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    """A request to record a visitor in one experiment phase (or only look the record up).
+
+    ``visitor`` is the pseudonym, never the raw id; ``variant_index`` is None for a look-up;
+    ``segment_values`` line up with the experiment's ``segments``.
+    """
+
+    experiment: str
+    phase: int
+    visitor: str
+    variant_index: int | None
+    segments: tuple[str, ...]
+    segment_values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentOutcome:
+    """What Redis holds for a visitor after an enrolment: the variant and if it is new."""
+
+    variant_index: int | None  # None: not enrolled
+    is_new: bool

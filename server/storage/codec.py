@@ -39,6 +39,7 @@ def experiment_to_json(experiment: Experiment) -> str:
             "name": experiment.layer.name,
             "start": experiment.layer.start,
             "end": experiment.layer.end,
+            "salt": experiment.layer.salt,
         },
         "conditions": experiment.conditions,
         "goals": [
@@ -85,7 +86,9 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
             for variant in document["variants"]
         ),
         coverage=document["coverage"],
-        layer=None if layer is None else Layer(layer["name"], layer["start"], layer["end"]),
+        layer=None
+        if layer is None
+        else Layer(layer["name"], layer["start"], layer["end"], layer["salt"]),
         conditions=document["conditions"],
         goals=tuple(
             Goal(
