@@ -7,14 +7,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask_cors import CORS
 from flask_smorest import Api
 from werkzeug.routing import BaseConverter
 
 from dashboard import views as dashboard_views
 from server import schemas
-from server.api import configuration, experiments
+from server.api import assignments, configuration, experiments
 from server.config import ConfigError, Settings, load_config
+from server.core.bots import BotDetector
+from server.core.privacy import Pseudonymiser
 from server.errors import register_error_handlers
+from server.services.assignments import Assigner
 from server.services.experiments import ExperimentCache
 from server.storage.store import Store, connect
 
@@ -70,8 +74,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["splitwerk.settings"] = settings
     app.extensions["splitwerk.store"] = store
-    app.extensions["splitwerk.experiment_cache"] = ExperimentCache(
-        store, settings.CONFIG_REFRESH_INTERVAL
+    cache = ExperimentCache(store, settings.CONFIG_REFRESH_INTERVAL)
+    app.extensions["splitwerk.experiment_cache"] = cache
+    app.extensions["splitwerk.bot_detector"] = BotDetector.default()
+    app.extensions["splitwerk.assigner"] = Assigner(
+        store,
+        cache,
+        Pseudonymiser(settings.SECRET_KEY.encode()),
+        segment_value_limit=settings.SEGMENT_VALUE_LIMIT,
+        experiments_limit=settings.MAX_EXPERIMENTS_PER_REQUEST,
     )
 
     api = Api(app)
@@ -79,8 +90,29 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         KeyConverter, lambda _: {"type": "string", "pattern": schemas.ID_PATTERN}
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (configuration.blp, experiments.blp):
+    for blueprint in (assignments.blp, configuration.blp, experiments.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(dashboard_views.blp)
+    _allow_browsers(app, settings)
     register_error_handlers(app)
     return app
+
+
+# Public routes that shop pages call from the browser; the admin API never gets CORS headers.
+BROWSER_ROUTES = (r"/v1/assign", r"/v1/events", r"/v1/config", r"/sdk\.js")
+
+
+def _allow_browsers(app: Flask, settings: Settings) -> None:
+    """CORS for the configured shop origins on the public routes only."""
+    if not settings.CORS_ORIGINS:
+        return
+    origins = "*" if "*" in settings.CORS_ORIGINS else list(settings.CORS_ORIGINS)
+    CORS(
+        app,
+        resources={route: {"origins": origins} for route in BROWSER_ROUTES},
+        methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        expose_headers=["Retry-After", "ETag", "X-Splitwerk-Recorded"],
+        max_age=86_400,  # seconds browsers may cache a preflight answer
+        supports_credentials=False,  # the visitor cookie is first-party; never sent here
+    )

@@ -40,5 +40,5 @@ def ensure_demo_experiment(store: Store, now: float) -> bool:
         return False
     data = schemas.ExperimentCreateSchema().load(DEMO_EXPERIMENT)
     services.create_experiment(store, data, "demo", now)
-    services.act_on_experiment(store, DEMO_KEY, "start", "demo", now)
+    services.act_on_experiment(store, DEMO_KEY, "start", "demo", now, retention_days=1)
     return True

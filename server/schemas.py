@@ -307,3 +307,97 @@ class ConfigSchema(Schema):
     spec = fields.String()
     version = fields.String()
     experiments = fields.List(fields.Nested(ConfigExperimentSchema))
+
+
+# --- assignment (public, hot path) -----------------------------------------------------------
+
+MAX_ATTRIBUTES = 50  # attributes per assign request; targeting never needs more
+MAX_ATTRIBUTES_BYTES = 8_192  # serialised attributes per request
+
+
+def _check_visitor(value: str) -> None:
+    """A visitor id must have a UTF-8 form: the bucket hash and the pseudonym need one."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationError("must be valid Unicode text (no lone surrogates)") from None
+
+
+visitor_field = validate.And(validate.Length(1, VISITOR_MAX_LENGTH), _check_visitor)
+
+
+class AttributesField(JsonValue):
+    """Visitor attributes: a JSON object with short names, scalar or list values."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValidationError("must be a JSON object of attribute name → value")
+        if len(value) > MAX_ATTRIBUTES:
+            raise ValidationError(f"at most {MAX_ATTRIBUTES} attributes")
+        for name in value:
+            if not 0 < len(name) <= 64:
+                raise ValidationError("attribute names must be 1..64 characters")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class AssignRequestSchema(BaseSchema):
+    visitor = fields.String(required=True, validate=visitor_field)
+    experiments = fields.List(
+        fields.String(validate=key_field),
+        load_default=None,
+        metadata={"description": "experiment keys; omitted: every running experiment"},
+    )
+    attributes = AttributesField(MAX_ATTRIBUTES_BYTES, load_default=dict)
+    consent = fields.Boolean(
+        load_default=True,
+        metadata={"description": "false: answer, but record nothing (no consent to counting)"},
+    )
+    force = fields.Dict(
+        keys=fields.String(validate=key_field),
+        values=fields.String(validate=key_field),
+        load_default=None,
+        metadata={"description": "QA: experiment → variant; needs a preview token or dev mode"},
+    )
+    user_agent = fields.String(
+        validate=validate.Length(0, 1024),
+        load_default=None,
+        metadata={
+            "description": "the visitor's User-Agent when a back end calls on their "
+            "behalf; only used for bot detection, never stored"
+        },
+    )
+
+
+class AssignQuerySchema(BaseSchema):
+    """GET /v1/assign for simple clients; attributes as ``attr.<name>=value``."""
+
+    class Meta:
+        unknown = EXCLUDE  # attr.* parameters are read separately
+
+    visitor = fields.String(required=True, validate=visitor_field)
+    experiments = fields.String(
+        load_default=None, metadata={"description": "comma-separated experiment keys"}
+    )
+    consent = fields.Boolean(load_default=True)
+    force = fields.String(
+        load_default=None, metadata={"description": "comma-separated experiment:variant pairs"}
+    )
+
+
+class AssignmentSchema(Schema):
+    variant = fields.String(attribute="variant_key", allow_none=True)
+    payload = fields.Raw(allow_none=True)
+    enrolled = fields.Boolean(attribute="is_enrolled")
+    reason = fields.String()
+
+
+ASSIGNMENT = AssignmentSchema()  # built once: schema construction costs more than a dump
+
+
+class AssignResponseSchema(Schema):
+    visitor = fields.String()
+    recorded = fields.Boolean(attribute="is_recorded")
+    assignments = fields.Method("_by_experiment")
+
+    def _by_experiment(self, result: Any) -> dict[str, Any]:
+        return {item.experiment: ASSIGNMENT.dump(item) for item in result.assignments}

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from server.config import DefaultConfig, Settings, client_settings, hash_token, load_config
-from server.config import ConfigError
+from server.config import (
+    ConfigError,
+    DefaultConfig,
+    Settings,
+    client_settings,
+    hash_token,
+    load_config,
+)
 from server.core.models import Role
 from tests.helpers import SECRET, TOKENS
 

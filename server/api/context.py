@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import current_app
 
+from server.core.bots import BotDetector
+from server.services.assignments import Assigner
 from server.services.experiments import ExperimentCache
 from server.storage.store import Store
 
@@ -17,4 +19,16 @@ def store() -> Store:
 def experiment_cache() -> ExperimentCache:
     """This worker's cache of the experiment configuration."""
     value: ExperimentCache = current_app.extensions["splitwerk.experiment_cache"]
+    return value
+
+
+def assigner() -> Assigner:
+    """This worker's assignment service."""
+    value: Assigner = current_app.extensions["splitwerk.assigner"]
+    return value
+
+
+def bot_detector() -> BotDetector:
+    """The bot detector built from the shipped User-Agent list."""
+    value: BotDetector = current_app.extensions["splitwerk.bot_detector"]
     return value

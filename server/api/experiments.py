@@ -9,7 +9,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from server import schemas
-from server.api.auth import require
+from server.api.auth import require, settings
 from server.api.context import experiment_cache, store
 from server.core.models import AuditEntry, Experiment, Role
 from server.services import experiments as services
@@ -24,6 +24,10 @@ blp = Blueprint(
 EDITOR_DOC: dict[str, Any] = {
     "security": [{"bearerAuth": []}]
 }  # OpenAPI: these routes need a token
+
+
+def _retention_days() -> int:
+    return settings().RETENTION_DAYS
 
 
 def _changed(experiment: Experiment) -> Experiment:
@@ -86,7 +90,11 @@ def delete_experiment(key: str) -> None:
 
 def _action(action: str) -> Any:
     def view(key: str) -> Experiment:
-        return _changed(services.act_on_experiment(store(), key, action, g.actor, time.time()))
+        return _changed(
+            services.act_on_experiment(
+                store(), key, action, g.actor, time.time(), retention_days=_retention_days()
+            )
+        )
 
     view.__name__ = f"{action}_experiment"
     view.__doc__ = f"Lifecycle action: {action} (409 if the status does not allow it)."
@@ -110,7 +118,13 @@ def stop_experiment(data: dict[str, Any], key: str) -> Experiment:
     """Stop the experiment; an optional winner is what everybody sees from now on."""
     return _changed(
         services.act_on_experiment(
-            store(), key, "stop", g.actor, time.time(), winner=data["winner"]
+            store(),
+            key,
+            "stop",
+            g.actor,
+            time.time(),
+            winner=data["winner"],
+            retention_days=_retention_days(),
         )
     )
 
@@ -122,7 +136,11 @@ def stop_experiment(data: dict[str, Any], key: str) -> Experiment:
 @blp.doc(**EDITOR_DOC)
 def new_phase(data: dict[str, Any], key: str) -> Experiment:
     """Re-randomise with a new salt and fresh counts; may change weights and coverage."""
-    return _changed(services.start_new_phase(store(), key, data, g.actor, time.time()))
+    return _changed(
+        services.start_new_phase(
+            store(), key, data, g.actor, time.time(), retention_days=_retention_days()
+        )
+    )
 
 
 @blp.route("/<key:key>/audit", methods=["GET"])

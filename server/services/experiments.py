@@ -173,10 +173,23 @@ def update_experiment(
     return store.save_experiment(key, change, audit)
 
 
+SECONDS_PER_DAY = 86_400
+
+
 def act_on_experiment(
-    store: Store, key: str, action: str, actor: str, now: float, winner: str | None = None
+    store: Store,
+    key: str,
+    action: str,
+    actor: str,
+    now: float,
+    *,
+    winner: str | None = None,
+    retention_days: int,
 ) -> Experiment:
-    """Apply a lifecycle action: start, pause, resume, stop (with winner) or archive."""
+    """Apply a lifecycle action: start, pause, resume, stop (with winner) or archive.
+
+    Stopping starts the retention clock: per-visitor records expire ``retention_days`` later.
+    """
 
     def change(current: Experiment | None, others: Mapping[str, Experiment]) -> Experiment:
         experiment = _existing(current, key)
@@ -192,13 +205,25 @@ def act_on_experiment(
         return dataclasses.replace(updated, revision=experiment.revision + 1)
 
     details: dict[str, Any] = {} if winner is None else {"winner": winner}
-    return store.save_experiment(key, change, AuditEntry(now, actor, action, details))
+    updated = store.save_experiment(key, change, AuditEntry(now, actor, action, details))
+    if action == "stop":
+        store.expire_visitor_records(key, updated.phase, retention_days * SECONDS_PER_DAY)
+    return updated
 
 
 def start_new_phase(
-    store: Store, key: str, data: Mapping[str, Any], actor: str, now: float
+    store: Store,
+    key: str,
+    data: Mapping[str, Any],
+    actor: str,
+    now: float,
+    *,
+    retention_days: int,
 ) -> Experiment:
-    """Re-randomise a live experiment with a new salt; counts of the new phase start at zero."""
+    """Re-randomise a live experiment with a new salt; counts of the new phase start at zero.
+
+    The old phase's per-visitor records expire ``retention_days`` later; its counts stay.
+    """
 
     def change(current: Experiment | None, others: Mapping[str, Experiment]) -> Experiment:
         experiment = _existing(current, key)
@@ -209,7 +234,9 @@ def start_new_phase(
         return dataclasses.replace(updated, revision=experiment.revision + 1)
 
     audit = AuditEntry(now, actor, "new-phase", {"fields": sorted(set(data) - {"confirm"})})
-    return store.save_experiment(key, change, audit)
+    updated = store.save_experiment(key, change, audit)
+    store.expire_visitor_records(key, updated.phase - 1, retention_days * SECONDS_PER_DAY)
+    return updated
 
 
 def delete_experiment(store: Store, key: str) -> None:

@@ -68,3 +68,8 @@ def counts(experiment: str, phase: int) -> str:
 def segment_values(experiment: str, phase: int, attribute: str) -> str:
     """The set of distinct values seen for one segment attribute in one phase."""
     return f"{experiment_prefix(experiment)}p{phase}:segment-values:{attribute}"
+
+
+def per_visitor(experiment: str, phase: int) -> tuple[str, ...]:
+    """Every key of a phase that holds per-visitor data (expired by the retention limit)."""
+    return (enrolments(experiment, phase),)

@@ -1,0 +1,108 @@
+"""Public assignment endpoint: POST (JSON or text/plain) and GET /v1/assign."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Response, request
+from werkzeug.exceptions import Forbidden
+
+from server import schemas
+from server.api.auth import actor_for, presented_token, settings
+from server.api.context import assigner, bot_detector
+from server.api.public import PublicBlueprint
+from server.core.models import Role
+from server.services.assignments import AssignRequest, AssignResult
+
+blp = PublicBlueprint(
+    "assignments", __name__, description="Which variants a visitor sees (public, hot path)."
+)
+
+RECORDED_HEADER = "X-Splitwerk-Recorded"  # "false" when Redis could not record (degraded mode)
+ATTRIBUTE_PREFIX = "attr."  # GET /v1/assign?attr.source=facebook
+RESPONSE = schemas.AssignResponseSchema()
+
+
+def _may_force() -> bool:
+    token = presented_token()
+    if actor_for(Role.PREVIEW, token) or actor_for(Role.EDITOR, token):
+        return True
+    return settings().DEV
+
+
+def _assign(
+    visitor: str,
+    experiments: list[str] | None,
+    attributes: dict[str, Any],
+    consent: bool,
+    force: dict[str, str] | None,
+    user_agent: str | None,
+) -> Response:
+    if force and not _may_force():
+        raise Forbidden("force needs a preview or editor token (or dev mode)")
+    agent = user_agent if user_agent is not None else request.headers.get("User-Agent")
+    result: AssignResult = assigner().assign(
+        AssignRequest(
+            visitor=visitor,
+            experiments=None if experiments is None else tuple(experiments),
+            attributes=attributes,
+            has_consent=consent,
+            forced=force,
+            is_bot=bot_detector().is_bot(agent),
+        ),
+        time.time(),
+    )
+    response = Response(RESPONSE.dumps(result), mimetype="application/json")
+    response.headers[RECORDED_HEADER] = "true" if result.is_recorded else "false"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.route("/v1/assign", methods=["POST"])
+@blp.arguments(schemas.AssignRequestSchema)
+@blp.response(200, schemas.AssignResponseSchema)
+def assign(data: dict[str, Any]) -> Response:
+    """Variants for one visitor: the experiments named, or every running one that matches."""
+    return _assign(
+        data["visitor"],
+        data["experiments"],
+        data["attributes"],
+        data["consent"],
+        data["force"],
+        data["user_agent"],
+    )
+
+
+@blp.route("/v1/assign", methods=["GET"])
+@blp.arguments(schemas.AssignQuerySchema, location="query")
+@blp.response(200, schemas.AssignResponseSchema)
+def assign_by_query(query: dict[str, Any]) -> Response:
+    """The same for simple clients: ``?visitor=v&experiments=a,b&attr.source=facebook``."""
+    experiments = query["experiments"]
+    names = None if experiments is None else [k for k in experiments.split(",") if k]
+    force = None
+    if query["force"]:
+        pairs = [item.partition(":") for item in query["force"].split(",") if item]
+        force = {experiment: variant for experiment, _, variant in pairs}
+    loaded = schemas.AssignRequestSchema().load(
+        {
+            "visitor": query["visitor"],
+            "experiments": names,
+            "attributes": {
+                name[len(ATTRIBUTE_PREFIX) :]: value
+                for name, value in request.args.items()
+                if name.startswith(ATTRIBUTE_PREFIX)
+            },
+            "consent": query["consent"],
+            "force": force,
+        }
+    )
+    return _assign(
+        loaded["visitor"],
+        loaded["experiments"],
+        loaded["attributes"],
+        loaded["consent"],
+        loaded["force"],
+        None,
+    )

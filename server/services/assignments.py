@@ -1,0 +1,221 @@
+"""Use case of the hot path: which variants a visitor sees, and their first enrolments counted.
+
+Per request: one look at this worker's experiment cache (no Redis unless the refresh interval
+has passed), the pure procedure of spec/ASSIGNMENT.md per experiment, and one Redis round trip
+that records new enrolments and reads existing ones (stickiness). When Redis fails, the
+answers still come from the last known configuration, unrecorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from server.core.assignment import Decision, Reason, decide
+from server.core.conditions import Matcher, compile_condition
+from server.core.errors import InvalidInput
+from server.core.models import Enrolment, Experiment, Status, Variant
+from server.core.privacy import Pseudonymiser
+from server.services.experiments import ExperimentCache, Snapshot
+from server.storage.errors import StorageUnavailable
+from server.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_EXPERIMENT = "unknown_experiment"  # reason for a named experiment that does not exist
+NO_CONSENT = "no_consent"  # reason when the visitor did not consent to being counted
+MISSING_SEGMENT_VALUE = "unknown"  # segment value of a visitor without that attribute
+SEGMENT_VALUE_LENGTH = 64  # characters of a segment value kept; longer ones are cut
+
+
+@dataclass(frozen=True, slots=True)
+class AssignRequest:
+    """One visitor, the experiments they asked about (None: all running), and context."""
+
+    visitor: str
+    experiments: tuple[str, ...] | None
+    attributes: Mapping[str, Any]
+    has_consent: bool = True
+    forced: Mapping[str, str] | None = None
+    is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The answer for one experiment; ``variant`` is None only for unknown experiments."""
+
+    experiment: str
+    variant: Variant | None
+    is_enrolled: bool
+    reason: str
+
+    @property
+    def variant_key(self) -> str | None:
+        """The key of the variant, if any."""
+        return None if self.variant is None else self.variant.key
+
+    @property
+    def payload(self) -> Any:
+        """The payload of the variant, if any."""
+        return None if self.variant is None else self.variant.payload
+
+
+@dataclass(frozen=True, slots=True)
+class AssignResult:
+    """All answers of one request, and whether Redis recorded them."""
+
+    visitor: str
+    assignments: tuple[Assignment, ...]
+    is_recorded: bool
+
+
+def segment_value(value: Any) -> str:
+    """A visitor attribute as the string counted under a segment (JSON-ish, capped, no controls)."""
+    if value is None:
+        return MISSING_SEGMENT_VALUE
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float | str):
+        text = str(value)
+    else:
+        return "other"
+    # control characters would break the record format and make unreadable dashboard rows
+    cleaned = "".join(ch for ch in text[:SEGMENT_VALUE_LENGTH] if ch.isprintable())
+    return cleaned or MISSING_SEGMENT_VALUE
+
+
+def utc_day(now: float) -> str:
+    """The UTC calendar day of a unix time, as the day counters name it."""
+    return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d")
+
+
+class Assigner:
+    """Assigns visitors with cached configuration, compiled conditions and one Redis trip."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: ExperimentCache,
+        pseudonymiser: Pseudonymiser,
+        segment_value_limit: int,
+        experiments_limit: int,
+    ) -> None:
+        self._store = store
+        self._experiments_limit = experiments_limit
+        self._cache = cache
+        self._pseudonymiser = pseudonymiser
+        self._segment_value_limit = segment_value_limit
+        self._matchers: tuple[int, dict[str, Matcher | None]] = (-1, {})
+
+    def _matcher(self, snapshot: Snapshot, experiment: Experiment) -> Matcher | None:
+        """Compiled targeting of an experiment, built once per configuration version."""
+        version, matchers = self._matchers
+        if version != snapshot.version:
+            matchers = {}
+            self._matchers = (snapshot.version, matchers)
+        if experiment.key not in matchers:
+            conditions = experiment.conditions
+            matchers[experiment.key] = compile_condition(conditions) if conditions else None
+        return matchers[experiment.key]
+
+    def assign(self, request: AssignRequest, now: float) -> AssignResult:
+        """Answer every experiment of the request; record first enrolments exactly once.
+
+        Raises:
+            InvalidInput: more experiments named than MAX_EXPERIMENTS_PER_REQUEST.
+            StorageUnavailable: Redis is down and this worker never loaded the configuration.
+        """
+        if request.experiments is not None and len(request.experiments) > self._experiments_limit:
+            raise InvalidInput(
+                "too many experiments in one request",
+                {"experiments": [f"at most {self._experiments_limit} per request"]},
+            )
+        snapshot = self._cache.get(now)
+        if request.experiments is None:
+            targets: Sequence[Experiment | str] = [
+                e for e in snapshot.in_config() if e.status == Status.RUNNING
+            ]
+        else:
+            targets = [snapshot.experiments.get(key) or key for key in request.experiments]
+        forced = request.forced or {}
+        answers: list[Assignment] = []
+        pending: list[tuple[int, Experiment, Decision]] = []
+        for target in targets:
+            if isinstance(target, str):
+                answers.append(Assignment(target, None, False, UNKNOWN_EXPERIMENT))
+                continue
+            decision = decide(
+                target,
+                request.visitor,
+                request.attributes,
+                forced=forced.get(target.key),
+                is_bot=request.is_bot,
+                matches=self._matcher(snapshot, target),
+            )
+            # Nobody counts as enrolled until Redis has recorded it (see _record).
+            reason = NO_CONSENT if decision.is_enrolled and not request.has_consent else None
+            answers.append(
+                Assignment(target.key, decision.variant, False, reason or decision.reason)
+            )
+            if request.has_consent and _needs_record(target, decision):
+                pending.append((len(answers) - 1, target, decision))
+        is_recorded = True
+        if pending:
+            is_recorded = self._record(request, pending, answers, now)
+        if request.experiments is None:
+            answers = [a for a in answers if a.reason != Reason.NOT_TARGETED]
+        return AssignResult(request.visitor, tuple(answers), is_recorded)
+
+    def _record(
+        self,
+        request: AssignRequest,
+        pending: list[tuple[int, Experiment, Decision]],
+        answers: list[Assignment],
+        now: float,
+    ) -> bool:
+        """Enrol and look up in one round trip; apply stored variants (stickiness)."""
+        pseudonym = self._pseudonymiser.pseudonymise(request.visitor)
+        enrolments = [
+            Enrolment(
+                experiment=experiment.key,
+                phase=experiment.phase,
+                visitor=pseudonym,
+                variant_index=experiment.variants.index(decision.variant)
+                if decision.is_enrolled
+                else None,
+                segments=experiment.segments,
+                segment_values=tuple(
+                    segment_value(request.attributes.get(name)) for name in experiment.segments
+                ),
+            )
+            for _, experiment, decision in pending
+        ]
+        try:
+            outcomes = self._store.enrol(enrolments, utc_day(now), self._segment_value_limit)
+        except StorageUnavailable:
+            # Degraded: the answers stand as decided, none of them enrolled or sticky.
+            return False
+        for (position, experiment, _), outcome in zip(pending, outcomes, strict=True):
+            if outcome.variant_index is None:
+                continue
+            if outcome.variant_index < len(experiment.variants):
+                variant = experiment.variants[outcome.variant_index]
+                answers[position] = Assignment(experiment.key, variant, True, Reason.RUNNING)
+            else:  # pragma: no cover - a phase's variants never shrink; guard stale records
+                log.warning("stale enrolment record in %s", experiment.key)
+        return True
+
+
+# Decisions that need Redis: enrolling, or finding an earlier enrolment of a visitor whose
+# attributes or the experiment's targeting changed since (stickiness). Visitors outside the
+# layer range or the coverage never were enrolled in this phase (layer and allocations are fixed
+# and coverage only grows while it runs); bots and forced variants are never counted.
+NEEDS_RECORD = frozenset({Reason.RUNNING, Reason.NOT_TARGETED})
+
+
+def _needs_record(experiment: Experiment, decision: Decision) -> bool:
+    """Whether this decision must be recorded or checked against a stored enrolment."""
+    return experiment.status == Status.RUNNING and decision.reason in NEEDS_RECORD
