@@ -1,7 +1,8 @@
 # Production image: slim Python, non-root, the same gunicorn command as `splitwerk serve`.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    SPLITWERK_SNIPPET_PATH=/app/sdk/js/splitwerk.js
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
 COPY server ./server

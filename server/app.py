@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -13,7 +14,7 @@ from werkzeug.routing import BaseConverter
 
 from dashboard import views as dashboard_views
 from server import schemas
-from server.api import assignments, configuration, experiments
+from server.api import assignments, configuration, experiments, snippet
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.privacy import Pseudonymiser
@@ -77,6 +78,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     cache = ExperimentCache(store, settings.CONFIG_REFRESH_INTERVAL)
     app.extensions["splitwerk.experiment_cache"] = cache
     app.extensions["splitwerk.bot_detector"] = BotDetector.default()
+    snippet_path = Path(settings.SNIPPET_PATH) if settings.SNIPPET_PATH else None
+    app.extensions[snippet.SNIPPET_EXTENSION] = snippet.Snippet(
+        snippet_path or snippet.default_snippet_path()
+    )
     app.extensions["splitwerk.assigner"] = Assigner(
         store,
         cache,
@@ -90,7 +95,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         KeyConverter, lambda _: {"type": "string", "pattern": schemas.ID_PATTERN}
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (assignments.blp, configuration.blp, experiments.blp):
+    for blueprint in (assignments.blp, configuration.blp, experiments.blp, snippet.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(dashboard_views.blp)
     _allow_browsers(app, settings)
