@@ -1,0 +1,128 @@
+"""The load-test helpers: wrk output parsing, target verdicts, seeding, and the wrk scripts."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.helpers import EDITOR_TOKEN, LiveServer
+
+LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    # bench.py runs as a script from loadtests/ and imports its neighbour seed.py by name.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(LOADTESTS))
+        return importlib.import_module("bench")
+
+
+WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:5000/v1/assign
+BENCH-RESULT {"requests": 3000, "duration_us": 3000000, "bytes": 1, "errors": {"connect": 0, \
+"read": 1, "write": 0, "status": 2, "timeout": 0}, "latency_us": {"p50": 4000, "p90": 8000, \
+"p99": 20000, "max": 30000, "mean": 5000.0}}
+"""
+
+
+def figures(bench: ModuleType, name: str, rate: float, p50: float, p99: float, cpu: float):  # type: ignore[no-untyped-def]
+    return bench.Figures(name, int(rate * 10), 10.0, p50, p99, 0, 0.05, cpu * rate * 10, 0.0, 0.0)
+
+
+def test_wrk_result_line_becomes_seconds_and_summed_failures(bench: ModuleType) -> None:
+    result = bench.parse_wrk_output("(b) fresh", WRK_OUTPUT, 0.1)
+    assert result.rate == 1000
+    assert (result.p50, result.p99) == (0.004, 0.02)
+    assert result.failures == 3
+
+
+def test_wrk_output_without_result_line_is_an_error(bench: ModuleType) -> None:
+    with pytest.raises(ValueError, match="no result"):
+        bench.parse_wrk_output("(b) fresh", "unable to connect to 127.0.0.1:1\n", 0.0)
+
+
+def test_targets_compare_ratios_latency_and_memory(bench: ModuleType) -> None:
+    bare = figures(bench, "(a) bare", 2000, 0.004, 0.010, 0.0005)
+    fresh = figures(bench, "(b) fresh", 900, 0.008, 0.020, 0.0010)
+    returning = figures(bench, "(c) returning", 1300, 0.006, 0.030, 0.0008)
+    multi = figures(bench, "(d) multi", 500, 0.017, 0.024, 0.0018)
+    lines = {
+        label: (value, is_met)
+        for label, value, _, is_met in bench.target_lines(
+            bare, fresh, returning, multi, "skipped: no endpoint", 110.0
+        )
+    }
+    assert lines["fresh / bare, req/s"] == (0.45, False)
+    assert lines["fresh / bare, by server CPU per request"] == (0.5, True)
+    assert lines["returning / bare, req/s"] == (0.65, True)
+    assert lines["5-experiment / 1-experiment p50"][1] is False  # 2.125 times
+    assert lines["p99 ms, returning"][1] is False
+    assert lines["Redis bytes per visitor and experiment"] == (110.0, True)
+    assert "events per second" not in lines
+
+
+def test_events_target_counts_events_not_requests(bench: ModuleType) -> None:
+    row = figures(bench, "(x)", 500, 0.001, 0.002, 0.001)
+    events = figures(bench, "(e) events", 450, 0.01, 0.02, 0.002)
+    lines = {
+        label: (value, is_met)
+        for label, value, _, is_met in bench.target_lines(row, row, row, row, events, 100.0)
+    }
+    assert lines["events per second"] == (450 * bench.EVENT_BATCH, True)
+
+
+def test_worker_classes_leave_out_what_is_not_installed(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
+    assert bench.worker_classes("gthread, sync,gevent") == ["gthread", "sync"]
+
+
+def test_quick_mode_shortens_every_measurement(bench: ModuleType) -> None:
+    options = bench.options_from(["--quick"])
+    assert options.duration == bench.QUICK_DURATION
+    assert options.memory_visitors == bench.QUICK_MEMORY_VISITORS
+
+
+def test_unbounded_durations_are_refused(bench: ModuleType) -> None:
+    with pytest.raises(SystemExit):
+        bench.options_from(["--duration", "3600"])
+
+
+def test_seeding_twice_creates_and_starts_each_experiment_once(app, bench: ModuleType) -> None:  # type: ignore[no-untyped-def]
+    seed = sys.modules["seed"]
+    with LiveServer(app) as server:
+        first = seed.seed(server.url, EDITOR_TOKEN)
+        second = seed.seed(server.url, EDITOR_TOKEN)
+    assert len(seed.EXPERIMENT_KEYS) == 5
+    assert first == [
+        f"{verb} {key}" for key in seed.EXPERIMENT_KEYS for verb in ("created", "started")
+    ]
+    assert second == []
+
+
+def test_seeding_with_a_wrong_token_says_so(app, bench: ModuleType) -> None:  # type: ignore[no-untyped-def]
+    seed = sys.modules["seed"]
+    with LiveServer(app) as server, pytest.raises(seed.SeedError, match="HTTP 401"):
+        seed.seed(server.url, "not-a-token")
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+@pytest.mark.parametrize("mode", ["fresh", "returning"])
+def test_wrk_assign_script_sends_requests_the_server_accepts(
+    app, bench: ModuleType, mode: str
+) -> None:  # type: ignore[no-untyped-def]
+    seed = sys.modules["seed"]
+    with LiveServer(app) as server:
+        seed.seed(server.url, EDITOR_TOKEN)
+        arguments = [mode, ",".join(seed.EXPERIMENT_KEYS), "test", "10", "0"]
+        result = bench.run_wrk("t", f"{server.url}/v1/assign", "assign.lua", arguments, 1.0, 0)
+    assert result.requests > 0
+    assert result.failures == 0
