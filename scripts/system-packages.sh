@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs (redis-server, Chromium) when they are
+# Installs the system packages the test suite needs (redis-server, Chromium, wrk) when they are
 # missing, using Debian's packages; as root directly, otherwise through sudo if it is there.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # load generator of loadtests/bench.py
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

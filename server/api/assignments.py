@@ -21,6 +21,9 @@ blp = PublicBlueprint(
 
 RECORDED_HEADER = "X-Splitwerk-Recorded"  # "false" when Redis could not record (degraded mode)
 ATTRIBUTE_PREFIX = "attr."  # GET /v1/assign?attr.source=facebook
+# Schema instances built once: passing classes to blp.arguments builds one per request.
+REQUEST = schemas.AssignRequestSchema()
+QUERY = schemas.AssignQuerySchema()
 RESPONSE = schemas.AssignResponseSchema()
 
 
@@ -60,7 +63,7 @@ def _assign(
 
 
 @blp.route("/v1/assign", methods=["POST"])
-@blp.arguments(schemas.AssignRequestSchema)
+@blp.arguments(REQUEST)
 @blp.response(200, schemas.AssignResponseSchema)
 def assign(data: dict[str, Any]) -> Response:
     """Variants for one visitor: the experiments named, or every running one that matches."""
@@ -75,7 +78,7 @@ def assign(data: dict[str, Any]) -> Response:
 
 
 @blp.route("/v1/assign", methods=["GET"])
-@blp.arguments(schemas.AssignQuerySchema, location="query")
+@blp.arguments(QUERY, location="query")
 @blp.response(200, schemas.AssignResponseSchema)
 def assign_by_query(query: dict[str, Any]) -> Response:
     """The same for simple clients: ``?visitor=v&experiments=a,b&attr.source=facebook``."""
@@ -85,7 +88,7 @@ def assign_by_query(query: dict[str, Any]) -> Response:
     if query["force"]:
         pairs = [item.partition(":") for item in query["force"].split(",") if item]
         force = {experiment: variant for experiment, _, variant in pairs}
-    loaded = schemas.AssignRequestSchema().load(
+    loaded = REQUEST.load(
         {
             "visitor": query["visitor"],
             "experiments": names,

@@ -190,15 +190,19 @@ class Store:
     ) -> list[Any]:
         """Run one script several times in a single round trip, loading it if Redis lost it."""
         for attempt in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for script_keys, args in calls:
-                pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
             try:
+                if len(calls) == 1:  # the common case; a pipeline would only add client work
+                    script_keys, args = calls[0]
+                    sha = script.sha
+                    return [self._redis.evalsha(sha, len(script_keys), *script_keys, *args)]
+                pipe = self._redis.pipeline(transaction=False)
+                for script_keys, args in calls:
+                    pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
                 return pipe.execute()
             except redis.exceptions.NoScriptError:
                 if attempt:
                     raise
-                script.load(self._redis)
+                script.load(self._redis)  # Redis restarted or its script cache was flushed
         raise AssertionError("unreachable")  # pragma: no cover
 
     def enrol(
