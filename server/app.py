@@ -15,17 +15,19 @@ from werkzeug.routing import BaseConverter
 
 from dashboard import views as dashboard_views
 from server import schemas
-from server.api import assignments, configuration, experiments, snippet
+from server.api import assignments, configuration, events, experiments, snippet
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.privacy import Pseudonymiser
 from server.errors import register_error_handlers
 from server.services.assignments import Assigner
-from server.services.experiments import ExperimentCache
+from server.services.events import EventRecorder
+from server.services.experiments import SECONDS_PER_DAY, ExperimentCache
 from server.storage.store import Store, connect
 
 DASHBOARD_PREFIX = "/dashboard"  # the only routes that use cookie sessions
 API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a full batch of 500 events is far below; larger is a 413
 
 
 class DashboardOnlySessions(SecureCookieSessionInterface):
@@ -77,6 +79,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("server")
     app.config.update(_api_config(settings))
     app.config.update(settings.extra)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.url_map.converters["key"] = KeyConverter
     app.session_interface = DashboardOnlySessions()
 
@@ -98,12 +101,23 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[snippet.SNIPPET_EXTENSION] = snippet.Snippet(
         snippet_path or snippet.default_snippet_path()
     )
-    app.extensions["splitwerk.assigner"] = Assigner(
+    pseudonymiser = Pseudonymiser(settings.SECRET_KEY.encode())
+    assigner = Assigner(
         store,
         cache,
-        Pseudonymiser(settings.SECRET_KEY.encode()),
+        pseudonymiser,
         segment_value_limit=settings.SEGMENT_VALUE_LIMIT,
         experiments_limit=settings.MAX_EXPERIMENTS_PER_REQUEST,
+    )
+    app.extensions["splitwerk.pseudonymiser"] = pseudonymiser
+    app.extensions["splitwerk.assigner"] = assigner
+    app.extensions["splitwerk.event_recorder"] = EventRecorder(
+        store,
+        cache,
+        pseudonymiser,
+        assigner,
+        idempotency_window=settings.IDEMPOTENCY_DAYS * SECONDS_PER_DAY,
+        currency=settings.CURRENCY,
     )
 
     api = Api(app)
@@ -111,7 +125,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         KeyConverter, lambda _: {"type": "string", "pattern": schemas.ID_PATTERN}
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (assignments.blp, configuration.blp, experiments.blp, snippet.blp):
+    for blueprint in (
+        assignments.blp,
+        configuration.blp,
+        events.blp,
+        experiments.blp,
+        snippet.blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(dashboard_views.blp)
     _allow_browsers(app, settings)

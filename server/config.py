@@ -62,6 +62,10 @@ class DefaultConfig:
     CONFIG_REFRESH_INTERVAL: float = 1.0
     # Days per-visitor records are kept after an experiment stops (GDPR retention limit).
     RETENTION_DAYS: int = 90
+    # Days an event id is remembered, so that a retried batch is never counted twice.
+    IDEMPOTENCY_DAYS: int = 7
+    # ISO 4217 code of the shop's currency; orders in another currency are refused.
+    CURRENCY: str = "EUR"
     # Experiments one /v1/assign request may name; bounds the work of one request.
     MAX_EXPERIMENTS_PER_REQUEST: int = 20
     # Distinct values per segment attribute per experiment; later values count as "other".
@@ -182,6 +186,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"{ENV_PREFIX}TOKENS: no admin token configured; set tokens or start with --dev"
         )
+    if settings.IDEMPOTENCY_DAYS < 7:
+        raise ConfigError(f"{ENV_PREFIX}IDEMPOTENCY_DAYS: must be at least 7 (retries of a week)")
+    if not re.fullmatch(r"[A-Z]{3}", settings.CURRENCY):
+        raise ConfigError(f"{ENV_PREFIX}CURRENCY: must be an ISO 4217 code like EUR")
     if settings.LOG_LEVEL.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"{ENV_PREFIX}LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
 

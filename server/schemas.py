@@ -18,6 +18,7 @@ from marshmallow import (
 )
 
 from server.core.models import BASIS_POINTS, Analysis, Experiment, GoalKind, Status
+from server.core.money import MoneyError, parse_cents
 
 # Experiment, variant and goal keys: lowercase, URL- and Redis-key-safe, 1..64 characters.
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -401,3 +402,115 @@ class AssignResponseSchema(Schema):
 
     def _by_experiment(self, result: Any) -> dict[str, Any]:
         return {item.experiment: ASSIGNMENT.dump(item) for item in result.assignments}
+
+
+# --- events (public) -------------------------------------------------------------------------
+
+MAX_EVENTS_PER_BATCH = 500  # events per POST /v1/events; a retry of a full batch stays small
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,128}$"  # UUIDs, shop order numbers, ULIDs
+CURRENCY_PATTERN = r"^[A-Z]{3}$"  # ISO 4217 code
+
+
+class Money(fields.Field[int]):
+    """A non-negative decimal string or JSON number, loaded as exact integer cents."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        try:
+            return parse_cents(value)
+        except MoneyError as error:
+            raise ValidationError(str(error)) from None
+
+
+class EventBaseSchema(BaseSchema):
+    type = fields.String(required=True)
+    id = fields.String(validate=validate.Regexp(EVENT_ID_PATTERN), load_default=None)
+    ts = StrictNumber(allow_nan=False, load_default=None, metadata={"description": "unix seconds"})
+
+
+class ConversionEventSchema(EventBaseSchema):
+    id = fields.String(validate=validate.Regexp(EVENT_ID_PATTERN), required=True)
+    visitor = fields.String(required=True, validate=visitor_field)
+    goal = fields.String(required=True, validate=key_field)
+    value = Money(load_default=0, metadata={"description": "optional amount for value goals"})
+
+
+class OrderEventSchema(EventBaseSchema):
+    visitor = fields.String(required=True, validate=visitor_field)
+    order_id = fields.String(required=True, validate=validate.Regexp(EVENT_ID_PATTERN))
+    goal = fields.String(validate=key_field, load_default="purchase")
+    revenue = Money(required=True, metadata={"description": "paid, VAT incl., after discounts"})
+    tax = Money(load_default=0)
+    shipping = Money(load_default=0, metadata={"description": "the shop's shipping cost"})
+    discount = Money(load_default=0)
+    cost_of_goods = Money(load_default=0)
+    payment_fee = Money(load_default=0)
+    currency = fields.String(validate=validate.Regexp(CURRENCY_PATTERN), load_default=None)
+
+
+class RefundEventSchema(EventBaseSchema):
+    order_id = fields.String(required=True, validate=validate.Regexp(EVENT_ID_PATTERN))
+    amount = Money(required=True, metadata={"description": "refunded gross amount"})
+    visitor = fields.String(validate=visitor_field, load_default=None)
+
+    @validates("amount")
+    def _positive(self, value: int, **kwargs: Any) -> None:
+        if value <= 0:
+            raise ValidationError("must be greater than 0")
+
+
+class ExposureEventSchema(EventBaseSchema):
+    visitor = fields.String(required=True, validate=visitor_field)
+    experiment = fields.String(required=True, validate=key_field)
+    variant = fields.String(validate=key_field, load_default=None)
+    attributes = AttributesField(MAX_ATTRIBUTES_BYTES, load_default=dict)
+
+
+EVENT_SCHEMAS: dict[str, Schema] = {
+    "conversion": ConversionEventSchema(),
+    "order": OrderEventSchema(),
+    "refund": RefundEventSchema(),
+    "exposure": ExposureEventSchema(),
+}
+
+
+def load_event(raw: Any) -> dict[str, Any]:
+    """Validate one event of a batch by its type.
+
+    Raises:
+        ValidationError: the event is invalid; ``messages`` names the fields.
+    """
+    if not isinstance(raw, dict):
+        raise ValidationError({"_event": ["must be a JSON object"]})
+    kind = raw.get("type")
+    schema = EVENT_SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None:
+        raise ValidationError({"type": [f"must be one of {', '.join(EVENT_SCHEMAS)}"]})
+    loaded: dict[str, Any] = schema.load(raw)
+    return loaded
+
+
+class EventBatchSchema(BaseSchema):
+    events = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(1, MAX_EVENTS_PER_BATCH),
+        metadata={"description": "conversion, order, refund or exposure events"},
+    )
+
+
+class EventResultSchema(Schema):
+    status = fields.String()
+    errors = fields.Dict(load_default=None)
+
+
+class EventBatchResultSchema(Schema):
+    accepted = fields.Integer()
+    duplicate = fields.Integer()
+    ignored = fields.Integer()
+    rejected = fields.Integer()
+    results = fields.List(fields.Nested(EventResultSchema))
+
+
+class ErasureSchema(Schema):
+    removed = fields.Dict(keys=fields.String(), values=fields.Integer())
+    experiments = fields.List(fields.String())

@@ -6,6 +6,7 @@ from flask import current_app
 
 from server.core.bots import BotDetector
 from server.services.assignments import Assigner
+from server.services.events import EventRecorder
 from server.services.experiments import ExperimentCache
 from server.storage.store import Store
 
@@ -31,4 +32,10 @@ def assigner() -> Assigner:
 def bot_detector() -> BotDetector:
     """The bot detector built from the shipped User-Agent list."""
     value: BotDetector = current_app.extensions["splitwerk.bot_detector"]
+    return value
+
+
+def event_recorder() -> EventRecorder:
+    """This worker's event recording service."""
+    value: EventRecorder = current_app.extensions["splitwerk.event_recorder"]
     return value

@@ -165,3 +165,54 @@ class EnrolmentOutcome:
 
     variant_index: int | None  # None: not enrolled
     is_new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GoalValue:
+    """What one event adds to one goal of an experiment, in cents (0 for conversion goals)."""
+
+    goal: str
+    kind: GoalKind
+    cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """One conversion or order, to be counted in one experiment phase if the visitor is in it.
+
+    ``member`` is the idempotency key of the event; ``order_id`` is empty for conversions.
+    """
+
+    experiment: str
+    phase: int
+    visitor: str
+    member: str
+    day: str
+    segments: tuple[str, ...]
+    goals: tuple[GoalValue, ...]
+    order_id: str = ""
+    gross: int = 0
+    net_revenue: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """Where an order was counted: the experiment phase and its gross and net cents."""
+
+    experiment: str
+    phase: int
+    gross: int
+    net_revenue: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefundWrite:
+    """A refund to take off an order recorded in one experiment phase."""
+
+    order: OrderRecord
+    order_id: str
+    member: str
+    day: str
+    amount: int
+    reduction: int
+    segments: tuple[str, ...]

@@ -22,6 +22,17 @@ sw:{<exp>}:p<phase>:counts                 hash    aggregate counters (see count
                                                    below); never expires, no personal data
 sw:{<exp>}:p<phase>:segment-values:<attr>  set     distinct values seen for a segment
                                                    attribute, at most SEGMENT_VALUE_LIMIT
+sw:{<exp>}:p<phase>:totals                 hash    "<pseudonym>:<goal>" → the visitor's total
+                                                   of that goal in cents (events for conversion
+                                                   goals); per-visitor: expires with enrolments
+sw:{<exp>}:p<phase>:orders                 hash    order id → "<pseudonym>␟<variant>␟<gross>␟
+                                                   <net>␟<refunded>␟<goals>␟<segment values…>"
+                                                   (cents); per-visitor: expires with enrolments
+sw:{<exp>}:p<phase>:seen                   zset    "<pseudonym>:<event id>" or "r:<order>:<id>"
+                                                   → unix time; idempotency of events for
+                                                   IDEMPOTENCY_WINDOW (members older are
+                                                   trimmed on write); per-visitor: expires with
+                                                   enrolments
 =========================================  ======  ==============================================
 
 Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYYY-MM-DD in UTC):
@@ -29,6 +40,12 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
 - ``e:<v>``                   enrolled visitors of a variant
 - ``e:<v>:<attr>=<value>``    enrolled visitors of a variant with that segment value
 - ``e:<v>:d:<day>``           enrolments of a variant on that day
+- ``c:<v>:<goal>``            visitors of a variant who reached the goal (unique)
+- ``n:<v>:<goal>``            events of the goal
+- ``s:<v>:<goal>``            sum of the goal's value in cents (net revenue or margin)
+- ``q:<v>:<goal>``            sum over visitors of the square of each visitor's total (cents²)
+- each of c/n/s/q also per segment value (``…:<goal>:<attr>=<value>``) and c/n/s per UTC day
+  (``…:<goal>:d:<day>``)
 """
 
 from __future__ import annotations
@@ -70,6 +87,26 @@ def segment_values(experiment: str, phase: int, attribute: str) -> str:
     return f"{experiment_prefix(experiment)}p{phase}:segment-values:{attribute}"
 
 
+def totals(experiment: str, phase: int) -> str:
+    """The hash of each visitor's running total per goal."""
+    return f"{experiment_prefix(experiment)}p{phase}:totals"
+
+
+def orders(experiment: str, phase: int) -> str:
+    """The hash of orders attributed to the experiment (for refunds)."""
+    return f"{experiment_prefix(experiment)}p{phase}:orders"
+
+
+def seen(experiment: str, phase: int) -> str:
+    """The sorted set of recently applied event ids (idempotency)."""
+    return f"{experiment_prefix(experiment)}p{phase}:seen"
+
+
 def per_visitor(experiment: str, phase: int) -> tuple[str, ...]:
     """Every key of a phase that holds per-visitor data (expired by the retention limit)."""
-    return (enrolments(experiment, phase),)
+    return (
+        enrolments(experiment, phase),
+        totals(experiment, phase),
+        orders(experiment, phase),
+        seen(experiment, phase),
+    )

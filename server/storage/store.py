@@ -13,7 +13,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from server.core.models import AuditEntry, Enrolment, EnrolmentOutcome, Experiment
+from server.core.models import (
+    Attribution,
+    AuditEntry,
+    Enrolment,
+    EnrolmentOutcome,
+    Experiment,
+    OrderRecord,
+    RefundWrite,
+)
 from server.storage import codec, keys
 from server.storage.errors import StorageUnavailable
 
@@ -21,6 +29,7 @@ log = logging.getLogger(__name__)
 
 LUA_FOLDER = Path(__file__).with_name("lua")
 OPTIMISTIC_ATTEMPTS = 5  # WATCH retries for a concurrent edit before giving up; edits are rare
+ORDER_FIELD_SEPARATOR = "\x1f"  # between the fields of an order record (see lua/record_event.lua)
 SCAN_BATCH = 500  # keys per SCAN step when deleting an experiment's data
 
 
@@ -32,6 +41,11 @@ def _guard(operation: str) -> Iterator[None]:
     except redis.RedisError as error:
         log.warning("redis %s failed: %s", operation, error.__class__.__name__)
         raise StorageUnavailable(f"redis {operation} failed") from error
+
+
+def _glob_escape(text: str) -> str:
+    """Escape the glob characters of SCAN's MATCH, so ids match only themselves."""
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in text)
 
 
 def _text(value: bytes | str) -> str:
@@ -82,6 +96,8 @@ class Store:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._enrol = LuaScript("enrol")
+        self._record_event = LuaScript("record_event")
+        self._refund = LuaScript("refund")
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -240,3 +256,127 @@ class Store:
         with _guard("read counts"):
             raw = self._redis.hgetall(keys.counts(experiment, phase))
         return {_text(name): int(value) for name, value in raw.items()}
+
+    def record_events(
+        self, attributions: Sequence[Attribution], now: float, window: int
+    ) -> list[int]:
+        """Count conversions and orders in the variants their visitors are enrolled in.
+
+        One round trip for the whole batch; each item is atomic and idempotent in Redis.
+        Returns per item: 1 counted, 0 duplicate, -1 visitor not enrolled.
+        """
+        calls = []
+        for item in attributions:
+            script_keys = [
+                keys.enrolments(item.experiment, item.phase),
+                keys.totals(item.experiment, item.phase),
+                keys.counts(item.experiment, item.phase),
+                keys.seen(item.experiment, item.phase),
+                keys.orders(item.experiment, item.phase),
+            ]
+            args: list[Any] = [
+                item.visitor,
+                item.member,
+                now,
+                window,
+                item.day,
+                item.order_id,
+                item.gross if item.order_id else "",
+                item.net_revenue if item.order_id else "",
+                len(item.segments),
+                *item.segments,
+            ]
+            for goal in item.goals:
+                args += [goal.goal, goal.kind.value[0], goal.cents]
+            calls.append((script_keys, args))
+        if not calls:
+            return []
+        with _guard("record events"):
+            return [int(reply) for reply in self._run_scripts(self._record_event, calls)]
+
+    def find_orders(self, places: Sequence[tuple[str, int]], order_id: str) -> list[OrderRecord]:
+        """The experiment phases (of ``places``) where an order was counted."""
+        with _guard("find orders"):
+            pipe = self._redis.pipeline(transaction=False)
+            for experiment, phase in places:
+                pipe.hget(keys.orders(experiment, phase), order_id)
+            replies = pipe.execute()
+        found = []
+        for (experiment, phase), raw in zip(places, replies, strict=True):
+            if raw is not None:
+                fields = _text(raw).split(ORDER_FIELD_SEPARATOR)
+                found.append(OrderRecord(experiment, phase, int(fields[2]), int(fields[3])))
+        return found
+
+    def refund(self, refunds: Sequence[RefundWrite], now: float, window: int) -> list[int]:
+        """Take refunds off their orders. Per item: 1 applied, 0 duplicate, -1 no such order,
+        -2 more than is left of the order."""
+        calls = []
+        for item in refunds:
+            experiment, phase = item.order.experiment, item.order.phase
+            script_keys = [
+                keys.orders(experiment, phase),
+                keys.totals(experiment, phase),
+                keys.counts(experiment, phase),
+                keys.seen(experiment, phase),
+            ]
+            args = [
+                item.order_id,
+                item.member,
+                now,
+                window,
+                item.day,
+                item.amount,
+                item.reduction,
+                len(item.segments),
+                *item.segments,
+            ]
+            calls.append((script_keys, args))
+        if not calls:
+            return []
+        with _guard("refund"):
+            return [int(reply) for reply in self._run_scripts(self._refund, calls)]
+
+    def erase_visitor(self, visitor: str, places: Sequence[tuple[str, int]]) -> dict[str, int]:
+        """Delete every per-visitor record of a pseudonym in the given experiment phases.
+
+        Aggregate counters stay. Returns how many records of each kind were removed.
+        """
+        removed = {"enrolments": 0, "totals": 0, "orders": 0, "idempotency_keys": 0}
+        prefix = f"{visitor}:"
+        with _guard("erase visitor"):
+            for experiment, phase in places:
+                removed["enrolments"] += self._redis.hdel(
+                    keys.enrolments(experiment, phase), visitor
+                )
+                totals_key = keys.totals(experiment, phase)
+                fields = [
+                    name
+                    for name, _ in self._redis.hscan_iter(
+                        totals_key, match=_glob_escape(prefix) + "*", count=SCAN_BATCH
+                    )
+                ]
+                if fields:
+                    removed["totals"] += self._redis.hdel(totals_key, *fields)
+                orders_key = keys.orders(experiment, phase)
+                owner = (visitor + ORDER_FIELD_SEPARATOR).encode()
+                order_ids = [
+                    _text(name)
+                    for name, value in self._redis.hscan_iter(orders_key, count=SCAN_BATCH)
+                    if value.startswith(owner)
+                ]
+                if order_ids:
+                    removed["orders"] += self._redis.hdel(orders_key, *order_ids)
+                seen_key = keys.seen(experiment, phase)
+                patterns = [_glob_escape(prefix) + "*"]
+                patterns += [_glob_escape(f"r:{order_id}:") + "*" for order_id in order_ids]
+                members = [
+                    member
+                    for pattern in patterns
+                    for member, _ in self._redis.zscan_iter(
+                        seen_key, match=pattern, count=SCAN_BATCH
+                    )
+                ]
+                if members:
+                    removed["idempotency_keys"] += self._redis.zrem(seen_key, *members)
+        return removed

@@ -1,0 +1,79 @@
+"""Public event intake (POST /v1/events) and the GDPR erasure of a visitor (editor token)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app
+from marshmallow import ValidationError
+
+from server import schemas
+from server.api.auth import actor_for, presented_token, require
+from server.api.context import event_recorder, store
+from server.api.public import PublicBlueprint
+from server.core.errors import InvalidInput
+from server.core.models import Role
+from server.core.privacy import Pseudonymiser
+from server.services import events as services
+from server.services.events import EventOutcome
+
+blp = PublicBlueprint(
+    "events",
+    __name__,
+    description="Conversions, orders, refunds and exposures; erasure of a visitor's records.",
+)
+
+INGEST_HEADER = "X-Splitwerk-Ingest-Key"  # server-side key that may send orders and refunds
+BATCH = schemas.EventBatchSchema()
+
+
+@blp.route("/v1/events", methods=["POST"])
+@blp.arguments(BATCH)
+@blp.response(200, schemas.EventBatchResultSchema)
+def record_events(batch: dict[str, Any]) -> dict[str, Any]:
+    """Record a batch of events; each is accepted, duplicate, ignored or rejected on its own."""
+    may_send_money = actor_for(Role.INGEST, presented_token(INGEST_HEADER)) is not None
+    now = time.time()
+    recorder = event_recorder()
+    loaded: list[dict[str, Any] | EventOutcome] = []
+    for raw in batch["events"]:
+        try:
+            event = schemas.load_event(raw)
+            recorder.check(event, may_send_money=may_send_money, now=now)
+            loaded.append(event)
+        except ValidationError as error:
+            loaded.append(EventOutcome(services.REJECTED, _messages(error)))
+        except InvalidInput as error:
+            loaded.append(EventOutcome(services.REJECTED, dict(error.errors)))
+    rejections = {
+        str(index): dict(event.errors or {})
+        for index, event in enumerate(loaded)
+        if isinstance(event, EventOutcome)
+    }
+    if len(rejections) == len(loaded):
+        # Nothing valid at all: the whole request is bad input, which clients must not retry.
+        raise InvalidInput("every event of the batch was rejected", {"events": rejections})
+    outcomes = recorder.record(loaded, now)
+    summary = {status: 0 for status in ("accepted", "duplicate", "ignored", "rejected")}
+    for outcome in outcomes:
+        summary[outcome.status] += 1
+    return {**summary, "results": outcomes}
+
+
+def _messages(error: ValidationError) -> dict[str, Any]:
+    messages = error.messages
+    return messages if isinstance(messages, dict) else {"_event": messages}
+
+
+@blp.route("/v1/visitors/<string:visitor>", methods=["DELETE"])
+@require(Role.EDITOR)
+@blp.response(200, schemas.ErasureSchema)
+@blp.doc(security=[{"bearerAuth": []}])
+def erase_visitor(visitor: str) -> dict[str, Any]:
+    """Erase every per-visitor record (enrolments, order attributions, idempotency keys)."""
+    if not 0 < len(visitor) <= schemas.VISITOR_MAX_LENGTH:
+        raise InvalidInput("invalid visitor id", {"visitor": ["must be 1..128 characters"]})
+    pseudonymiser: Pseudonymiser = current_app.extensions["splitwerk.pseudonymiser"]
+    removed, experiments = services.erase_visitor(store(), pseudonymiser, visitor)
+    return {"removed": removed, "experiments": experiments}

@@ -1,0 +1,251 @@
+"""Use cases of conversion tracking: record event batches exactly once, and erase a visitor.
+
+An event counts in every running experiment whose goals listen to it and in which the visitor
+is enrolled; the shop does not need to know which experiments run. Conversions and orders go
+to Redis in one round trip per batch; refunds need a look-up of their order first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from server.core.errors import InvalidInput
+from server.core.models import (
+    Attribution,
+    Experiment,
+    GoalKind,
+    GoalValue,
+    RefundWrite,
+    Status,
+)
+from server.core.money import order_amounts, refund_reduction
+from server.core.privacy import Pseudonymiser
+from server.services.assignments import Assigner, AssignRequest, utc_day
+from server.services.experiments import ExperimentCache
+from server.storage.store import Store
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+IGNORED = "ignored"
+REJECTED = "rejected"
+FUTURE_TOLERANCE = 300  # seconds an event's ts may lie ahead of the server clock (clock skew)
+MONEY_EVENTS = frozenset({"order", "refund"})  # need the ingest key: a visitor cannot forge them
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """What happened to one event of a batch."""
+
+    status: str
+    errors: Mapping[str, Any] | None = None
+
+
+def _combine(replies: Sequence[int]) -> EventOutcome:
+    """An event is accepted if any experiment counted it, a duplicate if all had seen it."""
+    if 1 in replies:
+        return EventOutcome(ACCEPTED)
+    if 0 in replies:
+        return EventOutcome(DUPLICATE)
+    if -2 in replies:
+        return EventOutcome(
+            REJECTED, {"amount": ["exceeds what is left of the order after earlier refunds"]}
+        )
+    return EventOutcome(IGNORED)
+
+
+class EventRecorder:
+    """Records batches of conversion, order, refund and exposure events."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: ExperimentCache,
+        pseudonymiser: Pseudonymiser,
+        assigner: Assigner,
+        *,
+        idempotency_window: int,
+        currency: str,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._pseudonymiser = pseudonymiser
+        self._assigner = assigner
+        self._window = idempotency_window
+        self._currency = currency
+
+    def check(self, event: Mapping[str, Any], *, may_send_money: bool, now: float) -> None:
+        """Refuse what the schema cannot see: money without the ingest key, stale timestamps,
+        foreign currencies, impossible amounts.
+
+        Raises:
+            InvalidInput: naming the field.
+        """
+        kind = event["type"]
+        if kind in MONEY_EVENTS and not may_send_money:
+            raise InvalidInput(
+                "money events need the ingest key",
+                {"type": [f"{kind} events need the X-Splitwerk-Ingest-Key header"]},
+            )
+        ts = event["ts"]
+        if ts is not None and not now - self._window <= ts <= now + FUTURE_TOLERANCE:
+            raise InvalidInput(
+                "timestamp out of range",
+                {"ts": [f"must lie within the last {self._window // 86_400} days"]},
+            )
+        if kind == "order":
+            currency = event["currency"]
+            if currency is not None and currency != self._currency:
+                raise InvalidInput(
+                    "foreign currency", {"currency": [f"this server counts {self._currency}"]}
+                )
+            if event["tax"] > event["revenue"]:
+                raise InvalidInput("invalid order", {"tax": ["cannot exceed revenue"]})
+
+    def record(
+        self, events: Sequence[Mapping[str, Any] | EventOutcome], now: float
+    ) -> list[EventOutcome]:
+        """Record loaded events (or keep the given outcomes of rejected ones), in order."""
+        snapshot = self._cache.get(now)
+        running = [e for e in snapshot.experiments.values() if e.status == Status.RUNNING]
+        outcomes: list[EventOutcome | None] = [
+            event if isinstance(event, EventOutcome) else None for event in events
+        ]
+        attributions: list[Attribution] = []
+        owners: list[int] = []
+        refunds: list[tuple[int, Mapping[str, Any]]] = []
+        for index, event in enumerate(events):
+            if isinstance(event, EventOutcome):
+                continue
+            kind = event["type"]
+            if kind == "refund":
+                refunds.append((index, event))
+            elif kind == "exposure":
+                outcomes[index] = self._expose(event, now)
+            else:
+                found = self._attribute(event, running, now)
+                if not found:
+                    outcomes[index] = EventOutcome(IGNORED)
+                attributions += found
+                owners += [index] * len(found)
+        replies: dict[int, list[int]] = {}
+        for owner, reply in zip(
+            owners, self._store.record_events(attributions, now, self._window), strict=True
+        ):
+            replies.setdefault(owner, []).append(reply)
+        for owner, owner_replies in replies.items():
+            outcomes[owner] = _combine(owner_replies)
+        for index, event in refunds:
+            outcomes[index] = self._refund(event, snapshot.experiments.values(), now)
+        return [outcome or EventOutcome(IGNORED) for outcome in outcomes]
+
+    def _attribute(
+        self, event: Mapping[str, Any], running: Sequence[Experiment], now: float
+    ) -> list[Attribution]:
+        """One attribution per running experiment with a goal that listens to this event."""
+        goal_name = event["goal"]
+        is_order = event["type"] == "order"
+        if is_order:
+            amounts = order_amounts(
+                event["revenue"],
+                event["tax"],
+                event["shipping"],
+                event["cost_of_goods"],
+                event["payment_fee"],
+            )
+            values = {
+                GoalKind.CONVERSION: 0,
+                GoalKind.REVENUE: amounts.net_revenue,
+                GoalKind.MARGIN: amounts.margin,
+            }
+        else:
+            values = {GoalKind.CONVERSION: 0, GoalKind.REVENUE: event["value"]}
+            values[GoalKind.MARGIN] = event["value"]
+        visitor = self._pseudonymiser.pseudonymise(event["visitor"])
+        event_key = event["id"] or f"order:{event['order_id']}"
+        day = utc_day(event["ts"] if event["ts"] is not None else now)
+        found = []
+        for experiment in running:
+            goals = tuple(
+                GoalValue(goal.key, goal.kind, values[goal.kind])
+                for goal in experiment.goals
+                if goal.event_name == goal_name
+            )
+            if not goals:
+                continue
+            found.append(
+                Attribution(
+                    experiment=experiment.key,
+                    phase=experiment.phase,
+                    visitor=visitor,
+                    member=f"{visitor}:{event_key}",
+                    day=day,
+                    segments=experiment.segments,
+                    goals=goals,
+                    order_id=event["order_id"] if is_order else "",
+                    gross=amounts.gross if is_order else 0,
+                    net_revenue=amounts.net_revenue if is_order else 0,
+                )
+            )
+        return found
+
+    def _refund(
+        self, event: Mapping[str, Any], experiments: Collection[Experiment], now: float
+    ) -> EventOutcome:
+        """Find where the order counted and take the refund off there, in every phase."""
+        places = [
+            (experiment.key, phase)
+            for experiment in experiments
+            if any(goal.kind != GoalKind.CONVERSION for goal in experiment.goals)
+            for phase in range(1, experiment.phase + 1)
+        ]
+        by_key = {experiment.key: experiment for experiment in experiments}
+        orders = self._store.find_orders(places, event["order_id"])
+        if not orders:
+            return EventOutcome(IGNORED)
+        refund_key = event["id"] or event["order_id"]
+        day = utc_day(event["ts"] if event["ts"] is not None else now)
+        writes = [
+            RefundWrite(
+                order=order,
+                order_id=event["order_id"],
+                member=f"r:{event['order_id']}:{refund_key}",
+                day=day,
+                amount=event["amount"],
+                reduction=refund_reduction(event["amount"], order.gross, order.net_revenue),
+                segments=by_key[order.experiment].segments,
+            )
+            for order in orders
+        ]
+        return _combine(self._store.refund(writes, now, self._window))
+
+    def _expose(self, event: Mapping[str, Any], now: float) -> EventOutcome:
+        """A local-mode SDK's exposure: the server decides again and enrols once."""
+        result = self._assigner.assign(
+            AssignRequest(
+                visitor=event["visitor"],
+                experiments=(event["experiment"],),
+                attributes=event["attributes"],
+            ),
+            now,
+        )
+        (answer,) = result.assignments
+        return EventOutcome(ACCEPTED if answer.is_enrolled else IGNORED)
+
+
+def erase_visitor(
+    store: Store, pseudonymiser: Pseudonymiser, visitor: str
+) -> tuple[dict[str, int], list[str]]:
+    """Delete every per-visitor record of a visitor in every experiment and phase.
+
+    Aggregates stay: they hold no personal data. Returns what was removed and where it looked.
+    """
+    _, experiments = store.load_experiments()
+    places = [
+        (experiment.key, phase)
+        for experiment in experiments.values()
+        for phase in range(1, experiment.phase + 1)
+    ]
+    removed = store.erase_visitor(pseudonymiser.pseudonymise(visitor), places)
+    return removed, sorted(experiments)

@@ -1,0 +1,381 @@
+"""POST /v1/events and DELETE /v1/visitors/{id}: attribution, money, exactly once, erasure."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import random
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis
+
+from server.app import create_app
+from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
+
+INGEST = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
+SHOP: dict[str, Any] = {
+    "key": "checkout-button",
+    "name": "Checkout button",
+    "variants": [{"key": "control"}, {"key": "green"}],
+    "goals": [
+        {"key": "purchase", "primary": True},
+        {"key": "revenue", "kind": "revenue", "event": "purchase"},
+        {"key": "margin", "kind": "margin", "event": "purchase"},
+        {"key": "add_to_cart"},
+    ],
+    "segments": ["source"],
+}
+
+
+def counts(redis_client: redis.Redis, experiment: str = "checkout-button") -> dict[str, int]:
+    raw = redis_client.hgetall(f"sw:{{{experiment}}}:p1:counts")
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def start(client: Any, **changes: Any) -> None:
+    body = {**SHOP, **changes}
+    assert client.post("/v1/experiments", json=body, headers=EDITOR).status_code == 201
+    assert client.post(f"/v1/experiments/{body['key']}/start", headers=EDITOR).status_code == 200
+
+
+def enrol(client: Any, visitor: str, source: str = "facebook", **body: Any) -> str:
+    response = client.post(
+        "/v1/assign", json={"visitor": visitor, "attributes": {"source": source}, **body}
+    )
+    answers = response.json["assignments"]
+    return str(answers["checkout-button"]["variant"])
+
+
+def send(client: Any, *events: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return client.post("/v1/events", json={"events": list(events)}, headers=headers or INGEST)
+
+
+def order(visitor: str, order_id: str, revenue: str = "119.00", **extra: Any) -> dict[str, Any]:
+    return {"type": "order", "visitor": visitor, "order_id": order_id, "revenue": revenue, **extra}
+
+
+def variant_index(variant: str) -> int:
+    return ["control", "green"].index(variant)
+
+
+def test_order_counts_conversion_net_revenue_and_margin_by_segment(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    v = variant_index(enrol(client, "kunde-1", "instagram"))
+    response = send(
+        client,
+        order(
+            "kunde-1",
+            "o-1",
+            "119.00",
+            tax="19.00",
+            shipping="4.90",
+            cost_of_goods="40.00",
+            payment_fee="1.50",
+            discount="10.00",
+            currency="EUR",
+        ),
+    )
+    assert response.status_code == 200
+    assert response.json["accepted"] == 1
+    found = counts(redis_client)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    net, margin = 10000, 10000 - 4000 - 150 - 490
+    assert found[f"c:{v}:purchase"] == 1
+    assert found[f"s:{v}:revenue"] == net
+    assert found[f"q:{v}:revenue"] == net * net
+    assert found[f"s:{v}:margin"] == margin
+    assert found[f"s:{v}:margin:source=instagram"] == margin
+    assert found[f"c:{v}:purchase:d:{day}"] == 1
+
+
+def test_event_counts_in_every_experiment_the_visitor_is_in(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    start(client, key="free-shipping", segments=[])
+    enrol(client, "kunde-2")
+    client.post("/v1/assign", json={"visitor": "kunde-2", "experiments": ["free-shipping"]})
+    result = send(
+        client, {"type": "conversion", "id": "c-1", "visitor": "kunde-2", "goal": "add_to_cart"}
+    )
+    assert result.json["accepted"] == 1
+    for experiment in ("checkout-button", "free-shipping"):
+        assert (
+            sum(
+                v
+                for k, v in counts(redis_client, experiment).items()
+                if k.startswith("c:") and k.endswith(":add_to_cart")
+            )
+            == 1
+        )
+
+
+def test_events_of_visitors_not_enrolled_are_ignored_without_storing(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    result = send(
+        client,
+        {"type": "conversion", "id": "c-1", "visitor": "stranger", "goal": "purchase"},
+        {"type": "conversion", "id": "c-2", "visitor": "stranger", "goal": "no-experiment-listens"},
+    )
+    assert [item["status"] for item in result.json["results"]] == ["ignored", "ignored"]
+    assert not redis_client.exists("sw:{checkout-button}:p1:seen")
+
+
+def test_retried_batch_never_double_counts(client: Any, redis_client: redis.Redis) -> None:
+    start(client)
+    enrol(client, "kunde-3")
+    batch = [
+        {"type": "conversion", "id": "c-1", "visitor": "kunde-3", "goal": "add_to_cart"},
+        order("kunde-3", "o-3"),
+        {"type": "refund", "id": "r-1", "order_id": "o-3", "amount": "19.00"},
+    ]
+    first = send(client, *batch).json
+    assert [item["status"] for item in first["results"]] == ["accepted"] * 3
+    before = counts(redis_client)
+    again = send(client, *batch).json
+    assert [item["status"] for item in again["results"]] == ["duplicate"] * 3
+    other_id = send(client, order("kunde-3", "o-3", id="another-id")).json
+    assert other_id["results"][0]["status"] == "duplicate"
+    assert counts(redis_client) == before
+
+
+def test_concurrent_retries_count_once(redis_server: Any, redis_client: redis.Redis) -> None:
+    app = create_app(app_settings(redis_server.url))
+    client = app.test_client()
+    start(client)
+    enrol(client, "kunde-4")
+    batch = [
+        order("kunde-4", "o-4"),
+        {"type": "conversion", "id": "c-4", "visitor": "kunde-4", "goal": "add_to_cart"},
+    ]
+    workers = 12
+    barrier = threading.Barrier(workers)
+
+    def retry() -> list[str]:
+        barrier.wait()
+        local = app.test_client()
+        return [r["status"] for r in send(local, *batch).json["results"]]
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        statuses = list(pool.map(lambda _: retry(), range(workers)))
+    assert sorted(s[0] for s in statuses) == ["accepted"] + ["duplicate"] * (workers - 1)
+    found = counts(redis_client)
+    assert sum(v for k, v in found.items() if k.count(":") == 2 and k.startswith("n:")) == 2 * 2
+    assert (
+        sum(v for k, v in found.items() if k.count(":") == 2 and k.startswith("s:")) == 2 * 11900
+    )  # revenue and margin, no tax or costs
+
+
+def test_partial_refunds_keep_sums_and_squares_exact(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    rng = random.Random(7)
+    totals: dict[tuple[int, str], int] = {}
+    for number in range(30):
+        visitor = f"kunde-{number}"
+        v = variant_index(enrol(client, visitor))
+        gross = rng.randint(100, 50_000)
+        tax = gross * 19 // 119
+        cost = rng.randint(0, gross - tax)
+        revenue = Decimal(gross) / 100
+        send(
+            client,
+            order(
+                visitor,
+                f"o-{number}",
+                str(revenue),
+                tax=str(Decimal(tax) / 100),
+                cost_of_goods=str(Decimal(cost) / 100),
+            ),
+        )
+        net = gross - tax
+        margin = net - cost
+        left = gross
+        for part in range(rng.randint(0, 3)):
+            amount = rng.randint(1, max(1, left // 2))
+            left -= amount
+            send(
+                client,
+                {
+                    "type": "refund",
+                    "id": f"r-{number}-{part}",
+                    "order_id": f"o-{number}",
+                    "amount": str(Decimal(amount) / 100),
+                },
+            )
+            # each gross cent refunded takes net/gross of a cent, of the order as it was sold
+            margin -= int((Decimal(amount) * net / gross).quantize(Decimal(1), "ROUND_HALF_UP"))
+        totals[(v, visitor)] = margin
+    found = counts(redis_client)
+    for v in (0, 1):
+        visitor_totals = [t for (variant, _), t in totals.items() if variant == v]
+        assert found.get(f"s:{v}:margin", 0) == sum(visitor_totals)
+        assert found.get(f"q:{v}:margin", 0) == sum(t * t for t in visitor_totals)
+
+
+def test_refund_bigger_than_the_order_is_rejected(client: Any, redis_client: redis.Redis) -> None:
+    start(client)
+    enrol(client, "kunde-5")
+    send(client, order("kunde-5", "o-5", "50.00"))
+    before = counts(redis_client)
+    result = send(client, {"type": "refund", "id": "r-1", "order_id": "o-5", "amount": "50.01"})
+    assert result.json["results"][0]["status"] == "rejected"
+    assert "amount" in result.json["results"][0]["errors"]
+    assert counts(redis_client) == before
+    full = send(client, {"type": "refund", "id": "r-2", "order_id": "o-5", "amount": "50.00"})
+    assert full.json["accepted"] == 1
+    assert counts(redis_client)[f"s:{variant_index(enrol(client, 'kunde-5'))}:margin"] == 0
+
+
+def test_refund_after_the_experiment_stopped_still_counts(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    v = variant_index(enrol(client, "kunde-6"))
+    send(client, order("kunde-6", "o-6", "100.00"))
+    client.post("/v1/experiments/checkout-button/stop", headers=EDITOR)
+    late_order = send(client, order("kunde-6", "o-7", "100.00")).json
+    assert late_order["results"][0]["status"] == "ignored"
+    refund = send(client, {"type": "refund", "id": "r-6", "order_id": "o-6", "amount": "100.00"})
+    assert refund.json["accepted"] == 1
+    assert counts(redis_client)[f"s:{v}:revenue"] == 0
+
+
+def test_browser_cannot_send_orders_or_refunds(client: Any, redis_client: redis.Redis) -> None:
+    start(client)
+    enrol(client, "kunde-7")
+    forged = client.post(
+        "/v1/events",
+        data='{"events": [{"type": "order", "visitor": "kunde-7", "order_id": "x", '
+        '"revenue": "9999.00"}, {"type": "conversion", "id": "c", "visitor": "kunde-7", '
+        '"goal": "add_to_cart"}]}',
+        content_type="text/plain",
+    )
+    assert forged.status_code == 200
+    assert [r["status"] for r in forged.json["results"]] == ["rejected", "accepted"]
+    assert "type" in forged.json["results"][0]["errors"]
+    viewer_key = send(client, order("kunde-7", "y"), headers={"X-Splitwerk-Ingest-Key": "nope"})
+    assert viewer_key.status_code == 422
+    assert not any(k.startswith("s:") for k in counts(redis_client))
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (order("kunde-8", "o", "-1.00"), "revenue"),
+        (order("kunde-8", "o", "12.345"), "revenue"),
+        (order("kunde-8", "o", "zwölf"), "revenue"),
+        (order("kunde-8", "o", "10.00", currency="euro"), "currency"),
+        (order("kunde-8", "o", "10.00", currency="USD"), "currency"),
+        (order("kunde-8", "o", "10.00", tax="11.00"), "tax"),
+        ({"type": "order", "visitor": "kunde-8", "revenue": "1.00"}, "order_id"),
+        ({"type": "conversion", "visitor": "kunde-8", "goal": "purchase"}, "id"),
+        ({"type": "conversion", "id": "x", "goal": "purchase"}, "visitor"),
+        ({"type": "conversion", "id": "x", "visitor": "kunde-8", "goal": "Bad Goal"}, "goal"),
+        (
+            {"type": "conversion", "id": "x", "visitor": "kunde-8", "goal": "purchase", "ts": 1.0},
+            "ts",
+        ),
+        ({"type": "refund", "id": "r", "order_id": "o", "amount": "0"}, "amount"),
+        ({"type": "teleport", "id": "x"}, "type"),
+        (
+            {"type": "conversion", "id": "x", "visitor": "kunde-8", "goal": "purchase", "extra": 1},
+            "extra",
+        ),
+    ],
+)
+def test_bad_events_are_rejected_naming_the_field_and_store_nothing(
+    client: Any, redis_client: redis.Redis, event: dict[str, Any], field: str
+) -> None:
+    start(client)
+    enrol(client, "kunde-8")
+    before = counts(redis_client)
+    alone = send(client, event)
+    assert alone.status_code == 422
+    assert field in alone.json["errors"]["events"]["0"]
+    mixed = send(
+        client,
+        event,
+        {"type": "conversion", "id": "ok", "visitor": "kunde-8", "goal": "add_to_cart"},
+    )
+    assert mixed.status_code == 200
+    assert [r["status"] for r in mixed.json["results"]] == ["rejected", "accepted"]
+    assert field in mixed.json["results"][0]["errors"]
+    after = counts(redis_client)
+    assert {k: v for k, v in after.items() if "add_to_cart" not in k} == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"events": []}, 422),
+        ({"events": [{"type": "conversion"}] * 501}, 422),
+        ({"events": "nope"}, 422),
+        ({}, 422),
+    ],
+)
+def test_bad_batches_are_refused(client: Any, body: dict[str, Any], status: int) -> None:
+    response = client.post("/v1/events", json=body, headers=INGEST)
+    assert response.status_code == status
+    assert "events" in response.json["errors"]
+
+
+def test_huge_body_is_refused_with_413(client: Any) -> None:
+    response = client.post("/v1/events", data="x" * (3 * 1024 * 1024), content_type="text/plain")
+    assert response.status_code == 413
+    assert response.json["code"] == 413
+
+
+def test_exposure_event_enrols_once(client: Any, redis_client: redis.Redis) -> None:
+    start(client)
+    exposure = {
+        "type": "exposure",
+        "id": "x-1",
+        "visitor": "local-1",
+        "experiment": "checkout-button",
+        "attributes": {"source": "youtube"},
+    }
+    assert send(client, exposure, headers={}).json["accepted"] == 1
+    assert send(client, exposure, headers={}).json["accepted"] == 1
+    enrolled = sum(v for k, v in counts(redis_client).items() if k.count(":") == 1)
+    assert enrolled == 1
+
+
+def test_erasure_removes_per_visitor_records_and_keeps_aggregates(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    enrol(client, "kunde-9")
+    enrol(client, "kunde-10")
+    send(
+        client,
+        order("kunde-9", "o-9"),
+        order("kunde-10", "o-10"),
+        {"type": "conversion", "id": "c-9", "visitor": "kunde-9", "goal": "add_to_cart"},
+        {"type": "refund", "id": "r-9", "order_id": "o-9", "amount": "10.00"},
+    )
+    aggregates = counts(redis_client)
+    assert client.delete("/v1/visitors/kunde-9", headers=VIEWER).status_code == 403
+    response = client.delete("/v1/visitors/kunde-9", headers=EDITOR)
+    assert response.status_code == 200
+    assert response.json["removed"] == {
+        "enrolments": 1,
+        "totals": 4,
+        "orders": 1,
+        "idempotency_keys": 3,
+    }
+    assert counts(redis_client) == aggregates
+    assert redis_client.hlen("sw:{checkout-button}:p1:enrolments") == 1
+    assert redis_client.hlen("sw:{checkout-button}:p1:orders") == 1
+    again = client.delete("/v1/visitors/kunde-9", headers=EDITOR)
+    assert sum(again.json["removed"].values()) == 0
+    refund = send(client, {"type": "refund", "id": "r-10", "order_id": "o-9", "amount": "1.00"})
+    assert refund.json["results"][0]["status"] == "ignored"
