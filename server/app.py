@@ -15,7 +15,7 @@ from werkzeug.routing import BaseConverter
 
 from dashboard import views as dashboard_views
 from server import schemas
-from server.api import assignments, configuration, events, experiments, snippet
+from server.api import assignments, configuration, events, experiments, results, snippet
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.privacy import Pseudonymiser
@@ -23,6 +23,7 @@ from server.errors import register_error_handlers
 from server.services.assignments import Assigner
 from server.services.events import EventRecorder
 from server.services.experiments import SECONDS_PER_DAY, ExperimentCache
+from server.services.results import ResultsReader
 from server.storage.store import Store, connect
 
 DASHBOARD_PREFIX = "/dashboard"  # the only routes that use cookie sessions
@@ -111,6 +112,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["splitwerk.pseudonymiser"] = pseudonymiser
     app.extensions["splitwerk.assigner"] = assigner
+    app.extensions["splitwerk.results_reader"] = ResultsReader(
+        store, settings.RESULTS_CACHE_TTL, settings.CURRENCY
+    )
     app.extensions["splitwerk.event_recorder"] = EventRecorder(
         store,
         cache,
@@ -130,6 +134,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         configuration.blp,
         events.blp,
         experiments.blp,
+        results.blp,
         snippet.blp,
     ):
         api.register_blueprint(blueprint)

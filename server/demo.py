@@ -1,14 +1,19 @@
-"""The demo experiment that `splitwerk serve --dev` creates on an empty Redis."""
+"""The demo experiment and simulated shop traffic that `splitwerk serve --dev` starts with."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
+
+from flask import Flask
 
 from server import schemas
 from server.services import experiments as services
+from server.services.assignments import AssignRequest
 from server.storage.store import Store
 
 DEMO_KEY = "checkout-button"  # the example shop's product page renders this experiment
+DEMO_RETENTION_DAYS = 90  # the default retention; only used if the demo is stopped
 
 DEMO_EXPERIMENT: dict[str, Any] = {
     "key": DEMO_KEY,
@@ -40,5 +45,92 @@ def ensure_demo_experiment(store: Store, now: float) -> bool:
         return False
     data = schemas.ExperimentCreateSchema().load(DEMO_EXPERIMENT)
     services.create_experiment(store, data, "demo", now)
-    services.act_on_experiment(store, DEMO_KEY, "start", "demo", now, retention_days=1)
+    services.act_on_experiment(
+        store, DEMO_KEY, "start", "demo", now, retention_days=DEMO_RETENTION_DAYS
+    )
     return True
+
+
+# Traffic sources and their shares of visitors, as a German shop that advertises on social
+# networks sees them.
+DEMO_SOURCES = (
+    ("facebook", 0.25),
+    ("instagram", 0.2),
+    ("search", 0.2),
+    ("newsletter", 0.1),
+    ("youtube", 0.1),
+    ("direct", 0.15),
+)
+DEMO_DEVICES = (("mobile", 0.65), ("desktop", 0.35))
+# Purchase probability of the control by source; the green variant converts more on social
+# traffic but sells cheaper baskets there — higher conversion, not automatically more margin.
+DEMO_BASE_RATES = {
+    "facebook": 0.03,
+    "instagram": 0.025,
+    "search": 0.05,
+    "newsletter": 0.07,
+    "youtube": 0.02,
+    "direct": 0.045,
+}
+DEMO_DAYS = 14  # days of history the generator spreads visitors over
+SECONDS_PER_DAY = 86_400
+
+
+def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
+    return rng.choices([name for name, _ in table], weights=[share for _, share in table])[0]
+
+
+def generate_traffic(app: Flask, visitors: int, now: float, seed: int = 42) -> int:
+    """Simulate ``visitors`` shoppers of the demo experiment over the last DEMO_DAYS days.
+
+    Goes through the same services as the HTTP API (assignment, events), seeded so that every
+    run gives the same data. Returns the number of orders placed.
+    """
+    rng = random.Random(seed)
+    assigner = app.extensions["splitwerk.assigner"]
+    recorder = app.extensions["splitwerk.event_recorder"]
+    orders = 0
+    for number in range(visitors):
+        visitor = f"demo-{seed}-{number}"
+        source, device = _pick(rng, DEMO_SOURCES), _pick(rng, DEMO_DEVICES)
+        moment = now - SECONDS_PER_DAY * DEMO_DAYS * (1 - number / visitors)
+        result = assigner.assign(
+            AssignRequest(
+                visitor=visitor,
+                experiments=(DEMO_KEY,),
+                attributes={"source": source, "device": device},
+            ),
+            moment,
+        )
+        (answer,) = result.assignments
+        if not answer.is_enrolled:
+            continue
+        is_green = answer.variant_key != "control"
+        social = source in {"facebook", "instagram", "youtube"}
+        rate = DEMO_BASE_RATES[source] * (1.25 if is_green and social else 1.0)
+        events: list[dict[str, Any]] = []
+        if rng.random() < rate * 3:
+            events.append(_conversion(visitor, "add_to_cart", number, moment))
+        if rng.random() < rate:
+            basket = rng.lognormvariate(4.0 if not (is_green and social) else 3.8, 0.5)
+            events.append(_order(visitor, number, basket, moment))
+            orders += 1
+        if events:
+            recorder.record(events, moment + 60)
+    return orders
+
+
+def _conversion(visitor: str, goal: str, number: int, moment: float) -> dict[str, Any]:
+    return {"type": "conversion", "id": f"demo-{goal}-{number}", "visitor": visitor,
+            "goal": goal, "value": 0, "ts": moment}  # fmt: skip
+
+
+def _order(visitor: str, number: int, basket: float, moment: float) -> dict[str, Any]:
+    revenue = round(basket * 100)  # cents, VAT included
+    tax = revenue * 19 // 119  # German standard VAT contained in the price
+    return {
+        "type": "order", "id": None, "visitor": visitor, "order_id": f"demo-order-{number}",
+        "goal": "purchase", "revenue": revenue, "tax": tax, "shipping": 490,
+        "discount": 0, "cost_of_goods": revenue * 45 // 100, "payment_fee": 35 + revenue // 50,
+        "currency": "EUR", "ts": moment,
+    }  # fmt: skip

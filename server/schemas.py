@@ -514,3 +514,118 @@ class EventBatchResultSchema(Schema):
 class ErasureSchema(Schema):
     removed = fields.Dict(keys=fields.String(), values=fields.Integer())
     experiments = fields.List(fields.String())
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+class IntervalSchema(Schema):
+    lower = fields.Float()
+    upper = fields.Float()
+
+
+class VariantResultSchema(Schema):
+    variant = fields.Integer(metadata={"description": "index; 0 is the control"})
+    visitors = fields.Integer()
+    converted = fields.Integer(allow_none=True)
+    estimate = fields.Float(allow_none=True, metadata={"description": "rate or mean per visitor"})
+    uplift = fields.Float(allow_none=True)
+    uplift_interval = fields.Nested(IntervalSchema, allow_none=True)
+    relative_uplift = fields.Float(allow_none=True)
+    relative_uplift_interval = fields.Nested(IntervalSchema, allow_none=True)
+    p_value = fields.Float(allow_none=True)
+    adjusted_p_value = fields.Float(allow_none=True)
+    is_significant = fields.Boolean()
+    chance_to_beat_control = fields.Float(allow_none=True)
+    expected_loss = fields.Float(allow_none=True)
+
+
+class GoalResultSchema(Schema):
+    kind = fields.String()
+    method = fields.String(metadata={"description": "sequential (always valid) or fixed"})
+    alpha = fields.Float()
+    minimum_effect = fields.Float()
+    adjustment = fields.String()
+    variants = fields.List(fields.Nested(VariantResultSchema))
+
+
+class VariantTotalsSchema(Schema):
+    key = fields.String()
+    visitors = fields.Integer()
+    converted = fields.Integer()
+    events = fields.Integer()
+    value_sum = fields.Float()
+
+
+class GoalReportSchema(Schema):
+    key = fields.String()
+    kind = fields.Enum(GoalKind, by_value=True)
+    primary = fields.Boolean(attribute="is_primary")
+    result = fields.Nested(GoalResultSchema)
+    totals = fields.List(fields.Nested(VariantTotalsSchema))
+    visitors_needed = fields.Integer(allow_none=True)
+    estimated_end = fields.Date(allow_none=True)
+    summary = fields.String()
+
+
+class SegmentResultSchema(Schema):
+    value = fields.String(attribute="segment")
+    judged = fields.Boolean(attribute="is_judged")
+    result = fields.Nested(GoalResultSchema)
+
+
+class SegmentReportSchema(Schema):
+    attribute = fields.String()
+    goal = fields.String()
+    segments = fields.List(fields.Nested(SegmentResultSchema))
+
+
+class DailyVariantSchema(Schema):
+    visitors = fields.Integer()
+    converted = fields.Integer()
+    estimate = fields.Float(allow_none=True)
+    interval = fields.Nested(IntervalSchema, allow_none=True)
+
+
+class DailyPointSchema(Schema):
+    day = fields.Date()
+    variants = fields.List(fields.Nested(DailyVariantSchema))
+
+
+class DailySeriesSchema(Schema):
+    goal = fields.String()
+    points = fields.List(fields.Nested(DailyPointSchema))
+
+
+class SampleRatioSchema(Schema):
+    chi_square = fields.Float(allow_none=True)
+    p_value = fields.Float()
+    mismatch = fields.Boolean(attribute="is_mismatch")
+
+
+class VariantSummarySchema(Schema):
+    key = fields.String()
+    allocation = fields.Integer()
+    visitors = fields.Integer()
+
+
+class ResultsSchema(Schema):
+    experiment = fields.String()
+    name = fields.String()
+    status = fields.Enum(Status, by_value=True)
+    phase = fields.Integer()
+    analysis = fields.String()
+    generated_at = Timestamp()
+    variants = fields.List(fields.Nested(VariantSummarySchema))
+    sample_ratio = fields.Nested(SampleRatioSchema)
+    goals = fields.List(fields.Nested(GoalReportSchema))
+    segments = fields.List(fields.Nested(SegmentReportSchema))
+    daily = fields.List(fields.Nested(DailySeriesSchema))
+    summary = fields.String()
+
+
+class ResultsQuerySchema(BaseSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    format = fields.String(validate=validate.OneOf(["json", "csv"]), load_default="json")

@@ -8,6 +8,7 @@ from server.core.bots import BotDetector
 from server.services.assignments import Assigner
 from server.services.events import EventRecorder
 from server.services.experiments import ExperimentCache
+from server.services.results import ResultsReader
 from server.storage.store import Store
 
 
@@ -38,4 +39,10 @@ def bot_detector() -> BotDetector:
 def event_recorder() -> EventRecorder:
     """This worker's event recording service."""
     value: EventRecorder = current_app.extensions["splitwerk.event_recorder"]
+    return value
+
+
+def results_reader() -> ResultsReader:
+    """This worker's results service (with its short cache)."""
+    value: ResultsReader = current_app.extensions["splitwerk.results_reader"]
     return value

@@ -305,6 +305,26 @@ def analyse_value_segments(
     return _segment_results(parts)
 
 
+def estimate_interval(
+    data: ConversionCounts | ValueSums, alpha: float = DEFAULT_ALPHA
+) -> Interval | None:
+    """Normal-approximation interval of one variant's rate or mean, for chart bands.
+
+    Decisions use the comparisons of ``analyse_*``; this only shows how settled a line is.
+    """
+    if isinstance(data, ConversionCounts):
+        rate = _rate(data)
+        if rate is None:
+            return None
+        spread = math.sqrt(rate * (1.0 - rate) / data.visitors)
+        return _finite_interval(_interval(rate, _normal_quantile(alpha) * spread))
+    moments = _moments(data)
+    if moments.mean is None or moments.variance is None:
+        return None
+    spread = math.sqrt(moments.variance / moments.visitors)
+    return _finite_interval(_interval(moments.mean, _normal_quantile(alpha) * spread))
+
+
 def sample_ratio_mismatch(counts: Sequence[int], allocations: Sequence[int]) -> SampleRatioMismatch:
     """Test whether enrolments per variant fit the allocations (basis points summing to 10 000).
 

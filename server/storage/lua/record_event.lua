@@ -86,6 +86,7 @@ for i = first, #ARGV, 3 do
   add("c:" .. base .. day, converted)
   add("n:" .. base .. day, 1)
   add("s:" .. base .. day, value)
+  add("q:" .. base .. day, square)  -- summed up to a day: squares of the totals as of that day
   for j = 1, segments do
     add("c:" .. base .. suffixes[j], converted)
     add("n:" .. base .. suffixes[j], 1)

@@ -59,6 +59,7 @@ for goal_kind in string.gmatch(parts[6], "[^,]+") do
   add("s:" .. base, -reduction)
   add("q:" .. base, square)
   add("s:" .. base .. day, -reduction)
+  add("q:" .. base .. day, square)
   for i = 1, segments do
     local suffix = ":" .. ARGV[8 + i] .. "=" .. (parts[6 + i] or "unknown")
     add("s:" .. base .. suffix, -reduction)

@@ -1,0 +1,75 @@
+"""Results of an experiment: statistics per goal, variant, segment and day; JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+
+from server import schemas
+from server.api.auth import require
+from server.api.context import results_reader, store
+from server.core.models import Role
+from server.services import experiments as experiment_services
+from server.services.results import ExperimentResults
+
+blp = Blueprint("results", __name__, url_prefix="/v1/experiments", description="Results.")
+
+RESULTS = schemas.ResultsSchema()
+CSV_COLUMNS = (
+    "goal", "kind", "segment", "segment_value", "judged", "variant", "visitors", "converted",
+    "estimate", "uplift", "uplift_lower", "uplift_upper", "relative_uplift", "p_value",
+    "adjusted_p_value", "significant", "chance_to_beat_control", "expected_loss",
+)  # fmt: skip
+
+
+def results_csv(results: ExperimentResults) -> str:
+    """One row per goal × segment value × variant (the whole experiment has segment "all")."""
+    keys = [variant.key for variant in results.variants]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    blocks: list[tuple[str, str, str, str, bool, Any]] = [
+        (goal.key, goal.kind.value, "all", "", True, goal.result) for goal in results.goals
+    ]
+    kinds = {goal.key: goal.kind.value for goal in results.goals}
+    for report in results.segments:
+        for segment in report.segments:
+            blocks.append(
+                (report.goal, kinds[report.goal], report.attribute, segment.segment,
+                 segment.is_judged, segment.result)
+            )  # fmt: skip
+    for goal, kind, attribute, value, judged, result in blocks:
+        for row in result.variants:
+            interval = row.uplift_interval
+            writer.writerow(
+                [goal, kind, attribute, value, judged, keys[row.variant], row.visitors,
+                 row.converted, row.estimate, row.uplift,
+                 interval.lower if interval else None, interval.upper if interval else None,
+                 row.relative_uplift, row.p_value, row.adjusted_p_value, row.is_significant,
+                 row.chance_to_beat_control, row.expected_loss]
+            )  # fmt: skip
+    return out.getvalue()
+
+
+@blp.route("/<key:key>/results", methods=["GET"])
+@require(Role.VIEWER)
+@blp.arguments(schemas.ResultsQuerySchema, location="query")
+@blp.response(200, schemas.ResultsSchema)
+@blp.alt_response(200, description="CSV with ?format=csv", content_type="text/csv")
+@blp.doc(security=[{"bearerAuth": []}])
+def get_results(query: dict[str, Any], key: str) -> Response:
+    """Statistics of the current phase: per goal, variant, segment value and day."""
+    experiment = experiment_services.get_experiment(store(), key)
+    results = results_reader().results(experiment, time.time())
+    if query["format"] == "csv":
+        return Response(
+            results_csv(results),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{key}-results.csv"'},
+        )
+    return Response(RESULTS.dumps(results), mimetype="application/json")
