@@ -20,7 +20,7 @@ from gunicorn.app.base import BaseApplication
 
 from server.app import create_app
 from server.config import ConfigError, Settings, client_settings, hash_token, load_config
-from server.demo import ensure_demo_experiment
+from server.demo import DEMO_DAYS, SECONDS_PER_DAY, ensure_demo_experiment, generate_traffic
 from server.storage.embedded import EmbeddedRedis
 from server.storage.errors import StorageUnavailable
 
@@ -29,6 +29,7 @@ GRACEFUL_TIMEOUT = 10  # seconds for in-flight requests at shutdown
 CLIENT_TIMEOUT = 10.0  # seconds for one admin API call from the CLI
 SECRET_FILE = "secret-key"  # development secret, created once under DATA_DIR
 TOKEN_FILE = "dev-token"  # development editor token, created once under DATA_DIR
+DEMO_VISITORS = 4000  # simulated demo visitors: enough for charts, made in a few seconds
 
 
 class GunicornApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
@@ -125,8 +126,14 @@ def serve(
             app = create_app(overrides)
             settings = app.extensions["splitwerk.settings"]
             store = app.extensions["splitwerk.store"]
-            if settings.DEV and not no_demo and ensure_demo_experiment(store, time.time()):
-                click.echo("created the demo experiment 'checkout-button'")
+            now = time.time()
+            started = now - DEMO_DAYS * SECONDS_PER_DAY
+            if settings.DEV and not no_demo and ensure_demo_experiment(store, started):
+                orders = generate_traffic(app, DEMO_VISITORS, now)
+                click.echo(
+                    f"created the demo experiment 'checkout-button' with {DEMO_VISITORS} "
+                    f"simulated visitors and {orders} orders"
+                )
             store.close()
             base = f"http://{settings.HOST}:{settings.PORT}"
             click.echo(f"dashboard: {base}/dashboard/   API: {base}/v1/openapi.json")
