@@ -15,7 +15,13 @@ from typing import Any
 
 import mmh3
 
-from splitwerk.conditions import Attributes, Predicate, attribute_names, compile_condition
+from splitwerk.conditions import (
+    Attributes,
+    Predicate,
+    attribute_names,
+    compile_condition,
+    never_matches,
+)
 
 _EMPTY: Attributes = MappingProxyType({})  # stands in for "no attributes"
 
@@ -136,9 +142,16 @@ class Experiment:
         self._layer_salt: str | None = layer[0] if layer is not None else None
         self._layer_start = layer[1] if layer is not None else 0
         self._layer_end = layer[2] if layer is not None else BUCKETS
-        self.condition: Predicate | None = (
-            compile_condition(condition) if condition is not None else None
-        )
+        self.condition: Predicate | None = None
+        if condition is not None:
+            try:
+                self.condition = compile_condition(condition)
+            except ValueError as error:
+                # The server refuses such a condition when the experiment is saved, so it
+                # comes from elsewhere (a hand-edited config, a newer server). Guessing its
+                # meaning could enrol visitors the server would not: target nobody instead.
+                log.warning("splitwerk: experiment %r targets nobody: %s", key, error)
+                self.condition = never_matches
         # Attributes sent with an exposure: what the server needs to re-evaluate and segment.
         self.attribute_names = segments | (
             attribute_names(condition) if condition is not None else frozenset()
@@ -187,7 +200,9 @@ def parse_config(document: Any) -> Config | None:
 
     Experiments that break the spec's rules (allocations not summing to 10000, unknown winner,
     …) are left out with a warning rather than "fixed": the SDK then answers with the default
-    for them, as it would for an experiment it has never heard of.
+    for them, as it would for an experiment it has never heard of. An experiment whose
+    targeting condition the server would refuse is kept, but targets nobody (the control,
+    not enrolled, reason ``not_targeted``).
     """
     if not isinstance(document, Mapping) or document.get("spec") != SPEC:
         log.warning("splitwerk: config refused: not an %r document", SPEC)
@@ -263,8 +278,6 @@ def _find_problem(raw: Any) -> str | None:
         return "layer is not {salt, start, end} with 0 <= start <= end <= 10000"
     if raw.get("winner") is not None and raw["winner"] not in keys:
         return f"winner {raw['winner']!r} is not a variant"
-    if raw.get("conditions") is not None and not isinstance(raw["conditions"], Mapping):
-        return "conditions is not an object"
     if raw.get("segments") is not None and not isinstance(raw["segments"], list):
         return "segments is not a list"
     return None
