@@ -117,6 +117,18 @@ def test_visitor_not_matching_conditions_is_not_targeted() -> None:
     assert compiled.attribute_names == {"source", "device"}
 
 
+@pytest.mark.parametrize("conditions", [["not", "an", "object"], {"$or": []}, {"v": {"$foo": 1}}])
+def test_experiment_with_a_condition_the_server_refuses_targets_nobody(
+    conditions: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="splitwerk"):
+        config = parse_config({"spec": SPEC, "experiments": [experiment(conditions=conditions)]})
+    assert config is not None
+    answer = config.experiments["exp"].evaluate("v-1", {"v": 1})
+    assert (answer.variant, answer.enrolled, answer.reason) == ("control", False, "not_targeted")
+    assert "'exp' targets nobody" in caplog.text
+
+
 def test_layer_and_coverage_reasons() -> None:
     outside_layer = parse_experiment(experiment(layer={"salt": "l", "start": 0, "end": 0}))
     no_coverage = parse_experiment(experiment(coverage=0))
@@ -158,7 +170,6 @@ def test_payloads_are_read_only() -> None:
         {"status": "running-ish"},
         {"winner": "c"},
         {"layer": {"salt": "l", "start": 6000, "end": 5000}},
-        {"conditions": ["not", "an", "object"]},
         {"key": ""},
     ],
 )
