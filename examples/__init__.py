@@ -1,0 +1,1 @@
+"""Runnable examples of shops that use Splitwerk (also the end-to-end tests' fixtures)."""
