@@ -29,6 +29,7 @@ GRACEFUL_TIMEOUT = 10  # seconds for in-flight requests at shutdown
 CLIENT_TIMEOUT = 10.0  # seconds for one admin API call from the CLI
 SECRET_FILE = "secret-key"  # development secret, created once under DATA_DIR
 TOKEN_FILE = "dev-token"  # development editor token, created once under DATA_DIR
+INGEST_TOKEN_FILE = "dev-ingest-token"  # development ingest key (orders from the example shop)
 DEMO_VISITORS = 4000  # simulated demo visitors: enough for charts, made in a few seconds
 
 
@@ -58,17 +59,22 @@ def _secret_file(folder: Path, name: str) -> str:
     return path.read_text().strip()
 
 
-def _dev_overrides(settings: Settings) -> tuple[dict[str, Any], str | None]:
-    """A stable secret and editor token for development, kept in DATA_DIR."""
+def _dev_overrides(settings: Settings) -> tuple[dict[str, Any], dict[str, str]]:
+    """A stable secret, editor token and ingest key for development, kept in DATA_DIR."""
     folder = Path(settings.DATA_DIR)
     overrides: dict[str, Any] = {}
-    token = None
+    tokens: dict[str, str] = {}
     if not settings.SECRET_KEY:
         overrides["SECRET_KEY"] = _secret_file(folder, SECRET_FILE)
     if not settings.TOKENS:
-        token = _secret_file(folder, TOKEN_FILE)
-        overrides["TOKENS"] = f"editor:dev:{hash_token(token)}"
-    return overrides, token
+        tokens = {
+            "editor": _secret_file(folder, TOKEN_FILE),
+            "ingest": _secret_file(folder, INGEST_TOKEN_FILE),
+        }
+        overrides["TOKENS"] = ",".join(
+            f"{role}:dev:{hash_token(token)}" for role, token in tokens.items()
+        )
+    return overrides, tokens
 
 
 @contextlib.contextmanager
@@ -117,9 +123,9 @@ def serve(
     overrides: dict[str, Any] = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = load_config(overrides, validate=False)
-        token = None
+        tokens: dict[str, str] = {}
         if settings.DEV:
-            extra, token = _dev_overrides(settings)
+            extra, tokens = _dev_overrides(settings)
             overrides.update(extra)
         with _redis_for(load_config(overrides)) as url:
             overrides["REDIS_URL"] = url
@@ -137,8 +143,9 @@ def serve(
             store.close()
             base = f"http://{settings.HOST}:{settings.PORT}"
             click.echo(f"dashboard: {base}/dashboard/   API: {base}/v1/openapi.json")
-            if token:
-                click.echo(f"admin token (editor): {token}")
+            if tokens:
+                click.echo(f"admin token (editor): {tokens['editor']}")
+                click.echo(f"ingest key (orders and refunds): {tokens['ingest']}")
             options = {
                 "bind": f"{settings.HOST}:{settings.PORT}",
                 "workers": settings.WORKERS,

@@ -75,8 +75,8 @@ def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> str:
-    process.send_signal(signal.SIGINT)
+def _stop(process: subprocess.Popen[bytes], how: signal.Signals = signal.SIGINT) -> str:
+    process.send_signal(how)
     output, _ = process.communicate(timeout=30)
     return output.decode()
 
@@ -100,6 +100,8 @@ def test_serve_dev_creates_demo_prints_token_and_keeps_data_across_restarts() ->
     finally:
         output = _stop(process)
     assert f"admin token (editor): {token}" in output
+    ingest = (data_dir / "dev-ingest-token").read_text().strip()
+    assert f"ingest key (orders and refunds): {ingest}" in output
     assert f"{url}/dashboard/" in output
     assert process.returncode == 0
 
@@ -109,7 +111,7 @@ def test_serve_dev_creates_demo_prints_token_and_keeps_data_across_restarts() ->
         experiments = _get(url + "/v1/experiments", token)["items"]
         assert [(e["key"], e["status"]) for e in experiments] == [("checkout-button", "paused")]
     finally:
-        output = _stop(restarted)
+        output = _stop(restarted, signal.SIGTERM)  # as systemd, docker and CI stop services
     assert "created the demo experiment" not in output
     leftover = subprocess.run(
         ["pgrep", "-f", str(data_dir)], capture_output=True, text=True, check=False
