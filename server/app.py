@@ -109,6 +109,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         pseudonymiser,
         segment_value_limit=settings.SEGMENT_VALUE_LIMIT,
         experiments_limit=settings.MAX_EXPERIMENTS_PER_REQUEST,
+        enrolment_cache_size=settings.ENROLMENT_CACHE_SIZE,
     )
     app.extensions["splitwerk.pseudonymiser"] = pseudonymiser
     app.extensions["splitwerk.assigner"] = assigner

@@ -68,6 +68,9 @@ class DefaultConfig:
     CURRENCY: str = "EUR"
     # Experiments one /v1/assign request may name; bounds the work of one request.
     MAX_EXPERIMENTS_PER_REQUEST: int = 20
+    # Enrolments each worker remembers so that returning visitors skip Redis (about 150 bytes
+    # each: 100,000 take some 15 MB per worker).
+    ENROLMENT_CACHE_SIZE: int = 100_000
     # Distinct values per segment attribute per experiment; later values count as "other".
     SEGMENT_VALUE_LIMIT: int = 50
     # Browser origins allowed to call the public endpoints (comma-separated, "*" for any).
@@ -161,6 +164,7 @@ def _check(settings: Settings) -> None:
         "RETENTION_DAYS",
         "MAX_EXPERIMENTS_PER_REQUEST",
         "SEGMENT_VALUE_LIMIT",
+        "ENROLMENT_CACHE_SIZE",
         "WORKERS",
         "THREADS",
     )

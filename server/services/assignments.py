@@ -9,7 +9,8 @@ answers still come from the last known configuration, unrecorded.
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,6 @@ from server.services.experiments import ExperimentCache, Snapshot
 from server.storage.errors import StorageUnavailable
 from server.storage.store import Store
 
-log = logging.getLogger(__name__)
 
 UNKNOWN_EXPERIMENT = "unknown_experiment"  # reason for a named experiment that does not exist
 NO_CONSENT = "no_consent"  # reason when the visitor did not consent to being counted
@@ -92,6 +92,45 @@ def utc_day(now: float) -> str:
     return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d")
 
 
+class EnrolmentCache:
+    """Enrolments this worker has seen, so that returning visitors need no Redis round trip.
+
+    An enrolment never changes within a phase (the key holds the phase), so a cached one stays
+    right until the visitor is erased: every erasure bumps a counter that workers read with
+    each configuration refresh, and a changed counter empties the cache. Bounded: the least
+    recently used entries go first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[str, int, str], int] = OrderedDict()
+        self._erasures = 0
+        self._lock = threading.Lock()
+
+    def sync(self, erasures: int) -> None:
+        """Forget everything when visitors were erased since the last look."""
+        if erasures != self._erasures:
+            with self._lock:
+                self._entries.clear()
+                self._erasures = erasures
+
+    def get(self, key: tuple[str, int, str]) -> int | None:
+        """The cached variant index of (experiment, phase, pseudonym), if any."""
+        with self._lock:
+            index = self._entries.get(key)
+            if index is not None:
+                self._entries.move_to_end(key)
+            return index
+
+    def put(self, key: tuple[str, int, str], index: int) -> None:
+        """Remember an enrolment."""
+        with self._lock:
+            self._entries[key] = index
+            self._entries.move_to_end(key)
+            if len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+
 class Assigner:
     """Assigns visitors with cached configuration, compiled conditions and one Redis trip."""
 
@@ -102,9 +141,11 @@ class Assigner:
         pseudonymiser: Pseudonymiser,
         segment_value_limit: int,
         experiments_limit: int,
+        enrolment_cache_size: int,
     ) -> None:
         self._store = store
         self._experiments_limit = experiments_limit
+        self._known = EnrolmentCache(enrolment_cache_size)
         self._cache = cache
         self._pseudonymiser = pseudonymiser
         self._segment_value_limit = segment_value_limit
@@ -134,6 +175,7 @@ class Assigner:
                 {"experiments": [f"at most {self._experiments_limit} per request"]},
             )
         snapshot = self._cache.get(now)
+        self._known.sync(snapshot.erasures)
         if request.experiments is None:
             targets: Sequence[Experiment | str] = [
                 e for e in snapshot.in_config() if e.status == Status.RUNNING
@@ -176,8 +218,20 @@ class Assigner:
         answers: list[Assignment],
         now: float,
     ) -> bool:
-        """Enrol and look up in one round trip; apply stored variants (stickiness)."""
+        """Enrol and look up in one round trip; apply stored variants (stickiness).
+
+        Enrolments this worker already knows are answered without Redis.
+        """
         pseudonym = self._pseudonymiser.pseudonymise(request.visitor)
+        unknown: list[tuple[int, Experiment, Decision]] = []
+        for position, experiment, decision in pending:
+            index = self._known.get((experiment.key, experiment.phase, pseudonym))
+            if index is None:
+                unknown.append((position, experiment, decision))
+            else:
+                answers[position] = self._enrolled(experiment, index)
+        if not unknown:
+            return True
         enrolments = [
             Enrolment(
                 experiment=experiment.key,
@@ -191,22 +245,24 @@ class Assigner:
                     segment_value(request.attributes.get(name)) for name in experiment.segments
                 ),
             )
-            for _, experiment, decision in pending
+            for _, experiment, decision in unknown
         ]
         try:
             outcomes = self._store.enrol(enrolments, utc_day(now), self._segment_value_limit)
         except StorageUnavailable:
             # Degraded: the answers stand as decided, none of them enrolled or sticky.
             return False
-        for (position, experiment, _), outcome in zip(pending, outcomes, strict=True):
-            if outcome.variant_index is None:
-                continue
-            if outcome.variant_index < len(experiment.variants):
-                variant = experiment.variants[outcome.variant_index]
-                answers[position] = Assignment(experiment.key, variant, True, Reason.RUNNING)
-            else:  # pragma: no cover - a phase's variants never shrink; guard stale records
-                log.warning("stale enrolment record in %s", experiment.key)
+        for (position, experiment, _), outcome in zip(unknown, outcomes, strict=True):
+            index = outcome.variant_index
+            if index is None or index >= len(experiment.variants):
+                continue  # not enrolled (a phase's variants never shrink; guards stale data)
+            self._known.put((experiment.key, experiment.phase, pseudonym), index)
+            answers[position] = self._enrolled(experiment, index)
         return True
+
+    @staticmethod
+    def _enrolled(experiment: Experiment, index: int) -> Assignment:
+        return Assignment(experiment.key, experiment.variants[index], True, Reason.RUNNING)
 
 
 # Decisions that need Redis: enrolling, or finding an earlier enrolment of a visitor whose

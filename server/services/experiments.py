@@ -266,6 +266,7 @@ class Snapshot:
     version: int
     experiments: Mapping[str, Experiment]
     fetched_at: float
+    erasures: int = 0  # the erasure counter seen with this snapshot (see EnrolmentCache)
 
     def in_config(self) -> list[Experiment]:
         """Experiments that SDKs and the snippet evaluate, sorted by key."""
@@ -305,11 +306,12 @@ class ExperimentCache:
 
     def _refresh(self, snapshot: Snapshot | None, now: float) -> Snapshot:
         try:
-            if snapshot is not None and self._store.config_version() == snapshot.version:
-                fresh = dataclasses.replace(snapshot, fetched_at=now)
+            version, erasures = self._store.versions()
+            if snapshot is not None and version == snapshot.version:
+                fresh = dataclasses.replace(snapshot, fetched_at=now, erasures=erasures)
             else:
                 version, experiments = self._store.load_experiments()
-                fresh = Snapshot(version, experiments, now)
+                fresh = Snapshot(version, experiments, now, erasures)
         except StorageUnavailable:
             if snapshot is None:
                 raise

@@ -12,6 +12,8 @@ sw:experiments                             hash    experiment key → experiment
                                                    (storage.codec); never expires
 sw:config-version                          string  counter, +1 on every experiment change;
                                                    the ETag of /v1/config; never expires
+sw:erasures                                string  counter, +1 on every visitor erasure; workers
+                                                   drop their cached enrolments when it changes
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
@@ -56,6 +58,7 @@ AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
 
 EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"
+ERASURES = f"{PREFIX}:erasures"
 
 
 def experiment_prefix(experiment: str) -> str:

@@ -108,11 +108,11 @@ class Store:
         with _guard("ping"):
             self._redis.ping()
 
-    def config_version(self) -> int:
-        """The counter that changes with every experiment change (the /v1/config ETag)."""
-        with _guard("config version"):
-            raw = self._redis.get(keys.CONFIG_VERSION)
-        return int(raw or 0)
+    def versions(self) -> tuple[int, int]:
+        """The counters of experiment changes (the /v1/config ETag) and of visitor erasures."""
+        with _guard("versions"):
+            config, erasures = self._redis.mget(keys.CONFIG_VERSION, keys.ERASURES)
+        return int(config or 0), int(erasures or 0)
 
     def load_experiments(self) -> tuple[int, dict[str, Experiment]]:
         """Every experiment with the config version they belong to, read atomically."""
@@ -379,4 +379,5 @@ class Store:
                 ]
                 if members:
                     removed["idempotency_keys"] += self._redis.zrem(seen_key, *members)
+            self._redis.incr(keys.ERASURES)  # workers forget cached enrolments within a second
         return removed

@@ -402,3 +402,38 @@ def test_cors_only_for_configured_origins_on_public_routes(
     assert "Access-Control-Allow-Origin" not in stranger.headers
     admin = client.get("/v1/experiments", headers={**origin, **EDITOR})
     assert "Access-Control-Allow-Origin" not in admin.headers
+
+
+def test_returning_visitor_is_answered_from_the_worker_cache_without_redis(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    app = create_app(app_settings(redis_server.url, CONFIG_REFRESH_INTERVAL=60))
+    client = app.test_client()
+    start(client)
+    first = assign(client, "v-1", experiments=["checkout-button"]).json["assignments"]
+    redis_server.stop()
+    try:
+        again = assign(client, "v-1", experiments=["checkout-button"])
+        assert again.json["assignments"] == first
+        assert again.json["recorded"] is True  # known enrolment: nothing left to record
+        stranger = assign(client, "v-2", experiments=["checkout-button"])
+        assert stranger.json["recorded"] is False
+    finally:
+        redis_server.start()
+
+
+def test_erasure_empties_every_workers_enrolment_cache(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    worker = create_app(app_settings(redis_server.url, CONFIG_REFRESH_INTERVAL=0.01)).test_client()
+    other = create_app(app_settings(redis_server.url)).test_client()
+    start(worker)
+    assign(worker, "v-1", experiments=["checkout-button"])
+    assert redis_client.hlen(ENROLMENTS) == 1
+    assert other.delete("/v1/visitors/v-1", headers=EDITOR).status_code == 200
+    assert redis_client.hlen(ENROLMENTS) == 0
+    time.sleep(0.02)
+    assign(worker, "v-1", experiments=["checkout-button"])
+    # the worker asked Redis again instead of trusting its cache: the visitor is enrolled anew
+    assert redis_client.hlen(ENROLMENTS) == 1
+    assert enrolled_total(redis_client) == 2

@@ -50,7 +50,7 @@ def test_every_operation_turns_a_dead_redis_into_storage_unavailable(tmp_path: A
     store = store_for(f"unix://{tmp_path}/missing.sock")
     operations = [
         store.ping,
-        store.config_version,
+        store.versions,
         store.load_experiments,
         lambda: store.load_experiment("exp"),
         lambda: store.enrol([enrolment("v", 0)], "2026-11-25", 50),
