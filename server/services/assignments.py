@@ -24,7 +24,6 @@ from server.services.experiments import ExperimentCache, Snapshot
 from server.storage.errors import StorageUnavailable
 from server.storage.store import Store
 
-
 UNKNOWN_EXPERIMENT = "unknown_experiment"  # reason for a named experiment that does not exist
 NO_CONSENT = "no_consent"  # reason when the visitor did not consent to being counted
 MISSING_SEGMENT_VALUE = "unknown"  # segment value of a visitor without that attribute

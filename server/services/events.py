@@ -114,6 +114,9 @@ class EventRecorder:
         ]
         attributions: list[Attribution] = []
         owners: list[int] = []
+        # A batch often holds several events of one visitor and of one day: compute each once.
+        pseudonyms: dict[str, str] = {}
+        days: dict[float, str] = {}
         refunds: list[tuple[int, Mapping[str, Any]]] = []
         for index, event in enumerate(events):
             if isinstance(event, EventOutcome):
@@ -124,7 +127,13 @@ class EventRecorder:
             elif kind == "exposure":
                 outcomes[index] = self._expose(event, now)
             else:
-                found = self._attribute(event, running, now)
+                visitor = event["visitor"]
+                if visitor not in pseudonyms:
+                    pseudonyms[visitor] = self._pseudonymiser.pseudonymise(visitor)
+                moment = event["ts"] if event["ts"] is not None else now
+                if moment not in days:
+                    days[moment] = utc_day(moment)
+                found = self._attribute(event, running, pseudonyms[visitor], days[moment])
                 if not found:
                     outcomes[index] = EventOutcome(IGNORED)
                 attributions += found
@@ -141,7 +150,7 @@ class EventRecorder:
         return [outcome or EventOutcome(IGNORED) for outcome in outcomes]
 
     def _attribute(
-        self, event: Mapping[str, Any], running: Sequence[Experiment], now: float
+        self, event: Mapping[str, Any], running: Sequence[Experiment], visitor: str, day: str
     ) -> list[Attribution]:
         """One attribution per running experiment with a goal that listens to this event."""
         goal_name = event["goal"]
@@ -162,9 +171,7 @@ class EventRecorder:
         else:
             values = {GoalKind.CONVERSION: 0, GoalKind.REVENUE: event["value"]}
             values[GoalKind.MARGIN] = event["value"]
-        visitor = self._pseudonymiser.pseudonymise(event["visitor"])
         event_key = event["id"] or f"order:{event['order_id']}"
-        day = utc_day(event["ts"] if event["ts"] is not None else now)
         found = []
         for experiment in running:
             goals = tuple(

@@ -46,7 +46,7 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
 - ``n:<v>:<goal>``            events of the goal
 - ``s:<v>:<goal>``            sum of the goal's value in cents (net revenue or margin)
 - ``q:<v>:<goal>``            sum over visitors of the square of each visitor's total (cents²)
-- each of c/n/s/q also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
+- c/s/q also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q`` is the change of the squares that day, so the days up to
   D add up to the sum of squares of the totals as of D)
 """

@@ -262,37 +262,46 @@ class Store:
     ) -> list[int]:
         """Count conversions and orders in the variants their visitors are enrolled in.
 
-        One round trip for the whole batch; each item is atomic and idempotent in Redis.
-        Returns per item: 1 counted, 0 duplicate, -1 visitor not enrolled.
+        One script call per experiment phase, all in one round trip; each event is counted
+        once. Returns per item: 1 counted, 0 duplicate, -1 visitor not enrolled.
         """
+        groups: dict[tuple[str, int], list[int]] = {}
+        for position, item in enumerate(attributions):
+            groups.setdefault((item.experiment, item.phase), []).append(position)
         calls = []
-        for item in attributions:
+        for (experiment, phase), positions in groups.items():
+            segments = attributions[positions[0]].segments
+            args: list[Any] = [now, now - window, len(segments), *segments]
+            for position in positions:
+                item = attributions[position]
+                args += [
+                    item.visitor,
+                    item.member,
+                    item.day,
+                    item.order_id,
+                    item.gross,
+                    item.net_revenue,
+                    len(item.goals),
+                ]
+                for goal in item.goals:
+                    args += [goal.goal, goal.kind.value[0], goal.cents]
             script_keys = [
-                keys.enrolments(item.experiment, item.phase),
-                keys.totals(item.experiment, item.phase),
-                keys.counts(item.experiment, item.phase),
-                keys.seen(item.experiment, item.phase),
-                keys.orders(item.experiment, item.phase),
+                keys.enrolments(experiment, phase),
+                keys.totals(experiment, phase),
+                keys.counts(experiment, phase),
+                keys.seen(experiment, phase),
+                keys.orders(experiment, phase),
             ]
-            args: list[Any] = [
-                item.visitor,
-                item.member,
-                now,
-                window,
-                item.day,
-                item.order_id,
-                item.gross if item.order_id else "",
-                item.net_revenue if item.order_id else "",
-                len(item.segments),
-                *item.segments,
-            ]
-            for goal in item.goals:
-                args += [goal.goal, goal.kind.value[0], goal.cents]
             calls.append((script_keys, args))
         if not calls:
             return []
         with _guard("record events"):
-            return [int(reply) for reply in self._run_scripts(self._record_event, calls)]
+            replies = self._run_scripts(self._record_event, calls)
+        results = [0] * len(attributions)
+        for positions, group_replies in zip(groups.values(), replies, strict=True):
+            for position, reply in zip(positions, group_replies, strict=True):
+                results[position] = int(reply)
+        return results
 
     def find_orders(self, places: Sequence[tuple[str, int]], order_id: str) -> list[OrderRecord]:
         """The experiment phases (of ``places``) where an order was counted."""

@@ -379,3 +379,70 @@ def test_erasure_removes_per_visitor_records_and_keeps_aggregates(
     assert sum(again.json["removed"].values()) == 0
     refund = send(client, {"type": "refund", "id": "r-10", "order_id": "o-9", "amount": "1.00"})
     assert refund.json["results"][0]["status"] == "ignored"
+
+
+def test_fast_event_path_loads_exactly_what_the_schemas_load() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+    from marshmallow import ValidationError
+
+    from server import schemas
+
+    text = st.one_of(
+        st.sampled_from(["v-1", "o-1", "add_to_cart", "purchase", "EUR", "euro", "", "x" * 200,
+                         "Bad Key", "4b1d2f3e-1111-4000-8000-000000000001", "\ud800"]),
+        st.text(max_size=12),
+    )  # fmt: skip
+    money = st.one_of(
+        st.sampled_from(["49.90", "0", "-1", "1.001", "abc", "1e2"]),
+        st.integers(-5, 10**12),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.none(),
+        st.booleans(),
+    )
+    ts = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
+                   st.integers(-(10**400), 10**400), st.booleans(), text)  # fmt: skip
+    field = st.sampled_from(
+        ["id", "visitor", "goal", "order_id", "revenue", "tax", "shipping", "discount",
+         "cost_of_goods", "payment_fee", "currency", "ts", "value", "extra"]
+    )  # fmt: skip
+    money_fields = ("revenue", "tax", "shipping", "discount", "cost_of_goods", "payment_fee")
+    value_for = {name: money for name in (*money_fields, "value")} | {"ts": ts}
+
+    @given(
+        kind=st.sampled_from(["conversion", "order"]),
+        fields=st.dictionaries(field, st.none(), max_size=10),
+        data=st.data(),
+    )
+    def check(kind: str, fields: dict[str, None], data: Any) -> None:
+        raw: dict[str, Any] = {"type": kind}
+        for name in fields:
+            raw[name] = data.draw(value_for.get(name, text))
+        fast = schemas._fast_event(raw)
+        try:
+            slow = schemas.EVENT_SCHEMAS[kind].load(raw)
+        except ValidationError:
+            assert fast is None
+            return
+        if fast is not None:
+            assert fast == slow
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "conversion", "id": "c-1", "visitor": "v", "goal": "add_to_cart"},
+        {"type": "conversion", "id": "c-1", "visitor": "v", "goal": "x", "ts": 1.5, "value": "2"},
+        {"type": "order", "visitor": "v", "order_id": "o", "revenue": "49.90", "tax": "7.97"},
+        {"type": "order", "id": "i", "visitor": "v", "order_id": "o", "revenue": 10,
+         "currency": "EUR", "goal": "purchase", "cost_of_goods": "1", "payment_fee": 0.3},
+    ],
+)  # fmt: skip
+def test_well_formed_conversions_and_orders_take_the_fast_path(raw: dict[str, Any]) -> None:
+    from server import schemas
+
+    fast = schemas._fast_event(raw)
+    assert fast is not None
+    assert fast == schemas.EVENT_SCHEMAS[raw["type"]].load(raw)
