@@ -130,6 +130,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         KeyConverter, lambda _: {"type": "string", "pattern": schemas.ID_PATTERN}
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    # /v1/assign parses its body itself (hot path); its schema is documented here
+    api.spec.components.schema("AssignRequest", schema=schemas.AssignRequestSchema)
     for blueprint in (
         assignments.blp,
         configuration.blp,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from flask import Response, request
-from werkzeug.exceptions import Forbidden
+from marshmallow import ValidationError
+from werkzeug.exceptions import BadRequest, Forbidden
 
 from server import schemas
 from server.api.auth import actor_for, presented_token, settings
 from server.api.context import assigner, bot_detector
 from server.api.public import PublicBlueprint
+from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services.assignments import AssignRequest, AssignResult
 
@@ -22,9 +25,7 @@ blp = PublicBlueprint(
 RECORDED_HEADER = "X-Splitwerk-Recorded"  # "false" when Redis could not record (degraded mode)
 ATTRIBUTE_PREFIX = "attr."  # GET /v1/assign?attr.source=facebook
 # Schema instances built once: passing classes to blp.arguments builds one per request.
-REQUEST = schemas.AssignRequestSchema()
 QUERY = schemas.AssignQuerySchema()
-RESPONSE = schemas.AssignResponseSchema()
 
 
 def _may_force() -> bool:
@@ -56,17 +57,45 @@ def _assign(
         ),
         time.time(),
     )
-    response = Response(RESPONSE.dumps(result), mimetype="application/json")
+    response = Response(
+        json.dumps(schemas.dump_assign_result(result), separators=(",", ":")),
+        mimetype="application/json",
+    )
     response.headers[RECORDED_HEADER] = "true" if result.is_recorded else "false"
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
+def _json_body() -> Any:
+    """The request body as JSON, whatever its Content-Type (text/plain avoids a preflight)."""
+    body = request.get_data(cache=False)
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("Invalid JSON body.") from None
+
+
 @blp.route("/v1/assign", methods=["POST"])
-@blp.arguments(REQUEST)
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {"schema": "AssignRequest"},
+            "text/plain": {"schema": "AssignRequest"},
+        },
+    }
+)
 @blp.response(200, schemas.AssignResponseSchema)
-def assign(data: dict[str, Any]) -> Response:
+def assign() -> Response:
     """Variants for one visitor: the experiments named, or every running one that matches."""
+    # The hot path parses its body itself: webargs' per-request machinery cost more than the
+    # assignment (schemas.load_assign_request keeps the schema's rules and errors).
+    try:
+        data = schemas.load_assign_request(_json_body())
+    except ValidationError as error:
+        raise InvalidInput("invalid input", dict(error.messages)) from None  # type: ignore[arg-type]  # messages of a dict body are a dict
     return _assign(
         data["visitor"],
         data["experiments"],
@@ -88,7 +117,7 @@ def assign_by_query(query: dict[str, Any]) -> Response:
     if query["force"]:
         pairs = [item.partition(":") for item in query["force"].split(",") if item]
         force = {experiment: variant for experiment, _, variant in pairs}
-    loaded = REQUEST.load(
+    loaded = schemas.ASSIGN_REQUEST.load(
         {
             "visitor": query["visitor"],
             "experiments": names,

@@ -437,3 +437,58 @@ def test_erasure_empties_every_workers_enrolment_cache(
     # the worker asked Redis again instead of trusting its cache: the visitor is enrolled anew
     assert redis_client.hlen(ENROLMENTS) == 1
     assert enrolled_total(redis_client) == 2
+
+
+def test_fast_request_path_loads_exactly_what_the_schema_loads() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+    from marshmallow import ValidationError
+
+    from server import schemas
+
+    scalar = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+        st.text(alphabet="üß€中\ud800", max_size=1500),
+    )  # fmt: skip
+    value = st.one_of(scalar, st.lists(scalar, max_size=3), st.dictionaries(st.text(), scalar))
+    raw = st.fixed_dictionaries(
+        {},
+        optional={
+            "visitor": st.one_of(st.text(max_size=140), st.integers(), st.just("\ud800")),
+            "experiments": st.one_of(
+                st.none(), st.lists(st.sampled_from(["a", "checkout-button", "Bad", ""])),
+                st.text(max_size=5),
+            ),
+            "attributes": st.one_of(
+                st.dictionaries(st.text(max_size=70), value, max_size=8), st.text(), st.lists(value)
+            ),
+            "consent": st.one_of(st.booleans(), st.text(max_size=3), st.integers()),
+            "force": st.dictionaries(st.just("a"), st.just("b")),
+            "surprise": st.integers(),
+        },
+    )  # fmt: skip
+
+    @given(raw)
+    def check(body: dict[str, Any]) -> None:
+        try:
+            slow = schemas.ASSIGN_REQUEST.load(body)
+        except ValidationError:
+            with pytest.raises(ValidationError):
+                schemas.load_assign_request(body)
+            return
+        assert schemas.load_assign_request(body) == slow
+
+    check()
+
+
+def test_direct_answer_equals_the_response_schema(client: Any) -> None:
+    from server import schemas
+    from server.services.assignments import AssignRequest
+
+    start(client, allow_list={"qa": "green"})
+    assigner = client.application.extensions["splitwerk.assigner"]
+    for visitor in ("v-1", "qa", "v-2"):
+        result = assigner.assign(
+            AssignRequest(visitor, ("checkout-button", "nope"), {"source": "x"}), time.time()
+        )
+        assert schemas.dump_assign_result(result) == schemas.AssignResponseSchema().dump(result)
