@@ -17,7 +17,6 @@
   const FLUSH_JITTER_MS = 500; // spreads flushes of many tabs opened at once
   const BATCH_SIZE = 20; // events per beacon: keeps a body far below the 64 KB keepalive limit
   const QUEUE_SIZE = 100; // events held at most; more are dropped and counted (STYLE.md rule 34)
-  const REGEX_MAX = 256; // longest $regex pattern evaluated, against catastrophic backtracking
   // Words of a referrer's host name or of a utm_source value that name a traffic source; the
   // first source (in this order) with a matching word wins.
   const SOURCE_WORDS = {
@@ -85,10 +84,15 @@
 
   const isObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
   const isOperators = (x) => isObject(x) && Object.keys(x).every((k) => k[0] === '$');
-  // Structural equality; an array attribute matches when one of its elements does (MongoDB).
+  // JSON equality as the server compares: arrays element by element, objects in any key order;
+  // an array attribute is not searched (only $in looks inside it).
   const equals = (a, b) =>
-    (Array.isArray(a) && !Array.isArray(b) && a.some((x) => equals(x, b))) ||
-    JSON.stringify(a) === JSON.stringify(b);
+    Array.isArray(b)
+      ? Array.isArray(a) && a.length === b.length && b.every((x, i) => equals(a[i], x))
+      : isObject(b)
+        ? isObject(a) && Object.keys(a).length === Object.keys(b).length && Object.keys(b).every((k) => k in a && equals(a[k], b[k]))
+        : a === b;
+  const within = (a, b) => Array.isArray(b) && (Array.isArray(a) ? a : [a]).some((x) => b.some((y) => equals(x, y)));
   // Ordering only between two numbers or two strings; anything else does not match.
   const ordered = (a, b, test) =>
     typeof a === typeof b && (typeof a === 'number' || typeof a === 'string') && test(a, b);
@@ -96,16 +100,14 @@
   const OPERATORS = {
     $eq: equals,
     $ne: (a, b) => !equals(a, b),
-    $in: (a, b) => Array.isArray(b) && b.some((x) => equals(a, x)),
-    $nin: (a, b) => Array.isArray(b) && !b.some((x) => equals(a, x)),
+    $in: within,
+    $nin: (a, b) => Array.isArray(b) && !within(a, b),
     $gt: (a, b) => ordered(a, b, (x, y) => x > y),
     $gte: (a, b) => ordered(a, b, (x, y) => x >= y),
     $lt: (a, b) => ordered(a, b, (x, y) => x < y),
     $lte: (a, b) => ordered(a, b, (x, y) => x <= y),
-    $exists: (a, b) => (a !== undefined && a !== null) === !!b,
+    $exists: (a, b) => (a !== null) === !!b,
     $not: (a, b) => !test(a, b),
-    $regex: (a, b) =>
-      typeof a === 'string' && typeof b === 'string' && b.length <= REGEX_MAX && new RegExp(b).test(a),
   };
 
   function test(actual, expected) {
@@ -114,17 +116,25 @@
     return Object.keys(expected).every((op) => OPERATORS[op] && OPERATORS[op](actual, expected[op]));
   }
 
+  // Operators this snippet evaluates; a condition with any other one targets nobody here
+  // (control), even under $not: the server's full language is never guessed at. No $regex:
+  // the browser's backtracking RegExp can freeze a page on a pattern like (a+)+$.
+  const KNOWN = /^\$(and|or|nor|not|eq|ne|in|nin|gt|gte|lt|lte|exists)$/;
+  const isKnown = (c) =>
+    Array.isArray(c) ? c.every(isKnown) : !isObject(c) || Object.keys(c).every((k) => (k[0] !== "$" || KNOWN.test(k)) && isKnown(c[k]));
+
   /** Whether `attributes` satisfy MongoDB-style `conditions` (null matches everyone). */
   function matches(conditions, attributes) {
     if (!conditions) return true;
+    if (!isKnown(conditions)) return false;
     return Object.keys(conditions).every((key) => {
       const value = conditions[key];
       if (key === '$and') return value.every((c) => matches(c, attributes));
       if (key === '$or') return value.some((c) => matches(c, attributes));
       if (key === '$nor') return !value.some((c) => matches(c, attributes));
       if (key === '$not') return !matches(value, attributes);
-      // "a.b" reaches into nested attributes, as in MongoDB
-      const actual = key.split('.').reduce((o, part) => (isObject(o) ? o[part] : undefined), attributes);
+      // "a.b" reaches into nested attributes, as in MongoDB; missing is null, as on the server
+      const actual = key.split('.').reduce((o, part) => (isObject(o) ? o[part] ?? null : null), attributes);
       return test(actual, value);
     });
   }

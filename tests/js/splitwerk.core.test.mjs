@@ -81,7 +81,7 @@ const CONDITIONS = [
   [{ source: 'facebook' }, { source: 'facebook' }, true],
   [{ source: 'facebook' }, { source: 'search' }, false],
   [{ source: 'facebook' }, {}, false],
-  [{ tags: 'vip' }, { tags: ['new', 'vip'] }, true],
+  [{ tags: 'vip' }, { tags: ['new', 'vip'] }, false], // as on the server: no array search
   [{ cart: { $eq: 3 } }, { cart: 3 }, true],
   [{ cart: { $ne: 3 } }, { cart: 3 }, false],
   [{ cart: { $ne: 3 } }, {}, true],
@@ -110,9 +110,12 @@ const CONDITIONS = [
   [{ $nor: [{ source: 'facebook' }, { source: 'instagram' }] }, { source: 'facebook' }, false],
   [{ $not: { source: 'facebook' } }, { source: 'direct' }, true],
   [{ 'device.type': 'mobile' }, { device: { type: 'mobile' } }, true],
-  [{ page: { $regex: '^/checkout' } }, { page: '/checkout/pay' }, true],
-  [{ page: { $regex: '^/checkout' } }, { page: '/cart' }, false],
-  [{ page: { $regex: 'x'.repeat(257) } }, { page: 'x'.repeat(300) }, false], // over the length cap
+  // $regex is left to the server: a backtracking browser RegExp could freeze the page
+  [{ page: { $regex: '^/checkout' } }, { page: '/checkout/pay' }, false],
+  [{ $not: { page: { $regex: '(a+)+$' } } }, { page: 'a'.repeat(40) + '!' }, false],
+  [{ tags: 'sale' }, { tags: ['sale', 'new'] }, false], // equality does not search arrays…
+  [{ tags: { $in: ['sale'] } }, { tags: ['sale', 'new'] }, true], // …$in does
+  [{ coupon: null }, {}, true], // a missing attribute is null, as on the server
   [{ page: { $where: 'true' } }, { page: '/' }, false], // unknown operator: no match
 ];
 
