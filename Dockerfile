@@ -1,4 +1,11 @@
 # Production image: slim Python, non-root, the same gunicorn command as `splitwerk serve`.
+
+# The dashboard's chart library comes from npm (dashboard/package-lock.json), served by us.
+FROM node:20-slim AS dashboard-assets
+WORKDIR /build
+COPY dashboard/package.json dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
@@ -7,6 +14,7 @@ WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
 COPY server ./server
 COPY dashboard ./dashboard
+COPY --from=dashboard-assets /build/node_modules/chart.js/dist/chart.umd.js ./dashboard/static/vendor/chart.umd.js
 COPY sdk/js ./sdk/js
 RUN pip install . && useradd --create-home --uid 10001 splitwerk
 USER splitwerk

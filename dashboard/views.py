@@ -1,18 +1,490 @@
-"""The dashboard blueprint: server-rendered pages over server.services."""
+"""The dashboard blueprint: server-rendered pages over server.services, mounted at /dashboard.
+
+Each view loads its input (form or query) with the API's schemas, calls services, and renders
+a template with view rows from ``dashboard.presenters``. Pages carry a strict
+Content-Security-Policy: no inline script or style, everything from this origin.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+import time
+from pathlib import Path
+from typing import Any
 
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+
+from dashboard import auth, csrf, forms, presenters
+from dashboard.i18n import (
+    BROWSER_TAGS,
+    COOKIE,
+    COOKIE_MAX_AGE,
+    SUPPORTED,
+    Translator,
+    choose_locale,
+)
+from server import schemas
+from server.core import errors as domain
+from server.core.lifecycle import NEW_PHASE_FROM, TRANSITIONS
+from server.core.models import BASIS_POINTS, Experiment, Status
 from server.services import experiments as services
+from server.services.experiments import ExperimentCache
+from server.services.overview import experiment_page, list_overview
+from server.services.results import ExperimentResults, ResultsReader
 from server.storage.store import Store
 
-blp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
+blp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# Browser libraries installed by dashboard/package.json, served from this origin so that the CSP
+# needs no CDN and the dashboard works offline. A checkout has them in node_modules after
+# `npm ci` in dashboard/; an installed package (the Docker image) in static/vendor/, where the
+# image build copies them, because package data never includes node_modules.
+HERE = Path(__file__).parent
+VENDOR_FILES = {
+    "chart.umd.js": (
+        HERE / "node_modules" / "chart.js" / "dist" / "chart.umd.js",
+        HERE / "static" / "vendor" / "chart.umd.js",
+    ),
+}
+VENDOR_MAX_AGE = 24 * 60 * 60  # seconds browsers may cache a library; it changes with upgrades
+AUDIT_ENTRIES = 50  # audit lines on the experiment page; the API serves the full trail
+ACTIONS = ("start", "pause", "resume", "stop", "new-phase", "archive")  # in the order shown
+ACTION_DONE = {
+    "start": "Experiment started.",
+    "pause": "Experiment paused.",
+    "resume": "Experiment resumed.",
+    "stop": "Experiment stopped.",
+    "new-phase": "New phase started; counts begin at zero.",
+    "archive": "Experiment archived.",
+}
+# Domain refusals shown on a re-rendered form, with the status the API would answer.
+FORM_REFUSALS: tuple[tuple[type[domain.DomainError], int], ...] = (
+    (domain.InvalidInput, 422),
+    (domain.Conflict, 409),
+)
+
+
+def _store() -> Store:
+    value: Store = current_app.extensions["splitwerk.store"]
+    return value
+
+
+def _reader() -> ResultsReader:
+    value: ResultsReader = current_app.extensions["splitwerk.results_reader"]
+    return value
+
+
+def _cache() -> ExperimentCache:
+    value: ExperimentCache = current_app.extensions["splitwerk.experiment_cache"]
+    return value
+
+
+def _t() -> Translator:
+    translator: Translator = g.translator
+    return translator
+
+
+def _actor() -> str:
+    user = auth.current_user()
+    assert user is not None  # the views that act are behind editor_required
+    return user.actor
+
+
+def _experiment(key: str) -> Experiment:
+    """The experiment, or a 404 page."""
+    try:
+        return services.get_experiment(_store(), key)
+    except domain.NotFound:
+        raise NotFound(_t()("There is no experiment {key}.", key=key)) from None
+
+
+@blp.before_request
+def _prepare() -> None:
+    """Pick the language and refuse POSTs without the session's CSRF token."""
+    locale = choose_locale(request.cookies.get(COOKIE), request.accept_languages)
+    g.translator = Translator(locale)
+    csrf.check()
+
+
+@blp.after_request
+def _protect(response: Response) -> Response:
+    """Strict CSP and related headers on every dashboard response."""
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if response.mimetype == "text/html":
+        # pages show business figures and carry a CSRF token: never cache them
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
+        response.vary.add("Accept-Language")
+    return response
+
+
+@blp.context_processor
+def _template_context() -> dict[str, Any]:
+    translator = _t()
+    return {
+        "t": translator,
+        "locale": translator.locale,
+        "html_lang": BROWSER_TAGS[translator.locale],
+        "other_locales": [code for code in SUPPORTED if code != translator.locale],
+        "csrf_token": csrf.token,
+        "user": auth.current_user(),
+    }
+
+
+@blp.errorhandler(HTTPException)
+def _error_page(error: HTTPException) -> ResponseReturnValue:
+    """Errors of dashboard routes as pages, not the API's JSON."""
+    code = error.code or 500
+    return render_template("dashboard/error.html", code=code, error=error), code
+
+
+@blp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """The token form; a valid viewer or editor token starts a session."""
+    t = _t()
+    target = _safe_next(request.values.get("next"))
+    error = ""
+    if request.method == "POST":
+        found = auth.check_token(request.form.get("token", ""))
+        if found is not None:
+            auth.sign_in(*found)
+            return redirect(target)
+        error = t("This token is not valid for the dashboard.")
+    status = 401 if error else 200
+    return render_template(
+        "dashboard/login.html",
+        error=error,
+        next=target,
+        is_tokenless_dev=auth.is_tokenless_dev(),
+    ), status
+
+
+@blp.route("/logout", methods=["POST"])
+def logout() -> ResponseReturnValue:
+    """End the session."""
+    auth.sign_out()
+    flash(_t()("You are signed out."))
+    return redirect(url_for("dashboard.login"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only dashboard paths of this site are redirect targets (no open redirect)."""
+    if target and target.startswith("/dashboard") and not target.startswith("//"):
+        return target
+    return url_for("dashboard.index")
+
+
+@blp.route("/language/<code>", methods=["GET"])
+def language(code: str) -> ResponseReturnValue:
+    """Switch the language and go back to the page the switch was on."""
+    if code not in SUPPORTED:
+        raise NotFound()
+    response = redirect(_safe_next(request.args.get("next")))
+    response.set_cookie(
+        COOKIE,
+        code,
+        max_age=COOKIE_MAX_AGE,
+        samesite="Lax",
+        httponly=True,
+        secure=request.is_secure,
+    )
+    return response
+
+
+@blp.route("/vendor/<name>", methods=["GET"])
+def vendor(name: str) -> ResponseReturnValue:
+    """A browser library from dashboard/node_modules (installed by `npm ci`)."""
+    path = next((path for path in VENDOR_FILES.get(name, ()) if path.is_file()), None)
+    if path is None:
+        raise NotFound("run `npm ci` in dashboard/ to install the chart library")
+    return send_file(path, mimetype="text/javascript", max_age=VENDOR_MAX_AGE)
 
 
 @blp.route("/", methods=["GET"])
-def index() -> str:
-    """The experiment list (a first, read-only page)."""
-    store: Store = current_app.extensions["splitwerk.store"]
-    experiments, total = services.list_experiments(store, None, 1, 100)
-    return render_template("dashboard/index.html", experiments=experiments, total=total)
+@auth.login_required
+def index() -> ResponseReturnValue:
+    """The experiment list: status, days, visitors, who leads, SRM; filter and search."""
+    t = _t()
+    try:
+        query = schemas.ExperimentListQuerySchema().load(request.args)
+    except ValidationError:
+        raise BadRequest(t("Unknown status filter.")) from None
+    search = request.args.get("q", "").strip()
+    rows = list_overview(
+        _store(), _reader(), status=query["status"], search=search, now=time.time()
+    )
+    currency = current_app.extensions["splitwerk.settings"].CURRENCY
+    return render_template(
+        "dashboard/index.html",
+        rows=[presenters.list_row(row, t, currency) for row in rows],
+        statuses=[(status.value, presenters.status_label(status, t)) for status in Status],
+        status=query["status"].value if query["status"] else "",
+        search=search,
+    )
+
+
+def _actions(experiment: Experiment) -> list[str]:
+    """Lifecycle actions the experiment's status allows, in the order the page shows them."""
+    return [
+        action
+        for action in ACTIONS
+        if (action == "new-phase" and experiment.status in NEW_PHASE_FROM)
+        or (action in TRANSITIONS and experiment.status in TRANSITIONS[action][0])
+    ]
+
+
+def _results_context(experiment: Experiment, results: ExperimentResults) -> dict[str, Any]:
+    t = _t()
+    currency = current_app.extensions["splitwerk.settings"].CURRENCY
+    keys = [variant.key for variant in experiment.variants]
+    daily = {series.goal: series for series in results.daily}
+    goals = [
+        presenters.goal_view(report, keys, daily.get(report.key), t, currency)
+        for report in results.goals
+    ]
+    reports = {report.key: report for report in results.goals}
+    segments = [
+        presenters.segment_table(report, reports[report.goal], keys, t, currency)
+        for report in results.segments
+        if report.goal in reports
+    ]
+    primary = next((report for report in results.goals if report.is_primary), None)
+    first_daily = results.daily[0] if results.daily else None
+    return {
+        "goals": goals,
+        "segments": segments,
+        "unjudged_note": presenters.unjudged_note(t),
+        "progress": None
+        if primary is None
+        else presenters.progress(primary, experiment.minimum_effect, t),
+        "sample_ratio": presenters.sample_ratio(results, t),
+        "visitors_chart": None
+        if first_daily is None or not first_daily.points
+        else presenters.visitors_chart(first_daily, keys, t),
+    }
+
+
+@blp.route("/experiments/<key:key>", methods=["GET"])
+@auth.login_required
+def experiment(key: str) -> ResponseReturnValue:
+    """One experiment: results per goal, charts, segments, progress, actions, audit trail."""
+    t = _t()
+    try:
+        page = experiment_page(_store(), _reader(), key, audit_limit=AUDIT_ENTRIES, now=time.time())
+    except domain.NotFound:
+        raise NotFound(t("There is no experiment {key}.", key=key)) from None
+    found = page.experiment
+    context = {} if page.results is None else _results_context(found, page.results)
+    return render_template(
+        "dashboard/experiment.html",
+        experiment=found,
+        status_label=presenters.status_label(found.status, t),
+        started=presenters.started_text(found, t),
+        actions=_actions(found),
+        audit=presenters.audit_rows(page.audit, t),
+        **context,
+    )
+
+
+@blp.route("/experiments/<key:key>/actions/<action>", methods=["GET", "POST"])
+@auth.editor_required
+def act(key: str, action: str) -> ResponseReturnValue:
+    """Confirm (GET) and then apply (POST) a lifecycle action."""
+    t = _t()
+    if action not in ACTIONS:
+        raise NotFound()
+    found = _experiment(key)
+    error = ""
+    status = 200
+    if request.method == "POST":
+        try:
+            _apply(found, action)
+        except ValidationError as invalid:
+            error, status = _first_message(invalid.messages), 422
+        except domain.DomainError as refused:
+            error, status = refused.message, _refusal_status(refused)
+        else:
+            _cache().invalidate()
+            flash(t(ACTION_DONE[action]))
+            return redirect(url_for("dashboard.experiment", key=key))
+    return render_template(
+        "dashboard/confirm.html",
+        experiment=found,
+        action=action,
+        error=error,
+        coverage=forms.percent_text(found.coverage),
+    ), status
+
+
+def _apply(found: Experiment, action: str) -> None:
+    """Load the action's form with the API's schema and call the service."""
+    settings = current_app.extensions["splitwerk.settings"]
+    now = time.time()
+    if action == "stop":
+        data = schemas.StopSchema().load({"winner": request.form.get("winner") or None})
+        services.act_on_experiment(
+            _store(), found.key, "stop", _actor(), now,
+            winner=data["winner"], retention_days=settings.RETENTION_DAYS,
+        )  # fmt: skip
+    elif action == "new-phase":
+        data = schemas.NewPhaseSchema().load(_new_phase_input(found))
+        services.start_new_phase(
+            _store(), found.key, data, _actor(), now, retention_days=settings.RETENTION_DAYS
+        )
+    else:
+        services.act_on_experiment(
+            _store(), found.key, action, _actor(), now, retention_days=settings.RETENTION_DAYS
+        )
+
+
+def _new_phase_input(found: Experiment) -> dict[str, Any]:
+    """API input of a new phase: the confirmation, and coverage or weights if they changed."""
+    raw: dict[str, Any] = {"confirm": request.form.get("confirm") == "yes"}
+    errors: dict[str, list[str]] = {}
+    coverage = forms.percent_to_points(request.form.get("coverage", ""), "coverage", errors)
+    if coverage is not None and coverage != found.coverage:
+        raw["coverage"] = coverage
+    weights = [
+        forms.number(request.form.get(f"weight-{index}", ""), "weight", errors)
+        for index in range(len(found.variants))
+    ]
+    if any(w != v.weight for w, v in zip(weights, found.variants, strict=True)):
+        raw["variants"] = [
+            {"key": v.key, "weight": w, "payload": v.payload}
+            for w, v in zip(weights, found.variants, strict=True)
+        ]
+    if errors:
+        raise ValidationError(errors)
+    return raw
+
+
+def _first_message(messages: Any) -> str:
+    """The first message of marshmallow's nested error messages."""
+    if isinstance(messages, dict):
+        for value in messages.values():
+            return _first_message(value)
+    if isinstance(messages, list) and messages:
+        return _first_message(messages[0])
+    return str(messages)
+
+
+def _refusal_status(refused: domain.DomainError) -> int:
+    return next((code for kind, code in FORM_REFUSALS if isinstance(refused, kind)), 400)
+
+
+def _render_form(
+    state: forms.FormState, experiment: Experiment | None, status: int = 200
+) -> ResponseReturnValue:
+    editable = (
+        forms.editable_fields(Status.DRAFT) | {"key"}
+        if experiment is None
+        else forms.editable_fields(experiment.status)
+    )
+    return render_template(
+        "dashboard/form.html",
+        form=state,
+        experiment=experiment,
+        editable=editable,
+        max_rows=forms.ROW_GROUPS,
+        kinds=[(kind, _t()(presenters.KIND_LABELS[kind])) for kind in presenters.KIND_LABELS],
+        full=BASIS_POINTS // forms.PERCENT,
+    ), status
+
+
+def _failed(state: forms.FormState, parsed: forms.Parsed, error: Exception) -> forms.FormState:
+    """Put a refusal's messages next to the fields they name."""
+    if isinstance(error, ValidationError):
+        messages: Any = error.messages
+        state.message = _t()("Please correct the marked fields.")
+    else:
+        assert isinstance(error, domain.DomainError)
+        messages = error.errors
+        state.message = error.message
+    state.errors = forms.merge_errors(parsed.errors, forms.field_errors(messages, parsed.rows))
+    return state
+
+
+@blp.route("/experiments/new", methods=["GET", "POST"])
+@auth.editor_required
+def create() -> ResponseReturnValue:
+    """The form for a new draft experiment."""
+    t = _t()
+    if request.method == "GET":
+        values = forms.new_values()
+        return _render_form(forms.FormState(values, forms.rows_shown(values)), None)
+    values = request.form.to_dict()
+    values.pop(csrf.FIELD, None)
+    state = forms.FormState(values, forms.rows_shown(values))
+    parsed = forms.parse(values)
+    try:
+        data = schemas.ExperimentCreateSchema().load(parsed.data)
+        if parsed.errors:
+            raise ValidationError({})
+        created = services.create_experiment(_store(), data, _actor(), time.time())
+    except ValidationError as error:
+        return _render_form(_failed(state, parsed, error), None, 422)
+    except (domain.InvalidInput, domain.Conflict) as error:
+        return _render_form(_failed(state, parsed, error), None, _refusal_status(error))
+    _cache().invalidate()
+    flash(t("Draft {key} created.", key=created.key))
+    return redirect(url_for("dashboard.experiment", key=created.key))
+
+
+@blp.route("/experiments/<key:key>/edit", methods=["GET", "POST"])
+@auth.editor_required
+def edit(key: str) -> ResponseReturnValue:
+    """The form for an existing experiment; fields its status locks are shown disabled."""
+    t = _t()
+    found = _experiment(key)
+    current_values = forms.values_of(found)
+    if request.method == "GET":
+        return _render_form(
+            forms.FormState(current_values, forms.rows_shown(current_values)), found
+        )
+    editable = forms.editable_fields(found.status)
+    submitted = request.form.to_dict()
+    submitted.pop(csrf.FIELD, None)
+    values = forms.merged_values(submitted, current_values, editable)
+    state = forms.FormState(values, forms.rows_shown(values))
+    parsed = forms.parse(values)
+    changes = forms.changes(parsed, forms.parse(current_values), editable)
+    if not changes and not parsed.errors:
+        flash(t("Nothing changed."))
+        return redirect(url_for("dashboard.experiment", key=key))
+    try:
+        data = schemas.ExperimentUpdateSchema().load(changes)
+        if parsed.errors:
+            raise ValidationError({})
+        services.update_experiment(_store(), key, data, _actor(), time.time())
+    except ValidationError as error:
+        return _render_form(_failed(state, parsed, error), found, 422)
+    except (domain.InvalidInput, domain.Conflict) as error:
+        return _render_form(_failed(state, parsed, error), found, _refusal_status(error))
+    _cache().invalidate()
+    flash(t("Changes saved."))
+    return redirect(url_for("dashboard.experiment", key=key))

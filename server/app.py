@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_cors import CORS
 from flask_smorest import Api
@@ -42,6 +42,10 @@ class DashboardOnlySessions(SecureCookieSessionInterface):
         if not request.path.startswith(DASHBOARD_PREFIX):
             return self.null_session_class()
         return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        # over https (directly, or through a proxy and ProxyFix) the session cookie is Secure
+        return request.is_secure or super().get_cookie_secure(app)
 
 
 class KeyConverter(BaseConverter):

@@ -1,0 +1,397 @@
+"""The dashboard's texts: English wording of keyed texts, and every text in German.
+
+Texts are looked up by their English wording (or by a key such as ``action:pause`` where one
+English word serves several places). Values in braces are filled in by ``Translator``. A test
+checks that every text used in the templates and the code has a German entry.
+
+A plain module rather than gettext catalogues: two languages and about two hundred texts need
+no compile step, and a missing German text is a failing test, not a silent fallback.
+"""
+
+from __future__ import annotations
+
+ENGLISH: dict[str, str] = {
+    "action:start": "Start",
+    "action:pause": "Pause",
+    "action:resume": "Resume",
+    "action:stop": "Stop",
+    "action:new-phase": "New phase",
+    "action:archive": "Archive",
+    "yes:start": "Yes, start",
+    "yes:pause": "Yes, pause",
+    "yes:resume": "Yes, resume",
+    "yes:stop": "Yes, stop",
+    "yes:new-phase": "Yes, start a new phase",
+    "yes:archive": "Yes, archive",
+    "confirm:start": "Start “{name}”?",
+    "confirm:pause": "Pause “{name}”?",
+    "confirm:resume": "Resume “{name}”?",
+    "confirm:stop": "Stop “{name}”?",
+    "confirm:new-phase": "Start a new phase of “{name}”?",
+    "confirm:archive": "Archive “{name}”?",
+    "explain:start": (
+        "Visitors start to be enrolled and counted. From then on variant keys and weights are "
+        "fixed and coverage can only grow; changing them later needs a new phase."
+    ),
+    "explain:pause": (
+        "No new visitors are enrolled while the experiment is paused; they see the control. "
+        "Resume it to continue where it stopped."
+    ),
+    "explain:resume": "Enrolment continues; the counts of this phase carry on.",
+    "explain:stop": (
+        "Enrolment ends for good. A winner is shown to every visitor from now on; without one "
+        "everybody sees the control. Per-visitor records are deleted after the retention period."
+    ),
+    "explain:new-phase": (
+        "Every visitor is randomised again with a new salt and the counts start at zero. Use "
+        "it to change weights or coverage, or after fixing a broken set-up."
+    ),
+    "explain:archive": "The experiment is finished and read only; it can then be deleted.",
+}
+
+GERMAN: dict[str, str] = {
+    # --- keyed texts (see ENGLISH) ---
+    "action:start": "Starten",
+    "action:pause": "Pausieren",
+    "action:resume": "Fortsetzen",
+    "action:stop": "Beenden",
+    "action:new-phase": "Neue Phase",
+    "action:archive": "Archivieren",
+    "yes:start": "Ja, starten",
+    "yes:pause": "Ja, pausieren",
+    "yes:resume": "Ja, fortsetzen",
+    "yes:stop": "Ja, beenden",
+    "yes:new-phase": "Ja, neue Phase starten",
+    "yes:archive": "Ja, archivieren",
+    "confirm:start": "„{name}“ starten?",
+    "confirm:pause": "„{name}“ pausieren?",
+    "confirm:resume": "„{name}“ fortsetzen?",
+    "confirm:stop": "„{name}“ beenden?",
+    "confirm:new-phase": "Neue Phase von „{name}“ starten?",
+    "confirm:archive": "„{name}“ archivieren?",
+    "explain:start": (
+        "Besucher werden ab jetzt aufgenommen und gezählt. Danach sind Varianten und Gewichte "
+        "fest und die Abdeckung kann nur wachsen; Änderungen daran brauchen eine neue Phase."
+    ),
+    "explain:pause": (
+        "Solange das Experiment pausiert, werden keine neuen Besucher aufgenommen; sie sehen "
+        "die Kontrolle. Beim Fortsetzen geht es dort weiter, wo es aufgehört hat."
+    ),
+    "explain:resume": "Die Aufnahme geht weiter; die Zahlen dieser Phase laufen weiter.",
+    "explain:stop": (
+        "Die Aufnahme endet endgültig. Ein Gewinner wird ab jetzt allen Besuchern gezeigt; "
+        "ohne Gewinner sehen alle die Kontrolle. Besucherdaten werden nach der Aufbewahrungs"
+        "frist gelöscht."
+    ),
+    "explain:new-phase": (
+        "Alle Besucher werden mit einem neuen Salt neu verteilt und die Zahlen beginnen bei "
+        "null. Dafür gedacht, Gewichte oder Abdeckung zu ändern oder nach einem behobenen "
+        "Fehler neu zu beginnen."
+    ),
+    "explain:archive": (
+        "Das Experiment ist abgeschlossen und nur noch lesbar; danach kann es gelöscht werden."
+    ),
+    # --- statuses, goal kinds, audit actions, confirmations ---
+    "Draft": "Entwurf",
+    "Running": "Läuft",
+    "Paused": "Pausiert",
+    "Stopped": "Beendet",
+    "Archived": "Archiviert",
+    "Conversion rate": "Conversion-Rate",
+    "Net revenue per visitor": "Nettoumsatz pro Besucher",
+    "Margin per visitor": "Deckungsbeitrag pro Besucher",
+    "created": "angelegt",
+    "edited": "bearbeitet",
+    "started": "gestartet",
+    "paused": "pausiert",
+    "resumed": "fortgesetzt",
+    "stopped": "beendet",
+    "archived": "archiviert",
+    "started a new phase": "neue Phase gestartet",
+    "Experiment started.": "Experiment gestartet.",
+    "Experiment paused.": "Experiment pausiert.",
+    "Experiment resumed.": "Experiment fortgesetzt.",
+    "Experiment stopped.": "Experiment beendet.",
+    "New phase started; counts begin at zero.": (
+        "Neue Phase gestartet; die Zahlen beginnen bei null."
+    ),
+    "Experiment archived.": "Experiment archiviert.",
+    # --- result sentences ---
+    "{variant} converts {points} percentage points more often ({rate} vs {control_rate})": (
+        "{variant} konvertiert um {points} Prozentpunkte häufiger ({rate} statt {control_rate})"
+    ),
+    "{variant} converts {points} percentage points less often ({rate} vs {control_rate})": (
+        "{variant} konvertiert um {points} Prozentpunkte seltener ({rate} statt {control_rate})"
+    ),
+    "{variant} earns about {amount} {what} per visitor": (
+        "{variant} bringt etwa {amount} {what} pro Besucher"
+    ),
+    "{chance} likely better": "zu {chance} wahrscheinlich besser",
+    "{chance} likely worse": "zu {chance} wahrscheinlich schlechter",
+    "Conclusive.": "Das Ergebnis ist belastbar.",
+    "Not conclusive yet.": "Noch nicht belastbar.",
+    "No data yet for {variant}.": "Noch keine Daten für {variant}.",
+    "No data yet.": "Noch keine Daten.",
+    "Not enough data yet.": "Noch nicht genug Daten.",
+    "margin": "Deckungsbeitrag",
+    "net revenue": "Nettoumsatz",
+    "{value} pp": "{value} Pp.",
+    "{lower} to {upper}": "{lower} bis {upper}",
+    "{what}, cumulative, with 95% interval": "{what}, kumuliert, mit 95-%-Intervall",
+    "Visitors, cumulative": "Besucher, kumuliert",
+    "{title} over {days} days; latest: {last}.": "{title} über {days} Tage; zuletzt: {last}.",
+    "{variant} / {control}": "{variant} / {control}",
+    "p-value": "p-Wert",
+    "fixed horizon": "fester Horizont",
+    "sequential, always valid": "sequenziell, jederzeit gültig",
+    "BH-adjusted": "BH-korrigiert",
+    "p-values adjusted for {count} comparisons (Holm).": (
+        "p-Werte für {count} Vergleiche korrigiert (Holm)."
+    ),
+    "Too small to judge: fewer than {visitors} visitors in a variant or {conversions} "
+    "conversions.": (
+        "Zu klein für ein Urteil: weniger als {visitors} Besucher in einer Variante oder "
+        "{conversions} Conversions."
+    ),
+    "The control has no data for {goal} yet, so the sample size is unknown.": (
+        "Die Kontrolle hat noch keine Daten für {goal}, daher ist die nötige Stichprobe unbekannt."
+    ),
+    "Enough visitors to detect a change of {effect} in {goal}.": (
+        "Genug Besucher, um eine Änderung von {effect} bei {goal} zu erkennen."
+    ),
+    "About {missing} more visitors are needed to detect a change of {effect} in {goal}; at "
+    "the current traffic no end date can be estimated.": (
+        "Noch etwa {missing} Besucher nötig, um eine Änderung von {effect} bei {goal} zu "
+        "erkennen; beim aktuellen Traffic lässt sich kein Enddatum schätzen."
+    ),
+    "About {missing} more visitors are needed to detect a change of {effect} in {goal}; at "
+    "the traffic of the last {days} days that is around {date}.": (
+        "Noch etwa {missing} Besucher nötig, um eine Änderung von {effect} bei {goal} zu "
+        "erkennen; beim Traffic der letzten {days} Tage etwa am {date}."
+    ),
+    "The variants did not get the share of visitors they were planned for (p = {p}). A gap "
+    "this large happens by chance less than once in a thousand experiments, so something in "
+    "the set-up loses or adds visitors in one variant: a redirect, a caching layer, a script "
+    "error, or bots. Do not trust these results until the cause is found.": (
+        "Die Varianten haben nicht den geplanten Anteil der Besucher bekommen (p = {p}). Eine "
+        "so große Abweichung entsteht durch Zufall seltener als in einem von tausend "
+        "Experimenten; etwas im Aufbau verliert oder gewinnt Besucher in einer Variante: eine "
+        "Weiterleitung, ein Cache, ein Skriptfehler oder Bots. Vertrauen Sie diesen Ergebnissen "
+        "erst, wenn die Ursache gefunden ist."
+    ),
+    "The split of visitors matches the plan (sample ratio check passed, p = {p}).": (
+        "Die Verteilung der Besucher entspricht dem Plan (Sample-Ratio-Prüfung bestanden, p = {p})."
+    ),
+    "fields: {fields}": "Felder: {fields}",
+    "winner: {winner}": "Gewinner: {winner}",
+    "Not started yet": "Noch nicht gestartet",
+    "Started {date}": "Gestartet am {date}",
+    "Ran from {start} to {end}": "Lief vom {start} bis {end}",
+    # --- page furniture ---
+    "Skip to content": "Zum Inhalt springen",
+    "Main": "Hauptnavigation",
+    "Breadcrumb": "Brotkrümelpfad",
+    "Experiments": "Experimente",
+    "New experiment": "Neues Experiment",
+    "editor": "Bearbeiter",
+    "viewer": "Leser",
+    "Sign in": "Anmelden",
+    "Sign out": "Abmelden",
+    "You are signed out.": "Sie sind abgemeldet.",
+    "Self-hosted A/B testing for online shops": "Selbst gehostete A/B-Tests für Onlineshops",
+    "Token": "Token",
+    "Use an API token with the viewer or editor role. Viewers read results; editors also run "
+    "experiments.": (
+        "Melden Sie sich mit einem API-Token der Rolle Leser (viewer) oder Bearbeiter (editor) "
+        "an. Leser sehen die Ergebnisse; Bearbeiter steuern auch die Experimente."
+    ),
+    "Development mode without tokens: leave the field empty to continue as the editor “dev”.": (
+        "Entwicklungsmodus ohne Tokens: Feld leer lassen, um als Bearbeiter „dev“ fortzufahren."
+    ),
+    "`make run` prints a development editor token (also kept in .splitwerk/dev-token).": (
+        "`make run` gibt ein Entwicklungs-Token für Bearbeiter aus (auch in .splitwerk/dev-token)."
+    ),
+    "This token is not valid for the dashboard.": "Dieses Token gilt nicht für das Dashboard.",
+    "Back to the experiments": "Zurück zu den Experimenten",
+    "There is no experiment {key}.": "Es gibt kein Experiment {key}.",
+    "Unknown status filter.": "Unbekannter Statusfilter.",
+    "viewers can read results; changing experiments needs an editor token": (
+        "Leser sehen die Ergebnisse; Änderungen an Experimenten brauchen ein Bearbeiter-Token"
+    ),
+    "the form expired or came from another site; reload the page and retry": (
+        "das Formular ist abgelaufen oder kam von einer anderen Seite; bitte die Seite neu laden "
+        "und noch einmal versuchen"
+    ),
+    "Bad Request": "Ungültige Anfrage",
+    "Forbidden": "Nicht erlaubt",
+    "Not Found": "Nicht gefunden",
+    "Method Not Allowed": "Methode nicht erlaubt",
+    # --- experiment list ---
+    "Search": "Suche",
+    "Name, key or hypothesis": "Name, Schlüssel oder Hypothese",
+    "Status": "Status",
+    "All": "Alle",
+    "Filter": "Filtern",
+    "{count} experiments": "{count} Experimente",
+    "1 experiment": "1 Experiment",
+    "Best challenger": "Beste Testvariante",
+    "Experiment": "Experiment",
+    "Days running": "Laufzeit (Tage)",
+    "Enrolled visitors": "Aufgenommene Besucher",
+    "Leading on the primary goal": "Vorne beim Hauptziel",
+    "Uplift": "Uplift",
+    "Chance to beat control": "Chance, die Kontrolle zu schlagen",
+    "Checks": "Prüfungen",
+    "conclusive": "belastbar",
+    "Sample ratio mismatch": "Sample-Ratio-Mismatch",
+    "OK": "OK",
+    "No experiment matches the filter.": "Kein Experiment passt zum Filter.",
+    "No experiments yet.": "Noch keine Experimente.",
+    # --- experiment page ---
+    "Phase {phase}": "Phase {phase}",
+    "Winner: {winner}": "Gewinner: {winner}",
+    "Actions": "Aktionen",
+    "Edit": "Bearbeiten",
+    "You are signed in as a viewer: you can read everything; running the experiment needs an "
+    "editor token.": (
+        "Sie sind als Leser angemeldet: Sie sehen alles; das Experiment zu steuern braucht ein "
+        "Bearbeiter-Token."
+    ),
+    "This experiment is a draft: it has no visitors and no results until it starts.": (
+        "Dieses Experiment ist ein Entwurf: Bis zum Start hat es keine Besucher und keine "
+        "Ergebnisse."
+    ),
+    "Sample ratio mismatch: the results are not trustworthy": (
+        "Sample-Ratio-Mismatch: Die Ergebnisse sind nicht vertrauenswürdig"
+    ),
+    "Overview": "Überblick",
+    "Primary goal: {goal}": "Hauptziel: {goal}",
+    "Progress": "Fortschritt",
+    "Share of the visitors needed": "Anteil der nötigen Besucher",
+    "Needed per variant": "Nötig pro Variante",
+    "Still needed": "Noch nötig",
+    "Estimated end": "Voraussichtliches Ende",
+    "Traffic split": "Verteilung der Besucher",
+    "See the warning above.": "Siehe die Warnung oben.",
+    "Variant": "Variante",
+    "Visitors": "Besucher",
+    "Planned": "Geplant",
+    "Actual": "Tatsächlich",
+    "Visitors over time": "Besucher im Zeitverlauf",
+    "Results per goal": "Ergebnisse pro Ziel",
+    "Colour marks only conclusive results: green is a proven improvement, red a proven loss. "
+    "Intervals are 95% intervals of the difference to the control.": (
+        "Farbe markiert nur belastbare Ergebnisse: Grün ist eine nachgewiesene Verbesserung, "
+        "Rot ein nachgewiesener Verlust. Intervalle sind 95-%-Intervalle des Unterschieds zur "
+        "Kontrolle."
+    ),
+    "primary": "Hauptziel",
+    "Variants for {goal}": "Varianten für {goal}",
+    "Conversions": "Conversions",
+    "Rate": "Rate",
+    "Margin / visitor": "Deckungsbeitrag / Besucher",
+    "Revenue / visitor": "Umsatz / Besucher",
+    "Relative": "Relativ",
+    "95% interval": "95-%-Intervall",
+    "control": "Kontrolle",
+    "adj.": "korr.",
+    "baseline": "Vergleichsbasis",
+    "Chart data as a table": "Diagrammdaten als Tabelle",
+    "Day": "Tag",
+    "Who responds?": "Wer reagiert?",
+    "The same comparison within each segment. With many segments some look different by "
+    "chance, so p-values here are adjusted over all judged segments (Benjamini–Hochberg), and "
+    "small segments are shown without a verdict.": (
+        "Derselbe Vergleich innerhalb jedes Segments. Bei vielen Segmenten wirken manche rein "
+        "zufällig anders; die p-Werte sind daher über alle beurteilten Segmente korrigiert "
+        "(Benjamini–Hochberg), und kleine Segmente werden ohne Urteil gezeigt."
+    ),
+    "By {attribute}": "Nach {attribute}",
+    "{judged} judged, {unjudged} too small": "{judged} beurteilt, {unjudged} zu klein",
+    "{goal} by {attribute}": "{goal} nach {attribute}",
+    "Visitors (variant / control)": "Besucher (Variante / Kontrolle)",
+    "Control": "Kontrolle",
+    "too small": "zu klein",
+    "Audit trail": "Änderungsprotokoll",
+    "When": "Wann",
+    "Who": "Wer",
+    "What": "Was",
+    "Details": "Details",
+    "No changes recorded.": "Keine Änderungen protokolliert.",
+    # --- confirmations ---
+    "Winner": "Gewinner",
+    "No winner: everybody sees the control": "Kein Gewinner: alle sehen die Kontrolle",
+    "Optional changes for the new phase": "Optionale Änderungen für die neue Phase",
+    "Coverage (% of eligible visitors)": "Abdeckung (% der passenden Besucher)",
+    "Weight of {variant}": "Gewicht von {variant}",
+    "I understand that every count starts again at zero.": (
+        "Mir ist klar, dass alle Zahlen wieder bei null beginnen."
+    ),
+    "Cancel": "Abbrechen",
+    # --- form ---
+    "Edit {key}": "{key} bearbeiten",
+    "While an experiment runs, variant keys and weights are fixed and coverage can only grow, "
+    "so that no enrolled visitor changes variant. Locked fields are greyed out; a new phase "
+    "changes them.": (
+        "Solange ein Experiment läuft, sind Varianten und Gewichte fest und die Abdeckung kann "
+        "nur wachsen, damit kein aufgenommener Besucher die Variante wechselt. Gesperrte Felder "
+        "sind ausgegraut; eine neue Phase ändert sie."
+    ),
+    "Please correct the marked fields.": "Bitte korrigieren Sie die markierten Felder.",
+    "Basics": "Grunddaten",
+    "Key": "Schlüssel",
+    "Lowercase letters, digits, - and _; used by the shop's code. Cannot change later.": (
+        "Kleinbuchstaben, Ziffern, - und _; der Shop-Code verwendet ihn. Später nicht änderbar."
+    ),
+    "Name": "Name",
+    "Hypothesis": "Hypothese",
+    "Variants": "Varianten",
+    "The first variant is the control. Weights are relative (1 and 1 is a 50/50 split). The "
+    "payload is JSON the shop receives with the variant.": (
+        "Die erste Variante ist die Kontrolle. Gewichte sind relativ (1 und 1 teilt 50/50). "
+        "Die Nutzdaten sind JSON, das der Shop mit der Variante erhält."
+    ),
+    "Key of variant {number}": "Schlüssel der Variante {number}",
+    "Weight": "Gewicht",
+    "Payload (JSON)": "Nutzdaten (JSON)",
+    "Add a variant": "Variante hinzufügen",
+    "Audience": "Zielgruppe",
+    "Coverage: share of eligible visitors who enter (%)": (
+        "Abdeckung: Anteil der passenden Besucher, die teilnehmen (%)"
+    ),
+    "Coverage slider": "Schieberegler für die Abdeckung",
+    "While the experiment is live, coverage can only grow.": (
+        "Solange das Experiment läuft, kann die Abdeckung nur wachsen."
+    ),
+    "Targeting conditions (JSON, MongoDB-style)": "Zielgruppen-Bedingungen (JSON, wie MongoDB)",
+    "Empty: every visitor is eligible.": "Leer: Jeder Besucher kommt in Frage.",
+    "Layer (optional)": "Ebene (optional)",
+    "Share of the layer (%)": "Anteil der Ebene (%)",
+    "Experiments in the same layer never share a visitor.": (
+        "Experimente derselben Ebene teilen sich nie einen Besucher."
+    ),
+    "Goals": "Ziele",
+    "Exactly one goal is primary: it decides the experiment. Revenue and margin goals listen "
+    "to order events.": (
+        "Genau ein Ziel ist das Hauptziel: Es entscheidet das Experiment. Umsatz- und "
+        "Deckungsbeitragsziele zählen Bestellungen."
+    ),
+    "Goal {number}": "Ziel {number}",
+    "Measures": "Misst",
+    "Event (default: the goal's key)": "Ereignis (Standard: der Schlüssel des Ziels)",
+    "Primary": "Hauptziel",
+    "Add a goal": "Ziel hinzufügen",
+    "Analysis": "Auswertung",
+    "Segments (comma-separated attributes, at most 5)": (
+        "Segmente (Attribute, durch Kommas getrennt, höchstens 5)"
+    ),
+    "Test": "Test",
+    "Sequential: look at any time": "Sequenziell: jederzeit ansehen",
+    "Fixed horizon: look once at the end": "Fester Horizont: einmal am Ende ansehen",
+    "Smallest effect worth finding (%)": "Kleinster relevanter Effekt (%)",
+    "Save": "Speichern",
+    "Create draft": "Entwurf anlegen",
+    "Draft {key} created.": "Entwurf {key} angelegt.",
+    "Changes saved.": "Änderungen gespeichert.",
+    "Nothing changed.": "Nichts geändert.",
+}

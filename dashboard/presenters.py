@@ -1,0 +1,660 @@
+"""Turn results and experiments into the texts and numbers the templates show.
+
+Everything here is pure: a service result, the translator and the currency come in; frozen
+view rows of formatted strings (and chart data as plain lists) go out. Colour is decided here
+too, by one rule: a row gets a tone only when the statistics call the result conclusive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dashboard import formatting
+from dashboard.i18n import BROWSER_TAGS, Translator
+from server.core.models import BASIS_POINTS, AuditEntry, Experiment, GoalKind, Status
+from server.core.stats import (
+    MINIMUM_SEGMENT_CONVERSIONS,
+    MINIMUM_SEGMENT_VISITORS,
+    GoalResult,
+    SegmentResult,
+    VariantResult,
+)
+from server.services.overview import ExperimentOverview
+from server.services.results import (
+    DAILY_TRAFFIC_DAYS,
+    DailySeries,
+    ExperimentResults,
+    GoalReport,
+    SegmentReport,
+)
+
+BETTER = "better"  # tone of a conclusive improvement (green)
+WORSE = "worse"  # tone of a conclusive loss (red)
+NEUTRAL = ""  # everything that is not conclusive stays uncoloured
+EVEN_CHANCE = 0.5  # from here on a variant is more likely better than worse
+
+STATUS_LABELS = {
+    Status.DRAFT: "Draft",
+    Status.RUNNING: "Running",
+    Status.PAUSED: "Paused",
+    Status.STOPPED: "Stopped",
+    Status.ARCHIVED: "Archived",
+}
+KIND_LABELS = {
+    GoalKind.CONVERSION: "Conversion rate",
+    GoalKind.REVENUE: "Net revenue per visitor",
+    GoalKind.MARGIN: "Margin per visitor",
+}
+ACTION_LABELS = {
+    "create": "created",
+    "update": "edited",
+    "start": "started",
+    "pause": "paused",
+    "resume": "resumed",
+    "stop": "stopped",
+    "archive": "archived",
+    "new-phase": "started a new phase",
+}
+
+
+def status_label(status: Status, t: Translator) -> str:
+    """The translated name of a status."""
+    return t(STATUS_LABELS[status])
+
+
+def _tone(result: VariantResult) -> str:
+    if not result.is_significant or result.uplift is None:
+        return NEUTRAL
+    return BETTER if result.uplift > 0 else WORSE
+
+
+def _value_word(kind: GoalKind, t: Translator) -> str:
+    return t("margin") if kind == GoalKind.MARGIN else t("net revenue")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A challenger's difference to the control, formatted."""
+
+    uplift: str  # absolute: percentage points or money per visitor
+    relative: str  # relative to the control, in percent
+    interval: str  # 95 % interval of the absolute uplift, in words
+    chance: str  # chance to beat the control
+    p_value: str
+    adjusted_p_value: str
+    tone: str
+    sentence: str  # the plain-words reading
+
+
+def effect(
+    kind: GoalKind,
+    variant_key: str,
+    result: VariantResult,
+    control: VariantResult,
+    t: Translator,
+    currency: str,
+) -> Effect:
+    """Format a challenger's comparison and say it in plain words."""
+    locale = t.locale
+    is_rate = kind == GoalKind.CONVERSION
+    interval = result.uplift_interval
+
+    def absolute(value: float | None) -> str:
+        if is_rate:
+            return t("{value} pp", value=formatting.points(value, locale))
+        return formatting.money(value, currency, locale, signed=True)
+
+    bounds = (
+        formatting.DASH
+        if interval is None
+        else t("{lower} to {upper}", lower=absolute(interval.lower), upper=absolute(interval.upper))
+    )
+    return Effect(
+        uplift=formatting.DASH if result.uplift is None else absolute(result.uplift),
+        relative=formatting.percent(result.relative_uplift, locale, 1, signed=True),
+        interval=bounds,
+        chance=formatting.percent(result.chance_to_beat_control, locale),
+        p_value=formatting.p_value(result.p_value, locale),
+        adjusted_p_value=formatting.p_value(result.adjusted_p_value, locale),
+        tone=_tone(result),
+        sentence=_sentence(kind, variant_key, result, control, t, currency),
+    )
+
+
+def _sentence(
+    kind: GoalKind,
+    variant_key: str,
+    result: VariantResult,
+    control: VariantResult,
+    t: Translator,
+    currency: str,
+) -> str:
+    locale = t.locale
+    if result.uplift is None or result.estimate is None:
+        return t("No data yet for {variant}.", variant=variant_key)
+    if kind == GoalKind.CONVERSION:
+        template = (
+            "{variant} converts {points} percentage points more often ({rate} vs {control_rate})"
+            if result.uplift >= 0
+            else "{variant} converts {points} percentage points less often "
+            "({rate} vs {control_rate})"
+        )
+        claim = t(
+            template,
+            variant=variant_key,
+            points=formatting.number(abs(result.uplift) * 100, locale, 2),
+            rate=formatting.percent(result.estimate, locale, 2),
+            control_rate=formatting.percent(control.estimate, locale, 2),
+        )
+    else:
+        claim = t(
+            "{variant} earns about {amount} {what} per visitor",
+            variant=variant_key,
+            amount=formatting.money(result.uplift, currency, locale, signed=True),
+            what=_value_word(kind, t),
+        )
+    chance = result.chance_to_beat_control
+    likelihood = ""
+    if chance is not None:
+        likelihood = (
+            t("{chance} likely better", chance=formatting.percent(chance, locale))
+            if chance >= EVEN_CHANCE
+            else t("{chance} likely worse", chance=formatting.percent(1 - chance, locale))
+        )
+    verdict = t("Conclusive.") if result.is_significant else t("Not conclusive yet.")
+    return f"{claim}; {likelihood}. {verdict}" if likelihood else f"{claim}. {verdict}"
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One variant's line in a goal's table."""
+
+    key: str
+    is_control: bool
+    visitors: str
+    conversions: str
+    rate: str
+    value_per_visitor: str
+    effect: Effect | None  # None for the control
+
+
+@dataclass(frozen=True)
+class GoalView:
+    """A goal's table, headline, method label and chart."""
+
+    key: str
+    kind: GoalKind
+    kind_label: str
+    is_primary: bool
+    is_value: bool
+    value_heading: str
+    p_value_method: str
+    adjustment_note: str
+    headline: str
+    headline_tone: str
+    rows: tuple[VariantRow, ...]
+    chart: dict[str, Any] | None
+
+
+def p_value_method(result: GoalResult, t: Translator) -> str:
+    """The test behind a p-value column, for its heading."""
+    if result.method == "fixed":
+        return t("fixed horizon")
+    return t("sequential, always valid")
+
+
+def _best(result: GoalResult) -> VariantResult | None:
+    challengers = [v for v in result.variants[1:] if v.uplift is not None]
+    if not challengers:
+        return None
+    return max(challengers, key=lambda v: v.chance_to_beat_control or 0.0)
+
+
+def goal_view(
+    report: GoalReport,
+    keys: Sequence[str],
+    daily: DailySeries | None,
+    t: Translator,
+    currency: str,
+) -> GoalView:
+    """Everything one goal section of the experiment page shows."""
+    locale = t.locale
+    result = report.result
+    control = result.variants[0]
+    is_value = report.kind != GoalKind.CONVERSION
+    rows = []
+    for variant, totals in zip(result.variants, report.totals, strict=True):
+        # a value goal's rate is the share of visitors with any value (buyers)
+        rate = totals.converted / totals.visitors if totals.visitors else None
+        if not is_value:
+            rate = variant.estimate
+        rows.append(
+            VariantRow(
+                key=keys[variant.variant],
+                is_control=variant.variant == 0,
+                visitors=formatting.number(totals.visitors, locale),
+                conversions=formatting.number(totals.converted, locale),
+                rate=formatting.percent(rate, locale, 2),
+                value_per_visitor=(
+                    formatting.money(variant.estimate, currency, locale)
+                    if is_value
+                    else formatting.DASH
+                ),
+                effect=(
+                    None
+                    if variant.variant == 0
+                    else effect(report.kind, keys[variant.variant], variant, control, t, currency)
+                ),
+            )
+        )
+    challengers = len(result.variants) - 1
+    best = _best(result)
+    headline = (
+        t("Not enough data yet.")
+        if best is None
+        else _sentence(report.kind, keys[best.variant], best, control, t, currency)
+    )
+    return GoalView(
+        key=report.key,
+        kind=report.kind,
+        kind_label=t(KIND_LABELS[report.kind]),
+        is_primary=report.is_primary,
+        is_value=is_value,
+        value_heading=t("Margin / visitor")
+        if report.kind == GoalKind.MARGIN
+        else t("Revenue / visitor"),
+        p_value_method=p_value_method(result, t),
+        adjustment_note=(
+            t("p-values adjusted for {count} comparisons (Holm).", count=challengers)
+            if challengers > 1
+            else ""
+        ),
+        headline=headline,
+        headline_tone=NEUTRAL if best is None else _tone(best),
+        rows=tuple(rows),
+        chart=None if daily is None else estimate_chart(report.kind, daily, keys, t, currency),
+    )
+
+
+def _rounded(values: Sequence[float | None]) -> list[float | None]:
+    return [None if value is None else round(value, 6) for value in values]
+
+
+def estimate_chart(
+    kind: GoalKind, daily: DailySeries, keys: Sequence[str], t: Translator, currency: str
+) -> dict[str, Any]:
+    """Cumulative rate or value per visitor per variant and day, with the 95 % band."""
+    is_rate = kind == GoalKind.CONVERSION
+    series = []
+    for index, key in enumerate(keys):
+        points = [point.variants[index] for point in daily.points]
+        series.append(
+            {
+                "label": key,
+                "values": _rounded([p.estimate for p in points]),
+                "lower": _rounded([p.interval.lower if p.interval else None for p in points]),
+                "upper": _rounded([p.interval.upper if p.interval else None for p in points]),
+            }
+        )
+    label = t(KIND_LABELS[kind])
+    return _chart(
+        daily,
+        series,
+        t,
+        unit="percent" if is_rate else "currency",
+        currency=currency,
+        title=t("{what}, cumulative, with 95% interval", what=label),
+    )
+
+
+def visitors_chart(daily: DailySeries, keys: Sequence[str], t: Translator) -> dict[str, Any]:
+    """Cumulative enrolled visitors per variant and day."""
+    series = [
+        {
+            "label": key,
+            "values": [point.variants[index].visitors for point in daily.points],
+        }
+        for index, key in enumerate(keys)
+    ]
+    return _chart(daily, series, t, unit="count", currency="", title=t("Visitors, cumulative"))
+
+
+def _chart(
+    daily: DailySeries,
+    series: list[dict[str, Any]],
+    t: Translator,
+    *,
+    unit: str,
+    currency: str,
+    title: str,
+) -> dict[str, Any]:
+    """Chart data for dashboard.js, and the same numbers as text for the table alternative."""
+    locale = t.locale
+    days = [point.day for point in daily.points]
+
+    def text(value: float | None) -> str:
+        if unit == "percent":
+            return formatting.percent(value, locale, 2)
+        if unit == "currency":
+            return formatting.money(value, currency, locale)
+        return formatting.number(value, locale)
+
+    last = ", ".join(
+        f"{item['label']} {text(item['values'][-1])}" for item in series if item["values"]
+    )
+    return {
+        "title": title,
+        "unit": unit,
+        "currency": currency,
+        "locale": BROWSER_TAGS[locale],
+        "labels": [formatting.short_date(day, locale) for day in days],
+        "series": series,
+        "description": t(
+            "{title} over {days} days; latest: {last}.", title=title, days=len(days), last=last
+        )
+        if days
+        else t("No data yet."),
+        "table": [
+            [formatting.date(day, locale), *[text(item["values"][i]) for item in series]]
+            for i, day in enumerate(days)
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One segment value × challenger line of a "Who responds?" table."""
+
+    value: str
+    variant: str
+    visitors: str
+    control_estimate: str
+    estimate: str
+    effect: Effect
+    is_judged: bool
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    """One segment attribute broken down for one goal."""
+
+    attribute: str
+    goal: str
+    is_primary: bool
+    is_value: bool
+    rows: tuple[SegmentRow, ...]
+    judged: int
+    unjudged: int
+
+
+def _estimate_text(kind: GoalKind, value: float | None, t: Translator, currency: str) -> str:
+    if kind == GoalKind.CONVERSION:
+        return formatting.percent(value, t.locale, 2)
+    return formatting.money(value, currency, t.locale)
+
+
+def segment_table(
+    report: SegmentReport, goal: GoalReport, keys: Sequence[str], t: Translator, currency: str
+) -> SegmentTable:
+    """The rows of one attribute for one goal, with the BH-adjusted p and the judged flag."""
+    rows = []
+    segment: SegmentResult
+    for segment in report.segments:
+        control = segment.result.variants[0]
+        for variant in segment.result.variants[1:]:
+            rows.append(
+                SegmentRow(
+                    value=segment.segment,
+                    variant=keys[variant.variant],
+                    visitors=t(
+                        "{variant} / {control}",
+                        variant=formatting.number(variant.visitors, t.locale),
+                        control=formatting.number(control.visitors, t.locale),
+                    ),
+                    control_estimate=_estimate_text(goal.kind, control.estimate, t, currency),
+                    estimate=_estimate_text(goal.kind, variant.estimate, t, currency),
+                    effect=effect(goal.kind, keys[variant.variant], variant, control, t, currency),
+                    is_judged=segment.is_judged,
+                )
+            )
+    judged = sum(1 for segment in report.segments if segment.is_judged)
+    return SegmentTable(
+        attribute=report.attribute,
+        goal=report.goal,
+        is_primary=goal.is_primary,
+        is_value=goal.kind != GoalKind.CONVERSION,
+        rows=tuple(rows),
+        judged=judged,
+        unjudged=len(report.segments) - judged,
+    )
+
+
+def unjudged_note(t: Translator) -> str:
+    """Why some segments carry no verdict."""
+    return t(
+        "Too small to judge: fewer than {visitors} visitors in a variant "
+        "or {conversions} conversions.",
+        visitors=MINIMUM_SEGMENT_VISITORS,
+        conversions=MINIMUM_SEGMENT_CONVERSIONS,
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the primary goal is from a reliable answer."""
+
+    goal: str
+    share: int  # 0..100: the slowest variant's visitors of the visitors needed
+    needed_per_variant: str
+    still_needed: str
+    end_date: str
+    sentence: str
+
+
+def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progress:
+    """Visitors still needed for the minimum effect and the estimated end date, in words."""
+    locale = t.locale
+    visitors = [totals.visitors for totals in report.totals]
+    needed = report.visitors_needed
+    effect_text = formatting.percent(minimum_effect, locale, 1)
+    if needed is None:
+        return Progress(
+            report.key,
+            0,
+            formatting.DASH,
+            formatting.DASH,
+            formatting.DASH,
+            t(
+                "The control has no data for {goal} yet, so the sample size is unknown.",
+                goal=report.key,
+            ),
+        )
+    missing = sum(max(0, needed - count) for count in visitors)
+    share = min(100, int(100 * min(visitors) / needed)) if needed else 100
+    end = formatting.date(report.estimated_end, locale)
+    if missing == 0:
+        sentence = t(
+            "Enough visitors to detect a change of {effect} in {goal}.",
+            effect=effect_text,
+            goal=report.key,
+        )
+    elif report.estimated_end is None:
+        sentence = t(
+            "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
+            "at the current traffic no end date can be estimated.",
+            missing=formatting.number(missing, locale),
+            effect=effect_text,
+            goal=report.key,
+        )
+    else:
+        sentence = t(
+            "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
+            "at the traffic of the last {days} days that is around {date}.",
+            missing=formatting.number(missing, locale),
+            effect=effect_text,
+            goal=report.key,
+            days=DAILY_TRAFFIC_DAYS,
+            date=end,
+        )
+    return Progress(
+        report.key,
+        share,
+        formatting.number(needed, locale),
+        formatting.number(missing, locale),
+        end,
+        sentence,
+    )
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    """A variant's planned and actual share of the enrolled visitors."""
+
+    key: str
+    visitors: str
+    planned: str
+    actual: str
+
+
+@dataclass(frozen=True)
+class SampleRatio:
+    """The sample ratio check in words."""
+
+    is_mismatch: bool
+    sentence: str
+    rows: tuple[SplitRow, ...]
+
+
+def sample_ratio(results: ExperimentResults, t: Translator) -> SampleRatio:
+    """Explain the sample ratio check: what it compares and what a mismatch means."""
+    locale = t.locale
+    total = sum(variant.visitors for variant in results.variants)
+    rows = tuple(
+        SplitRow(
+            key=variant.key,
+            visitors=formatting.number(variant.visitors, locale),
+            planned=formatting.percent(variant.allocation / BASIS_POINTS, locale, 1),
+            actual=formatting.percent(variant.visitors / total if total else None, locale, 1),
+        )
+        for variant in results.variants
+    )
+    check = results.sample_ratio
+    if check.is_mismatch:
+        sentence = t(
+            "The variants did not get the share of visitors they were planned for "
+            "(p = {p}). A gap this large happens by chance less than once in a thousand "
+            "experiments, so something in the set-up loses or adds visitors in one variant: "
+            "a redirect, a caching layer, a script error, or bots. Do not trust these results "
+            "until the cause is found.",
+            p=formatting.p_value(check.p_value, locale),
+        )
+    else:
+        sentence = t(
+            "The split of visitors matches the plan (sample ratio check passed, p = {p}).",
+            p=formatting.p_value(check.p_value, locale),
+        )
+    return SampleRatio(check.is_mismatch, sentence, rows)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One line of the audit trail."""
+
+    at: str
+    actor: str
+    action: str
+    details: str
+
+
+def audit_rows(entries: Sequence[AuditEntry], t: Translator) -> tuple[AuditRow, ...]:
+    """The audit trail in words: when, who, what, and which fields or winner."""
+    rows = []
+    for entry in entries:
+        details = []
+        fields = entry.details.get("fields")
+        if isinstance(fields, list) and fields:
+            details.append(t("fields: {fields}", fields=", ".join(str(f) for f in fields)))
+        winner = entry.details.get("winner")
+        if isinstance(winner, str):
+            details.append(t("winner: {winner}", winner=winner))
+        rows.append(
+            AuditRow(
+                at=formatting.timestamp(entry.at, t.locale),
+                actor=entry.actor,
+                action=t(ACTION_LABELS.get(entry.action, entry.action)),
+                details="; ".join(details),
+            )
+        )
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class ListRow:
+    """One experiment in the list."""
+
+    key: str
+    name: str
+    status: Status
+    status_label: str
+    days: str
+    visitors: str
+    leader: str
+    challenger: str
+    effect: str
+    chance: str
+    tone: str
+    is_sample_ratio_mismatch: bool
+
+
+def list_row(item: ExperimentOverview, t: Translator, currency: str) -> ListRow:
+    """Format an overview row: who leads the primary goal, by how much, how likely."""
+    locale = t.locale
+    experiment = item.experiment
+    uplift = chance = formatting.DASH
+    tone = NEUTRAL
+    if item.challenger_result is not None and item.primary is not None:
+        found = effect(
+            item.primary.kind,
+            item.challenger or "",
+            item.challenger_result,
+            item.primary.result.variants[0],
+            t,
+            currency,
+        )
+        uplift, chance, tone = found.uplift, found.chance, found.tone
+    return ListRow(
+        key=experiment.key,
+        name=experiment.name,
+        status=experiment.status,
+        status_label=status_label(experiment.status, t),
+        days=formatting.DASH
+        if item.days_running is None
+        else formatting.number(item.days_running, locale),
+        visitors=formatting.number(item.visitors, locale)
+        if experiment.status != Status.DRAFT
+        else formatting.DASH,
+        leader=item.leader or formatting.DASH,
+        challenger=item.challenger or "",
+        effect=uplift,
+        chance=chance,
+        tone=tone,
+        is_sample_ratio_mismatch=item.is_sample_ratio_mismatch,
+    )
+
+
+def started_text(experiment: Experiment, t: Translator) -> str:
+    """When the experiment started (and stopped), in words."""
+    if experiment.started_at is None:
+        return t("Not started yet")
+    started = formatting.date(
+        dt.datetime.fromtimestamp(experiment.started_at, dt.UTC).date(), t.locale
+    )
+    if experiment.stopped_at is None:
+        return t("Started {date}", date=started)
+    stopped = formatting.date(
+        dt.datetime.fromtimestamp(experiment.stopped_at, dt.UTC).date(), t.locale
+    )
+    return t("Ran from {start} to {end}", start=started, end=stopped)

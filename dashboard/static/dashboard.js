@@ -1,0 +1,115 @@
+// Splitwerk dashboard: charts from data-chart attributes, extra form rows, the coverage slider.
+// Loaded as a file (the pages' CSP forbids inline scripts); every feature degrades to the
+// server-rendered page: charts have a data table, forms work without it.
+(function () {
+  'use strict';
+
+  // Control in neutral grey, challengers in distinct hues that stay apart for colour-blind
+  // readers (Okabe–Ito inspired); colour here names a variant, it never means "better".
+  var PALETTE = ['#5b6472', '#0b6bcb', '#c25e00', '#7b3fbf', '#00806b', '#b0276a',
+    '#4a6b00', '#8a6d00', '#1f7a99', '#6b4f3a'];
+  var BAND_ALPHA = '26'; // hex alpha of the 95 % bands: about 15 % opacity
+
+  function formatter(chart) {
+    var options = { maximumFractionDigits: 0 };
+    if (chart.unit === 'percent') options = { style: 'percent', maximumFractionDigits: 1 };
+    if (chart.unit === 'currency') options = { style: 'currency', currency: chart.currency };
+    var format = new Intl.NumberFormat(chart.locale, options);
+    return function (value) { return value === null ? '–' : format.format(value); };
+  }
+
+  function datasets(chart) {
+    var result = [];
+    chart.series.forEach(function (series, index) {
+      var colour = PALETTE[index % PALETTE.length];
+      if (series.upper && series.lower) {
+        result.push({ label: series.label + ' upper', data: series.upper, isBand: true,
+          borderWidth: 0, pointRadius: 0, fill: false, backgroundColor: colour + BAND_ALPHA });
+        result.push({ label: series.label + ' lower', data: series.lower, isBand: true,
+          borderWidth: 0, pointRadius: 0, fill: '-1', backgroundColor: colour + BAND_ALPHA });
+      }
+      result.push({ label: series.label, data: series.values, borderColor: colour,
+        backgroundColor: colour, borderWidth: 2, pointRadius: 0, pointHitRadius: 8,
+        tension: 0.2, fill: false });
+    });
+    return result;
+  }
+
+  function drawChart(canvas) {
+    var chart = JSON.parse(canvas.getAttribute('data-chart'));
+    var format = formatter(chart);
+    new window.Chart(canvas, {
+      type: 'line',
+      data: { labels: chart.labels, datasets: datasets(chart) },
+      options: {
+        animation: false, // figures, not a show; also spares readers who reduce motion
+        maintainAspectRatio: false,
+        interaction: { mode: 'index', intersect: false },
+        scales: {
+          // rates cannot fall below zero even where a wide early band would reach there
+          y: { min: chart.unit === 'percent' ? 0 : undefined,
+            ticks: { callback: format }, grid: { color: '#e6e8eb' } },
+          x: { grid: { display: false }, ticks: { maxRotation: 0, autoSkipPadding: 12 } }
+        },
+        plugins: {
+          legend: { position: 'bottom', labels: {
+            filter: function (item, data) { return !data.datasets[item.datasetIndex].isBand; },
+            boxWidth: 12, boxHeight: 2 } },
+          tooltip: {
+            filter: function (item) { return !item.dataset.isBand; },
+            callbacks: { label: function (item) {
+              return item.dataset.label + ': ' + format(item.parsed.y);
+            } }
+          }
+        }
+      }
+    });
+  }
+
+  function drawCharts() {
+    var canvases = document.querySelectorAll('canvas[data-chart]');
+    if (!canvases.length || !window.Chart) return; // the tables below each chart remain
+    window.Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    window.Chart.defaults.color = '#3d4450';
+    Array.prototype.forEach.call(canvases, drawChart);
+  }
+
+  function enableRowButtons() {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-add-row]'), function (button) {
+      var group = button.getAttribute('data-add-row');
+      button.addEventListener('click', function () {
+        var next = document.querySelector('[data-row="' + group + '"][hidden]');
+        if (!next) return;
+        next.hidden = false;
+        var input = next.querySelector('input, textarea, select');
+        if (input) input.focus();
+        if (!document.querySelector('[data-row="' + group + '"][hidden]')) button.hidden = true;
+      });
+    });
+  }
+
+  function enableSliders() {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-mirror]'), function (slider) {
+      var field = document.getElementById(slider.getAttribute('data-mirror'));
+      if (!field) return;
+      slider.hidden = false;
+      slider.addEventListener('input', function () { field.value = slider.value; });
+      field.addEventListener('input', function () { slider.value = field.value; });
+    });
+  }
+
+  function focusErrors() {
+    var summary = document.getElementById('error-summary');
+    if (summary) summary.focus();
+  }
+
+  function start() {
+    drawCharts();
+    enableRowButtons();
+    enableSliders();
+    focusErrors();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

@@ -1,0 +1,138 @@
+"""Use cases of the dashboard's reading pages: the experiment list and one experiment's page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.core.models import AuditEntry, Experiment, Status
+from server.core.stats import VariantResult
+from server.services.experiments import (
+    SECONDS_PER_DAY,
+    audit_trail,
+    get_experiment,
+    list_experiments,
+)
+from server.services.results import ExperimentResults, GoalReport, ResultsReader
+from server.storage.store import Store
+
+# Experiments one overview shows; a shop runs a few dozen at a time, and each listed experiment
+# costs one counter read, so the list stays well under a second even when full.
+MAX_LISTED = 200
+# A challenger leads only when it is more likely better than worse; otherwise the control does.
+LEADING_CHANCE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentOverview:
+    """One row of the experiment list.
+
+    ``challenger`` is the variant most likely to beat the control on the primary goal and
+    ``challenger_result`` its result against the control (None before any data). ``leader`` is
+    the variant ahead: that challenger when it is more likely better than worse, else the
+    control.
+    """
+
+    experiment: Experiment
+    visitors: int
+    days_running: int | None
+    primary: GoalReport | None
+    leader: str | None
+    challenger: str | None
+    challenger_result: VariantResult | None
+    is_sample_ratio_mismatch: bool
+
+
+def _days_running(experiment: Experiment, now: float) -> int | None:
+    """Whole days since the start, up to the stop (paused days count: enrolled visitors stay)."""
+    if experiment.started_at is None:
+        return None
+    end = experiment.stopped_at if experiment.stopped_at is not None else now
+    return max(0, int((end - experiment.started_at) // SECONDS_PER_DAY))
+
+
+def _leader(
+    experiment: Experiment, primary: GoalReport
+) -> tuple[str, str | None, VariantResult | None]:
+    """The leading variant, the best challenger and its result."""
+    challengers = [
+        variant
+        for variant in primary.result.variants[1:]
+        if variant.chance_to_beat_control is not None
+    ]
+    if not challengers:
+        return experiment.control.key, None, None
+    best = max(challengers, key=lambda variant: variant.chance_to_beat_control or 0.0)
+    key = experiment.variants[best.variant].key
+    if (best.chance_to_beat_control or 0.0) <= LEADING_CHANCE:
+        return experiment.control.key, key, best
+    return key, key, best
+
+
+def _matches(experiment: Experiment, search: str) -> bool:
+    needle = search.casefold()
+    return any(
+        needle in text.casefold()
+        for text in (experiment.key, experiment.name, experiment.hypothesis)
+    )
+
+
+def list_overview(
+    store: Store,
+    reader: ResultsReader,
+    *,
+    status: Status | None,
+    search: str,
+    now: float,
+) -> list[ExperimentOverview]:
+    """Experiments (newest first) filtered by status and a case-insensitive text search.
+
+    Drafts never enrolled anybody, so their counters are not read.
+    """
+    experiments, _ = list_experiments(store, status, 1, MAX_LISTED)
+    rows = []
+    for experiment in experiments:
+        if search and not _matches(experiment, search):
+            continue
+        if experiment.status == Status.DRAFT:
+            rows.append(ExperimentOverview(experiment, 0, None, None, None, None, None, False))
+            continue
+        results = reader.results(experiment, now)
+        primary = next((goal for goal in results.goals if goal.is_primary), None)
+        leader, challenger, result = (
+            (None, None, None) if primary is None else _leader(experiment, primary)
+        )
+        rows.append(
+            ExperimentOverview(
+                experiment=experiment,
+                visitors=sum(variant.visitors for variant in results.variants),
+                days_running=_days_running(experiment, now),
+                primary=primary,
+                leader=leader,
+                challenger=challenger,
+                challenger_result=result,
+                is_sample_ratio_mismatch=results.sample_ratio.is_mismatch,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentPage:
+    """An experiment with its current results (None for drafts) and its newest audit entries."""
+
+    experiment: Experiment
+    results: ExperimentResults | None
+    audit: list[AuditEntry]
+
+
+def experiment_page(
+    store: Store, reader: ResultsReader, key: str, *, audit_limit: int, now: float
+) -> ExperimentPage:
+    """Everything the experiment page shows.
+
+    Raises:
+        NotFound: there is no experiment with this key.
+    """
+    experiment = get_experiment(store, key)
+    results = None if experiment.status == Status.DRAFT else reader.results(experiment, now)
+    return ExperimentPage(experiment, results, audit_trail(store, key, audit_limit))

@@ -1,0 +1,77 @@
+"""Fixtures of the dashboard browser tests: a live Splitwerk with demo data, signed-in pages.
+
+Reuses tests/browser/conftest.py (the system Chromium, ``page``, ``page_log``, screenshots).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from flask import Flask
+from playwright.sync_api import Page
+
+from server.app import create_app
+from server.demo import DEMO_DAYS, SECONDS_PER_DAY, ensure_demo_experiment, generate_traffic
+from tests.conftest import RedisServer
+from tests.helpers import LiveServer, app_settings
+
+DEMO_VISITORS = 1500  # two weeks of traffic, enough for charts and segments, in about a second
+# Records Content-Security-Policy violations from the first byte on; init scripts run outside
+# the page's CSP, so this does not need the policy to allow anything.
+RECORD_CSP_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener('securitypolicyviolation', (event) => {
+  window.cspViolations.push(event.violatedDirective + ' ' + (event.blockedURI || 'inline'));
+});
+"""
+
+
+@dataclass(frozen=True)
+class Site:
+    """A running Splitwerk with the demo experiment."""
+
+    url: str
+    app: Flask
+    experiment: str
+
+    def path(self, path: str) -> str:
+        """The absolute URL of a path on this site."""
+        return self.url + path
+
+
+@pytest.fixture
+def site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Site]:
+    """Splitwerk on a loopback port with two weeks of seeded demo traffic."""
+    app = create_app(app_settings(redis_server.url))
+    now = time.time()
+    ensure_demo_experiment(app.extensions["splitwerk.store"], now - DEMO_DAYS * SECONDS_PER_DAY)
+    generate_traffic(app, DEMO_VISITORS, now)
+    with LiveServer(app) as server:
+        yield Site(server.url, app, "checkout-button")
+
+
+@pytest.fixture
+def watched_page(page: Page) -> Page:
+    """``page`` recording CSP violations in ``window.cspViolations``."""
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    return page
+
+
+def sign_in(page: Page, site: Site, token: str, *, language: str | None = "en") -> None:
+    """Sign in through the login form; ``language`` pins the page language by cookie."""
+    if language is not None:
+        page.context.add_cookies([{"name": "splitwerk_locale", "value": language, "url": site.url}])
+    page.goto(site.path("/dashboard/login"))
+    page.locator("#token").fill(token)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(site.path("/dashboard/"))
+
+
+def csp_violations(page: Page) -> list[str]:
+    """The CSP violations the page reported so far."""
+    found: list[str] = page.evaluate("window.cspViolations || []")
+    return found

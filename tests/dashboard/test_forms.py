@@ -1,0 +1,177 @@
+"""The experiment form: the API's validation, errors next to the fields, create and edit."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from dashboard import forms
+from server.services import experiments as services
+from tests.dashboard.conftest import csrf_token
+from tests.dashboard.test_views import create
+
+VALID = {
+    "key": "banner",
+    "name": "Free shipping banner",
+    "hypothesis": "A banner sells more",
+    "variants-0-key": "control",
+    "variants-0-weight": "1",
+    "variants-1-key": "banner",
+    "variants-1-weight": "3",
+    "variants-1-payload": '{"text": "Kostenloser Versand"}',
+    "coverage": "50",
+    "conditions": '{"country": "DE"}',
+    "goals-0-key": "purchase",
+    "goals-0-kind": "conversion",
+    "goals-1-key": "margin",
+    "goals-1-kind": "margin",
+    "goals-1-event": "purchase",
+    "goals-primary": "0",
+    "segments": "source, device",
+    "analysis": "sequential",
+    "minimum_effect": "5",
+}
+
+
+def submit(client: FlaskClient, path: str, **changes: str) -> tuple[int, str]:
+    data = {**VALID, **changes, "csrf_token": csrf_token(client, path)}
+    response = client.post(path, data={name: value for name, value in data.items() if value})
+    return response.status_code, response.get_data(as_text=True)
+
+
+def error_of(page: str, field: str) -> str:
+    """The text of a field's error list."""
+    found = re.search(rf'<ul class="field-error" id="{field}-error">(.*?)</ul>', page, re.S)
+    assert found is not None, f"no error shown for {field}"
+    return re.sub(r"<[^>]+>", " ", found.group(1))
+
+
+def test_a_valid_form_creates_a_draft(app: Flask, editor: FlaskClient) -> None:
+    status, _ = submit(editor, "/dashboard/experiments/new")
+    assert status == 302
+    created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
+    assert [v.allocation for v in created.variants] == [2500, 7500]
+    assert created.variants[1].payload == {"text": "Kostenloser Versand"}
+    assert created.coverage == 5000
+    assert created.conditions == {"country": "DE"}
+    assert [g.key for g in created.goals] == ["purchase", "margin"]
+    assert created.goals[0].is_primary and created.goals[1].event == "purchase"
+    assert created.segments == ("source", "device")
+    assert created.minimum_effect == 0.05
+
+
+def test_schema_errors_appear_next_to_their_fields(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor, "/dashboard/experiments/new", key="Bad Key", **{"variants-1-key": "B!"}
+    )
+    assert status == 422
+    assert "must match" in error_of(page, "key")
+    assert "must match" in error_of(page, "variants-1-key")
+    assert 'id="key" name="key" value="Bad Key"' in page  # what was typed stays
+    assert 'aria-invalid="true" aria-describedby="key-error key-hint"' in page
+    assert 'class="error-summary"' in page
+
+
+def test_json_that_does_not_parse_is_an_error_of_its_field(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor,
+        "/dashboard/experiments/new",
+        conditions="{country: DE}",
+        **{"variants-1-payload": "{oops"},
+    )
+    assert status == 422
+    assert "not valid JSON" in error_of(page, "conditions")
+    assert "not valid JSON" in error_of(page, "variants-1-payload")
+
+
+def test_domain_refusals_are_shown_at_their_fields(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor, "/dashboard/experiments/new", conditions='{"country": {"$bogus": 1}}'
+    )
+    assert status == 422
+    assert error_of(page, "conditions").strip()
+    status, page = submit(editor, "/dashboard/experiments/new", **{"variants-1-weight": "0"})
+    assert status == 422
+    assert "must be &gt; 0" in error_of(page, "variants-1-weight")  # escaped like all text
+
+
+def test_goal_rules_are_the_api_s(editor: FlaskClient) -> None:
+    status, page = submit(editor, "/dashboard/experiments/new", **{"goals-primary": ""})
+    assert status == 422
+    assert "mark exactly one goal as primary" in error_of(page, "goals")
+
+
+def test_errors_follow_the_form_rows_when_rows_are_left_empty(editor: FlaskClient) -> None:
+    # row 1 left blank: the schema's list position 1 is the form's row 2
+    status, page = submit(
+        editor,
+        "/dashboard/experiments/new",
+        **{"variants-1-key": "", "variants-1-weight": "", "variants-1-payload": ""},
+        **{"variants-2-key": "NOPE", "variants-2-weight": "1"},
+    )
+    assert status == 422
+    assert "must match" in error_of(page, "variants-2-key")
+
+
+def test_a_taken_key_is_a_conflict_at_the_key(app: Flask, editor: FlaskClient) -> None:
+    create(app)
+    status, page = submit(editor, "/dashboard/experiments/new")
+    assert status == 409
+    assert "already taken" in error_of(page, "key")
+
+
+def test_editing_a_running_experiment_sends_only_what_changed(
+    app: Flask, editor: FlaskClient
+) -> None:
+    key = create(app, start=True)
+    path = f"/dashboard/experiments/{key}/edit"
+    page = editor.get(path).get_data(as_text=True)
+    assert re.search(r'id="segments"[^>]* disabled', page)  # segments are locked while live
+    values = forms.values_of(services.get_experiment(app.extensions["splitwerk.store"], key))
+    values.update({"name": "Renamed", "csrf_token": csrf_token(editor, path)})
+    assert editor.post(path, data=values).status_code == 302
+    store = app.extensions["splitwerk.store"]
+    assert services.get_experiment(store, key).name == "Renamed"
+    entry = services.audit_trail(store, key, 1)[0]
+    assert entry.details == {"fields": ["name"]}
+
+
+def test_shrinking_coverage_of_a_live_experiment_is_refused(
+    app: Flask, editor: FlaskClient
+) -> None:
+    key = create(app, start=True)
+    path = f"/dashboard/experiments/{key}/edit"
+    values = forms.values_of(services.get_experiment(app.extensions["splitwerk.store"], key))
+    values.update({"coverage": "40", "csrf_token": csrf_token(editor, path)})
+    response = editor.post(path, data=values)
+    assert response.status_code == 409
+    assert "coverage" in response.get_data(as_text=True)
+
+
+def test_a_form_without_changes_changes_nothing(app: Flask, editor: FlaskClient) -> None:
+    key = create(app)
+    path = f"/dashboard/experiments/{key}/edit"
+    store = app.extensions["splitwerk.store"]
+    values = forms.values_of(services.get_experiment(store, key))
+    values["csrf_token"] = csrf_token(editor, path)
+    assert editor.post(path, data=values).status_code == 302
+    assert services.get_experiment(store, key).revision == 0
+
+
+def test_field_errors_map_nested_paths_to_field_ids() -> None:
+    errors = {
+        "variants": {0: {"key": ["bad"]}, "1": {"weight": ["must be > 0"]}},
+        "layer": {"name": ["nope"]},
+        "segments": {2: ["bad name"]},
+        "_schema": ["whole form"],
+    }
+    flat = forms.field_errors(errors, {"variants": [0, 3], "goals": []})
+    assert flat == {
+        "variants-0-key": ["bad"],
+        "variants-3-weight": ["must be > 0"],
+        "layer-name": ["nope"],
+        "segments": ["bad name"],
+        "_form": ["whole form"],
+    }

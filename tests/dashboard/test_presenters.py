@@ -1,0 +1,108 @@
+"""View rows from statistics: colour only for conclusive results, plain words, progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dashboard import presenters
+from dashboard.i18n import Translator
+from server.core.models import GoalKind
+from server.core.stats import GoalResult, Interval, VariantResult
+from server.services.results import GoalReport, VariantTotals
+
+EN, DE = Translator("en"), Translator("de")
+
+
+def variant(index: int, **fields: object) -> VariantResult:
+    values: dict[str, object] = {
+        "variant": index, "visitors": 1000, "converted": 30, "estimate": 0.03, "uplift": None,
+        "uplift_interval": None, "relative_uplift": None, "relative_uplift_interval": None,
+        "p_value": None, "adjusted_p_value": None, "is_significant": False,
+        "chance_to_beat_control": None, "expected_loss": None,
+    }  # fmt: skip
+    values.update(fields)
+    return VariantResult(**values)  # type: ignore[arg-type]
+
+
+CONTROL = variant(0, estimate=1.10)
+
+
+def challenger(**fields: object) -> VariantResult:
+    defaults: dict[str, object] = {
+        "estimate": 1.52, "uplift": 0.42, "uplift_interval": Interval(0.10, 0.75),
+        "relative_uplift": 0.38, "p_value": 0.004, "adjusted_p_value": 0.004,
+        "is_significant": True, "chance_to_beat_control": 0.99,
+    }  # fmt: skip
+    defaults.update(fields)
+    return variant(1, **defaults)
+
+
+def test_a_conclusive_gain_is_green_and_said_in_plain_words() -> None:
+    found = presenters.effect(GoalKind.MARGIN, "b", challenger(), CONTROL, EN, "EUR")
+    assert found.tone == presenters.BETTER
+    assert found.sentence == (
+        "b earns about +€0.42 margin per visitor; 99% likely better. Conclusive."
+    )
+    assert found.interval == "+€0.10 to +€0.75"
+
+
+def test_the_same_gain_without_significance_stays_uncoloured() -> None:
+    found = presenters.effect(
+        GoalKind.MARGIN, "b", challenger(is_significant=False, chance_to_beat_control=0.93),
+        CONTROL, EN, "EUR",
+    )  # fmt: skip
+    assert found.tone == presenters.NEUTRAL
+    assert found.sentence.endswith("93% likely better. Not conclusive yet.")
+
+
+def test_a_conclusive_loss_is_red_and_says_worse() -> None:
+    found = presenters.effect(
+        GoalKind.REVENUE, "b",
+        challenger(uplift=-0.5, uplift_interval=Interval(-0.9, -0.1), chance_to_beat_control=0.01),
+        CONTROL, DE, "EUR",
+    )  # fmt: skip
+    assert found.tone == presenters.WORSE
+    assert found.sentence == (
+        "b bringt etwa −0,50\u00a0€ Nettoumsatz pro Besucher; zu 99\u00a0% wahrscheinlich "
+        "schlechter. Das Ergebnis ist belastbar."
+    )
+
+
+def test_conversion_uplifts_are_in_percentage_points() -> None:
+    control = variant(0, estimate=0.0378)
+    found = presenters.effect(
+        GoalKind.CONVERSION, "green",
+        challenger(estimate=0.0289, uplift=-0.0089, uplift_interval=Interval(-0.02, 0.01),
+                   is_significant=False, chance_to_beat_control=0.17),
+        control, EN, "EUR",
+    )  # fmt: skip
+    assert found.uplift == "−0.89 pp"
+    assert found.sentence.startswith(
+        "green converts 0.89 percentage points less often (2.89% vs 3.78%); 83% likely worse."
+    )
+
+
+def report(needed: int | None, visitors: tuple[int, int], end: dt.date | None) -> GoalReport:
+    result = GoalResult("conversion", "sequential", 0.05, 0.05, "holm", (CONTROL, challenger()))
+    pairs = zip("ab", visitors, strict=True)
+    totals = tuple(VariantTotals(key, count, 0, 0, 0.0) for key, count in pairs)
+    return GoalReport("purchase", GoalKind.CONVERSION, True, result, totals, needed, end, "")
+
+
+def test_progress_counts_the_visitors_still_missing_in_all_variants() -> None:
+    found = presenters.progress(report(1000, (600, 800), dt.date(2026, 1, 31)), 0.05, EN)
+    assert found.still_needed == "600"
+    assert found.share == 60
+    assert "around Jan 31, 2026" in found.sentence
+
+
+def test_progress_without_a_sample_size_says_why() -> None:
+    found = presenters.progress(report(None, (0, 0), None), 0.05, DE)
+    assert found.share == 0
+    assert "Stichprobe unbekannt" in found.sentence
+
+
+def test_progress_when_enough_visitors_are_in() -> None:
+    found = presenters.progress(report(500, (600, 800), dt.date(2026, 1, 1)), 0.05, EN)
+    assert found.share == 100
+    assert found.sentence.startswith("Enough visitors")
