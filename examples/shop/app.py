@@ -26,6 +26,7 @@ ASSIGN_TIMEOUT = 0.1
 # Hard cap in ms on hiding [data-splitwerk] elements while the browser waits for a variant;
 # the snippet's own default. Keep it equal to the backstop in static/shop.css.
 ANTI_FLICKER_MS = 800
+SNIPPET_TIMEOUT_MS = 800  # the snippet's default wait for a variant in the browser
 
 
 def create_app(
@@ -34,6 +35,7 @@ def create_app(
     ingest_key: str | None,
     consent_mode: ConsentMode = "required",
     assign_timeout: float = ASSIGN_TIMEOUT,
+    snippet_timeout_ms: int = SNIPPET_TIMEOUT_MS,
     secret_key: str | None = None,
 ) -> Flask:
     """Build the shop against the Splitwerk server at ``splitwerk_url``.
@@ -44,6 +46,7 @@ def create_app(
         consent_mode: ``"required"`` asks for consent in a banner before anything is stored
             or enrolled; ``"none"`` treats every visitor as having agreed.
         assign_timeout: seconds a page waits for a variant before it shows the control.
+        snippet_timeout_ms: the same in the browser (the snippet's ``data-timeout-ms``).
         secret_key: signs the cart's session cookie; default: random per process.
 
     Raises:
@@ -66,6 +69,7 @@ def create_app(
         splitwerk_origin=f"{parts.scheme}://{parts.netloc}",
         consent_mode=consent_mode,
         anti_flicker_ms=ANTI_FLICKER_MS,
+        snippet_timeout_ms=snippet_timeout_ms,
     )
     app.extensions[CLIENT_EXTENSION] = Client(
         splitwerk_url, ingest_key=ingest_key, timeout=assign_timeout

@@ -23,6 +23,7 @@ class ShopSettings:
     splitwerk_origin: str  # scheme://host:port, for the Content-Security-Policy
     consent_mode: ConsentMode
     anti_flicker_ms: int
+    snippet_timeout_ms: int  # the snippet's wait for /v1/assign before it shows the control
 
 
 def shop_settings() -> ShopSettings:

@@ -29,11 +29,15 @@
     document.getElementById('checkout-button').dataset.variant = variant;
   }
 
-  // Pages whose variant the browser assigns: the elements stay hidden until then, at most
-  // for the cap, also when the snippet never loads (its own timer cannot run then).
-  if (root.classList.contains(HIDE_CLASS)) {
-    setTimeout(reveal, (snippet && +snippet.dataset.antiFlickerMs) || ANTI_FLICKER_MS);
-    if (snippet) snippet.addEventListener('error', reveal);
+  // Pages whose variant the browser assigns (the snippet tag names the experiment): the
+  // elements stay hidden until then, at most for the cap, also when the snippet never loads
+  // (its own timer cannot run then). The variant is applied whenever it comes, even if the
+  // snippet was quicker than this file and has already revealed the page.
+  if (snippet && snippet.dataset.experiments) {
+    if (root.classList.contains(HIDE_CLASS)) {
+      setTimeout(reveal, +snippet.dataset.antiFlickerMs || ANTI_FLICKER_MS);
+      snippet.addEventListener('error', reveal);
+    }
     withSnippet((splitwerk) => splitwerk.onVariant('checkout-button', dress));
   }
 
