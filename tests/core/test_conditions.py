@@ -195,8 +195,10 @@ def patterns(draw, depth=0):
     return prefix + "".join(parts) + suffix
 
 
+# Subjects stay short: Python's re, the reference here, backtracks exponentially on some
+# generated patterns (nested repeats), and a long subject could keep it busy for hours.
 @settings(max_examples=400)
-@given(patterns(), st.lists(st.text(alphabet="ab1. \n_x", max_size=12), min_size=1, max_size=5))
+@given(patterns(), st.lists(st.text(alphabet="ab1. \n_x", max_size=8), min_size=1, max_size=5))
 def test_regex_engine_agrees_with_python_re_on_the_subset(pattern, subjects):
     try:
         compiled = compile_pattern(pattern)
