@@ -69,11 +69,13 @@ def test_targets_compare_ratios_latency_and_memory(bench: ModuleType) -> None:
 def test_events_target_counts_events_not_requests(bench: ModuleType) -> None:
     row = figures(bench, "(x)", 500, 0.001, 0.002, 0.001)
     events = figures(bench, "(e) events", 450, 0.01, 0.02, 0.002)
+    single = figures(bench, "(e1) events", 300, 0.01, 0.02, 0.002)
     lines = {
         label: (value, is_met)
-        for label, value, _, is_met in bench.target_lines(row, row, row, row, events, 100.0)
+        for label, value, _, is_met in bench.target_lines(row, row, row, row, events, 100.0, single)
     }
-    assert lines["events per second"] == (450 * bench.EVENT_BATCH, True)
+    assert lines["events per second, 5 experiments"] == (450 * bench.EVENT_BATCH, True)
+    assert lines["events per second, 1 experiment"] == (300 * bench.EVENT_BATCH, False)
 
 
 def test_worker_classes_leave_out_what_is_not_installed(
