@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from flask import current_app, redirect, request, session, url_for
+from flask import redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden
 
-from server.config import Settings, Token, hash_token
+from server.config import Token, hash_token
+from server.context import settings
 from server.core.models import Role
 
 P = ParamSpec("P")
@@ -44,12 +45,6 @@ class User:
     def is_editor(self) -> bool:
         """Whether this user may change experiments."""
         return self.role == Role.EDITOR
-
-
-def settings() -> Settings:
-    """The settings of the running app."""
-    configured: Settings = current_app.extensions["splitwerk.settings"]
-    return configured
 
 
 def is_tokenless_dev() -> bool:

@@ -14,7 +14,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     g,
     redirect,
@@ -36,15 +35,14 @@ from dashboard.i18n import (
     Translator,
     choose_locale,
 )
+from server import context as app_context
 from server import schemas
 from server.core import errors as domain
 from server.core.lifecycle import NEW_PHASE_FROM, TRANSITIONS
 from server.core.models import BASIS_POINTS, Experiment, Status
 from server.services import experiments as services
-from server.services.experiments import ExperimentCache
 from server.services.overview import experiment_page, list_overview
-from server.services.results import ExperimentResults, ResultsReader
-from server.storage.store import Store
+from server.services.results import ExperimentResults
 
 blp = Blueprint(
     "dashboard",
@@ -87,21 +85,6 @@ FORM_REFUSALS: tuple[tuple[type[domain.DomainError], int], ...] = (
 )
 
 
-def _store() -> Store:
-    value: Store = current_app.extensions["splitwerk.store"]
-    return value
-
-
-def _reader() -> ResultsReader:
-    value: ResultsReader = current_app.extensions["splitwerk.results_reader"]
-    return value
-
-
-def _cache() -> ExperimentCache:
-    value: ExperimentCache = current_app.extensions["splitwerk.experiment_cache"]
-    return value
-
-
 def _t() -> Translator:
     translator: Translator = g.translator
     return translator
@@ -116,7 +99,7 @@ def _actor() -> str:
 def _experiment(key: str) -> Experiment:
     """The experiment, or a 404 page."""
     try:
-        return services.get_experiment(_store(), key)
+        return services.get_experiment(app_context.store(), key)
     except domain.NotFound:
         raise NotFound(_t()("There is no experiment {key}.", key=key)) from None
 
@@ -236,9 +219,13 @@ def index() -> ResponseReturnValue:
         raise BadRequest(t("Unknown status filter.")) from None
     search = request.args.get("q", "").strip()
     rows = list_overview(
-        _store(), _reader(), status=query["status"], search=search, now=time.time()
+        app_context.store(),
+        app_context.results_reader(),
+        status=query["status"],
+        search=search,
+        now=time.time(),
     )
-    currency = current_app.extensions["splitwerk.settings"].CURRENCY
+    currency = app_context.settings().CURRENCY
     return render_template(
         "dashboard/index.html",
         rows=[presenters.list_row(row, t, currency) for row in rows],
@@ -260,7 +247,7 @@ def _actions(experiment: Experiment) -> list[str]:
 
 def _results_context(experiment: Experiment, results: ExperimentResults) -> dict[str, Any]:
     t = _t()
-    currency = current_app.extensions["splitwerk.settings"].CURRENCY
+    currency = app_context.settings().CURRENCY
     keys = [variant.key for variant in experiment.variants]
     daily = {series.goal: series for series in results.daily}
     goals = [
@@ -295,7 +282,13 @@ def experiment(key: str) -> ResponseReturnValue:
     """One experiment: results per goal, charts, segments, progress, actions, audit trail."""
     t = _t()
     try:
-        page = experiment_page(_store(), _reader(), key, audit_limit=AUDIT_ENTRIES, now=time.time())
+        page = experiment_page(
+            app_context.store(),
+            app_context.results_reader(),
+            key,
+            audit_limit=AUDIT_ENTRIES,
+            now=time.time(),
+        )
     except domain.NotFound:
         raise NotFound(t("There is no experiment {key}.", key=key)) from None
     found = page.experiment
@@ -329,7 +322,7 @@ def act(key: str, action: str) -> ResponseReturnValue:
         except domain.DomainError as refused:
             error, status = refused.message, _refusal_status(refused)
         else:
-            _cache().invalidate()
+            app_context.experiment_cache().invalidate()
             flash(t(ACTION_DONE[action]))
             return redirect(url_for("dashboard.experiment", key=key))
     return render_template(
@@ -343,22 +336,32 @@ def act(key: str, action: str) -> ResponseReturnValue:
 
 def _apply(found: Experiment, action: str) -> None:
     """Load the action's form with the API's schema and call the service."""
-    settings = current_app.extensions["splitwerk.settings"]
+    settings = app_context.settings()
     now = time.time()
     if action == "stop":
         data = schemas.StopSchema().load({"winner": request.form.get("winner") or None})
         services.act_on_experiment(
-            _store(), found.key, "stop", _actor(), now,
+            app_context.store(), found.key, "stop", _actor(), now,
             winner=data["winner"], retention_days=settings.RETENTION_DAYS,
         )  # fmt: skip
     elif action == "new-phase":
         data = schemas.NewPhaseSchema().load(_new_phase_input(found))
         services.start_new_phase(
-            _store(), found.key, data, _actor(), now, retention_days=settings.RETENTION_DAYS
+            app_context.store(),
+            found.key,
+            data,
+            _actor(),
+            now,
+            retention_days=settings.RETENTION_DAYS,
         )
     else:
         services.act_on_experiment(
-            _store(), found.key, action, _actor(), now, retention_days=settings.RETENTION_DAYS
+            app_context.store(),
+            found.key,
+            action,
+            _actor(),
+            now,
+            retention_days=settings.RETENTION_DAYS,
         )
 
 
@@ -445,12 +448,12 @@ def create() -> ResponseReturnValue:
         data = schemas.ExperimentCreateSchema().load(parsed.data)
         if parsed.errors:
             raise ValidationError({})
-        created = services.create_experiment(_store(), data, _actor(), time.time())
+        created = services.create_experiment(app_context.store(), data, _actor(), time.time())
     except ValidationError as error:
         return _render_form(_failed(state, parsed, error), None, 422)
     except (domain.InvalidInput, domain.Conflict) as error:
         return _render_form(_failed(state, parsed, error), None, _refusal_status(error))
-    _cache().invalidate()
+    app_context.experiment_cache().invalidate()
     flash(t("Draft {key} created.", key=created.key))
     return redirect(url_for("dashboard.experiment", key=created.key))
 
@@ -480,11 +483,11 @@ def edit(key: str) -> ResponseReturnValue:
         data = schemas.ExperimentUpdateSchema().load(changes)
         if parsed.errors:
             raise ValidationError({})
-        services.update_experiment(_store(), key, data, _actor(), time.time())
+        services.update_experiment(app_context.store(), key, data, _actor(), time.time())
     except ValidationError as error:
         return _render_form(_failed(state, parsed, error), found, 422)
     except (domain.InvalidInput, domain.Conflict) as error:
         return _render_form(_failed(state, parsed, error), found, _refusal_status(error))
-    _cache().invalidate()
+    app_context.experiment_cache().invalidate()
     flash(t("Changes saved."))
     return redirect(url_for("dashboard.experiment", key=key))

@@ -11,9 +11,9 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from server import schemas
-from server.api.auth import actor_for, presented_token, settings
-from server.api.context import assigner, bot_detector
+from server.api.auth import actor_for, presented_token
 from server.api.public import PublicBlueprint
+from server.context import assigner, bot_detector, settings
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services.assignments import AssignRequest, AssignResult

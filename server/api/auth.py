@@ -7,22 +7,17 @@ import hmac
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from server.config import Settings, hash_token
+from server.config import hash_token
+from server.context import settings
 from server.core.models import Role
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DEV_ACTOR = "dev"  # audit name of changes made without a token in development mode
-
-
-def settings() -> Settings:
-    """The settings of the running app."""
-    configured: Settings = current_app.extensions["splitwerk.settings"]
-    return configured
 
 
 def presented_token(header: str = "Authorization") -> str | None:

@@ -8,7 +8,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from server import schemas
-from server.api.context import experiment_cache, store
+from server.context import experiment_cache, store
 from server.services import experiments as services
 
 blp = Blueprint(

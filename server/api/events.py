@@ -5,16 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import current_app
 from marshmallow import ValidationError
 
 from server import schemas
 from server.api.auth import actor_for, presented_token, require
-from server.api.context import event_recorder, store
 from server.api.public import PublicBlueprint
+from server.context import event_recorder, pseudonymiser, store
 from server.core.errors import InvalidInput
 from server.core.models import Role
-from server.core.privacy import Pseudonymiser
 from server.services import events as services
 from server.services.events import EventOutcome
 
@@ -74,6 +72,5 @@ def erase_visitor(visitor: str) -> dict[str, Any]:
     """Erase every per-visitor record (enrolments, order attributions, idempotency keys)."""
     if not 0 < len(visitor) <= schemas.VISITOR_MAX_LENGTH:
         raise InvalidInput("invalid visitor id", {"visitor": ["must be 1..128 characters"]})
-    pseudonymiser: Pseudonymiser = current_app.extensions["splitwerk.pseudonymiser"]
-    removed, experiments = services.erase_visitor(store(), pseudonymiser, visitor)
+    removed, experiments = services.erase_visitor(store(), pseudonymiser(), visitor)
     return {"removed": removed, "experiments": experiments}

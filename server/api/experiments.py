@@ -9,8 +9,8 @@ from flask import g
 from flask_smorest import Blueprint
 
 from server import schemas
-from server.api.auth import require, settings
-from server.api.context import experiment_cache, store
+from server.api.auth import require
+from server.context import experiment_cache, settings, store
 from server.core.models import AuditEntry, Experiment, Role
 from server.services import experiments as services
 

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 
 from server import schemas
 from server.api.auth import require
-from server.api.context import results_reader, store
+from server.context import results_reader, store
 from server.core.models import Role
 from server.services import experiments as experiment_services
 from server.services.results import ExperimentResults

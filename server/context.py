@@ -1,10 +1,12 @@
-"""Typed access to the objects create_app() wired into the running app."""
+"""Typed access to the objects create_app() wired into the running app (API and dashboard)."""
 
 from __future__ import annotations
 
 from flask import current_app
 
+from server.config import Settings
 from server.core.bots import BotDetector
+from server.core.privacy import Pseudonymiser
 from server.services.assignments import Assigner
 from server.services.events import EventRecorder
 from server.services.experiments import ExperimentCache
@@ -45,4 +47,16 @@ def event_recorder() -> EventRecorder:
 def results_reader() -> ResultsReader:
     """This worker's results service (with its short cache)."""
     value: ResultsReader = current_app.extensions["splitwerk.results_reader"]
+    return value
+
+
+def settings() -> Settings:
+    """The settings of the running app."""
+    value: Settings = current_app.extensions["splitwerk.settings"]
+    return value
+
+
+def pseudonymiser() -> Pseudonymiser:
+    """The keyed pseudonymiser of visitor ids."""
+    value: Pseudonymiser = current_app.extensions["splitwerk.pseudonymiser"]
     return value
