@@ -134,8 +134,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         KeyConverter, lambda _: {"type": "string", "pattern": schemas.ID_PATTERN}
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    # /v1/assign parses its body itself (hot path); its schema is documented here
+    # /v1/assign and /v1/events parse their bodies themselves (hot paths); documented here
     api.spec.components.schema("AssignRequest", schema=schemas.AssignRequestSchema)
+    api.spec.components.schema("EventBatch", schema=schemas.EventBatchSchema)
     for blueprint in (
         assignments.blp,
         configuration.blp,

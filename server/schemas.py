@@ -803,3 +803,30 @@ def dump_assign_result(result: Any) -> dict[str, Any]:
 
 
 ASSIGN_REQUEST = AssignRequestSchema()  # built once: the slow path of load_assign_request
+
+
+def load_event_batch(raw: Any) -> list[Any]:
+    """The events of a batch body (each validated later, on its own).
+
+    Raises:
+        ValidationError: the body is not ``{"events": [1..500 items]}``.
+    """
+    if isinstance(raw, dict) and raw.keys() == {"events"}:
+        events = raw["events"]
+        if isinstance(events, list) and 0 < len(events) <= MAX_EVENTS_PER_BATCH:
+            return events
+    loaded: list[Any] = EVENT_BATCH.load(raw)["events"]
+    return loaded
+
+
+def dump_event_results(outcomes: Any) -> dict[str, Any]:
+    """The batch answer as EventBatchResultSchema dumps it, built directly (hot path)."""
+    summary = {status: 0 for status in ("accepted", "duplicate", "ignored", "rejected")}
+    results = []
+    for outcome in outcomes:
+        summary[outcome.status] += 1
+        results.append({"status": outcome.status, "errors": outcome.errors})
+    return {**summary, "results": results}
+
+
+EVENT_BATCH = EventBatchSchema()  # the slow path of load_event_batch

@@ -7,18 +7,19 @@ import time
 from typing import Any
 
 from flask import Response, request
+from flask_smorest import Blueprint
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, Forbidden
+from werkzeug.exceptions import Forbidden
 
 from server import schemas
 from server.api.auth import actor_for, presented_token
-from server.api.public import PublicBlueprint
+from server.api.public import json_body
 from server.context import assigner, bot_detector, settings
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services.assignments import AssignRequest, AssignResult
 
-blp = PublicBlueprint(
+blp = Blueprint(
     "assignments", __name__, description="Which variants a visitor sees (public, hot path)."
 )
 
@@ -66,17 +67,6 @@ def _assign(
     return response
 
 
-def _json_body() -> Any:
-    """The request body as JSON, whatever its Content-Type (text/plain avoids a preflight)."""
-    body = request.get_data(cache=False)
-    if not body:
-        return {}
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("Invalid JSON body.") from None
-
-
 @blp.route("/v1/assign", methods=["POST"])
 @blp.doc(
     requestBody={
@@ -93,7 +83,7 @@ def assign() -> Response:
     # The hot path parses its body itself: webargs' per-request machinery cost more than the
     # assignment (schemas.load_assign_request keeps the schema's rules and errors).
     try:
-        data = schemas.load_assign_request(_json_body())
+        data = schemas.load_assign_request(json_body())
     except ValidationError as error:
         raise InvalidInput("invalid input", dict(error.messages)) from None  # type: ignore[arg-type]  # messages of a dict body are a dict
     return _assign(

@@ -2,40 +2,56 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+from flask import Response
+from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from server import schemas
 from server.api.auth import actor_for, presented_token, require
-from server.api.public import PublicBlueprint
+from server.api.public import json_body
 from server.context import event_recorder, pseudonymiser, store
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services import events as services
 from server.services.events import EventOutcome
 
-blp = PublicBlueprint(
+blp = Blueprint(
     "events",
     __name__,
     description="Conversions, orders, refunds and exposures; erasure of a visitor's records.",
 )
 
 INGEST_HEADER = "X-Splitwerk-Ingest-Key"  # server-side key that may send orders and refunds
-BATCH = schemas.EventBatchSchema()
 
 
 @blp.route("/v1/events", methods=["POST"])
-@blp.arguments(BATCH)
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {"schema": "EventBatch"},
+            "text/plain": {"schema": "EventBatch"},
+        },
+    }
+)
 @blp.response(200, schemas.EventBatchResultSchema)
-def record_events(batch: dict[str, Any]) -> dict[str, Any]:
+def record_events() -> Response:
     """Record a batch of events; each is accepted, duplicate, ignored or rejected on its own."""
+    # Like /v1/assign, this hot path reads its body itself (schemas.load_event_batch keeps the
+    # schema's rules and errors): webargs' list handling cost more than a tenth of a batch.
+    try:
+        events = schemas.load_event_batch(json_body())
+    except ValidationError as error:
+        raise InvalidInput("invalid input", _messages(error)) from None
     may_send_money = actor_for(Role.INGEST, presented_token(INGEST_HEADER)) is not None
     now = time.time()
     recorder = event_recorder()
     loaded: list[dict[str, Any] | EventOutcome] = []
-    for raw in batch["events"]:
+    for raw in events:
         try:
             event = schemas.load_event(raw)
             recorder.check(event, may_send_money=may_send_money, now=now)
@@ -53,10 +69,8 @@ def record_events(batch: dict[str, Any]) -> dict[str, Any]:
         # Nothing valid at all: the whole request is bad input, which clients must not retry.
         raise InvalidInput("every event of the batch was rejected", {"events": rejections})
     outcomes = recorder.record(loaded, now)
-    summary = {status: 0 for status in ("accepted", "duplicate", "ignored", "rejected")}
-    for outcome in outcomes:
-        summary[outcome.status] += 1
-    return {**summary, "results": outcomes}
+    body = json.dumps(schemas.dump_event_results(outcomes), separators=(",", ":"))
+    return Response(body, mimetype="application/json")
 
 
 def _messages(error: ValidationError) -> dict[str, Any]:

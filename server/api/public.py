@@ -1,27 +1,20 @@
-"""Blueprint and request parsing for the public endpoints that browsers call directly."""
+"""Request parsing for the public endpoints that browsers call directly (any Content-Type)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask_smorest import Blueprint
-from webargs import core
-from webargs.flaskparser import FlaskParser
+from flask import request
+from werkzeug.exceptions import BadRequest
 
 
-class AnyContentTypeJsonParser(FlaskParser):
-    """Reads JSON bodies whatever their Content-Type.
-
-    Browsers send ``text/plain`` to avoid a CORS preflight, and ``navigator.sendBeacon`` cannot
-    set ``application/json`` at all.
-    """
-
-    def _raw_load_json(self, req: Any) -> Any:
-        body = req.get_data(cache=True)
-        return core.parse_json(body) if body else core.missing
-
-
-class PublicBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no types
-    """A blueprint whose JSON arguments may arrive as text/plain."""
-
-    ARGUMENTS_PARSER = AnyContentTypeJsonParser()
+def json_body() -> Any:
+    """The request body as JSON, whatever its Content-Type (text/plain avoids a preflight)."""
+    body = request.get_data(cache=False)
+    if not body:
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("Invalid JSON body.") from None

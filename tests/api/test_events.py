@@ -446,3 +446,30 @@ def test_well_formed_conversions_and_orders_take_the_fast_path(raw: dict[str, An
     fast = schemas._fast_event(raw)
     assert fast is not None
     assert fast == schemas.EVENT_SCHEMAS[raw["type"]].load(raw)
+
+
+def test_direct_batch_answer_equals_the_response_schema() -> None:
+    from server import schemas
+    from server.services.events import EventOutcome
+
+    outcomes = [
+        EventOutcome("accepted"),
+        EventOutcome("duplicate"),
+        EventOutcome("rejected", {"revenue": ["must not be negative"]}),
+        EventOutcome("ignored"),
+    ]
+    summary = {"accepted": 1, "duplicate": 1, "ignored": 1, "rejected": 1}
+    expected = schemas.EventBatchResultSchema().dump({**summary, "results": outcomes})
+    assert schemas.dump_event_results(outcomes) == expected
+
+
+@pytest.mark.parametrize(
+    "body", [{"events": []}, {"events": {}}, {"events": [1] * 501}, {"events": [], "x": 1}, []]
+)
+def test_batch_fast_path_refuses_what_the_schema_refuses(body: Any) -> None:
+    from marshmallow import ValidationError
+
+    from server import schemas
+
+    with pytest.raises(ValidationError):
+        schemas.load_event_batch(body)
