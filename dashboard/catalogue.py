@@ -225,6 +225,11 @@ GERMAN: dict[str, str] = {
     "Bad Request": "Ungültige Anfrage",
     "Forbidden": "Nicht erlaubt",
     "Not Found": "Nicht gefunden",
+    "Service Unavailable": "Dienst nicht verfügbar",
+    "The data store does not answer right now. Please try again in a few seconds.": (
+        "Der Datenspeicher antwortet gerade nicht. Bitte versuchen Sie es in ein paar Sekunden "
+        "noch einmal."
+    ),
     "Method Not Allowed": "Methode nicht erlaubt",
     # --- experiment list ---
     "Search": "Suche",

@@ -24,7 +24,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
 from dashboard import auth, csrf, forms, presenters
 from dashboard.i18n import (
@@ -40,9 +40,11 @@ from server import schemas
 from server.core import errors as domain
 from server.core.lifecycle import NEW_PHASE_FROM, TRANSITIONS
 from server.core.models import BASIS_POINTS, Experiment, Status
+from server.errors import RETRY_AFTER_SECONDS
 from server.services import experiments as services
 from server.services.overview import experiment_page, list_overview
 from server.services.results import ExperimentResults
+from server.storage.errors import StorageUnavailable
 
 blp = Blueprint(
     "dashboard",
@@ -78,6 +80,7 @@ ACTION_DONE = {
     "new-phase": "New phase started; counts begin at zero.",
     "archive": "Experiment archived.",
 }
+STORAGE_DOWN = "The data store does not answer right now. Please try again in a few seconds."
 # Domain refusals shown on a re-rendered form, with the status the API would answer.
 FORM_REFUSALS: tuple[tuple[type[domain.DomainError], int], ...] = (
     (domain.InvalidInput, 422),
@@ -144,6 +147,14 @@ def _error_page(error: HTTPException) -> ResponseReturnValue:
     """Errors of dashboard routes as pages, not the API's JSON."""
     code = error.code or 500
     return render_template("dashboard/error.html", code=code, error=error), code
+
+
+@blp.errorhandler(StorageUnavailable)
+def _storage_down(error: StorageUnavailable) -> ResponseReturnValue:
+    """Redis does not answer: a page that says so and when to retry (the API answers JSON)."""
+    page = ServiceUnavailable(STORAGE_DOWN)
+    body = render_template("dashboard/error.html", code=503, error=page)
+    return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @blp.route("/login", methods=["GET", "POST"])

@@ -4,6 +4,7 @@ lifecycle actions, the list's filters and the sample ratio warning."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import redis
 from flask import Flask
@@ -336,3 +337,17 @@ def test_a_sample_ratio_mismatch_is_flagged(
     page = editor.get(f"/dashboard/experiments/{key}").get_data(as_text=True)
     assert 'role="alert"' in page
     assert "Do not trust these results" in page
+
+
+def test_a_dashboard_page_says_so_when_redis_is_down(tmp_path: Path) -> None:
+    from server.app import create_app
+    from tests.dashboard.conftest import sign_in
+    from tests.helpers import EDITOR_TOKEN, app_settings
+
+    app = create_app(app_settings(f"unix://{tmp_path}/gone.sock"))
+    client = sign_in(app.test_client(), EDITOR_TOKEN)
+    response = client.get("/dashboard/", headers={"Accept-Language": "de"})
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    assert int(response.headers["Retry-After"]) > 0
+    assert "Der Datenspeicher antwortet gerade nicht" in response.get_data(as_text=True)
