@@ -305,6 +305,12 @@ def analyse_value_segments(
     return _segment_results(parts)
 
 
+def standard_deviation(sums: ValueSums) -> float | None:
+    """The sample standard deviation of the visitors' values; None below two visitors."""
+    variance = _moments(sums).variance
+    return None if variance is None else math.sqrt(variance)
+
+
 def estimate_interval(
     data: ConversionCounts | ValueSums, alpha: float = DEFAULT_ALPHA
 ) -> Interval | None:

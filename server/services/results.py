@@ -219,12 +219,7 @@ def _forecast(
             )
         )
     else:
-        sums = _value_sums(counters, 0, goal.key, "", visitors[0])
-        deviation = None
-        if sums.visitors > 1:
-            mean = sums.value_sum / sums.visitors
-            variance = (sums.value_sum_squares - sums.value_sum * mean) / (sums.visitors - 1)
-            deviation = max(variance, 0.0) ** 0.5
+        deviation = stats.standard_deviation(_value_sums(counters, 0, goal.key, "", visitors[0]))
         needed = (
             None
             if control.estimate is None or deviation is None

@@ -733,3 +733,15 @@ def test_method_may_be_given_as_its_plain_name() -> None:
     by_name = analyse_conversion(counts, method="fixed")  # type: ignore[arg-type]
     assert by_name == analyse_conversion(counts, method=FIXED)
     assert by_name.method == "fixed"
+
+
+def test_standard_deviation_matches_the_sample_standard_deviation():
+    import statistics as reference
+
+    from server.core import stats
+
+    values = [0.0, 0.0, 12.5, 49.9, 0.0, 7.25]
+    sums = stats.ValueSums(len(values), sum(values), sum(v * v for v in values))
+    assert stats.standard_deviation(sums) == pytest.approx(reference.stdev(values), abs=1e-9)
+    assert stats.standard_deviation(stats.ValueSums(1, 3.0, 9.0)) is None
+    assert stats.standard_deviation(stats.ValueSums(3, 6.0, 12.0)) == 0.0
