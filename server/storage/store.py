@@ -53,6 +53,13 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _decode_experiments(
+    documents: Mapping[bytes | str, bytes | str],
+) -> dict[str, Experiment]:
+    """The experiments of an HGETALL of the experiments hash, by key."""
+    return {_text(key): codec.experiment_from_json(document) for key, document in documents.items()}
+
+
 def connect(
     url: str,
     *,
@@ -121,10 +128,7 @@ class Store:
             pipe.get(keys.CONFIG_VERSION)
             pipe.hgetall(keys.EXPERIMENTS)
             version, documents = pipe.execute()
-        experiments = {
-            _text(key): codec.experiment_from_json(document) for key, document in documents.items()
-        }
-        return int(version or 0), experiments
+        return int(version or 0), _decode_experiments(documents)
 
     def load_experiment(self, key: str) -> Experiment | None:
         """One experiment, or None."""
@@ -149,10 +153,7 @@ class Store:
                 try:
                     pipe.watch(keys.EXPERIMENTS)  # type: ignore[no-untyped-call]  # redis stub gap
                     documents = pipe.hgetall(keys.EXPERIMENTS)
-                    snapshot = {
-                        _text(name): codec.experiment_from_json(document)
-                        for name, document in documents.items()
-                    }
+                    snapshot = _decode_experiments(documents)
                     updated = change(snapshot.get(key), snapshot)
                     pipe.multi()
                     pipe.hset(keys.EXPERIMENTS, key, codec.experiment_to_json(updated))
