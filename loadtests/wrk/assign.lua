@@ -25,8 +25,10 @@ local HEADERS = {
     .. "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
 }
 
--- done() prints the figures; wrk runs with this folder as its working directory.
+-- done() prints the figures, with_churn() turns connections over; wrk runs with this folder
+-- as its working directory.
 dofile("report.lua")
+dofile("churn.lua")
 
 function setup(thread)
   -- each wrk thread runs its own Lua state; a thread id keeps their visitor ids apart
@@ -56,5 +58,5 @@ function request()
     '{"visitor": "%s%d", "experiments": %s, "attributes": {"source": "%s", "device": "%s"}}',
     prefix, number, experiments_json,
     SOURCES[number % #SOURCES + 1], DEVICES[number % #DEVICES + 1])
-  return wrk.format("POST", "/v1/assign", HEADERS, body)
+  return wrk.format("POST", "/v1/assign", with_churn(HEADERS), body)
 end

@@ -12,8 +12,10 @@ local headers
 local counter = 0
 local threads_created = 0
 
--- done() prints the figures; wrk runs with this folder as its working directory.
+-- done() prints the figures, with_churn() turns connections over; wrk runs with this folder
+-- as its working directory.
 dofile("report.lua")
+dofile("churn.lua")
 
 function setup(thread)
   thread:set("thread_id", threads_created)
@@ -52,5 +54,5 @@ function request()
     end
   end
   local body = '{"events": [' .. table.concat(items, ", ") .. "]}"
-  return wrk.format("POST", "/v1/events", headers, body)
+  return wrk.format("POST", "/v1/events", with_churn(headers), body)
 end

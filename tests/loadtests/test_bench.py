@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import importlib
 import shutil
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -128,3 +130,68 @@ def test_wrk_assign_script_sends_requests_the_server_accepts(
         result = bench.run_wrk("t", f"{server.url}/v1/assign", "assign.lua", arguments, 1.0, 0)
     assert result.requests > 0
     assert result.failures == 0
+
+
+class _CountingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with a small JSON body and counts connections and closing requests."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn's gthread workers serve it
+    disable_nagle_algorithm = True  # small answers go out at once, not after a delayed ACK
+    wbufsize = 4096  # headers and body in one write; flushed after each request
+    connections = 0
+    requests = 0
+    closing = 0
+    lock = threading.Lock()
+
+    def setup(self) -> None:
+        super().setup()
+        with self.lock:
+            type(self).connections += 1
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        is_closing = self.headers.get("Connection", "").lower() == "close"
+        with self.lock:
+            type(self).requests += 1
+            type(self).closing += is_closing
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        if is_closing:  # said in the answer too, as gunicorn does; then the socket closes
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+@pytest.mark.parametrize(
+    ("script", "arguments"),
+    [
+        ("assign.lua", ["fresh", "checkout-button", "test", "10", "0"]),
+        ("events.lua", ["5", "1", "test", "10", "ingest-key", "0000abcd"]),
+    ],
+)
+def test_wrk_scripts_turn_connections_over(
+    bench: ModuleType, script: str, arguments: list[str]
+) -> None:
+    # Without turnover, one gthread worker can keep all of wrk's connections for a whole run.
+    handler = type("Handler", (_CountingHandler,), {"connections": 0, "requests": 0, "closing": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        result = bench.run_wrk("t", url, script, arguments, 1.0, 0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.failures == 0
+    assert handler.requests >= 500  # enough requests for the ratio below to mean something
+    # one request in 100 asks to close, and wrk opens a new connection for the next one
+    assert handler.closing == pytest.approx(handler.requests / 100, abs=2)
+    assert handler.connections > handler.closing  # wrk's first ones, then one per close
