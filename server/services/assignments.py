@@ -8,8 +8,9 @@ answers still come from the last known configuration, unrecorded.
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,13 +83,23 @@ def segment_value(value: Any) -> str:
     else:
         return "other"
     # control characters would break the record format and make unreadable dashboard rows
-    cleaned = "".join(ch for ch in text[:SEGMENT_VALUE_LENGTH] if ch.isprintable())
+    head = text[:SEGMENT_VALUE_LENGTH]
+    cleaned = head if head.isprintable() else "".join(ch for ch in head if ch.isprintable())
     return cleaned or MISSING_SEGMENT_VALUE
+
+
+DAY_SECONDS = 86_400  # unix time has no leap seconds: every UTC day is this long
 
 
 def utc_day(now: float) -> str:
     """The UTC calendar day of a unix time, as the day counters name it."""
-    return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%d")
+    return _day_name(int(now // DAY_SECONDS))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_name(day_number: int) -> str:
+    """YYYY-MM-DD of a day counted from 1970-01-01 (cached: the hot paths ask every request)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(day_number * DAY_SECONDS))
 
 
 class EnrolmentCache:
