@@ -1,7 +1,10 @@
-"""Store behaviour that the API tests do not reach: script reloads and Redis failures."""
+"""Store behaviour that the API tests do not reach: script reloads, Redis failures and the
+pinned connections of the hot paths."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -61,3 +64,74 @@ def test_every_operation_turns_a_dead_redis_into_storage_unavailable(tmp_path: A
     for operation in operations:
         with pytest.raises(StorageUnavailable):
             operation()
+
+
+def connections_received(client: redis.Redis) -> int:
+    """Connections Redis has accepted since it started (INFO stats)."""
+    return int(client.info("stats")["total_connections_received"])
+
+
+def test_hot_path_commands_reuse_one_pinned_connection(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    store = store_for(redis_server.url)
+    store.enrol([enrolment("first", 0)], "2026-11-25", 50)
+    before = connections_received(redis_client)
+    for number in range(50):
+        store.enrol([enrolment(f"v{number}", number % 2)], "2026-11-25", 50)
+    assert connections_received(redis_client) == before
+    assert store.read_counts("exp", 1)["e:0"] + store.read_counts("exp", 1)["e:1"] == 51
+
+
+def test_threads_get_their_own_pinned_connections_and_count_correctly(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    store = store_for(redis_server.url)
+    visitors = [f"v{number}" for number in range(200)]
+
+    def enrol_all(offset: int) -> list[int | None]:
+        # every thread enrols every visitor, starting at a different place
+        order = visitors[offset:] + visitors[:offset]
+        return [
+            store.enrol([enrolment(visitor, 1)], "2026-11-25", 50)[0].variant_index
+            for visitor in order
+        ]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(enrol_all, [0, 50, 100, 150]))
+    assert all(index == 1 for result in results for index in result)
+    assert store.read_counts("exp", 1)["e:1"] == len(visitors)  # each counted once
+
+
+def test_a_pinned_connection_recovers_after_redis_restarts(redis_server: Any) -> None:
+    store = store_for(redis_server.url)
+    store.enrol([enrolment("before", 0)], "2026-11-25", 50)
+    redis_server.stop()
+    try:
+        with pytest.raises(StorageUnavailable):
+            store.enrol([enrolment("during", 0)], "2026-11-25", 50)
+    finally:
+        redis_server.start()
+    (outcome,) = store.enrol([enrolment("after", 1)], "2026-11-25", 50)
+    assert (outcome.variant_index, outcome.is_new) == (1, True)
+
+
+def test_a_forked_child_opens_its_own_connection(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    store = store_for(redis_server.url)
+    store.enrol([enrolment("parent", 0)], "2026-11-25", 50)
+    before = connections_received(redis_client)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which exits at once
+        try:
+            (outcome,) = store.enrol([enrolment("child", 1)], "2026-11-25", 50)
+            os._exit(0 if outcome.is_new else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the parent's socket was not shared: the child connected anew, and the parent goes on
+    assert connections_received(redis_client) == before + 1
+    (again,) = store.enrol([enrolment("parent", 0)], "2026-11-25", 50)
+    assert (again.variant_index, again.is_new) == (0, False)
