@@ -15,6 +15,7 @@ from server.core.errors import InvalidInput
 from server.core.models import (
     Attribution,
     Experiment,
+    Goal,
     GoalKind,
     GoalValue,
     RefundWrite,
@@ -23,7 +24,7 @@ from server.core.models import (
 from server.core.money import order_amounts, refund_reduction
 from server.core.privacy import Pseudonymiser
 from server.services.assignments import Assigner, AssignRequest, utc_day
-from server.services.experiments import ExperimentCache
+from server.services.experiments import ExperimentCache, Snapshot
 from server.storage.store import Store
 
 ACCEPTED = "accepted"
@@ -55,6 +56,55 @@ def _combine(replies: Sequence[int]) -> EventOutcome:
     return EventOutcome(IGNORED)
 
 
+# event name -> the running experiments whose goals listen to it, with those goals
+Listeners = dict[str, list[tuple[Experiment, tuple[Goal, ...]]]]
+
+
+def _attribute(
+    event: Mapping[str, Any],
+    listening: Sequence[tuple[Experiment, tuple[Goal, ...]]],
+    visitor: str,
+    day: str,
+) -> list[Attribution]:
+    """One attribution per running experiment with a goal that listens to this event."""
+    if not listening:
+        return []
+    if event["type"] == "order":
+        amounts = order_amounts(
+            event["revenue"],
+            event["tax"],
+            event["shipping"],
+            event["cost_of_goods"],
+            event["payment_fee"],
+        )
+        values = {
+            GoalKind.CONVERSION: 0,
+            GoalKind.REVENUE: amounts.net_revenue,
+            GoalKind.MARGIN: amounts.margin,
+        }
+        order_id, gross, net_revenue = event["order_id"], amounts.gross, amounts.net_revenue
+    else:
+        value = event["value"]
+        values = {GoalKind.CONVERSION: 0, GoalKind.REVENUE: value, GoalKind.MARGIN: value}
+        order_id, gross, net_revenue = "", 0, 0
+    member = f"{visitor}:{event['id'] or 'order:' + event['order_id']}"
+    return [
+        Attribution(
+            experiment.key,
+            experiment.phase,
+            visitor,
+            member,
+            day,
+            experiment.segments,
+            tuple(GoalValue(goal.key, goal.kind, values[goal.kind]) for goal in goals),
+            order_id,
+            gross,
+            net_revenue,
+        )
+        for experiment, goals in listening
+    ]
+
+
 class EventRecorder:
     """Records batches of conversion, order, refund and exposure events."""
 
@@ -74,6 +124,22 @@ class EventRecorder:
         self._assigner = assigner
         self._window = idempotency_window
         self._currency = currency
+        self._listeners: tuple[int, Listeners] = (-1, {})
+
+    def _listeners_of(self, snapshot: Snapshot) -> Listeners:
+        """Running experiments by the event names their goals listen to, once per version."""
+        version, listeners = self._listeners
+        if version != snapshot.version:
+            listeners = {}
+            for experiment in snapshot.experiments.values():
+                if experiment.status != Status.RUNNING:
+                    continue
+                names = dict.fromkeys(goal.event_name for goal in experiment.goals)
+                for name in names:
+                    goals = tuple(g for g in experiment.goals if g.event_name == name)
+                    listeners.setdefault(name, []).append((experiment, goals))
+            self._listeners = (snapshot.version, listeners)
+        return listeners
 
     def check(self, event: Mapping[str, Any], *, may_send_money: bool, now: float) -> None:
         """Refuse what the schema cannot see: money without the ingest key, stale timestamps,
@@ -108,7 +174,7 @@ class EventRecorder:
     ) -> list[EventOutcome]:
         """Record loaded events (or keep the given outcomes of rejected ones), in order."""
         snapshot = self._cache.get(now)
-        running = [e for e in snapshot.experiments.values() if e.status == Status.RUNNING]
+        listeners = self._listeners_of(snapshot)
         outcomes: list[EventOutcome | None] = [
             event if isinstance(event, EventOutcome) else None for event in events
         ]
@@ -133,7 +199,9 @@ class EventRecorder:
                 moment = event["ts"] if event["ts"] is not None else now
                 if moment not in days:
                     days[moment] = utc_day(moment)
-                found = self._attribute(event, running, pseudonyms[visitor], days[moment])
+                found = _attribute(
+                    event, listeners.get(event["goal"], ()), pseudonyms[visitor], days[moment]
+                )
                 if not found:
                     outcomes[index] = EventOutcome(IGNORED)
                 attributions += found
@@ -148,54 +216,6 @@ class EventRecorder:
         for index, event in refunds:
             outcomes[index] = self._refund(event, snapshot.experiments.values(), now)
         return [outcome or EventOutcome(IGNORED) for outcome in outcomes]
-
-    def _attribute(
-        self, event: Mapping[str, Any], running: Sequence[Experiment], visitor: str, day: str
-    ) -> list[Attribution]:
-        """One attribution per running experiment with a goal that listens to this event."""
-        goal_name = event["goal"]
-        is_order = event["type"] == "order"
-        if is_order:
-            amounts = order_amounts(
-                event["revenue"],
-                event["tax"],
-                event["shipping"],
-                event["cost_of_goods"],
-                event["payment_fee"],
-            )
-            values = {
-                GoalKind.CONVERSION: 0,
-                GoalKind.REVENUE: amounts.net_revenue,
-                GoalKind.MARGIN: amounts.margin,
-            }
-        else:
-            values = {GoalKind.CONVERSION: 0, GoalKind.REVENUE: event["value"]}
-            values[GoalKind.MARGIN] = event["value"]
-        event_key = event["id"] or f"order:{event['order_id']}"
-        found = []
-        for experiment in running:
-            goals = tuple(
-                GoalValue(goal.key, goal.kind, values[goal.kind])
-                for goal in experiment.goals
-                if goal.event_name == goal_name
-            )
-            if not goals:
-                continue
-            found.append(
-                Attribution(
-                    experiment=experiment.key,
-                    phase=experiment.phase,
-                    visitor=visitor,
-                    member=f"{visitor}:{event_key}",
-                    day=day,
-                    segments=experiment.segments,
-                    goals=goals,
-                    order_id=event["order_id"] if is_order else "",
-                    gross=amounts.gross if is_order else 0,
-                    net_revenue=amounts.net_revenue if is_order else 0,
-                )
-            )
-        return found
 
     def _refund(
         self, event: Mapping[str, Any], experiments: Collection[Experiment], now: float
