@@ -115,6 +115,31 @@ def test_event_counts_in_every_experiment_the_visitor_is_in(
         )
 
 
+def test_attribution_follows_configuration_changes(client: Any, redis_client: redis.Redis) -> None:
+    # the recorder indexes running experiments by event name once per configuration version
+    start(client)
+    enrol(client, "kunde-3")
+
+    def conversion(event_id: str, goal: str = "add_to_cart") -> str:
+        event = {"type": "conversion", "id": event_id, "visitor": "kunde-3", "goal": goal}
+        return str(send(client, event).json["results"][0]["status"])
+
+    assert conversion("c-1") == "accepted"
+    assert client.post("/v1/experiments/checkout-button/pause", headers=EDITOR).status_code == 200
+    assert conversion("c-2") == "ignored"  # paused: nobody listens
+    assert client.post("/v1/experiments/checkout-button/resume", headers=EDITOR).status_code == 200
+    assert conversion("c-3") == "accepted"
+    assert conversion("n-1", "newsletter_signup") == "ignored"  # no goal listens yet
+    goals = [*SHOP["goals"], {"key": "newsletter_signup"}]
+    response = client.patch(
+        "/v1/experiments/checkout-button", json={"goals": goals}, headers=EDITOR
+    )
+    assert response.status_code == 200
+    assert conversion("n-2", "newsletter_signup") == "accepted"
+    found = counts(redis_client)
+    assert sum(v for k, v in found.items() if k.startswith("n:") and k.count(":") == 2) == 3
+
+
 def test_events_of_visitors_not_enrolled_are_ignored_without_storing(
     client: Any, redis_client: redis.Redis
 ) -> None:
