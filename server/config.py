@@ -49,7 +49,8 @@ class DefaultConfig:
     REDIS_CONNECT_TIMEOUT: float = 0.25
     # Retries of a failed Redis command; one retry rides over a reconnect, more would stack delays.
     REDIS_RETRIES: int = 1
-    # Connections per worker process; gunicorn threads share them.
+    # Connections per worker process; gunicorn threads share them, and up to half stay pinned
+    # to the threads that run the hot paths' scripts (see storage.store.PinnedClients).
     REDIS_MAX_CONNECTIONS: int = 32
     # Secret for pseudonymising visitor ids and signing dashboard sessions (≥ 32 characters).
     SECRET_KEY: str = ""
