@@ -16,6 +16,7 @@ from werkzeug.routing import BaseConverter
 from dashboard import views as dashboard_views
 from server import schemas
 from server.api import assignments, configuration, events, experiments, results, snippet
+from server.api.fastpath import AssignFastPath
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.privacy import Pseudonymiser
@@ -149,6 +150,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard_views.blp)
     _allow_browsers(app, settings)
     register_error_handlers(app)
+    # well-formed POST /v1/assign requests are answered below Flask (see api.fastpath)
+    app.wsgi_app = AssignFastPath(  # type: ignore[method-assign]
+        app.wsgi_app, assigner, app.extensions["splitwerk.bot_detector"], MAX_BODY_BYTES
+    )
     return app
 
 

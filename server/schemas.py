@@ -751,36 +751,46 @@ def _fast_attributes(value: Any) -> dict[str, Any] | None:
     return value if size <= MAX_ATTRIBUTES_BYTES else None
 
 
+def fast_assign_request(raw: Any) -> dict[str, Any] | None:
+    """An assign request body loaded on the fast path, or None when the schema must decide.
+
+    Only the common, well-formed shape qualifies: visitor, experiments, attributes and consent,
+    each valid by the schema's rules; anything else (force, user_agent, errors) is None.
+    """
+    if not isinstance(raw, dict) or not raw.keys() <= _ASSIGN_FIELDS:
+        return None
+    visitor, experiments = raw.get("visitor"), raw.get("experiments")
+    attributes = _fast_attributes(raw.get("attributes", {}))
+    consent = raw.get("consent", True)
+    if (
+        _is_visitor(visitor)
+        and attributes is not None
+        and isinstance(consent, bool)
+        and (
+            experiments is None
+            or (isinstance(experiments, list) and all(_is_match(_KEY, key) for key in experiments))
+        )
+    ):
+        return {
+            "visitor": visitor,
+            "experiments": experiments,
+            "attributes": attributes,
+            "consent": consent,
+            "force": None,
+            "user_agent": None,
+        }
+    return None
+
+
 def load_assign_request(raw: Any) -> dict[str, Any]:
     """Validate an assign request body.
 
     Raises:
         ValidationError: naming the fields.
     """
-    if isinstance(raw, dict) and raw.keys() <= _ASSIGN_FIELDS:
-        visitor, experiments = raw.get("visitor"), raw.get("experiments")
-        attributes = _fast_attributes(raw.get("attributes", {}))
-        consent = raw.get("consent", True)
-        if (
-            _is_visitor(visitor)
-            and attributes is not None
-            and isinstance(consent, bool)
-            and (
-                experiments is None
-                or (
-                    isinstance(experiments, list)
-                    and all(_is_match(_KEY, key) for key in experiments)
-                )
-            )
-        ):
-            return {
-                "visitor": visitor,
-                "experiments": experiments,
-                "attributes": attributes,
-                "consent": consent,
-                "force": None,
-                "user_agent": None,
-            }
+    fast = fast_assign_request(raw)
+    if fast is not None:
+        return fast
     loaded: dict[str, Any] = ASSIGN_REQUEST.load(raw)
     return loaded
 

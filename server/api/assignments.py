@@ -36,35 +36,37 @@ def _may_force() -> bool:
     return settings().DEV
 
 
-def _assign(
-    visitor: str,
-    experiments: list[str] | None,
-    attributes: dict[str, Any],
-    consent: bool,
-    force: dict[str, str] | None,
-    user_agent: str | None,
-) -> Response:
-    if force and not _may_force():
+def request_of(data: dict[str, Any], is_bot: bool) -> AssignRequest:
+    """The use case's request from a loaded body (shared with the WSGI fast path)."""
+    experiments = data["experiments"]
+    return AssignRequest(
+        visitor=data["visitor"],
+        experiments=None if experiments is None else tuple(experiments),
+        attributes=data["attributes"],
+        has_consent=data["consent"],
+        forced=data["force"],
+        is_bot=is_bot,
+    )
+
+
+def answer_of(result: AssignResult) -> tuple[bytes, list[tuple[str, str]]]:
+    """The answer's body and headers (shared with the WSGI fast path)."""
+    body = json.dumps(schemas.dump_assign_result(result), separators=(",", ":")).encode()
+    return body, [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        (RECORDED_HEADER, "true" if result.is_recorded else "false"),
+        ("Cache-Control", "no-store"),
+    ]
+
+
+def _assign(data: dict[str, Any], user_agent: str | None) -> Response:
+    if data["force"] and not _may_force():
         raise Forbidden("force needs a preview or editor token (or dev mode)")
     agent = user_agent if user_agent is not None else request.headers.get("User-Agent")
-    result: AssignResult = assigner().assign(
-        AssignRequest(
-            visitor=visitor,
-            experiments=None if experiments is None else tuple(experiments),
-            attributes=attributes,
-            has_consent=consent,
-            forced=force,
-            is_bot=bot_detector().is_bot(agent),
-        ),
-        time.time(),
-    )
-    response = Response(
-        json.dumps(schemas.dump_assign_result(result), separators=(",", ":")),
-        mimetype="application/json",
-    )
-    response.headers[RECORDED_HEADER] = "true" if result.is_recorded else "false"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    result = assigner().assign(request_of(data, bot_detector().is_bot(agent)), time.time())
+    body, headers = answer_of(result)
+    return Response(body, headers=headers)
 
 
 @blp.route("/v1/assign", methods=["POST"])
@@ -86,14 +88,7 @@ def assign() -> Response:
         data = schemas.load_assign_request(json_body())
     except ValidationError as error:
         raise InvalidInput("invalid input", dict(error.messages)) from None  # type: ignore[arg-type]  # messages of a dict body are a dict
-    return _assign(
-        data["visitor"],
-        data["experiments"],
-        data["attributes"],
-        data["consent"],
-        data["force"],
-        data["user_agent"],
-    )
+    return _assign(data, data["user_agent"])
 
 
 @blp.route("/v1/assign", methods=["GET"])
@@ -120,11 +115,4 @@ def assign_by_query(query: dict[str, Any]) -> Response:
             "force": force,
         }
     )
-    return _assign(
-        loaded["visitor"],
-        loaded["experiments"],
-        loaded["attributes"],
-        loaded["consent"],
-        loaded["force"],
-        None,
-    )
+    return _assign(loaded, None)
