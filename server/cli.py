@@ -20,7 +20,8 @@ from gunicorn.app.base import BaseApplication
 
 from server.app import create_app
 from server.config import ConfigError, Settings, client_settings, hash_token, load_config
-from server.demo import DEMO_DAYS, SECONDS_PER_DAY, ensure_demo_experiment, generate_traffic
+from server.demo import DEMO_DAYS, ensure_demo_experiment, generate_traffic
+from server.services.experiments import SECONDS_PER_DAY
 from server.storage.embedded import EmbeddedRedis
 from server.storage.errors import StorageUnavailable
 

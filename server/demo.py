@@ -10,6 +10,7 @@ from flask import Flask
 from server import schemas
 from server.services import experiments as services
 from server.services.assignments import AssignRequest
+from server.services.experiments import SECONDS_PER_DAY
 from server.storage.store import Store
 
 DEMO_KEY = "checkout-button"  # the example shop's product page renders this experiment
@@ -73,7 +74,6 @@ DEMO_BASE_RATES = {
     "direct": 0.045,
 }
 DEMO_DAYS = 14  # days of history the generator spreads visitors over
-SECONDS_PER_DAY = 86_400
 
 
 def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:

@@ -21,7 +21,7 @@ from server.core.conditions import Matcher, compile_condition
 from server.core.errors import InvalidInput
 from server.core.models import Enrolment, Experiment, Status, Variant
 from server.core.privacy import Pseudonymiser
-from server.services.experiments import ExperimentCache, Snapshot
+from server.services.experiments import SECONDS_PER_DAY, ExperimentCache, Snapshot
 from server.storage.errors import StorageUnavailable
 from server.storage.store import Store
 
@@ -88,18 +88,15 @@ def segment_value(value: Any) -> str:
     return cleaned or MISSING_SEGMENT_VALUE
 
 
-DAY_SECONDS = 86_400  # unix time has no leap seconds: every UTC day is this long
-
-
 def utc_day(now: float) -> str:
     """The UTC calendar day of a unix time, as the day counters name it."""
-    return _day_name(int(now // DAY_SECONDS))
+    return _day_name(int(now // SECONDS_PER_DAY))  # unix time has no leap seconds
 
 
 @functools.lru_cache(maxsize=64)
 def _day_name(day_number: int) -> str:
     """YYYY-MM-DD of a day counted from 1970-01-01 (cached: the hot paths ask every request)."""
-    return time.strftime("%Y-%m-%d", time.gmtime(day_number * DAY_SECONDS))
+    return time.strftime("%Y-%m-%d", time.gmtime(day_number * SECONDS_PER_DAY))
 
 
 class EnrolmentCache:

@@ -24,7 +24,7 @@ from server.core.models import (
 from server.core.money import order_amounts, refund_reduction
 from server.core.privacy import Pseudonymiser
 from server.services.assignments import Assigner, AssignRequest, utc_day
-from server.services.experiments import ExperimentCache, Snapshot
+from server.services.experiments import SECONDS_PER_DAY, ExperimentCache, Snapshot
 from server.storage.store import Store
 
 ACCEPTED = "accepted"
@@ -158,7 +158,7 @@ class EventRecorder:
         if ts is not None and not now - self._window <= ts <= now + FUTURE_TOLERANCE:
             raise InvalidInput(
                 "timestamp out of range",
-                {"ts": [f"must lie within the last {self._window // 86_400} days"]},
+                {"ts": [f"must lie within the last {self._window // SECONDS_PER_DAY} days"]},
             )
         if kind == "order":
             currency = event["currency"]
