@@ -100,9 +100,9 @@ class PinnedClients:
     (their sockets belong to the parent).
     """
 
-    def __init__(self, client: redis.Redis, max_connections: int) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self._pooled = client
-        self._limit = max_connections // 2
+        self._limit = client.connection_pool.max_connections // 2
         self._created = 0
         self._lock = threading.Lock()  # taken only to create a client
         self._idle: deque[redis.Redis] = deque()  # append and pop are atomic in CPython
@@ -187,7 +187,7 @@ class Store:
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._pinned = PinnedClients(client, client.connection_pool.max_connections)
+        self._pinned = PinnedClients(client)
         self._enrol = LuaScript("enrol")
         self._record_event = LuaScript("record_event")
         self._refund = LuaScript("refund")
