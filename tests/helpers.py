@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import redis
 from werkzeug.serving import make_server
 
 SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
@@ -77,3 +78,9 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def enrolled_total(redis_client: redis.Redis, experiment: str = "checkout-button") -> int:
+    """Visitors enrolled in phase 1 of an experiment over all variants (its e:<variant> counts)."""
+    counts = redis_client.hgetall(f"sw:{{{experiment}}}:p1:counts")
+    return sum(int(v) for k, v in counts.items() if k.decode().count(":") == 1)

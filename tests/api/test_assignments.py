@@ -14,7 +14,7 @@ import redis
 from flask import Flask
 
 from server.app import create_app
-from tests.helpers import EDITOR, PREVIEW_TOKEN, LiveServer, app_settings, auth
+from tests.helpers import EDITOR, PREVIEW_TOKEN, LiveServer, app_settings, auth, enrolled_total
 
 EXPERIMENT: dict[str, Any] = {
     "key": "checkout-button",
@@ -42,11 +42,6 @@ def assign(client: Any, visitor: str = "v-1", **body: Any) -> Any:
     return client.post(
         "/v1/assign", json={"visitor": visitor, **body}, headers={"User-Agent": BROWSER}
     )
-
-
-def enrolled_total(redis_client: redis.Redis) -> int:
-    counts = redis_client.hgetall(COUNTS)
-    return sum(int(v) for k, v in counts.items() if k.decode().count(":") == 1)
 
 
 def test_answer_names_variant_payload_enrolment_and_reason(client: Any) -> None:
