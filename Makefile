@@ -31,6 +31,7 @@ run: $(STAMP) $(DASHBOARD_STAMP)
 
 ## Install everything and run the whole suite (Python, node and browser tests).
 test: $(STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
+	bash scripts/check-self-contained.sh $(BIN)/python
 	bash scripts/system-packages.sh
 	$(BIN)/pytest
 	node --test tests/js/

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from werkzeug.serving import make_server
 
-SHARED_SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
+SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"  # the repository's copy of the contract
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 EDITOR_TOKEN = "editor-token-for-tests"
 VIEWER_TOKEN = "viewer-token-for-tests"

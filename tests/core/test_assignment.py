@@ -14,7 +14,7 @@ from server.core.bucketing import bucket_of
 from server.core.conditions import compile_condition
 from server.core.models import Experiment, Layer, Status, Variant
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "assignment-vectors.json"
+VECTORS_PATH = Path(__file__).resolve().parents[2] / "spec" / "assignment-vectors.json"
 
 
 def load_vectors() -> dict:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from server.core.bucketing import bucket_of
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "assignment-vectors.json"
+VECTORS_PATH = Path(__file__).resolve().parents[2] / "spec" / "assignment-vectors.json"
 
 
 def load_vectors() -> dict:

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { loadSnippet, respond } from './fake-browser.mjs';
 
 const VECTORS = JSON.parse(
-  readFileSync(new URL('../../../shared/spec/assignment-vectors.json', import.meta.url), 'utf8')
+  readFileSync(new URL('../../spec/assignment-vectors.json', import.meta.url), 'utf8')
 );
 
 async function sizeModule() {

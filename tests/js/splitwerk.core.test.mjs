@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadSnippet, plain } from './fake-browser.mjs';
 
-// repo root's parent holds shared/: tests/js -> repo -> ..
+// the repository's copy of the spec vectors: tests/js -> repo/spec
 const VECTORS = JSON.parse(
-  readFileSync(new URL('../../../shared/spec/assignment-vectors.json', import.meta.url), 'utf8')
+  readFileSync(new URL('../../spec/assignment-vectors.json', import.meta.url), 'utf8')
 );
 const { bucket, evaluate, matches } = loadSnippet().splitwerk.core;
 const EXPERIMENTS = Object.fromEntries(VECTORS.experiments.map((e) => [e.key, e]));

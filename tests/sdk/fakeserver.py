@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "assignment-vectors.json"
+VECTORS_PATH = Path(__file__).resolve().parents[2] / "spec" / "assignment-vectors.json"
 
 CONFIG: dict[str, Any] = {
     "spec": "assignment v1",
