@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import json
 import secrets
+import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import click
 import yaml
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from server.app import create_app
 from server.config import ConfigError, Settings, client_settings, hash_token, load_config
@@ -32,6 +36,24 @@ SECRET_FILE = "secret-key"  # development secret, created once under DATA_DIR
 TOKEN_FILE = "dev-token"  # development editor token, created once under DATA_DIR
 INGEST_TOKEN_FILE = "dev-ingest-token"  # development ingest key (orders from the example shop)
 DEMO_VISITORS = 4000  # simulated demo visitors: enough for charts, made in a few seconds
+TOKEN_HINT = (
+    "pass an editor or viewer token with --token (or SPLITWERK_TOKEN); without one the "
+    "development token in {path} is used when it exists"
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StopOnHangup(Arbiter):  # type: ignore[misc]  # gunicorn ships no types
+    """gunicorn's arbiter, except that SIGHUP stops the server like SIGTERM.
+
+    gunicorn reloads its workers on SIGHUP; for a server started in a terminal, SIGHUP means
+    the terminal was closed, and a server nobody can stop any more must not keep running.
+    """
+
+    def handle_hup(self) -> None:
+        self.handle_term()
 
 
 class GunicornApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
@@ -48,6 +70,33 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]  # gunicorn sh
 
     def load(self) -> Flask:
         return create_app(self.overrides)
+
+    def run(self) -> None:
+        StopOnHangup(self).run()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse to start when another process listens on ``host:port``.
+
+    Checked before anything else happens (secrets, Redis, demo data), so a taken port costs
+    nothing and the message says how to choose another.
+
+    Raises:
+        click.ClickException: the port is taken or the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as gunicorn binds: a port in TIME_WAIT after a restart counts as free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = "is taken" if error.errno == errno.EADDRINUSE else f"cannot be used ({error})"
+            raise click.ClickException(
+                f"port {port} on {host} {reason}: another server may be running there. "
+                f"Choose another port: `make run PORT={port + 1}` or "
+                f"`splitwerk serve --port {port + 1}` (or SPLITWERK_PORT)."
+            ) from None
 
 
 def _secret_file(folder: Path, name: str) -> str:
@@ -90,7 +139,33 @@ def _redis_for(settings: Settings) -> Iterator[str]:
         yield embedded.url
 
 
+def _remember(context: click.Context, parameter: click.Parameter, value: str | None) -> None:
+    """Keep a client option wherever on the command line it was given (meta is shared)."""
+    if value is not None and parameter.name is not None:
+        context.meta[f"splitwerk.{parameter.name}"] = value
+
+
+def client_options(function: Callable[P, R]) -> Callable[P, R]:
+    """Add --url and --token; the command, its group and `splitwerk` itself all accept them."""
+    url = click.option(
+        "--url",
+        default=None,
+        expose_value=False,
+        callback=_remember,
+        help="Server URL (SPLITWERK_URL, default http://127.0.0.1:8000).",
+    )
+    token = click.option(
+        "--token",
+        default=None,
+        expose_value=False,
+        callback=_remember,
+        help="Admin token (SPLITWERK_TOKEN; default: the development token, if there is one).",
+    )
+    return url(token(function))
+
+
 @click.group()
+@client_options
 def main() -> None:
     """Splitwerk: self-hosted A/B testing for online shops."""
 
@@ -124,6 +199,7 @@ def serve(
     overrides: dict[str, Any] = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = load_config(overrides, validate=False)
+        check_port_free(settings.HOST, settings.PORT)
         tokens: dict[str, str] = {}
         if settings.DEV:
             extra, tokens = _dev_overrides(settings)
@@ -177,9 +253,10 @@ def hash_token_command(token: str | None) -> None:
 class ApiClient:
     """A small client of the admin API for the `experiments` commands."""
 
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(self, url: str, token: str | None, token_hint: str = "") -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.token_hint = token_hint
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -194,12 +271,40 @@ class ApiClient:
             detail = json.loads(error.read() or b"{}")
             errors = detail.get("errors")
             suffix = f" {json.dumps(errors, ensure_ascii=False)}" if errors else ""
+            if error.code in {401, 403}:
+                suffix += f"\n{self.token_hint}"
             raise click.ClickException(
                 f"{error.code}: {detail.get('message', error.reason)}{suffix}"
             ) from None
         except urllib.error.URLError as error:
             raise click.ClickException(f"cannot reach {self.url}: {error.reason}") from None
         return json.loads(raw) if raw else None
+
+
+def _api_client() -> ApiClient:
+    """The client for the options given anywhere on the command line, else the defaults.
+
+    The token comes from --token, else SPLITWERK_TOKEN, else the development editor token
+    that `splitwerk serve --dev` (`make run`) keeps in DATA_DIR.
+    """
+    meta = click.get_current_context().meta
+    default_url, default_token = client_settings()
+    dev_token = Path(load_config(validate=False).DATA_DIR) / TOKEN_FILE
+    token = meta.get("splitwerk.token") or default_token
+    if token is None and dev_token.is_file():
+        token = dev_token.read_text().strip() or None
+    hint = TOKEN_HINT.format(path=dev_token)
+    return ApiClient(meta.get("splitwerk.url") or default_url, token, hint)
+
+
+def pass_api(function: Callable[..., R]) -> Callable[..., R]:
+    """Give a command the ApiClient as its first argument, and the client options."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        return function(_api_client(), *args, **kwargs)
+
+    return client_options(wrapper)
 
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -228,18 +333,14 @@ def _describe(experiment: Mapping[str, Any]) -> str:
 
 
 @main.group()
-@click.option("--url", default=None, help="Server URL (SPLITWERK_URL, default 127.0.0.1:8000).")
-@click.option("--token", default=None, help="Admin token (SPLITWERK_TOKEN).")
-@click.pass_context
-def experiments(context: click.Context, url: str | None, token: str | None) -> None:
-    """Manage experiments on a running server."""
-    default_url, default_token = client_settings()
-    context.obj = ApiClient(url or default_url, token or default_token)
+@client_options
+def experiments() -> None:
+    """Manage experiments on a running server (--url and --token fit anywhere)."""
 
 
 @experiments.command("list")
 @click.option("--status", default=None, help="Only experiments with this status.")
-@click.pass_obj
+@pass_api
 def list_command(api: ApiClient, status: str | None) -> None:
     """List experiments."""
     query = f"?page_size=100&status={status}" if status else "?page_size=100"
@@ -253,7 +354,7 @@ def list_command(api: ApiClient, status: str | None) -> None:
 
 @experiments.command("show")
 @click.argument("key")
-@click.pass_obj
+@pass_api
 def show_command(api: ApiClient, key: str) -> None:
     """Show one experiment."""
     click.echo(_describe(api.call("GET", f"/v1/experiments/{key}")))
@@ -261,7 +362,7 @@ def show_command(api: ApiClient, key: str) -> None:
 
 @experiments.command("create")
 @click.option("-f", "--file", "path", type=click.Path(exists=True, dir_okay=False), required=True)
-@click.pass_obj
+@pass_api
 def create_command(api: ApiClient, path: str) -> None:
     """Create an experiment from a YAML (or JSON) file."""
     try:
@@ -273,7 +374,7 @@ def create_command(api: ApiClient, path: str) -> None:
 
 def _action_command(action: str) -> click.Command:
     @click.argument("key")
-    @click.pass_obj
+    @pass_api
     def command(api: ApiClient, key: str) -> None:
         click.echo(_describe(api.call("POST", f"/v1/experiments/{key}/{action}")))
 
@@ -288,7 +389,7 @@ for _action in ("start", "pause", "resume", "archive"):
 @experiments.command("stop")
 @click.argument("key")
 @click.option("--winner", default=None, help="Variant everybody sees from now on.")
-@click.pass_obj
+@pass_api
 def stop_command(api: ApiClient, key: str, winner: str | None) -> None:
     """Stop an experiment, optionally with a winner."""
     click.echo(_describe(api.call("POST", f"/v1/experiments/{key}/stop", {"winner": winner})))
@@ -296,7 +397,7 @@ def stop_command(api: ApiClient, key: str, winner: str | None) -> None:
 
 @experiments.command("delete")
 @click.argument("key")
-@click.pass_obj
+@pass_api
 def delete_command(api: ApiClient, key: str) -> None:
     """Delete a draft or archived experiment."""
     api.call("DELETE", f"/v1/experiments/{key}")

@@ -182,15 +182,23 @@ def _check(settings: Settings) -> None:
         ("redis://", "rediss://", "unix://")
     ):
         raise ConfigError(f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss:// or unix://")
+    # The secret and the tokens are what a first production start lacks: name both at once.
+    missing = []
     if len(settings.SECRET_KEY) < 32:
-        raise ConfigError(
+        missing.append(
             f"{ENV_PREFIX}SECRET_KEY: must be at least 32 characters "
             "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
     if not settings.TOKENS and not settings.DEV:
-        raise ConfigError(
-            f"{ENV_PREFIX}TOKENS: no admin token configured; set tokens or start with --dev"
+        missing.append(
+            f"{ENV_PREFIX}TOKENS: no token configured; `splitwerk hash-token` prints a new "
+            f"token and its SHA-256, then set {ENV_PREFIX}TOKENS=editor:<name>:<sha256> "
+            "(comma-separated; roles viewer, editor, preview, ingest)"
         )
+    if missing:
+        if not settings.DEV:
+            missing.append("or start with --dev for development (generated secret and token)")
+        raise ConfigError("\n".join(missing))
     if settings.IDEMPOTENCY_DAYS < 7:
         raise ConfigError(f"{ENV_PREFIX}IDEMPOTENCY_DAYS: must be at least 7 (retries of a week)")
     if not re.fullmatch(r"[A-Z]{3}", settings.CURRENCY):

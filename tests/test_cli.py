@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -162,3 +163,131 @@ def test_hash_token_prints_a_sha256() -> None:
     assert result.output.strip() == (
         "sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+@pytest.fixture
+def served(redis_server: Any, redis_client: Any) -> Any:
+    """A live server with the suite's tokens and one draft experiment."""
+    app = create_app(app_settings(redis_server.url))
+    with LiveServer(app) as server:
+        request = urllib.request.Request(
+            server.url + "/v1/experiments",
+            data=json.dumps(
+                {"key": "hero-image", "name": "Hero", "variants": [{"key": "a"}, {"key": "b"}]}
+            ).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {EDITOR_TOKEN}"},
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+        yield server
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["experiments", "list", "--url", "{url}", "--token", "{token}"],
+        ["--url", "{url}", "--token", "{token}", "experiments", "list"],
+        ["experiments", "--url", "{url}", "--token", "{token}", "list"],
+        ["--url", "{url}", "experiments", "list", "--token", "{token}"],
+    ],
+    ids=["after-the-command", "before-the-group", "between", "mixed"],
+)
+def test_client_options_are_accepted_in_any_position(served: Any, arguments: list[str]) -> None:
+    filled = [part.format(url=served.url, token=EDITOR_TOKEN) for part in arguments]
+    result = CliRunner().invoke(main, filled)
+    assert result.exit_code == 0, result.output
+    assert "hero-image" in result.output
+
+
+def test_the_innermost_option_wins(served: Any) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        main,
+        ["--url", unreachable, "experiments", "list", "--url", served.url, "--token", EDITOR_TOKEN],
+    )
+    assert result.exit_code == 0, result.output
+    assert "hero-image" in result.output
+
+
+def test_the_development_token_is_read_when_no_token_is_given(served: Any, tmp_path: Path) -> None:
+    (tmp_path / "dev-token").write_text(EDITOR_TOKEN + "\n")
+    result = CliRunner(env={"SPLITWERK_DATA_DIR": str(tmp_path)}).invoke(
+        main, ["experiments", "show", "hero-image", "--url", served.url]
+    )
+    assert result.exit_code == 0, result.output
+    assert "hero-image: Hero" in result.output
+
+
+def test_an_explicit_token_wins_over_the_development_token(served: Any, tmp_path: Path) -> None:
+    (tmp_path / "dev-token").write_text(EDITOR_TOKEN)
+    result = CliRunner(env={"SPLITWERK_DATA_DIR": str(tmp_path)}).invoke(
+        main, ["experiments", "list", "--url", served.url, "--token", "wrong"]
+    )
+    assert result.exit_code != 0
+    assert "401" in result.output
+
+
+def test_a_401_says_how_to_give_a_token(served: Any, tmp_path: Path) -> None:
+    result = CliRunner(env={"SPLITWERK_DATA_DIR": str(tmp_path)}).invoke(
+        main, ["experiments", "list", "--url", served.url]
+    )
+    assert result.exit_code != 0
+    assert "401" in result.output
+    assert "--token" in result.output
+    assert "SPLITWERK_TOKEN" in result.output
+    assert str(tmp_path / "dev-token") in result.output
+
+
+def test_serve_reports_a_taken_port_before_anything_else(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = CliRunner(env={"SPLITWERK_DATA_DIR": str(tmp_path / "data")}).invoke(
+            main, ["serve", "--dev", "--port", str(port)]
+        )
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert f"port {port} on 127.0.0.1 is taken" in result.output
+    assert f"make run PORT={port + 1}" in result.output
+    assert f"splitwerk serve --port {port + 1}" in result.output
+    # nothing happened before: no secrets, no Redis data, no demo, no token printed
+    assert not (tmp_path / "data").exists()
+    assert "token" not in result.output.split("Choose another port")[0]
+    assert "embedded Redis" not in result.output
+    assert elapsed < 5
+
+
+def test_serve_without_tokens_names_every_missing_setting(tmp_path: Path) -> None:
+    result = CliRunner(env={"SPLITWERK_DATA_DIR": str(tmp_path)}).invoke(
+        main, ["serve", "--port", str(free_port())]
+    )
+    assert result.exit_code == 1
+    assert "SPLITWERK_SECRET_KEY" in result.output
+    assert "SPLITWERK_TOKENS" in result.output
+    assert "splitwerk hash-token" in result.output
+    assert "--dev" in result.output
+
+
+@pytest.mark.slow
+def test_sighup_stops_the_server_and_its_redis() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="sw-cli-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _serve(data_dir, port)
+    try:
+        _wait_until_up(url, process)
+        process.send_signal(signal.SIGHUP)  # what closing the terminal sends
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output.decode()
+    assert "Hang up" not in output.decode()  # gunicorn's reload, which would keep it running
+    with pytest.raises(OSError):
+        _get(url + "/healthz")
+    leftover = subprocess.run(
+        ["pgrep", "-f", str(data_dir)], capture_output=True, text=True, check=False
+    )
+    assert leftover.stdout.strip() == "", "embedded redis-server still running"
