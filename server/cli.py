@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import secrets
-import socket
 import sys
 import time
 import urllib.error
@@ -25,6 +23,7 @@ from gunicorn.arbiter import Arbiter
 from server.app import create_app
 from server.config import ConfigError, Settings, client_settings, hash_token, load_config
 from server.demo import DEMO_DAYS, ensure_demo_experiment, generate_traffic
+from server.ports import taken_port_message
 from server.services.experiments import SECONDS_PER_DAY
 from server.storage.embedded import EmbeddedRedis
 from server.storage.errors import StorageUnavailable
@@ -73,30 +72,6 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]  # gunicorn sh
 
     def run(self) -> None:
         StopOnHangup(self).run()
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Refuse to start when another process listens on ``host:port``.
-
-    Checked before anything else happens (secrets, Redis, demo data), so a taken port costs
-    nothing and the message says how to choose another.
-
-    Raises:
-        click.ClickException: the port is taken or the address cannot be bound.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # as gunicorn binds: a port in TIME_WAIT after a restart counts as free
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            reason = "is taken" if error.errno == errno.EADDRINUSE else f"cannot be used ({error})"
-            raise click.ClickException(
-                f"port {port} on {host} {reason}: another server may be running there. "
-                f"Choose another port: `make run PORT={port + 1}` or "
-                f"`splitwerk serve --port {port + 1}` (or SPLITWERK_PORT)."
-            ) from None
 
 
 def _secret_file(folder: Path, name: str) -> str:
@@ -199,7 +174,10 @@ def serve(
     overrides: dict[str, Any] = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = load_config(overrides, validate=False)
-        check_port_free(settings.HOST, settings.PORT)
+        # before anything else happens: secrets, Redis and demo data cost time and print tokens
+        taken = taken_port_message(settings.HOST, settings.PORT)
+        if taken is not None:
+            raise click.ClickException(taken)
         tokens: dict[str, str] = {}
         if settings.DEV:
             extra, tokens = _dev_overrides(settings)

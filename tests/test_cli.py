@@ -291,3 +291,28 @@ def test_sighup_stops_the_server_and_its_redis() -> None:
         ["pgrep", "-f", str(data_dir)], capture_output=True, text=True, check=False
     )
     assert leftover.stdout.strip() == "", "embedded redis-server still running"
+
+
+def test_make_run_reports_a_taken_port_before_installing_anything(tmp_path: Path) -> None:
+    repository = Path(__file__).resolve().parents[1]
+    venv = tmp_path / "venv"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = subprocess.Popen(
+            ["make", "-C", str(repository), "run", f"PORT={port}", f"VENV={venv}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so that a broken check's install can be stopped as a group
+        )
+        try:
+            output, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    text = output.decode()
+    assert process.returncode != 0
+    assert f"port {port} on 127.0.0.1 is taken" in text
+    assert f"make run PORT={port + 1}" in text
+    assert not venv.exists()  # nothing was installed
