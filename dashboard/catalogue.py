@@ -208,8 +208,13 @@ GERMAN: dict[str, str] = {
     "Development mode without tokens: leave the field empty to continue as the editor “dev”.": (
         "Entwicklungsmodus ohne Tokens: Feld leer lassen, um als Bearbeiter „dev“ fortzufahren."
     ),
-    "`make run` prints a development editor token (also kept in .splitwerk/dev-token).": (
-        "`make run` gibt ein Entwicklungs-Token für Bearbeiter aus (auch in .splitwerk/dev-token)."
+    "Development server: the editor token is printed when the server starts and kept in this "
+    "file:": (
+        "Entwicklungsserver: Das Token für Bearbeiter wird beim Start ausgegeben und steht in "
+        "dieser Datei:"
+    ),
+    "Tokens are set by whoever runs this server (SPLITWERK_TOKENS); ask them for one.": (
+        "Tokens vergibt, wer diesen Server betreibt (SPLITWERK_TOKENS); fragen Sie dort nach einem."
     ),
     "This token is not valid for the dashboard.": "Dieses Token gilt nicht für das Dashboard.",
     "Back to the experiments": "Zurück zu den Experimenten",

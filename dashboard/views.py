@@ -40,6 +40,7 @@ from server import schemas
 from server.core import errors as domain
 from server.core.lifecycle import NEW_PHASE_FROM, TRANSITIONS
 from server.core.models import BASIS_POINTS, Experiment, Status
+from server.config import DEV_TOKEN_FILE
 from server.errors import RETRY_AFTER_SECONDS
 from server.services import experiments as services
 from server.services.overview import experiment_page, list_overview
@@ -170,11 +171,15 @@ def login() -> ResponseReturnValue:
             return redirect(target)
         error = t("This token is not valid for the dashboard.")
     status = 401 if error else 200
+    settings = app_context.settings()
+    # only a development server has a token file; a production login never mentions `make run`
+    dev_token_file = Path(settings.DATA_DIR) / DEV_TOKEN_FILE if settings.DEV else None
     return render_template(
         "dashboard/login.html",
         error=error,
         next=target,
         is_tokenless_dev=auth.is_tokenless_dev(),
+        dev_token_file=dev_token_file,
     ), status
 
 

@@ -21,7 +21,14 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from server.app import create_app
-from server.config import ConfigError, Settings, client_settings, hash_token, load_config
+from server.config import (
+    DEV_TOKEN_FILE,
+    ConfigError,
+    Settings,
+    client_settings,
+    hash_token,
+    load_config,
+)
 from server.demo import DEMO_DAYS, ensure_demo_experiment, generate_traffic
 from server.ports import taken_port_message
 from server.services.experiments import SECONDS_PER_DAY
@@ -32,7 +39,6 @@ GUNICORN_TIMEOUT = 30  # seconds; far above the Redis timeouts, so a slow Redis 
 GRACEFUL_TIMEOUT = 10  # seconds for in-flight requests at shutdown
 CLIENT_TIMEOUT = 10.0  # seconds for one admin API call from the CLI
 SECRET_FILE = "secret-key"  # development secret, created once under DATA_DIR
-TOKEN_FILE = "dev-token"  # development editor token, created once under DATA_DIR
 INGEST_TOKEN_FILE = "dev-ingest-token"  # development ingest key (orders from the example shop)
 DEMO_VISITORS = 4000  # simulated demo visitors: enough for charts, made in a few seconds
 TOKEN_HINT = (
@@ -93,7 +99,7 @@ def _dev_overrides(settings: Settings) -> tuple[dict[str, Any], dict[str, str]]:
         overrides["SECRET_KEY"] = _secret_file(folder, SECRET_FILE)
     if not settings.TOKENS:
         tokens = {
-            "editor": _secret_file(folder, TOKEN_FILE),
+            "editor": _secret_file(folder, DEV_TOKEN_FILE),
             "ingest": _secret_file(folder, INGEST_TOKEN_FILE),
         }
         overrides["TOKENS"] = ",".join(
@@ -267,7 +273,7 @@ def _api_client() -> ApiClient:
     """
     meta = click.get_current_context().meta
     default_url, default_token = client_settings()
-    dev_token = Path(load_config(validate=False).DATA_DIR) / TOKEN_FILE
+    dev_token = Path(load_config(validate=False).DATA_DIR) / DEV_TOKEN_FILE
     token = meta.get("splitwerk.token") or default_token
     if token is None and dev_token.is_file():
         token = dev_token.read_text().strip() or None

@@ -18,6 +18,9 @@ from typing import Any
 from server.core.models import Role
 
 ENV_PREFIX = "SPLITWERK_"  # every setting NAME can be set as SPLITWERK_NAME
+# The development editor token `splitwerk serve --dev` keeps under DATA_DIR; the CLI reads it
+# when no token is given, and the dashboard's login page names it in development.
+DEV_TOKEN_FILE = "dev-token"
 TOKEN_PATTERN = re.compile(
     r"^(viewer|editor|preview|ingest):([A-Za-z0-9_.@-]{1,64}):([0-9a-f]{64})$"
 )
