@@ -13,7 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from server.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from server.storage.errors import StorageUnavailable
@@ -21,6 +21,18 @@ from server.storage.errors import StorageUnavailable
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5  # what a 503 asks clients to wait; Redis reconnects within that
+# One answer to a body that is not JSON (or not UTF-8), whichever route reads it.
+INVALID_JSON_MESSAGE = "The request body is not valid JSON."
+INVALID_JSON_ERRORS = {"body": ["Not valid JSON (UTF-8)."]}
+# How webargs (the admin routes' parser) reports such a body.
+WEBARGS_INVALID_JSON = {"json": ["Invalid JSON body."]}
+
+
+class InvalidJson(BadRequest):
+    """A request body that the public routes could not decode as JSON."""
+
+    description = INVALID_JSON_MESSAGE
+
 
 # Domain exception → HTTP status; the most specific class listed first wins.
 STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
@@ -65,6 +77,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     """Werkzeug's errors (404, 405, 400 bad JSON, webargs' 422) in the common shape."""
     code = error.code or 500
     data = getattr(error, "data", None) or {}
+    if isinstance(error, InvalidJson) or data.get("messages") == WEBARGS_INVALID_JSON:
+        return error_response(400, INVALID_JSON_MESSAGE, INVALID_JSON_ERRORS)
     errors = _flatten_locations(data.get("messages", {}) or data.get("errors", {}))
     message = data.get("message") or error.description
     if code == 422 and errors:

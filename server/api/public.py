@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from flask import request
-from werkzeug.exceptions import BadRequest
+
+from server.errors import InvalidJson
 
 
 def json_body() -> Any:
@@ -17,4 +18,4 @@ def json_body() -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("Invalid JSON body.") from None
+        raise InvalidJson() from None

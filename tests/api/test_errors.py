@@ -91,3 +91,21 @@ def test_config_serves_last_known_snapshot_when_redis_goes_away(
         assert response.json["spec"] == "assignment v1"
     finally:
         redis_server.start()
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"visitor": "v-1",', b"\xff\xfe{}"])
+def test_bad_json_gets_the_same_400_on_every_route(client: Any, body: bytes) -> None:
+    # /v1/assign is answered below Flask by the fast path when the body is well formed;
+    # /v1/experiments is read by webargs; /v1/events by the public routes' own reader
+    answers = {
+        path: client.post(path, data=body, content_type="application/json", headers=EDITOR)
+        for path in ("/v1/experiments", "/v1/assign", "/v1/events")
+    }
+    for path, response in answers.items():
+        assert response.status_code == 400, path
+        assert response.json == {
+            "code": 400,
+            "status": "Bad Request",
+            "message": "The request body is not valid JSON.",
+            "errors": {"body": ["Not valid JSON (UTF-8)."]},
+        }, path
