@@ -404,4 +404,55 @@ GERMAN: dict[str, str] = {
     "Draft {key} created.": "Entwurf {key} angelegt.",
     "Changes saved.": "Änderungen gespeichert.",
     "Nothing changed.": "Nichts geändert.",
+    # --- install page ---
+    "Install": "Einbinden",
+    "Install Splitwerk in your shop": "Splitwerk in Ihren Shop einbinden",
+    "Everything below points at this server; copy a block with its button.": (
+        "Alles hier zeigt auf diesen Server; kopieren Sie einen Block mit seiner Schaltfläche."
+    ),
+    "1. The snippet on every shop page": "1. Das Snippet auf jeder Shopseite",
+    "Put this tag into the <head> of your shop's pages (snippet version {version}). It assigns "
+    "visitors in the browser and sends conversions.": (
+        "Setzen Sie dieses Tag in den <head> Ihrer Shopseiten (Snippet-Version {version}). Es "
+        "teilt Besucher im Browser zu und sendet Konversionen."
+    ),
+    "snippet embed code": "Einbettungscode des Snippets",
+    "Browsers may only call this server from origins it allows: set SPLITWERK_CORS_ORIGINS to "
+    "your shop's address.": (
+        "Browser dürfen diesen Server nur von erlaubten Ursprüngen aus aufrufen: Setzen Sie "
+        "SPLITWERK_CORS_ORIGINS auf die Adresse Ihres Shops."
+    ),
+    "Allowed now:": "Derzeit erlaubt:",
+    "No origin is allowed yet.": "Noch ist kein Ursprung erlaubt.",
+    "2. The Python SDK in your shop's back end": "2. Das Python-SDK im Backend Ihres Shops",
+    "Install it from the Splitwerk repository:": (
+        "Installieren Sie es aus dem Splitwerk-Repository:"
+    ),
+    "SDK installation": "Installation des SDK",
+    "Then assign visitors and send orders with their money:": (
+        "Dann teilen Sie Besucher zu und senden Bestellungen mit ihren Beträgen:"
+    ),
+    "Python SDK code": "Python-SDK-Code",
+    "3. An ingest key for orders and refunds": (
+        "3. Ein Ingest-Schlüssel für Bestellungen und Erstattungen"
+    ),
+    "Orders carry money, so they are only accepted with a key that only your back end knows. "
+    "Create one and add its SHA-256 to the server's tokens, then restart the server:": (
+        "Bestellungen tragen Geldbeträge und werden daher nur mit einem Schlüssel angenommen, "
+        "den nur Ihr Backend kennt. Erzeugen Sie einen, tragen Sie seinen SHA-256 in die Tokens "
+        "des Servers ein und starten Sie den Server neu:"
+    ),
+    "ingest key commands": "Befehle für den Ingest-Schlüssel",
+    "This development server already has one, in this file:": (
+        "Dieser Entwicklungsserver hat schon einen, in dieser Datei:"
+    ),
+    "4. Try it with the example shop": "4. Mit dem Beispielshop ausprobieren",
+    "The repository's example shop runs the demo experiment in both ways, in the browser and in "
+    "the back end:": (
+        "Der Beispielshop des Repositorys führt das Demo-Experiment auf beide Arten aus, im "
+        "Browser und im Backend:"
+    ),
+    "example shop command": "Befehl für den Beispielshop",
+    "Copy": "Kopieren",
+    "Copied": "Kopiert",
 }

@@ -37,12 +37,13 @@ from dashboard.i18n import (
 )
 from server import context as app_context
 from server import schemas
+from server.config import DEV_TOKEN_FILE
 from server.core import errors as domain
 from server.core.lifecycle import NEW_PHASE_FROM, TRANSITIONS
 from server.core.models import BASIS_POINTS, Experiment, Status
-from server.config import DEV_TOKEN_FILE
 from server.errors import RETRY_AFTER_SECONDS
 from server.services import experiments as services
+from server.services import install
 from server.services.overview import experiment_page, list_overview
 from server.services.results import ExperimentResults
 from server.storage.errors import StorageUnavailable
@@ -248,6 +249,26 @@ def index() -> ResponseReturnValue:
         statuses=[(status.value, presenters.status_label(status, t)) for status in Status],
         status=query["status"].value if query["status"] else "",
         search=search,
+    )
+
+
+@blp.route("/install", methods=["GET"])
+@auth.login_required
+def install_page() -> ResponseReturnValue:
+    """What a shop copies to start: embed code, Python SDK, an ingest key, the example shop."""
+    base_url = request.url_root.rstrip("/")
+    settings = app_context.settings()
+    version = app_context.snippet_version()
+    return render_template(
+        "dashboard/install.html",
+        embed_code=install.embed_code(base_url, version=version),
+        snippet_version=version,
+        sdk_install=install.SDK_INSTALL_COMMAND,
+        sdk_code=install.python_sdk_code(base_url),
+        ingest_commands=install.ingest_key_commands(),
+        shop_command=install.shop_command(base_url),
+        cors_origins=", ".join(settings.CORS_ORIGINS),
+        is_dev=settings.DEV,
     )
 
 

@@ -15,7 +15,15 @@ from werkzeug.routing import BaseConverter
 
 from dashboard import views as dashboard_views
 from server import schemas
-from server.api import assignments, configuration, events, experiments, results, snippet
+from server.api import (
+    assignments,
+    configuration,
+    embed,
+    events,
+    experiments,
+    results,
+    snippet,
+)
 from server.api.fastpath import AssignFastPath
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
@@ -141,6 +149,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (
         assignments.blp,
         configuration.blp,
+        embed.blp,
         events.blp,
         experiments.blp,
         results.blp,

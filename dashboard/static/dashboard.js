@@ -1,4 +1,5 @@
-// Splitwerk dashboard: charts from data-chart attributes, extra form rows, the coverage slider.
+// Splitwerk dashboard: charts from data-chart attributes, extra form rows, the coverage slider,
+// copy buttons.
 // Loaded as a file (the pages' CSP forbids inline scripts); every feature degrades to the
 // server-rendered page: charts have a data table, forms work without it.
 (function () {
@@ -98,6 +99,45 @@
     });
   }
 
+  var COPIED_MS = 2000; // how long a copy button says "Copied" before its label returns
+
+  // The Clipboard API needs a secure context (https, or localhost); elsewhere the selected
+  // text is copied the older way.
+  function copyText(text, element) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    var range = document.createRange();
+    range.selectNodeContents(element);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    var copied = document.execCommand('copy');
+    selection.removeAllRanges();
+    return copied ? Promise.resolve() : Promise.reject(new Error('copy refused'));
+  }
+
+  function enableCopyButtons() {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-copy]'), function (button) {
+      var source = document.getElementById(button.getAttribute('data-copy'));
+      if (!source) return;
+      var label = button.textContent;
+      button.addEventListener('click', function () {
+        copyText(source.textContent, source).then(function () {
+          button.textContent = button.getAttribute('data-copied');
+          button.setAttribute('data-state', 'copied');
+          window.setTimeout(function () {
+            button.textContent = label;
+            button.removeAttribute('data-state');
+          }, COPIED_MS);
+        }, function () {
+          // the text stays selectable in the page: nothing is lost when copying is refused
+          button.setAttribute('data-state', 'failed');
+        });
+      });
+    });
+  }
+
   function focusErrors() {
     var summary = document.getElementById('error-summary');
     if (summary) summary.focus();
@@ -107,6 +147,7 @@
     drawCharts();
     enableRowButtons();
     enableSliders();
+    enableCopyButtons();
     focusErrors();
   }
 
