@@ -32,8 +32,9 @@ def python_sdk_code(base_url: str) -> str:
         "import os\n"
         "from splitwerk import Client\n"
         "\n"
-        f'client = Client("{base_url.rstrip("/")}", '
-        'ingest_key=os.environ["SPLITWERK_INGEST_KEY"])\n'
+        "client = Client(\n"
+        f'    "{base_url.rstrip("/")}", ingest_key=os.environ["SPLITWERK_INGEST_KEY"]\n'
+        ")\n"
         'variant = client.variant("checkout-button", visitor_id)\n'
         'client.order(visitor_id, "10042", revenue="119.00", tax="19.00", currency="EUR")'
     )
@@ -53,7 +54,8 @@ def shop_command(base_url: str) -> str:
     """Run the example shop against this server, with the development ingest key."""
     shop = f"http://127.0.0.1:{SHOP_PORT}"
     return (
-        f"# the server must allow the shop's origin: SPLITWERK_CORS_ORIGINS={shop}\n"
-        f"SHOP_INGEST_KEY=$(cat .splitwerk/dev-ingest-token) .venv/bin/python -m examples.shop "
-        f"--splitwerk-url {base_url.rstrip('/')} --port {SHOP_PORT}"
+        f"# start Splitwerk with SPLITWERK_CORS_ORIGINS={shop} (the shop's origin)\n"
+        "SHOP_INGEST_KEY=$(cat .splitwerk/dev-ingest-token) \\\n"
+        f"  .venv/bin/python -m examples.shop --splitwerk-url {base_url.rstrip('/')} "
+        f"--port {SHOP_PORT}"
     )

@@ -32,7 +32,8 @@ def test_the_install_page_shows_what_a_shop_copies(app: Flask, viewer: FlaskClie
     assert f'src="http://localhost/sdk.js?v={version}"' in embed
     assert f"(snippet version {version})" in page
     sdk = code_block(page, "sdk-code")
-    assert 'Client("http://localhost", ingest_key=' in sdk
+    assert '    "http://localhost", ingest_key=os.environ["SPLITWERK_INGEST_KEY"]' in sdk
+    assert "client = Client(" in sdk
     assert code_block(page, "sdk-install") == "pip install ./sdk"
     ingest = code_block(page, "ingest-commands")
     assert "splitwerk hash-token" in ingest
