@@ -52,7 +52,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("server did not come up")
 
 
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _serve(data_dir: Path, port: int, *, new_session: bool = False) -> subprocess.Popen[bytes]:
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("SPLITWERK_")
     }
@@ -73,6 +73,7 @@ def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=Path(__file__).resolve().parents[1],
+        start_new_session=new_session,
     )
 
 
@@ -271,14 +272,20 @@ def test_serve_without_tokens_names_every_missing_setting(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_sighup_stops_the_server_and_its_redis() -> None:
+@pytest.mark.parametrize("to_the_group", [False, True], ids=["kill-hup", "terminal-closed"])
+def test_sighup_stops_the_server_and_its_redis(to_the_group: bool) -> None:
+    # A closed terminal sends SIGHUP to its whole process group (the server, its workers and
+    # the embedded Redis); `kill -HUP` reaches the server alone. gunicorn would reload on it.
     data_dir = Path(tempfile.mkdtemp(prefix="sw-cli-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _serve(data_dir, port)
+    process = _serve(data_dir, port, new_session=to_the_group)
     try:
         _wait_until_up(url, process)
-        process.send_signal(signal.SIGHUP)  # what closing the terminal sends
+        if to_the_group:
+            os.killpg(process.pid, signal.SIGHUP)
+        else:
+            process.send_signal(signal.SIGHUP)
         output, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
