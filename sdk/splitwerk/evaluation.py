@@ -2,9 +2,10 @@
 
 The procedure is ``spec/ASSIGNMENT.md`` of the Splitwerk repository ("assignment v1"); the
 server computes the same answers, and both are tested against ``assignment-vectors.json``.
-A config is compiled once when it is fetched: each experiment gets a 10000-entry lookup table from bucket
-to variant and a ready-made ``Assignment`` for every possible answer, so ``Experiment.evaluate``
-hashes at most twice, indexes a table and returns a shared object without allocating.
+A config is compiled once when it is fetched: each experiment gets a 10000-entry lookup table
+from bucket to variant and a ready-made ``Assignment`` for every possible answer, so
+``Experiment.evaluate`` hashes at most twice, indexes a table and returns a shared object
+without allocating.
 """
 
 import logging
