@@ -25,7 +25,7 @@ from splitwerk.breaker import CircuitBreaker
 from splitwerk.conditions import Attributes
 from splitwerk.errors import ConfigError
 from splitwerk.evaluation import EMPTY_CONFIG, UNKNOWN, Assignment, Config, Experiment
-from splitwerk.events import MAX_VISITOR_LENGTH
+from splitwerk.events import MAX_VISITOR_LENGTH, is_valid_visitor
 from splitwerk.guard import swallow_errors
 from splitwerk.poller import ConfigPoller
 from splitwerk.transport import TRANSPORT_ERRORS, HttpTransport, Transport, check_url
@@ -191,8 +191,12 @@ class Client:
                 )
         compiled = self._experiments.get(experiment)
         if compiled is None:
-            return default if default is not None else CONTROL
-        if type(visitor) is not str or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
+            return default if type(default) is str else CONTROL
+        if (
+            type(visitor) is not str
+            or not 0 < len(visitor) <= MAX_VISITOR_LENGTH
+            or not (visitor.isascii() or is_valid_visitor(visitor))
+        ):
             self._count("invalid")
             return compiled.fallback.variant or CONTROL
         answer = compiled.evaluate(visitor, attributes, consent, force)
@@ -392,8 +396,8 @@ class Client:
         answers = self._remote_assign(visitor, keys, attributes, consent, force)
         if answers is not None:
             return answers
-        is_valid_visitor = type(visitor) is str and 0 < len(visitor) <= MAX_VISITOR_LENGTH
-        reason = "unavailable" if is_valid_visitor else "invalid_visitor"
+        is_valid = is_valid_visitor(visitor)
+        reason = "unavailable" if is_valid else "invalid_visitor"
         fallback_keys = keys if keys is not None else list(self._experiments)
         return {key: self._fallback(key, None, reason) for key in fallback_keys}
 
@@ -413,8 +417,8 @@ class Client:
                 for key, compiled in experiments.items()
                 if compiled.is_running and (compiled.condition is None or compiled.condition(given))
             ]
-        is_valid_visitor = type(visitor) is str and 0 < len(visitor) <= MAX_VISITOR_LENGTH
-        if not is_valid_visitor:
+        is_valid = is_valid_visitor(visitor)
+        if not is_valid:
             self._count("invalid")
         forced = force or {}
         answers: dict[str, Assignment] = {}
@@ -422,7 +426,7 @@ class Client:
             compiled = experiments.get(key)
             if compiled is None:
                 answers[key] = UNKNOWN if self._has_config else self._fallback(key, None)
-            elif not is_valid_visitor:
+            elif not is_valid:
                 answers[key] = self._fallback(key, None, "invalid_visitor")
             else:
                 answer = compiled.evaluate(visitor, given, consent, forced.get(key))
@@ -440,7 +444,7 @@ class Client:
         force: Mapping[str, str] | None,
     ) -> dict[str, Assignment] | None:
         """Ask the server; ``None`` if it gave no usable answer within the timeout."""
-        if type(visitor) is not str or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
+        if not is_valid_visitor(visitor):
             self._count("invalid")
             return None
         if not self._breaker.is_allowed(time.monotonic()):
@@ -491,7 +495,7 @@ class Client:
                 return Assignment(answer.variant, answer.payload, False, reason)
             return answer
         return Assignment(
-            default if default is not None else CONTROL, None, False, reason or "unavailable"
+            default if type(default) is str else CONTROL, None, False, reason or "unavailable"
         )
 
     def _report_exposure(

@@ -10,7 +10,7 @@ the client catches it, logs it and counts the event as ``invalid``.
 import re
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 Event = dict[str, Any]
 
@@ -39,10 +39,29 @@ def money(value: object, name: str) -> str:
     return text
 
 
+def is_valid_visitor(visitor: object) -> TypeGuard[str]:
+    """Tell whether ``visitor`` is an id the server accepts: 1..128 characters of UTF-8 text.
+
+    A lone surrogate (``"\\ud800"``, which JSON can carry) has no UTF-8 form: the server
+    refuses such an id with a 422, so the SDK treats it as invalid rather than hashing it.
+    """
+    if type(visitor) is not str or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
+        return False
+    if visitor.isascii():  # O(1) in CPython; nearly every real id takes this branch
+        return True
+    try:
+        visitor.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_visitor(visitor: object) -> str:
     """Return ``visitor`` if it is a valid visitor id, else raise ``ValueError``."""
-    if not isinstance(visitor, str) or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
-        raise ValueError(f"visitor must be a string of 1..{MAX_VISITOR_LENGTH} characters")
+    if not is_valid_visitor(visitor):
+        raise ValueError(
+            f"visitor must be a string of 1..{MAX_VISITOR_LENGTH} characters of UTF-8 text"
+        )
     return visitor
 
 
