@@ -28,6 +28,7 @@ from splitwerk.evaluation import EMPTY_CONFIG, UNKNOWN, Assignment, Config, Expe
 from splitwerk.events import MAX_VISITOR_LENGTH, is_valid_visitor
 from splitwerk.guard import swallow_errors
 from splitwerk.poller import ConfigPoller
+from splitwerk.spool import Spool, check_folder
 from splitwerk.transport import TRANSPORT_ERRORS, HttpTransport, Transport, check_url
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,16 @@ class Client:
             off in remote mode, where the config only supplies fallbacks.
         flush_interval: seconds after which queued events are sent (jittered ±20 %).
         batch_size: events per request, 1..500; a full batch is sent at once.
-        max_queue: events kept while the server is slow; beyond it the oldest are dropped.
-        max_retries: retries of a failed batch, with the same event ids.
-        retry_backoff: seconds before the first retry (jittered), doubling for each next one;
-            a server's ``Retry-After`` replaces it.
+        max_queue: events kept while the server is away; beyond it conversions are dropped
+            first, then exposures, orders and refunds last (each drop counted and logged).
+        retry_deadline: seconds an event is retried, counted from when it was queued; only
+            then is it given up. Default one hour: a restart, a deploy, most outages.
+        max_retries: optionally, also give an event up after this many resends.
+        retry_backoff: seconds before the first retry (jittered), doubling for each next one
+            up to 30 s; a server's ``Retry-After`` replaces it.
+        spool_dir: a folder for the durable spool: orders and refunds are kept there (SQLite)
+            until the server has them, and a later process sends what a crashed one left.
+            Processes may share the folder. ``None`` keeps everything in memory only.
         background_timeout: seconds for one background request (events, config).
         close_timeout: seconds ``close()`` and the exit hook may spend flushing.
         failure_threshold: consecutive remote failures that open the circuit breaker.
@@ -78,8 +85,10 @@ class Client:
         flush_interval: float = 5.0,
         batch_size: int = 100,
         max_queue: int = 10_000,
-        max_retries: int = 3,
+        retry_deadline: float = 3600.0,
+        max_retries: int | None = None,
         retry_backoff: float = 0.5,
+        spool_dir: str | os.PathLike[str] | None = None,
         background_timeout: float = 2.0,
         close_timeout: float = 2.0,
         failure_threshold: int = 5,
@@ -100,12 +109,15 @@ class Client:
             ("background_timeout", background_timeout),
             ("circuit_cooldown", circuit_cooldown),
             ("retry_backoff", retry_backoff),
+            ("retry_deadline", retry_deadline),
         ):
             _check_positive(name, value)
         _check_positive("close_timeout", close_timeout, allow_zero=True)
         _check_count("batch_size", batch_size, 1, MAX_BATCH_SIZE)
         _check_count("max_queue", max_queue, 1, None)
-        _check_count("max_retries", max_retries, 0, 10)
+        if max_retries is not None:
+            _check_count("max_retries", max_retries, 0, None)
+        spool = Spool(check_folder(spool_dir)) if spool_dir is not None else None
         _check_count("failure_threshold", failure_threshold, 1, None)
         if transport is not None and not (
             callable(getattr(transport, "request", None))
@@ -139,9 +151,11 @@ class Client:
             batch_size=batch_size,
             max_queue=max_queue,
             flush_interval=flush_interval,
+            retry_deadline=retry_deadline,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             rng=rng,
+            spool=spool,
         )
         self._poller = ConfigPoller(
             self._transport,
@@ -156,8 +170,6 @@ class Client:
         self._reset_process_state()
         self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._exit_hook)
-        reference = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _reset_in_child(reference))
         self._start_background()
 
     # --- assignment -----------------------------------------------------------------
@@ -183,6 +195,7 @@ class Client:
         # The local path is written out here, not in helpers: each call level costs ~5 % of
         # a local assignment, and the benchmark holds it to a tenth of GrowthBook's run().
         if not self._is_local_and_started:
+            self._check_process()
             if not self._is_started:
                 self._start_background()
             if not self._is_local:
@@ -197,6 +210,7 @@ class Client:
             or not 0 < len(visitor) <= MAX_VISITOR_LENGTH
             or not (visitor.isascii() or is_valid_visitor(visitor))
         ):
+            self._check_process()
             self._count("invalid")
             return compiled.fallback.variant or CONTROL
         answer = compiled.evaluate(visitor, attributes, consent, force)
@@ -222,6 +236,7 @@ class Client:
         keys get ``variant=None`` and reason ``unknown_experiment``; when the server does not
         answer in time, each gets its fallback with reason ``unavailable``.
         """
+        self._check_process()
         if not self._is_started:
             self._start_background()
         keys = list(experiments) if experiments is not None else None
@@ -232,6 +247,7 @@ class Client:
     @swallow_errors(lambda *args, **kwargs: False)
     def wait_for_config(self, timeout: float = 1.0) -> bool:
         """Wait up to ``timeout`` seconds for the first config; True once one is in use."""
+        self._check_process()
         return self._poller.wait_ready(timeout)
 
     # --- events -----------------------------------------------------------------------
@@ -290,6 +306,7 @@ class Client:
     @swallow_errors(lambda *args, **kwargs: False)
     def flush(self, timeout: float = 2.0) -> bool:
         """Send queued events now; wait at most ``timeout`` seconds. True if all were sent."""
+        self._check_process()
         return self._batcher.flush(timeout)
 
     @swallow_errors(lambda *args, **kwargs: {})
@@ -304,6 +321,7 @@ class Client:
         without the network, ``circuit_opened`` times the breaker opened, and the config
         poll counters ``config_updates``, ``config_not_modified``, ``config_errors``.
         """
+        self._check_process()
         with self._lock:
             counters = dict(self._counters)
         return {**self._batcher.stats(), **self._poller.stats(), **counters}
@@ -317,6 +335,7 @@ class Client:
         Idempotent. Later ``variant()`` calls still answer (local mode from the last config);
         later events are dropped and counted.
         """
+        self._check_process()
         if self._is_closed:
             return
         self._is_closed = True
@@ -336,8 +355,20 @@ class Client:
 
     # --- internals --------------------------------------------------------------------
 
+    def _check_process(self) -> None:
+        """Start over if this is a forked child: threads, locks and sockets are the parent's.
+
+        A stored pid compared on use, rather than an ``os.register_at_fork`` hook per client
+        (which could never be removed). ``os.getpid()`` costs ~0.4 µs, so the local-mode hot
+        path (a visitor already reported) skips it; every other call, and the first sight of
+        a new visitor, checks.
+        """
+        if self._pid != os.getpid():
+            self._after_fork()
+
     def _reset_process_state(self) -> None:
         """Fresh per-process state: at construction and in a forked child."""
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._seen: dict[str, set[str]] = {}  # experiment key → visitors reported
@@ -507,6 +538,7 @@ class Client:
     ) -> None:
         # Report each visitor once per experiment, config and process; the server enrols once
         # anyway, so forgetting everyone when the set is full only costs duplicates.
+        self._check_process()
         seen = self._seen.get(compiled.key)
         if seen is None:
             seen = self._seen[compiled.key] = set()
@@ -527,6 +559,7 @@ class Client:
         )
 
     def _queue(self, build: Callable[[], events.Event], needs_key: bool = False) -> None:
+        self._check_process()
         if needs_key and self._ingest_key is None:
             self._count("invalid")
             log.warning("splitwerk: order and refund events need an ingest_key; event dropped")
@@ -606,9 +639,3 @@ def _close_at_exit(reference: "weakref.ref[Client]") -> None:
     client = reference()
     if client is not None:
         client.close()
-
-
-def _reset_in_child(reference: "weakref.ref[Client]") -> None:
-    client = reference()
-    if client is not None:
-        client._after_fork()

@@ -107,6 +107,8 @@ def order(
         if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
             raise ValueError("currency must be an ISO 4217 code such as 'EUR'")
         event["currency"] = currency
+    # The time of the sale, not of its delivery: after an outage it still counts on its day.
+    event["ts"] = time.time()
     return event
 
 
@@ -116,6 +118,7 @@ def refund(order_id: str, amount: object) -> Event:
         "type": "refund",
         "order_id": check_name(order_id, "order_id"),
         "amount": money(amount, "amount"),
+        "ts": time.time(),  # as for orders: the day of the refund, however late it arrives
     }
 
 
