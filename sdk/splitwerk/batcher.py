@@ -127,6 +127,8 @@ class Batcher:
         self._is_flushing = False
         self._is_closing = False
         self._close_deadline = 0.0
+        # Until the thread has looked at the spool once, flush() cannot know what is left.
+        self._has_adopted = self._spool is None
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._unlogged_drops: dict[str, int] = {}
         self._drops_logged_at = 0.0
@@ -173,7 +175,7 @@ class Batcher:
                 self._start()
             self._is_flushing = True
             self._condition.notify_all()
-            while self._size or self._in_flight:
+            while self._size or self._in_flight or not self._has_adopted:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -321,6 +323,9 @@ class Batcher:
             if self._spool is not None and now >= next_adoption:
                 with ErrorGuard("adopting spooled events"):
                     self._adopt()
+                with self._condition:
+                    self._has_adopted = True
+                    self._condition.notify_all()
                 next_adoption = now + ADOPT_INTERVAL * (1 + self._random.uniform(-JITTER, JITTER))
             with self._condition:
                 batch = self._wait_for_batch(next_flush, next_adoption)

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
-from splitwerk import events
+from splitwerk import events, shutdown
 from splitwerk.batcher import MAX_BATCH_SIZE, Batcher
 from splitwerk.breaker import CircuitBreaker
 from splitwerk.conditions import Attributes
@@ -65,7 +65,11 @@ class Client:
             until the server has them, and a later process sends what a crashed one left.
             Processes may share the folder. ``None`` keeps everything in memory only.
         background_timeout: seconds for one background request (events, config).
-        close_timeout: seconds ``close()`` and the exit hook may spend flushing.
+        close_timeout: seconds ``close()``, the exit hook and SIGTERM may spend flushing.
+        handle_sigterm: ``True`` makes SIGTERM flush first, then chain to the handler that was
+            there (see ``close_on_sigterm``); ``False`` never touches signals; ``None`` (the
+            default) does it only if nobody handles SIGTERM yet and this is the main thread,
+            so hosts with their own handling (gunicorn, uWSGI, Celery) are left alone.
         failure_threshold: consecutive remote failures that open the circuit breaker.
         circuit_cooldown: seconds the breaker skips the network before probing again.
         transport: replaces the default ``HttpTransport`` (tests inject failures here).
@@ -91,6 +95,7 @@ class Client:
         spool_dir: str | os.PathLike[str] | None = None,
         background_timeout: float = 2.0,
         close_timeout: float = 2.0,
+        handle_sigterm: bool | None = None,
         failure_threshold: int = 5,
         circuit_cooldown: float = 30.0,
         transport: Transport | None = None,
@@ -170,6 +175,9 @@ class Client:
         self._reset_process_state()
         self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._exit_hook)
+        self._sigterm: shutdown.SigtermHandler | None = None
+        if handle_sigterm or (handle_sigterm is None and shutdown.is_unmanaged()):
+            self._sigterm = shutdown.install(self, close_timeout)
         self._start_background()
 
     # --- assignment -----------------------------------------------------------------
@@ -340,12 +348,30 @@ class Client:
             return
         self._is_closed = True
         atexit.unregister(self._exit_hook)
+        if self._sigterm is not None:
+            shutdown.uninstall(self._sigterm)
         limit = self._close_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         self._poller.stop(0.0)
         self._batcher.close(limit)
         self._poller.stop(max(0.0, deadline - time.monotonic()))
         self._transport.close()
+
+    @swallow_errors(lambda *args, **kwargs: False)
+    def close_on_sigterm(self, timeout: float | None = None) -> bool:
+        """Make SIGTERM send queued events (``timeout`` seconds at most), then chain on.
+
+        The handler that was installed before runs afterwards: the default ends the process
+        as usual (after ``close()``); a host's own handler is called (after ``flush()``).
+        Call it from the main thread; returns False (and logs) where that is impossible.
+        """
+        limit = self._close_timeout if timeout is None else timeout
+        _check_positive("timeout", limit, allow_zero=True)
+        handler = shutdown.install(self, limit)
+        if handler is None:
+            return False
+        self._sigterm = handler
+        return True
 
     def __enter__(self) -> "Client":
         return self
