@@ -14,10 +14,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import SECRET, TOKENS, free_port
+import redis
+
+from splitwerk import Client
+from tests.helpers import INGEST_TOKEN, SECRET, TOKENS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+CENTS_PER_ORDER = 1000  # shop_process.REVENUE, "10.00", without tax
 START_TIMEOUT = 30.0  # seconds for gunicorn to answer; a loaded 2-core machine needs a few
 
 
@@ -84,3 +89,41 @@ class ServerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         self.process = None
+
+
+class Counts:
+    """The server's counters of one experiment, read from Redis."""
+
+    def __init__(self, redis_client: redis.Redis, key: str = "checkout-button") -> None:
+        self.redis = redis_client
+        self.key = key
+
+    def total(self, prefix: str, goal: str) -> int:
+        raw = self.redis.hgetall(f"sw:{{{self.key}}}:p1:counts")
+        return sum(
+            int(value)
+            for name, value in raw.items()
+            if name.decode().startswith(f"{prefix}:")
+            and name.decode().count(":") == 2
+            and name.decode().endswith(f":{goal}")
+        )
+
+
+def client_for(url: str, **options: Any) -> Client:
+    settings: dict[str, Any] = {
+        "ingest_key": INGEST_TOKEN,
+        "poll_interval": None,
+        "timeout": 5.0,
+        "flush_interval": 0.1,
+        "retry_backoff": 0.05,  # doubling: 0.05, 0.1, ... 1.6 s by the end of the outage
+        "background_timeout": 1.0,
+        "handle_sigterm": False,
+    }
+    settings.update(options)
+    return Client(url, **settings)
+
+
+def enrol(url: str, visitors: list[str]) -> None:
+    with client_for(url) as client:
+        for visitor in visitors:
+            assert client.assign(visitor, ["checkout-button"])["checkout-button"].enrolled

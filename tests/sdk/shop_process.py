@@ -7,7 +7,8 @@
 - ``deliver``: start a client on the spool, flush, print the stats as JSON; exit 0 if all
   was sent.
 
-SPOOL_DIR ``-`` means no spool. With ``SHOP_SIGTERM=host`` the process installs its own
+SPOOL_DIR ``-`` means no spool. ``SHOP_FLUSH_INTERVAL`` and ``SHOP_CLOSE_TIMEOUT`` (seconds)
+override the client's options. With ``SHOP_SIGTERM=host`` the process installs its own
 SIGTERM handler first (as a host framework would), then asks the SDK to flush on SIGTERM and
 chain to it; without, the SDK takes the unhandled SIGTERM itself.
 """
@@ -32,10 +33,10 @@ def _client(url: str, spool: str) -> Client:
     options: dict[str, Any] = {
         "ingest_key": INGEST_TOKEN,
         "poll_interval": None,
-        "flush_interval": 0.1,
+        "flush_interval": float(os.environ.get("SHOP_FLUSH_INTERVAL", "0.1")),
         "retry_backoff": 0.05,
         "background_timeout": 1.0,
-        "close_timeout": 5.0,
+        "close_timeout": float(os.environ.get("SHOP_CLOSE_TIMEOUT", "5.0")),
     }
     if spool != "-":
         options["spool_dir"] = spool

@@ -15,98 +15,33 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
-from server.app import create_app
-from splitwerk import Client
-from tests.helpers import EDITOR, INGEST_TOKEN, app_settings
-
-from .serverprocess import ROOT, ServerProcess
+from .serverprocess import CENTS_PER_ORDER, ROOT, Counts, ServerProcess, client_for, enrol
 
 OUTAGE = 6.0  # seconds the server is away: longer than the old three retries (2-4 s)
 ORDERS = 20
-CENTS_PER_ORDER = 1000  # shop_process.REVENUE, "10.00", without tax
 pytestmark = pytest.mark.slow
 
 
-class Counts:
-    """The server's counters of one experiment, read from Redis."""
-
-    def __init__(self, redis_client: redis.Redis, key: str = "checkout-button") -> None:
-        self.redis = redis_client
-        self.key = key
-
-    def total(self, prefix: str, goal: str) -> int:
-        raw = self.redis.hgetall(f"sw:{{{self.key}}}:p1:counts")
-        return sum(
-            int(value)
-            for name, value in raw.items()
-            if name.decode().startswith(f"{prefix}:")
-            and name.decode().count(":") == 2
-            and name.decode().endswith(f":{goal}")
-        )
-
-
-@pytest.fixture
-def server(redis_server: Any, redis_client: redis.Redis) -> Iterator[ServerProcess]:
-    admin = create_app(app_settings(redis_server.url)).test_client()
-    body = {
-        "key": "checkout-button",
-        "name": "Checkout button",
-        "variants": [{"key": "control"}, {"key": "green"}],
-        "goals": [
-            {"key": "purchase", "kind": "revenue", "primary": True},
-            {"key": "add_to_cart"},
-        ],
-    }
-    assert admin.post("/v1/experiments", json=body, headers=EDITOR).status_code == 201
-    assert admin.post("/v1/experiments/checkout-button/start", headers=EDITOR).status_code == 200
-    process = ServerProcess(redis_server.url)
-    process.start()
-    yield process
-    process.stop()
-
-
-def _client(url: str, **options: Any) -> Client:
-    settings: dict[str, Any] = {
-        "ingest_key": INGEST_TOKEN,
-        "poll_interval": None,
-        "timeout": 5.0,
-        "flush_interval": 0.1,
-        "retry_backoff": 0.05,  # doubling: 0.05, 0.1, ... 1.6 s by the end of the outage
-        "background_timeout": 1.0,
-        "handle_sigterm": False,
-    }
-    settings.update(options)
-    return Client(url, **settings)
-
-
-def _enrol(url: str, visitors: list[str]) -> None:
-    with _client(url) as client:
-        for visitor in visitors:
-            assert client.assign(visitor, ["checkout-button"])["checkout-button"].enrolled
-
-
 def test_orders_and_conversions_survive_an_outage_and_count_once(
-    server: ServerProcess, redis_client: redis.Redis
+    real_server: ServerProcess, redis_client: redis.Redis
 ) -> None:
     buyers = [f"buyer-{n}" for n in range(ORDERS)]
-    _enrol(server.url, buyers)
-    client = _client(server.url, retry_deadline=120.0)  # stands in for the default hour
+    enrol(real_server.url, buyers)
+    client = client_for(real_server.url, retry_deadline=120.0)  # stands in for the default hour
     client.track("add_to_cart", "buyer-0")
     assert client.flush(5.0)
-    server.stop()
+    real_server.stop()
     for n, buyer in enumerate(buyers):
         client.order(buyer, f"o-{n}", revenue="10.00")
         client.track("add_to_cart", buyer)
     time.sleep(OUTAGE)
     assert client.stats()["failed"] == 0
-    server.start()
+    real_server.start()
     assert client.flush(40.0)  # at most one back-off (capped at 30 s) after the return
     stats = client.stats()
     client.close()
@@ -120,11 +55,11 @@ def test_orders_and_conversions_survive_an_outage_and_count_once(
 
 
 def test_events_are_given_up_only_at_the_retry_deadline_and_logged(
-    server: ServerProcess, caplog: pytest.LogCaptureFixture
+    real_server: ServerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _enrol(server.url, ["buyer-1"])
-    server.stop()
-    client = _client(server.url, retry_deadline=2.0)
+    enrol(real_server.url, ["buyer-1"])
+    real_server.stop()
+    client = client_for(real_server.url, retry_deadline=2.0)
     with caplog.at_level(logging.WARNING, logger="splitwerk"):
         client.order("buyer-1", "o-1", revenue="10.00")
         client.track("add_to_cart", "buyer-1")
@@ -140,12 +75,12 @@ def test_events_are_given_up_only_at_the_retry_deadline_and_logged(
 
 
 def test_a_full_queue_drops_conversions_before_orders_and_counts_them(
-    server: ServerProcess, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+    real_server: ServerProcess, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     buyers = [f"buyer-{n}" for n in range(10)]
-    _enrol(server.url, buyers)
-    server.stop()
-    client = _client(server.url, max_queue=30, batch_size=5)
+    enrol(real_server.url, buyers)
+    real_server.stop()
+    client = client_for(real_server.url, max_queue=30, batch_size=5)
     with caplog.at_level(logging.WARNING, logger="splitwerk"):
         for n, buyer in enumerate(buyers):
             for _ in range(6):
@@ -155,7 +90,7 @@ def test_a_full_queue_drops_conversions_before_orders_and_counts_them(
     assert stats["dropped"] >= 70 - 30 - 5  # the queue, plus one batch in flight or put back
     assert stats["dropped_money"] == 0
     assert "dropped events (queue full)" in caplog.text
-    server.start()
+    real_server.start()
     assert client.flush(40.0)
     client.close()
     counts = Counts(redis_client)
@@ -177,14 +112,14 @@ def _shop(command: str, url: str, spool: Path, first: int = 0, count: int = 0) -
 
 
 def test_a_killed_shop_loses_no_order_and_a_resend_counts_none_twice(
-    server: ServerProcess, redis_client: redis.Redis, tmp_path: Path
+    real_server: ServerProcess, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     buyers = [f"buyer-{n}" for n in range(ORDERS)]
-    _enrol(server.url, buyers)
+    enrol(real_server.url, buyers)
     spool = tmp_path / "spool"
-    server.stop()
+    real_server.stop()
     shop = subprocess.Popen(
-        _shop("orders", server.url, spool, 0, ORDERS), cwd=ROOT, stdout=subprocess.PIPE
+        _shop("orders", real_server.url, spool, 0, ORDERS), cwd=ROOT, stdout=subprocess.PIPE
     )
     assert shop.stdout is not None and shop.stdout.readline() == b"queued\n"
     shop.send_signal(signal.SIGKILL)  # kill -9: no atexit, no flush
@@ -193,16 +128,16 @@ def test_a_killed_shop_loses_no_order_and_a_resend_counts_none_twice(
     again = tmp_path / "spool-copy"
     shutil.copytree(spool, again)
     assert list(spool.glob("*.db")), "the orders were not spooled"
-    server.start()
+    real_server.start()
     first = subprocess.run(
-        _shop("deliver", server.url, spool), cwd=ROOT, capture_output=True, timeout=60
+        _shop("deliver", real_server.url, spool), cwd=ROOT, capture_output=True, timeout=60
     )
     assert first.returncode == 0, first.stderr.decode()[-2000:]
     delivered = json.loads(first.stdout)
     assert (delivered["sent"], delivered["accepted"], delivered["failed"]) == (ORDERS, ORDERS, 0)
     assert not list(spool.glob("*.db")), "delivered orders stayed in the spool"
     second = subprocess.run(
-        _shop("deliver", server.url, again), cwd=ROOT, capture_output=True, timeout=60
+        _shop("deliver", real_server.url, again), cwd=ROOT, capture_output=True, timeout=60
     )
     assert second.returncode == 0, second.stderr.decode()[-2000:]
     resent = json.loads(second.stdout)
