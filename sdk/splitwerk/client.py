@@ -27,6 +27,7 @@ from splitwerk.errors import ConfigError
 from splitwerk.evaluation import EMPTY_CONFIG, UNKNOWN, Assignment, Config, Experiment
 from splitwerk.events import MAX_VISITOR_LENGTH, is_valid_visitor
 from splitwerk.guard import swallow_errors
+from splitwerk.memory import RecentAssignments
 from splitwerk.poller import ConfigPoller
 from splitwerk.spool import Spool, check_folder
 from splitwerk.transport import TRANSPORT_ERRORS, HttpTransport, Transport, check_url
@@ -71,7 +72,10 @@ class Client:
             default) does it only if nobody handles SIGTERM yet and this is the main thread,
             so hosts with their own handling (gunicorn, uWSGI, Celery) are left alone.
         failure_threshold: consecutive remote failures that open the circuit breaker.
-        circuit_cooldown: seconds the breaker skips the network before probing again.
+        circuit_cooldown: seconds between probes while the breaker is open (jittered): one
+            call per cool-down tries the server, and its success closes the breaker.
+        remembered_assignments: remote answers kept (least recently used out) so that a
+            visitor seen before keeps their variant while the server is unreachable.
         transport: replaces the default ``HttpTransport`` (tests inject failures here).
 
     Raises:
@@ -97,7 +101,8 @@ class Client:
         close_timeout: float = 2.0,
         handle_sigterm: bool | None = None,
         failure_threshold: int = 5,
-        circuit_cooldown: float = 30.0,
+        circuit_cooldown: float = 1.0,
+        remembered_assignments: int = 50_000,
         transport: Transport | None = None,
     ) -> None:
         check_url(url)
@@ -124,6 +129,7 @@ class Client:
             _check_count("max_retries", max_retries, 0, None)
         spool = Spool(check_folder(spool_dir)) if spool_dir is not None else None
         _check_count("failure_threshold", failure_threshold, 1, None)
+        _check_count("remembered_assignments", remembered_assignments, 0, None)
         if transport is not None and not (
             callable(getattr(transport, "request", None))
             and callable(getattr(transport, "close", None))
@@ -170,7 +176,8 @@ class Client:
             rng=rng,
             on_config=self._use_config,
         )
-        self._breaker = CircuitBreaker(failure_threshold, circuit_cooldown)
+        self._breaker = CircuitBreaker(failure_threshold, circuit_cooldown, rng)
+        self._remembered = RecentAssignments(remembered_assignments)
         self._is_closed = False
         self._reset_process_state()
         self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
@@ -404,6 +411,7 @@ class Client:
     def _after_fork(self) -> None:
         self._reset_process_state()
         self._breaker.reset()
+        self._remembered.reset()
         self._batcher.reset()
         self._poller.reset()
         if self._has_config:
@@ -440,6 +448,10 @@ class Client:
         answer = answers.get(experiment) if answers is not None else None
         if answer is not None and answer.variant is not None:
             return answer.variant
+        if answers is None and not forced:
+            remembered = self._remembered.recall(visitor, experiment)
+            if remembered is not None:
+                return remembered.variant or CONTROL
         return self._fallback(experiment, default).variant or CONTROL
 
     def _remote_assignments(
@@ -456,7 +468,13 @@ class Client:
         is_valid = is_valid_visitor(visitor)
         reason = "unavailable" if is_valid else "invalid_visitor"
         fallback_keys = keys if keys is not None else list(self._experiments)
-        return {key: self._fallback(key, None, reason) for key in fallback_keys}
+        fallbacks = {}
+        for key in fallback_keys:
+            remembered = None
+            if is_valid and not (force and key in force):
+                remembered = self._remembered.recall(visitor, key)
+            fallbacks[key] = remembered or self._fallback(key, None, reason)
+        return fallbacks
 
     def _local_assignments(
         self,
@@ -536,6 +554,11 @@ class Client:
             self._count("assign_errors")
             return None
         self._breaker.record_success()
+        if force:
+            answers_to_keep = {key: a for key, a in answers.items() if key not in force}
+        else:
+            answers_to_keep = answers
+        self._remembered.remember(visitor, answers_to_keep)
         return answers
 
     def _remote_failed(self) -> None:
