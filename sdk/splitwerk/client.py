@@ -46,7 +46,7 @@ class Client:
     """Assigns visitors to variants and sends conversions, orders and refunds to Splitwerk.
 
     Args:
-        url: the server's base URL, e.g. ``"http://127.0.0.1:5000"``.
+        url: the server's base URL, e.g. ``"http://127.0.0.1:8000"`` (``make run``).
         timeout: seconds that a remote-mode ``variant()``/``assign()`` may take, all in.
         ingest_key: the ``X-Splitwerk-Ingest-Key``; needed for ``order()`` and ``refund()``.
         mode: ``"remote"`` asks the server per call; ``"local"`` evaluates a polled config

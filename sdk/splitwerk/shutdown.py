@@ -8,7 +8,10 @@ handler flushes first and then hands the signal on to the handler that was insta
   so the process ends exactly as it would have (exit status "terminated by SIGTERM");
 - a host's own handler (a framework's graceful shutdown): flush, then call it; the client
   stays open for requests the host still finishes, and ``atexit`` closes it later;
-- ignored (``SIG_IGN``): flush and carry on.
+- ignored (``SIG_IGN``): flush and carry on;
+- a handler installed outside Python (``None``; uWSGI's) cannot be called from Python: the
+  client is closed and the default runs. Only an explicit ``close_on_sigterm()`` does this;
+  the automatic installation leaves such hosts alone.
 
 The flush runs in a helper thread joined with the deadline: the signal may have interrupted
 the main thread inside the SDK, holding a lock the flush needs, and must not wait for it
@@ -63,10 +66,14 @@ class SigtermHandler:
 
 
 def is_unmanaged() -> bool:
-    """Tell whether nobody has taken SIGTERM in this process (and we may: the main thread)."""
+    """Tell whether nobody has taken SIGTERM in this process (and we may: the main thread).
+
+    ``None`` means a handler installed outside Python (uWSGI's, in C): that host manages
+    SIGTERM, and a Python handler could not hand the signal on to it.
+    """
     if threading.current_thread() is not threading.main_thread():
         return False
-    return signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def install(client: Closable, timeout: float) -> SigtermHandler | None:
