@@ -4,7 +4,7 @@ Quick start::
 
     from splitwerk import Client
 
-    client = Client("http://127.0.0.1:5000", ingest_key="...")
+    client = Client("http://127.0.0.1:8000", ingest_key="...")
     variant = client.variant("checkout-button", visitor_id)
     client.track("add_to_cart", visitor_id)
 

@@ -19,15 +19,17 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
-from splitwerk import events
+from splitwerk import events, shutdown
 from splitwerk.batcher import MAX_BATCH_SIZE, Batcher
 from splitwerk.breaker import CircuitBreaker
 from splitwerk.conditions import Attributes
 from splitwerk.errors import ConfigError
 from splitwerk.evaluation import EMPTY_CONFIG, UNKNOWN, Assignment, Config, Experiment
-from splitwerk.events import MAX_VISITOR_LENGTH
+from splitwerk.events import MAX_VISITOR_LENGTH, is_valid_visitor
 from splitwerk.guard import swallow_errors
+from splitwerk.memory import RecentAssignments
 from splitwerk.poller import ConfigPoller
+from splitwerk.spool import Spool, check_folder
 from splitwerk.transport import TRANSPORT_ERRORS, HttpTransport, Transport, check_url
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class Client:
     """Assigns visitors to variants and sends conversions, orders and refunds to Splitwerk.
 
     Args:
-        url: the server's base URL, e.g. ``"http://127.0.0.1:5000"``.
+        url: the server's base URL, e.g. ``"http://127.0.0.1:8000"`` (``make run``).
         timeout: seconds that a remote-mode ``variant()``/``assign()`` may take, all in.
         ingest_key: the ``X-Splitwerk-Ingest-Key``; needed for ``order()`` and ``refund()``.
         mode: ``"remote"`` asks the server per call; ``"local"`` evaluates a polled config
@@ -53,14 +55,27 @@ class Client:
             off in remote mode, where the config only supplies fallbacks.
         flush_interval: seconds after which queued events are sent (jittered ±20 %).
         batch_size: events per request, 1..500; a full batch is sent at once.
-        max_queue: events kept while the server is slow; beyond it the oldest are dropped.
-        max_retries: retries of a failed batch, with the same event ids.
-        retry_backoff: seconds before the first retry (jittered), doubling for each next one;
-            a server's ``Retry-After`` replaces it.
+        max_queue: events kept while the server is away; beyond it conversions are dropped
+            first, then exposures, orders and refunds last (each drop counted and logged).
+        retry_deadline: seconds an event is retried, counted from when it was queued; only
+            then is it given up. Default one hour: a restart, a deploy, most outages.
+        max_retries: optionally, also give an event up after this many resends.
+        retry_backoff: seconds before the first retry (jittered), doubling for each next one
+            up to 30 s; a server's ``Retry-After`` replaces it.
+        spool_dir: a folder for the durable spool: orders and refunds are kept there (SQLite)
+            until the server has them, and a later process sends what a crashed one left.
+            Processes may share the folder. ``None`` keeps everything in memory only.
         background_timeout: seconds for one background request (events, config).
-        close_timeout: seconds ``close()`` and the exit hook may spend flushing.
+        close_timeout: seconds ``close()``, the exit hook and SIGTERM may spend flushing.
+        handle_sigterm: ``True`` makes SIGTERM flush first, then chain to the handler that was
+            there (see ``close_on_sigterm``); ``False`` never touches signals; ``None`` (the
+            default) does it only if nobody handles SIGTERM yet and this is the main thread,
+            so hosts with their own handling (gunicorn, uWSGI, Celery) are left alone.
         failure_threshold: consecutive remote failures that open the circuit breaker.
-        circuit_cooldown: seconds the breaker skips the network before probing again.
+        circuit_cooldown: seconds between probes while the breaker is open (jittered): one
+            call per cool-down tries the server, and its success closes the breaker.
+        remembered_assignments: remote answers kept (least recently used out) so that a
+            visitor seen before keeps their variant while the server is unreachable.
         transport: replaces the default ``HttpTransport`` (tests inject failures here).
 
     Raises:
@@ -78,12 +93,16 @@ class Client:
         flush_interval: float = 5.0,
         batch_size: int = 100,
         max_queue: int = 10_000,
-        max_retries: int = 3,
+        retry_deadline: float = 3600.0,
+        max_retries: int | None = None,
         retry_backoff: float = 0.5,
+        spool_dir: str | os.PathLike[str] | None = None,
         background_timeout: float = 2.0,
         close_timeout: float = 2.0,
+        handle_sigterm: bool | None = None,
         failure_threshold: int = 5,
-        circuit_cooldown: float = 30.0,
+        circuit_cooldown: float = 1.0,
+        remembered_assignments: int = 50_000,
         transport: Transport | None = None,
     ) -> None:
         check_url(url)
@@ -100,13 +119,17 @@ class Client:
             ("background_timeout", background_timeout),
             ("circuit_cooldown", circuit_cooldown),
             ("retry_backoff", retry_backoff),
+            ("retry_deadline", retry_deadline),
         ):
             _check_positive(name, value)
         _check_positive("close_timeout", close_timeout, allow_zero=True)
         _check_count("batch_size", batch_size, 1, MAX_BATCH_SIZE)
         _check_count("max_queue", max_queue, 1, None)
-        _check_count("max_retries", max_retries, 0, 10)
+        if max_retries is not None:
+            _check_count("max_retries", max_retries, 0, None)
+        spool = Spool(check_folder(spool_dir)) if spool_dir is not None else None
         _check_count("failure_threshold", failure_threshold, 1, None)
+        _check_count("remembered_assignments", remembered_assignments, 0, None)
         if transport is not None and not (
             callable(getattr(transport, "request", None))
             and callable(getattr(transport, "close", None))
@@ -139,9 +162,11 @@ class Client:
             batch_size=batch_size,
             max_queue=max_queue,
             flush_interval=flush_interval,
+            retry_deadline=retry_deadline,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             rng=rng,
+            spool=spool,
         )
         self._poller = ConfigPoller(
             self._transport,
@@ -151,13 +176,15 @@ class Client:
             rng=rng,
             on_config=self._use_config,
         )
-        self._breaker = CircuitBreaker(failure_threshold, circuit_cooldown)
+        self._breaker = CircuitBreaker(failure_threshold, circuit_cooldown, rng)
+        self._remembered = RecentAssignments(remembered_assignments)
         self._is_closed = False
         self._reset_process_state()
         self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._exit_hook)
-        reference = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _reset_in_child(reference))
+        self._sigterm: shutdown.SigtermHandler | None = None
+        if handle_sigterm or (handle_sigterm is None and shutdown.is_unmanaged()):
+            self._sigterm = shutdown.install(self, close_timeout)
         self._start_background()
 
     # --- assignment -----------------------------------------------------------------
@@ -183,6 +210,7 @@ class Client:
         # The local path is written out here, not in helpers: each call level costs ~5 % of
         # a local assignment, and the benchmark holds it to a tenth of GrowthBook's run().
         if not self._is_local_and_started:
+            self._check_process()
             if not self._is_started:
                 self._start_background()
             if not self._is_local:
@@ -191,8 +219,13 @@ class Client:
                 )
         compiled = self._experiments.get(experiment)
         if compiled is None:
-            return default if default is not None else CONTROL
-        if type(visitor) is not str or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
+            return default if type(default) is str else CONTROL
+        if (
+            type(visitor) is not str
+            or not 0 < len(visitor) <= MAX_VISITOR_LENGTH
+            or not (visitor.isascii() or is_valid_visitor(visitor))
+        ):
+            self._check_process()
             self._count("invalid")
             return compiled.fallback.variant or CONTROL
         answer = compiled.evaluate(visitor, attributes, consent, force)
@@ -218,6 +251,7 @@ class Client:
         keys get ``variant=None`` and reason ``unknown_experiment``; when the server does not
         answer in time, each gets its fallback with reason ``unavailable``.
         """
+        self._check_process()
         if not self._is_started:
             self._start_background()
         keys = list(experiments) if experiments is not None else None
@@ -228,6 +262,7 @@ class Client:
     @swallow_errors(lambda *args, **kwargs: False)
     def wait_for_config(self, timeout: float = 1.0) -> bool:
         """Wait up to ``timeout`` seconds for the first config; True once one is in use."""
+        self._check_process()
         return self._poller.wait_ready(timeout)
 
     # --- events -----------------------------------------------------------------------
@@ -286,6 +321,7 @@ class Client:
     @swallow_errors(lambda *args, **kwargs: False)
     def flush(self, timeout: float = 2.0) -> bool:
         """Send queued events now; wait at most ``timeout`` seconds. True if all were sent."""
+        self._check_process()
         return self._batcher.flush(timeout)
 
     @swallow_errors(lambda *args, **kwargs: {})
@@ -300,6 +336,7 @@ class Client:
         without the network, ``circuit_opened`` times the breaker opened, and the config
         poll counters ``config_updates``, ``config_not_modified``, ``config_errors``.
         """
+        self._check_process()
         with self._lock:
             counters = dict(self._counters)
         return {**self._batcher.stats(), **self._poller.stats(), **counters}
@@ -313,16 +350,35 @@ class Client:
         Idempotent. Later ``variant()`` calls still answer (local mode from the last config);
         later events are dropped and counted.
         """
+        self._check_process()
         if self._is_closed:
             return
         self._is_closed = True
         atexit.unregister(self._exit_hook)
+        if self._sigterm is not None:
+            shutdown.uninstall(self._sigterm)
         limit = self._close_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         self._poller.stop(0.0)
         self._batcher.close(limit)
         self._poller.stop(max(0.0, deadline - time.monotonic()))
         self._transport.close()
+
+    @swallow_errors(lambda *args, **kwargs: False)
+    def close_on_sigterm(self, timeout: float | None = None) -> bool:
+        """Make SIGTERM send queued events (``timeout`` seconds at most), then chain on.
+
+        The handler that was installed before runs afterwards: the default ends the process
+        as usual (after ``close()``); a host's own handler is called (after ``flush()``).
+        Call it from the main thread; returns False (and logs) where that is impossible.
+        """
+        limit = self._close_timeout if timeout is None else timeout
+        _check_positive("timeout", limit, allow_zero=True)
+        handler = shutdown.install(self, limit)
+        if handler is None:
+            return False
+        self._sigterm = handler
+        return True
 
     def __enter__(self) -> "Client":
         return self
@@ -332,8 +388,20 @@ class Client:
 
     # --- internals --------------------------------------------------------------------
 
+    def _check_process(self) -> None:
+        """Start over if this is a forked child: threads, locks and sockets are the parent's.
+
+        A stored pid compared on use, rather than an ``os.register_at_fork`` hook per client
+        (which could never be removed). ``os.getpid()`` costs ~0.4 µs, so the local-mode hot
+        path (a visitor already reported) skips it; every other call, and the first sight of
+        a new visitor, checks.
+        """
+        if self._pid != os.getpid():
+            self._after_fork()
+
     def _reset_process_state(self) -> None:
         """Fresh per-process state: at construction and in a forked child."""
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._seen: dict[str, set[str]] = {}  # experiment key → visitors reported
@@ -343,6 +411,7 @@ class Client:
     def _after_fork(self) -> None:
         self._reset_process_state()
         self._breaker.reset()
+        self._remembered.reset()
         self._batcher.reset()
         self._poller.reset()
         if self._has_config:
@@ -379,6 +448,10 @@ class Client:
         answer = answers.get(experiment) if answers is not None else None
         if answer is not None and answer.variant is not None:
             return answer.variant
+        if answers is None and not forced:
+            remembered = self._remembered.recall(visitor, experiment)
+            if remembered is not None:
+                return remembered.variant or CONTROL
         return self._fallback(experiment, default).variant or CONTROL
 
     def _remote_assignments(
@@ -392,10 +465,16 @@ class Client:
         answers = self._remote_assign(visitor, keys, attributes, consent, force)
         if answers is not None:
             return answers
-        is_valid_visitor = type(visitor) is str and 0 < len(visitor) <= MAX_VISITOR_LENGTH
-        reason = "unavailable" if is_valid_visitor else "invalid_visitor"
+        is_valid = is_valid_visitor(visitor)
+        reason = "unavailable" if is_valid else "invalid_visitor"
         fallback_keys = keys if keys is not None else list(self._experiments)
-        return {key: self._fallback(key, None, reason) for key in fallback_keys}
+        fallbacks = {}
+        for key in fallback_keys:
+            remembered = None
+            if is_valid and not (force and key in force):
+                remembered = self._remembered.recall(visitor, key)
+            fallbacks[key] = remembered or self._fallback(key, None, reason)
+        return fallbacks
 
     def _local_assignments(
         self,
@@ -413,8 +492,8 @@ class Client:
                 for key, compiled in experiments.items()
                 if compiled.is_running and (compiled.condition is None or compiled.condition(given))
             ]
-        is_valid_visitor = type(visitor) is str and 0 < len(visitor) <= MAX_VISITOR_LENGTH
-        if not is_valid_visitor:
+        is_valid = is_valid_visitor(visitor)
+        if not is_valid:
             self._count("invalid")
         forced = force or {}
         answers: dict[str, Assignment] = {}
@@ -422,7 +501,7 @@ class Client:
             compiled = experiments.get(key)
             if compiled is None:
                 answers[key] = UNKNOWN if self._has_config else self._fallback(key, None)
-            elif not is_valid_visitor:
+            elif not is_valid:
                 answers[key] = self._fallback(key, None, "invalid_visitor")
             else:
                 answer = compiled.evaluate(visitor, given, consent, forced.get(key))
@@ -440,7 +519,7 @@ class Client:
         force: Mapping[str, str] | None,
     ) -> dict[str, Assignment] | None:
         """Ask the server; ``None`` if it gave no usable answer within the timeout."""
-        if type(visitor) is not str or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
+        if not is_valid_visitor(visitor):
             self._count("invalid")
             return None
         if not self._breaker.is_allowed(time.monotonic()):
@@ -475,6 +554,11 @@ class Client:
             self._count("assign_errors")
             return None
         self._breaker.record_success()
+        if force:
+            answers_to_keep = {key: a for key, a in answers.items() if key not in force}
+        else:
+            answers_to_keep = answers
+        self._remembered.remember(visitor, answers_to_keep)
         return answers
 
     def _remote_failed(self) -> None:
@@ -491,7 +575,7 @@ class Client:
                 return Assignment(answer.variant, answer.payload, False, reason)
             return answer
         return Assignment(
-            default if default is not None else CONTROL, None, False, reason or "unavailable"
+            default if type(default) is str else CONTROL, None, False, reason or "unavailable"
         )
 
     def _report_exposure(
@@ -503,6 +587,7 @@ class Client:
     ) -> None:
         # Report each visitor once per experiment, config and process; the server enrols once
         # anyway, so forgetting everyone when the set is full only costs duplicates.
+        self._check_process()
         seen = self._seen.get(compiled.key)
         if seen is None:
             seen = self._seen[compiled.key] = set()
@@ -523,6 +608,7 @@ class Client:
         )
 
     def _queue(self, build: Callable[[], events.Event], needs_key: bool = False) -> None:
+        self._check_process()
         if needs_key and self._ingest_key is None:
             self._count("invalid")
             log.warning("splitwerk: order and refund events need an ingest_key; event dropped")
@@ -602,9 +688,3 @@ def _close_at_exit(reference: "weakref.ref[Client]") -> None:
     client = reference()
     if client is not None:
         client.close()
-
-
-def _reset_in_child(reference: "weakref.ref[Client]") -> None:
-    client = reference()
-    if client is not None:
-        client._after_fork()

@@ -60,8 +60,14 @@ UNKNOWN = Assignment(None, None, False, "unknown_experiment")
 
 
 def bucket(visitor: str, salt: str) -> int:
-    """Return the visitor's bucket in ``[0, 10000)`` for ``salt`` (spec: the bucket function)."""
-    return (_hash(visitor + salt, HASH_SEED, False) * BUCKETS) >> 32
+    """Return the visitor's bucket in ``[0, 10000)`` for ``salt`` (spec: the bucket function).
+
+    Raises:
+        UnicodeEncodeError: the text holds a lone surrogate, which has no UTF-8 form.
+    """
+    # Bytes, not the str: mmh3 5.3.1 crashes the process (SIGSEGV) when handed a str with a
+    # lone surrogate such as "\ud800". The server encodes first too (server/core/bucketing.py).
+    return (_hash((visitor + salt).encode(), HASH_SEED, False) * BUCKETS) >> 32
 
 
 class Experiment:
@@ -168,6 +174,10 @@ class Experiment:
         """Return the spec's answer for ``visitor`` (steps 1–5, with forcing and consent)."""
         if not self.is_running:
             return self._inactive
+        if not visitor.isascii():
+            # mmh3 must never see a lone surrogate (see ``bucket``); the client refuses such
+            # ids before they get here, and this raises UnicodeEncodeError instead of crashing.
+            visitor.encode()
         if forced is not None and forced in self._forced:
             return self._forced[forced]
         if self.condition is not None and not self.condition(

@@ -10,7 +10,7 @@ the client catches it, logs it and counts the event as ``invalid``.
 import re
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 Event = dict[str, Any]
 
@@ -39,10 +39,29 @@ def money(value: object, name: str) -> str:
     return text
 
 
+def is_valid_visitor(visitor: object) -> TypeGuard[str]:
+    """Tell whether ``visitor`` is an id the server accepts: 1..128 characters of UTF-8 text.
+
+    A lone surrogate (``"\\ud800"``, which JSON can carry) has no UTF-8 form: the server
+    refuses such an id with a 422, so the SDK treats it as invalid rather than hashing it.
+    """
+    if type(visitor) is not str or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
+        return False
+    if visitor.isascii():  # O(1) in CPython; nearly every real id takes this branch
+        return True
+    try:
+        visitor.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_visitor(visitor: object) -> str:
     """Return ``visitor`` if it is a valid visitor id, else raise ``ValueError``."""
-    if not isinstance(visitor, str) or not 0 < len(visitor) <= MAX_VISITOR_LENGTH:
-        raise ValueError(f"visitor must be a string of 1..{MAX_VISITOR_LENGTH} characters")
+    if not is_valid_visitor(visitor):
+        raise ValueError(
+            f"visitor must be a string of 1..{MAX_VISITOR_LENGTH} characters of UTF-8 text"
+        )
     return visitor
 
 
@@ -88,6 +107,8 @@ def order(
         if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
             raise ValueError("currency must be an ISO 4217 code such as 'EUR'")
         event["currency"] = currency
+    # The time of the sale, not of its delivery: after an outage it still counts on its day.
+    event["ts"] = time.time()
     return event
 
 
@@ -97,6 +118,7 @@ def refund(order_id: str, amount: object) -> Event:
         "type": "refund",
         "order_id": check_name(order_id, "order_id"),
         "amount": money(amount, "amount"),
+        "ts": time.time(),  # as for orders: the day of the refund, however late it arrives
     }
 
 

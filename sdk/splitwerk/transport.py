@@ -81,8 +81,6 @@ class HttpTransport:
         self._prefix = parts.path.rstrip("/")
         self._ssl_context = ssl.create_default_context() if self._is_https else None
         self._reset()
-        reference = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _reset_if_alive(reference))
 
     def request(
         self,
@@ -94,6 +92,8 @@ class HttpTransport:
     ) -> Response:
         """Send one request over this thread's connection, reconnecting once if it went stale."""
         deadline = time.monotonic() + timeout
+        if self._pid != os.getpid():
+            self._reset()  # a forked child: the sockets and the lock are the parent's
         connection = self._connection()
         is_reused = connection.sock is not None
         try:
@@ -112,7 +112,10 @@ class HttpTransport:
             raise
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close every thread's connection (in a forked child: forget the parent's)."""
+        if self._pid != os.getpid():
+            self._reset()
+            return
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -121,6 +124,7 @@ class HttpTransport:
     def _reset(self) -> None:
         # Also run in a forked child: the parent's lock may be held by a thread that does
         # not exist here, and its sockets must not be shared between two processes.
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
@@ -191,9 +195,3 @@ def _remaining(deadline: float) -> float:
     if remaining <= 0:
         raise TimeoutError("splitwerk request deadline passed")
     return remaining
-
-
-def _reset_if_alive(reference: "weakref.ref[HttpTransport]") -> None:
-    transport = reference()
-    if transport is not None:
-        transport._reset()

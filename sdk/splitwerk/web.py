@@ -76,20 +76,27 @@ class VisitorCookie:
 
     def resolve(self, environ: MutableMapping[str, Any]) -> CookieAction:
         """Put the visitor id and consent into ``environ``; return the cookie action."""
-        has_consent = False
-        with self._guard:
-            has_consent = self.consent(environ) is True
-        existing = read_cookie(environ.get("HTTP_COOKIE", ""), self.cookie_name)
-        action: CookieAction = None
-        if has_consent:
-            visitor = existing if existing is not None else new_visitor_id()
-            action = None if existing is not None else "set"
-        else:
-            visitor = new_visitor_id()
-            action = "delete" if existing is not None else None
+        has_consent = self.has_consent(environ)
+        header = environ.get("HTTP_COOKIE", "")
+        visitor, action = self.decide(header if isinstance(header, str) else "", has_consent)
         environ[VISITOR_KEY] = visitor
         environ[CONSENT_KEY] = has_consent
         return action
+
+    def has_consent(self, request: Any) -> bool:
+        """Ask the consent check about ``request``; an exception or non-``True`` is a no."""
+        with self._guard:
+            return self.consent(request) is True
+        return False
+
+    def decide(self, cookie_header: str, has_consent: bool) -> tuple[str, CookieAction]:
+        """Return the visitor id for a request with this ``Cookie`` header, and the action."""
+        existing = read_cookie(cookie_header, self.cookie_name)
+        if has_consent:
+            if existing is not None:
+                return existing, None
+            return new_visitor_id(), "set"
+        return new_visitor_id(), ("delete" if existing is not None else None)
 
     def header(self, action: CookieAction, visitor: str, is_secure: bool) -> str | None:
         """Return the ``Set-Cookie`` header value for ``action``, if any."""
