@@ -47,7 +47,7 @@ run: check-port $(RUNTIME_STAMP) $(DASHBOARD_STAMP)
 	$(BIN)/splitwerk serve --dev --port $(PORT)
 
 check-port:
-	@$(PYTHON) -m server.ports 127.0.0.1 $(PORT)
+	@$(PYTHON) -m server.ports $(or $(SPLITWERK_HOST),127.0.0.1) $(PORT)
 
 ## Install everything and run the whole suite (Python, node and browser tests).
 test: $(DEV_STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)

@@ -273,7 +273,10 @@ def _api_client() -> ApiClient:
     """
     meta = click.get_current_context().meta
     default_url, default_token = client_settings()
-    dev_token = Path(load_config(validate=False).DATA_DIR) / DEV_TOKEN_FILE
+    try:
+        dev_token = Path(load_config(validate=False).DATA_DIR) / DEV_TOKEN_FILE
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
     token = meta.get("splitwerk.token") or default_token
     if token is None and dev_token.is_file():
         token = dev_token.read_text().strip() or None

@@ -323,3 +323,11 @@ def test_make_run_reports_a_taken_port_before_installing_anything(tmp_path: Path
     assert f"port {port} on 127.0.0.1 is taken" in text
     assert f"make run PORT={port + 1}" in text
     assert not venv.exists()  # nothing was installed
+
+
+def test_a_wrong_setting_stops_a_client_command_with_its_name() -> None:
+    result = CliRunner(env={"SPLITWERK_RETENTION_DAYS": "many"}).invoke(
+        main, ["experiments", "list", "--url", f"http://127.0.0.1:{free_port()}"]
+    )
+    assert result.exit_code == 1
+    assert "SPLITWERK_RETENTION_DAYS: expected a number" in result.output
