@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as strategy
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportions_ztest
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from server.core.models import Analysis
@@ -93,31 +93,39 @@ def test_fixed_conversion_p_value_matches_statsmodels_proportions_ztest(
     assert result.variants[1].p_value == pytest.approx(expected, abs=TOLERANCE)
 
 
+def fieller_relative(
+    a: float, b: float, var_a: float, var_b: float, k: float
+) -> tuple[float, float]:
+    """Fieller's interval of b/a - 1: the roots of (b - r a)² = k² (var_b + r² var_a), by numpy."""
+    roots = np.roots([a * a - k * k * var_a, -2 * a * b, b * b - k * k * var_b])
+    return float(min(roots)) - 1, float(max(roots)) - 1
+
+
 @pytest.mark.parametrize(("control_n", "control_c", "variant_n", "variant_c"), CONVERSION_CASES)
-def test_fixed_conversion_intervals_are_unpooled_wald_and_delta_method(
+def test_fixed_conversion_intervals_are_agresti_caffo_and_fieller(
     control_n: int, control_c: int, variant_n: int, variant_c: int
 ) -> None:
     variant = analyse_conversion(
         [ConversionCounts(control_n, control_c), ConversionCounts(variant_n, variant_c)],
         method=FIXED,
     ).variants[1]
-    a, b = control_c / control_n, variant_c / variant_n
-    var_a, var_b = a * (1 - a) / control_n, b * (1 - b) / variant_n
-    z = scipy_stats.norm.ppf(0.975)
-    half = z * math.sqrt(var_a + var_b)
-    assert variant.uplift == pytest.approx(b - a, abs=TOLERANCE)
+    lower, upper = confint_proportions_2indep(
+        variant_c, variant_n, control_c, control_n, method="agresti-caffo"
+    )
+    assert variant.uplift == pytest.approx(variant_c / variant_n - control_c / control_n)
     assert variant.uplift_interval is not None
-    assert variant.uplift_interval.lower == pytest.approx(b - a - half, abs=TOLERANCE)
-    assert variant.uplift_interval.upper == pytest.approx(b - a + half, abs=TOLERANCE)
-    relative_half = z * math.sqrt(var_b / a**2 + b**2 * var_a / a**4)
-    assert variant.relative_uplift == pytest.approx(b / a - 1, abs=TOLERANCE)
+    assert variant.uplift_interval.lower == pytest.approx(lower, abs=TOLERANCE)
+    assert variant.uplift_interval.upper == pytest.approx(upper, abs=TOLERANCE)
+    # Fieller on the same adjusted rates and variances
+    a, b = (control_c + 1) / (control_n + 2), (variant_c + 1) / (variant_n + 2)
+    var_a, var_b = a * (1 - a) / (control_n + 2), b * (1 - b) / (variant_n + 2)
+    expected = fieller_relative(a, b, var_a, var_b, scipy_stats.norm.ppf(0.975))
+    assert variant.relative_uplift == pytest.approx(
+        (variant_c / variant_n) / (control_c / control_n) - 1, abs=TOLERANCE
+    )
     assert variant.relative_uplift_interval is not None
-    assert variant.relative_uplift_interval.lower == pytest.approx(
-        b / a - 1 - relative_half, abs=TOLERANCE
-    )
-    assert variant.relative_uplift_interval.upper == pytest.approx(
-        b / a - 1 + relative_half, abs=TOLERANCE
-    )
+    assert variant.relative_uplift_interval.lower == pytest.approx(expected[0], abs=TOLERANCE)
+    assert variant.relative_uplift_interval.upper == pytest.approx(expected[1], abs=TOLERANCE)
 
 
 def test_alpha_sets_the_interval_level() -> None:
@@ -171,17 +179,17 @@ def test_fixed_value_interval_matches_statsmodels_welch_satterthwaite_interval(s
     assert result.uplift_interval.upper == pytest.approx(upper, abs=TOLERANCE)
 
 
-def test_fixed_value_relative_interval_is_delta_method_with_the_welch_critical_value() -> None:
+def test_fixed_value_relative_interval_is_fieller_with_the_welch_critical_value() -> None:
     control, variant = revenue_samples(6, (700, 700))
     result = analyse_value([sums_of(control), sums_of(variant)], method=FIXED).variants[1]
     a, b = control.mean(), variant.mean()
     var_a, var_b = control.var(ddof=1) / len(control), variant.var(ddof=1) / len(variant)
     freedom = (var_a + var_b) ** 2 / (var_a**2 / (len(control) - 1) + var_b**2 / (len(variant) - 1))
-    half = scipy_stats.t.ppf(0.975, freedom) * math.sqrt(var_b / a**2 + b**2 * var_a / a**4)
+    expected = fieller_relative(a, b, var_a, var_b, scipy_stats.t.ppf(0.975, freedom))
     assert result.relative_uplift == pytest.approx(b / a - 1, abs=TOLERANCE)
     assert result.relative_uplift_interval is not None
-    assert result.relative_uplift_interval.lower == pytest.approx(b / a - 1 - half, abs=TOLERANCE)
-    assert result.relative_uplift_interval.upper == pytest.approx(b / a - 1 + half, abs=TOLERANCE)
+    assert result.relative_uplift_interval.lower == pytest.approx(expected[0], abs=TOLERANCE)
+    assert result.relative_uplift_interval.upper == pytest.approx(expected[1], abs=TOLERANCE)
 
 
 # --- sequential (mSPRT) -------------------------------------------------------------------------
@@ -244,13 +252,14 @@ def test_confidence_sequence_ends_are_where_the_mixture_ratio_reaches_one_over_a
     variant = analyse_conversion(
         [ConversionCounts(n, control_c), ConversionCounts(n, variant_c)], minimum_effect=0.1
     ).variants[1]
-    a, b = control_c / n, variant_c / n
-    pair_variance = a * (1 - a) + b * (1 - b)  # intervals use each variant's own rate
+    # intervals use each variant's own rate, Agresti–Caffo adjusted (n + 2 visitors each)
+    a, b = (control_c + 1) / (n + 2), (variant_c + 1) / (n + 2)
+    pair_variance = a * (1 - a) + b * (1 - b)
     tau2 = (0.1 * (control_c + variant_c) / (2 * n)) ** 2
     assert variant.uplift_interval is not None
     for end in (variant.uplift_interval.lower, variant.uplift_interval.upper):
         # shifting the hypothesis to theta = end: the ratio against it is exactly 1 / alpha
-        assert johari_p_value(b - a - end, pair_variance, n, tau2) == pytest.approx(0.05)
+        assert johari_p_value(b - a - end, pair_variance, n + 2, tau2) == pytest.approx(0.05)
 
 
 def test_confidence_sequence_is_wider_than_the_fixed_horizon_interval() -> None:
@@ -370,7 +379,9 @@ def test_conversion_chance_to_beat_and_expected_loss_match_monte_carlo(
     control_n: int, control_c: int, variant_n: int, variant_c: int
 ) -> None:
     variant = analyse_conversion(
-        [ConversionCounts(control_n, control_c), ConversionCounts(variant_n, variant_c)]
+        [ConversionCounts(control_n, control_c), ConversionCounts(variant_n, variant_c)],
+        minimum_visitors=0,  # the rule off: these check the integrals, small posteriors included
+        minimum_conversions=0,
     ).variants[1]
     rng = np.random.default_rng(42)
     a = rng.beta(1 + control_c, 1 + control_n - control_c, 400_000)
@@ -395,7 +406,8 @@ def test_value_chance_to_beat_and_expected_loss_match_monte_carlo_of_normal_post
 
 def test_identical_variants_have_an_even_chance_to_beat_control() -> None:
     for n, c in ((50, 5), (100000, 5000)):
-        variant = analyse_conversion([ConversionCounts(n, c), ConversionCounts(n, c)]).variants[1]
+        counts = [ConversionCounts(n, c), ConversionCounts(n, c)]
+        variant = analyse_conversion(counts, minimum_visitors=0, minimum_conversions=0).variants[1]
         assert variant.chance_to_beat_control == pytest.approx(0.5, abs=1e-3)
 
 
@@ -453,8 +465,9 @@ def test_segments_below_the_minimum_sample_are_reported_but_not_judged() -> None
     for name in ("tablet", "desktop"):
         assert not results[name].is_judged
         variant = results[name].result.variants[1]
-        assert variant.p_value is not None and variant.relative_uplift is not None
+        assert variant.p_value is not None and variant.uplift is not None
         assert variant.adjusted_p_value is None and not variant.is_significant
+        assert variant.status == "not_enough_data" and variant.reason
 
 
 def test_segment_p_values_are_benjamini_hochberg_adjusted_over_judged_segments() -> None:
@@ -655,14 +668,22 @@ def test_edge_cases_have_defined_answers(method: Analysis) -> None:
     for name in ("no conversions", "everyone converted", "identical constant values"):
         same = variant(name)
         assert same.p_value == 1.0 and same.uplift == 0.0 and not same.is_significant
-        assert same.chance_to_beat_control == pytest.approx(0.5, abs=1e-3)
+    # judged (1000 conversions): an even chance; below the minimum-evidence rule: none at all
+    assert variant("everyone converted").chance_to_beat_control == pytest.approx(0.5, abs=1e-3)
+    for name in ("no conversions", "identical constant values"):
+        assert variant(name).status == "not_enough_data"
+        assert variant(name).chance_to_beat_control is None
     assert variant("no conversions").relative_uplift is None  # nothing to be relative to
+    assert variant("no conversions").relative_reason
     single = variant("single value visitor")
     assert single.uplift == -20.0 and single.p_value is None and single.uplift_interval is None
     different = variant("different constant values")
     assert different.uplift == 5.0 and different.p_value is None
     assert variant("zero control mean").relative_uplift is None
-    assert variant("negative margins").relative_uplift == pytest.approx(-0.6)
+    # a percentage of a negative baseline reads the wrong way round: not given, with the reason
+    negative = variant("negative margins")
+    assert negative.relative_uplift is None and negative.relative_uplift_interval is None
+    assert "not above zero" in negative.relative_reason
     assert analyse(dict(EDGE_CASES)["only the control"], method).variants[0].estimate == 0.1
 
 
