@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := sdk/js/node_modules/.installed-stamp
 DASHBOARD_STAMP := dashboard/node_modules/.installed-stamp
 
-.PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench clean
+.PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench simulate clean
 
 $(STAMP): setup.cfg pyproject.toml sdk/setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ loadtest: $(STAMP)
 	$(BIN)/python loadtests/bench.py
 
 bench: loadtest
+
+## Seeded A/A simulations of every statistical method, 2000 runs per row (a few minutes):
+## prints the table of docs/statistics.md and fails when a method breaks its promise.
+simulate: $(STAMP)
+	$(BIN)/python scripts/simulate_stats.py
 
 clean:
 	rm -rf $(VENV) sdk/js/node_modules dashboard/node_modules dashboard/static/vendor build \

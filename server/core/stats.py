@@ -993,9 +993,7 @@ def _compare_value(
     """Difference, intervals and p-value of one variant's mean value against the control's."""
     if control.mean is None or variant.mean is None:
         return _Comparison()
-    uplift = variant.mean - control.mean
-    if abs(uplift) <= VARIANCE_ROUNDING * max(abs(control.mean), abs(variant.mean)):
-        uplift = 0.0  # equal means up to the rounding of two divisions
+    uplift = _difference(control.mean, variant.mean)
     if control.variance is None or variant.variance is None:
         return _Comparison(uplift=uplift, relative_reason="a variant has a single visitor")
     control_variance = control.variance / control.visitors
@@ -1321,7 +1319,7 @@ def _normal_chance_and_loss(control: _Moments, variant: _Moments) -> tuple[float
         return None
     if control.variance is None or variant.variance is None:
         return None
-    difference = variant.mean - control.mean
+    difference = _difference(control.mean, variant.mean)
     spread = math.sqrt(control.variance / control.visitors + variant.variance / variant.visitors)
     if spread == 0.0:
         return (0.5, 0.0) if difference == 0.0 else None
@@ -1332,6 +1330,19 @@ def _normal_chance_and_loss(control: _Moments, variant: _Moments) -> tuple[float
         + spread * math.exp(-0.5 * standardised * standardised) / _SQRT_2_PI
     )
     return chance, max(0.0, loss)
+
+
+def _difference(control_mean: float, variant_mean: float) -> float:
+    """The variant's mean minus the control's; 0 when they differ only by rounding.
+
+    Equal totals divided by different visitor counts can differ in the last bit; with no spread
+    that difference would be "infinitely significant" (p = 0) in one segment and undefined in
+    the next.
+    """
+    difference = variant_mean - control_mean
+    if abs(difference) <= VARIANCE_ROUNDING * max(abs(control_mean), abs(variant_mean)):
+        return 0.0
+    return difference
 
 
 def _normal_quantile(alpha: float) -> float:

@@ -26,6 +26,7 @@ from server.core.stats import (
     analyse_value,
     analyse_value_segments,
     benjamini_hochberg,
+    estimate_interval,
     estimated_end_date,
     holm,
     running_minimum,
@@ -766,3 +767,187 @@ def test_standard_deviation_matches_the_sample_standard_deviation():
     assert stats.standard_deviation(sums) == pytest.approx(reference.stdev(values), abs=1e-9)
     assert stats.standard_deviation(stats.ValueSums(1, 3.0, 9.0)) is None
     assert stats.standard_deviation(stats.ValueSums(3, 6.0, 12.0)) == 0.0
+
+
+# --- results that never mislead (issue 13) ------------------------------------------------------
+
+
+def margins_sample(seed: int, mean: float, size: int) -> Any:
+    """Contribution margins per visitor: negative on average (returns, shipping), some positive."""
+    rng = np.random.default_rng(seed)
+    return np.round(rng.normal(mean, 20.0, size), 2)
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_relative_uplift_of_a_negative_baseline_is_not_given_with_the_reason(
+    method: Analysis,
+) -> None:
+    # control loses 5.83 € per visitor, b 2.85 €: b is better, yet b / a - 1 reads as -51 %
+    control, variant = margins_sample(1, -5.83, 2000), margins_sample(2, -2.85, 2000)
+    result = analyse_value([sums_of(control), sums_of(variant)], method=method).variants[1]
+    assert result.uplift is not None and result.uplift > 0
+    assert result.relative_uplift is None and result.relative_uplift_interval is None
+    assert result.relative_reason is not None and "not above zero" in result.relative_reason
+
+
+def test_a_baseline_not_clearly_above_zero_gets_no_relative_uplift() -> None:
+    control, variant = margins_sample(3, 0.3, 400), margins_sample(4, 1.0, 400)
+    result = analyse_value([sums_of(control), sums_of(variant)], method=FIXED).variants[1]
+    assert control.mean() > 0 and result.relative_uplift is None
+    assert result.relative_reason == "the control's mean is not clearly above zero yet"
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_one_visitor_is_never_significant(method: Analysis) -> None:
+    result = analyse_conversion([ConversionCounts(300, 34), ConversionCounts(1, 1)], method=method)
+    variant = result.variants[1]
+    assert variant.status == "not_enough_data" and not variant.is_significant
+    assert variant.reason == "fewer than 100 visitors in the control or the variant"
+    assert variant.adjusted_p_value is None and variant.chance_to_beat_control is None
+    assert variant.expected_loss is None
+    assert result.minimum_visitors == 100 and result.minimum_conversions == 10
+
+
+def test_small_counts_take_fishers_exact_test() -> None:
+    for control, variant in (((300, 34), (1, 1)), ((300, 0), (1, 1)), ((400, 1), (380, 6))):
+        result = analyse_conversion(
+            [ConversionCounts(*control), ConversionCounts(*variant)], method=FIXED
+        ).variants[1]
+        table = [[variant[1], variant[0] - variant[1]], [control[1], control[0] - control[1]]]
+        expected = scipy_stats.fisher_exact(table).pvalue
+        assert result.p_value == pytest.approx(expected, abs=TOLERANCE)
+    # 34/300 against 1/1: the z-test said 0.0058, Fisher says 0.116
+    single = analyse_conversion(
+        [ConversionCounts(300, 34), ConversionCounts(1, 1)], method=FIXED
+    ).variants[1]
+    assert single.p_value == pytest.approx(0.116, abs=1e-3)
+
+
+def test_one_converting_visitor_against_none_gets_no_certain_interval() -> None:
+    # 0/300 against 1/1 gave "+100.00 pp [+100.00, +100.00]"
+    variant = analyse_conversion(
+        [ConversionCounts(300, 0), ConversionCounts(1, 1)], method=FIXED
+    ).variants[1]
+    assert variant.uplift_interval is not None
+    assert variant.uplift_interval.upper - variant.uplift_interval.lower > 0.5
+    assert not variant.is_significant
+
+
+def test_few_conversions_are_not_enough_even_with_many_visitors() -> None:
+    result = analyse_conversion(
+        [ConversionCounts(5000, 0), ConversionCounts(5000, 7)], method=FIXED
+    ).variants[1]
+    assert result.status == "not_enough_data" and not result.is_significant
+    assert result.reason == "fewer than 10 conversions in the control and the variant together"
+
+
+def test_value_goals_need_ten_buyers() -> None:
+    # one 1,000,000 € order among 2000 visitors decides nothing
+    control = ValueSums(1000, 0.0, 0.0, buyers=0)
+    variant = ValueSums(1000, 1e6, 1e12, buyers=1)
+    result = analyse_value([control, variant], method=FIXED).variants[1]
+    assert result.status == "not_enough_data" and result.chance_to_beat_control is None
+    assert result.reason == "fewer than 10 buyers in the control and the variant together"
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_a_variant_without_conversions_gets_an_honest_relative_interval(method: Analysis) -> None:
+    # [-100 %, -100 %] claimed certainty from a variance of 0
+    variant = analyse_conversion(
+        [ConversionCounts(3000, 60), ConversionCounts(3000, 0)], method=method
+    ).variants[1]
+    interval = variant.relative_uplift_interval
+    if interval is not None:
+        assert interval.lower == -1.0 and interval.upper > -0.95
+    else:
+        assert variant.relative_reason
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_a_variant_without_revenue_gets_no_relative_interval_of_certainty(
+    method: Analysis,
+) -> None:
+    control, _ = revenue_samples(21, (2000, 1))
+    result = analyse_value(
+        [sums_of(control), ValueSums(2000, 0.0, 0.0, buyers=0)], method=method
+    ).variants[1]
+    assert result.relative_uplift_interval is None
+    assert result.relative_reason == "a variant has no spread: every visitor has the same total"
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+@pytest.mark.parametrize(
+    ("control", "variant"), [((27, 1), (30, 0)), ((270, 10), (300, 2)), ((120, 3), (130, 9))]
+)
+def test_rate_differences_stay_within_what_the_rates_allow(
+    control: tuple[int, int], variant: tuple[int, int], method: Analysis
+) -> None:
+    # the sequence at 3.70 % once reached -31.62 pp: lower than minus the control's rate
+    result = analyse_conversion(
+        [ConversionCounts(*control), ConversionCounts(*variant)], method=method
+    ).variants[1]
+    interval = result.uplift_interval
+    assert interval is not None
+    z = 4.0  # the documented bound: Wilson upper bounds at z = 4
+    for counts, end in ((control, -interval.lower), (variant, interval.upper)):
+        n, rate = counts[0], counts[1] / counts[0]
+        spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+        wilson = (rate + z * z / (2 * n) + spread) / (1 + z * z / n)
+        assert end <= wilson + 1e-12
+    assert -1.0 <= interval.lower <= result.uplift <= interval.upper <= 1.0
+    relative = result.relative_uplift_interval
+    assert relative is None or relative.lower >= -1.0
+
+
+def test_chart_bands_never_leave_the_possible_range() -> None:
+    rate_band = estimate_interval(ConversionCounts(30, 1))
+    assert rate_band is not None and rate_band.lower == 0.0
+    assert estimate_interval(ConversionCounts(30, 29)).upper == 1.0  # type: ignore[union-attr]
+    skewed = sums_of([0.0] * 40 + [500.0])
+    assert estimate_interval(skewed).lower < 0  # type: ignore[union-attr]  # margins may go below 0
+    revenue = estimate_interval(skewed, is_non_negative=True)
+    assert revenue is not None and revenue.lower == 0.0
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_skewed_revenue_relative_interval_is_bounded_below_for_revenue(method: Analysis) -> None:
+    control, variant = revenue_samples(22, (300, 300))
+    variant[:] = variant * 0.05
+    result = analyse_value(
+        [sums_of(control), sums_of(variant)], method=method, is_non_negative=True
+    ).variants[1]
+    assert result.relative_uplift_interval is None or result.relative_uplift_interval.lower >= -1
+
+
+# equal prices, every visitor a buyer: the means differ only in the last bit
+EQUAL_PRICE_CASES = [(44, 2475, 2931), (73054698, 2373, 2443), (8482, 1225, 2838), (76, 193, 106)]
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+@pytest.mark.parametrize(("cents", "control_n", "variant_n"), EQUAL_PRICE_CASES)
+def test_everybody_paying_the_same_is_no_difference_in_any_segment(
+    cents: int, control_n: int, variant_n: int, method: Analysis
+) -> None:
+    def sums(n: int) -> ValueSums:
+        # as the results service builds them: integer cents divided into euros
+        return ValueSums(n, cents * n / 100, cents * cents * n / 10000, buyers=n)
+
+    result = analyse_value([sums(control_n), sums(variant_n)], method=method).variants[1]
+    assert result.uplift == 0.0 and result.p_value == 1.0
+    assert result.chance_to_beat_control == 0.5 and not result.is_significant
+
+
+def test_sequential_p_values_are_the_running_minimum_over_looks() -> None:
+    looks = [
+        [ConversionCounts(2000, 100), ConversionCounts(2000, 140)],
+        [ConversionCounts(4000, 200), ConversionCounts(4000, 250)],
+        [ConversionCounts(50, 2), ConversionCounts(50, 9)],  # below the rule: does not count
+    ]
+    now = [ConversionCounts(6000, 300), ConversionCounts(6000, 330)]
+    alone = [analyse_conversion(look).variants[1].p_value for look in [*looks[:2], now]]
+    shown = analyse_conversion(now, looks=looks).variants[1]
+    assert alone[2] is not None and min(alone) < alone[2]  # this look alone would rise
+    assert shown.p_value == min(p for p in alone if p is not None)
+    assert shown.adjusted_p_value == shown.p_value
+    fixed = analyse_conversion(now, method=FIXED, looks=looks).variants[1]
+    assert fixed.p_value == analyse_conversion(now, method=FIXED).variants[1].p_value
