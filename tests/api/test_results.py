@@ -76,7 +76,12 @@ def test_results_match_independent_implementations(client: Any) -> None:
     assert margin_goal["result"]["variants"][1]["uplift"] == pytest.approx(
         sum(note) / len(note) - sum(control) / len(control), abs=1e-9
     )
-    assert "per visitor" in margin_goal["summary"]
+    # 60 visitors per variant are below the minimum-evidence rule of 100
+    assert margin_goal["summary"] == (
+        "not enough data yet for margin: fewer than 100 visitors in the control or the variant"
+    )
+    assert margin_goal["result"]["variants"][1]["status"] == "not_enough_data"
+    assert margin_goal["result"]["minimum_visitors"] == 100
     assert body["summary"] == purchase["summary"]
 
 
@@ -118,7 +123,44 @@ def test_daily_series_is_cumulative(client: Any, redis_client: redis.Redis) -> N
     assert [p["variants"][0]["converted"] for p in points] == [1, 3]
     assert points[1]["variants"][0]["estimate"] == pytest.approx(0.1)
     band = points[1]["variants"][0]["interval"]
-    assert band["lower"] == pytest.approx(0.1 - 1.959964 * math.sqrt(0.1 * 0.9 / 30), abs=1e-5)
+    assert band["upper"] == pytest.approx(0.1 + 1.959964 * math.sqrt(0.1 * 0.9 / 30), abs=1e-5)
+    assert band["lower"] == 0.0  # 0.1 - 0.107: a chart never draws a rate below 0
+
+
+def test_a_value_dated_before_the_first_enrolment_does_not_break_the_results(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    redis_client.hset(
+        COUNTS,
+        mapping={
+            "e:0": 10, "e:1": 10, "e:0:d:2026-11-21": 10, "e:1:d:2026-11-21": 10,
+            "c:0:margin": 1, "s:0:margin": 1500, "q:0:margin": 2250000,
+            "c:0:margin:d:2026-11-20": 1, "s:0:margin:d:2026-11-20": 1500,
+            "q:0:margin:d:2026-11-20": 2250000,
+        },
+    )  # fmt: skip
+    response = client.get("/v1/experiments/shipping-note/results", headers=VIEWER)
+    assert response.status_code == 200  # ValueError, a 500, before
+    margin = next(series for series in response.json["daily"] if series["goal"] == "margin")
+    assert [point["day"] for point in margin["points"]] == ["2026-11-20", "2026-11-21"]
+    first = margin["points"][0]["variants"][0]
+    assert first["visitors"] == 0 and first["estimate"] is None and first["interval"] is None
+
+
+def test_results_json_carries_the_evidence_fields(client: Any, redis_client: redis.Redis) -> None:
+    start(client)
+    redis_client.hset(COUNTS, mapping={"e:0": 300, "e:1": 1, "c:0:purchase": 34,
+                                       "c:1:purchase": 1})  # fmt: skip
+    body = client.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
+    control, variant = body["goals"][0]["result"]["variants"]
+    assert control["status"] == "control"
+    assert variant["status"] == "not_enough_data" and variant["is_significant"] is False
+    assert variant["reason"] == "fewer than 100 visitors in the control or the variant"
+    assert variant["p_value"] == pytest.approx(0.116, abs=1e-3)  # Fisher's exact test
+    assert variant["chance_to_beat_control"] is None
+    assert body["summary"].startswith("not enough data yet for purchase")
+    assert body["goals"][0]["traffic_days"] == 1
 
 
 def test_small_segments_are_shown_but_not_judged(client: Any, redis_client: redis.Redis) -> None:
