@@ -399,4 +399,18 @@ GERMAN: dict[str, str] = {
     "Draft {key} created.": "Entwurf {key} angelegt.",
     "Changes saved.": "Änderungen gespeichert.",
     "Nothing changed.": "Nichts geändert.",
+    # results that never mislead (issue 13)
+    "Not enough data yet: a verdict needs {visitors} visitors in each variant and "
+    "{conversions} conversions in both together.": (
+        "Noch nicht genug Daten: ein Urteil braucht {visitors} Besucher je Variante und "
+        "{conversions} Conversions in beiden zusammen."
+    ),
+    "No relative change: the control's value is not clearly above zero.": (
+        "Keine relative Änderung: der Wert der Kontrolle liegt nicht klar über null."
+    ),
+    "About {missing} more visitors are needed to detect a change of {effect} in {goal}; at "
+    "the traffic of the first day that is around {date}.": (
+        "Noch etwa {missing} Besucher nötig, um eine Änderung von {effect} bei {goal} zu "
+        "erkennen; beim Traffic des ersten Tages etwa am {date}."
+    ),
 }

@@ -16,8 +16,12 @@ from dashboard import formatting
 from dashboard.i18n import BROWSER_TAGS, Translator
 from server.core.models import BASIS_POINTS, AuditEntry, Experiment, GoalKind, Status
 from server.core.stats import (
+    JUDGED,
+    MINIMUM_CONVERSIONS,
     MINIMUM_SEGMENT_CONVERSIONS,
     MINIMUM_SEGMENT_VISITORS,
+    MINIMUM_VISITORS,
+    NOT_ENOUGH_DATA,
     GoalResult,
     SegmentResult,
     VariantResult,
@@ -29,6 +33,7 @@ from server.services.results import (
     ExperimentResults,
     GoalReport,
     SegmentReport,
+    is_winner,
 )
 
 BETTER = "better"  # tone of a conclusive improvement (green)
@@ -66,7 +71,8 @@ def status_label(status: Status, t: Translator) -> str:
 
 
 def _tone(result: VariantResult) -> str:
-    if not result.is_significant or result.uplift is None:
+    """Colour only a verdict: judged, significant after adjustment, interval off zero."""
+    if not is_winner(result) or result.uplift is None:
         return NEUTRAL
     return BETTER if result.uplift > 0 else WORSE
 
@@ -81,6 +87,7 @@ class Effect:
 
     uplift: str  # absolute: percentage points or money per visitor
     relative: str  # relative to the control, in percent
+    relative_note: str  # why there is no relative change, when there is none
     interval: str  # 95 % interval of the absolute uplift, in words
     chance: str  # chance to beat the control
     p_value: str
@@ -115,8 +122,13 @@ def effect(
     return Effect(
         uplift=formatting.DASH if result.uplift is None else absolute(result.uplift),
         relative=formatting.percent(result.relative_uplift, locale, 1, signed=True),
+        relative_note=(
+            ""
+            if result.relative_uplift is not None or result.uplift is None
+            else t("No relative change: the control's value is not clearly above zero.")
+        ),
         interval=bounds,
-        chance=formatting.percent(result.chance_to_beat_control, locale),
+        chance=formatting.chance(result.chance_to_beat_control, locale),
         p_value=formatting.p_value(result.p_value, locale),
         adjusted_p_value=formatting.p_value(result.adjusted_p_value, locale),
         tone=_tone(result),
@@ -160,11 +172,14 @@ def _sentence(
     likelihood = ""
     if chance is not None:
         likelihood = (
-            t("{chance} likely better", chance=formatting.percent(chance, locale))
+            t("{chance} likely better", chance=formatting.chance(chance, locale))
             if chance >= EVEN_CHANCE
-            else t("{chance} likely worse", chance=formatting.percent(1 - chance, locale))
+            else t("{chance} likely worse", chance=formatting.chance(1 - chance, locale))
         )
-    verdict = t("Conclusive.") if result.is_significant else t("Not conclusive yet.")
+    if result.status == NOT_ENOUGH_DATA:
+        verdict = not_enough_data_note(t)
+    else:
+        verdict = t("Conclusive.") if is_winner(result) else t("Not conclusive yet.")
     return f"{claim}; {likelihood}. {verdict}" if likelihood else f"{claim}. {verdict}"
 
 
@@ -206,11 +221,33 @@ def p_value_method(result: GoalResult, t: Translator) -> str:
     return t("sequential, always valid")
 
 
+def not_enough_data_note(t: Translator) -> str:
+    """The minimum-evidence rule in words."""
+    return t(
+        "Not enough data yet: a verdict needs {visitors} visitors in each variant and "
+        "{conversions} conversions in both together.",
+        visitors=MINIMUM_VISITORS,
+        conversions=MINIMUM_CONVERSIONS,
+    )
+
+
 def _best(result: GoalResult) -> VariantResult | None:
-    challengers = [v for v in result.variants[1:] if v.uplift is not None]
-    if not challengers:
+    """The challenger the headline speaks of: the clearest winner, else the judged challenger
+    with the strongest adjusted evidence; None when no comparison is judged yet.
+
+    Never the highest unadjusted chance to beat control: with ten variants one of them looks
+    95 % likely better by luck alone in about a quarter of A/A experiments.
+    """
+    judged = [v for v in result.variants[1:] if v.uplift is not None and v.status == JUDGED]
+    if not judged:
         return None
-    return max(challengers, key=lambda v: v.chance_to_beat_control or 0.0)
+    winners = [v for v in judged if is_winner(v)]
+    better = [v for v in winners if (v.uplift or 0.0) > 0.0]
+    if better:
+        return max(better, key=lambda v: v.uplift or 0.0)
+    if winners:
+        return min(winners, key=lambda v: v.uplift or 0.0)
+    return min(judged, key=lambda v: (v.adjusted_p_value is None, v.adjusted_p_value or 1.0))
 
 
 def goal_view(
@@ -252,11 +289,11 @@ def goal_view(
         )
     challengers = len(result.variants) - 1
     best = _best(result)
-    headline = (
-        t("Not enough data yet.")
-        if best is None
-        else _sentence(report.kind, keys[best.variant], best, control, t, currency)
-    )
+    has_data = any(v.uplift is not None for v in result.variants[1:])
+    if best is not None:
+        headline = _sentence(report.kind, keys[best.variant], best, control, t, currency)
+    else:
+        headline = not_enough_data_note(t) if has_data else t("Not enough data yet.")
     return GoalView(
         key=report.key,
         kind=report.kind,
@@ -489,6 +526,15 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
             effect=effect_text,
             goal=report.key,
         )
+    elif report.traffic_days == 1:
+        sentence = t(
+            "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
+            "at the traffic of the first day that is around {date}.",
+            missing=formatting.number(missing, locale),
+            effect=effect_text,
+            goal=report.key,
+            date=end,
+        )
     else:
         sentence = t(
             "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
@@ -496,7 +542,7 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
             missing=formatting.number(missing, locale),
             effect=effect_text,
             goal=report.key,
-            days=DAILY_TRAFFIC_DAYS,
+            days=report.traffic_days or DAILY_TRAFFIC_DAYS,
             date=end,
         )
     return Progress(
