@@ -413,4 +413,9 @@ GERMAN: dict[str, str] = {
         "Noch etwa {missing} Besucher nötig, um eine Änderung von {effect} bei {goal} zu "
         "erkennen; beim Traffic des ersten Tages etwa am {date}."
     ),
+    "Each visitor's total counts at most {cap} in these statistics, so that one huge order "
+    "cannot decide; the totals are not capped.": (
+        "Der Gesamtwert eines Besuchers zählt in dieser Statistik höchstens mit {cap}, damit "
+        "eine einzelne riesige Bestellung nicht entscheidet; die Summen sind nicht gekappt."
+    ),
 }

@@ -208,6 +208,7 @@ class GoalView:
     value_heading: str
     p_value_method: str
     adjustment_note: str
+    cap_note: str  # value goals: the per-visitor cap the statistics used
     headline: str
     headline_tone: str
     rows: tuple[VariantRow, ...]
@@ -308,6 +309,15 @@ def goal_view(
             t("p-values adjusted for {count} comparisons (Holm).", count=challengers)
             if challengers > 1
             else ""
+        ),
+        cap_note=(
+            ""
+            if report.value_cap is None
+            else t(
+                "Each visitor's total counts at most {cap} in these statistics, so that one "
+                "huge order cannot decide; the totals are not capped.",
+                cap=formatting.money(report.value_cap, currency, locale),
+            )
         ),
         headline=headline,
         headline_tone=NEUTRAL if best is None else _tone(best),

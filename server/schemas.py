@@ -690,6 +690,14 @@ class GoalReportSchema(Schema):
     traffic_days = fields.Integer(
         metadata={"description": "days of enrolments (1 to 7) the end date's traffic averages"}
     )
+    cap = fields.Float(
+        attribute="value_cap",
+        allow_none=True,
+        metadata={
+            "description": "value goals: each visitor's total counts at most this much (and at "
+            "least minus this much) in the statistics; totals stay uncapped"
+        },
+    )
     summary = fields.String()
 
 

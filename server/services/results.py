@@ -2,7 +2,9 @@
 
 Everything a shop owner reads comes from the aggregate counters of the experiment's current
 phase (see ``server.storage.keys``): enrolled visitors per variant, and per goal the converted
-visitors, events, sums and sums of squares of the visitors' totals in cents.
+visitors, events, sums and sums of squares of the visitors' totals in cents. The statistics of
+value goals use the capped sums (each visitor's total winsorised at the value cap when it was
+recorded); the totals shown use the uncapped ones.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class GoalReport:
     estimated_end: dt.date | None
     summary: str
     traffic_days: int = 0  # days of enrolments the forecast's daily traffic is averaged over
+    value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,7 @@ class Counters:
         for name in raw:
             kind, _, rest = name.partition(":")
             _, _, detail = rest.partition(":")  # after the variant
-            if kind in ("c", "s", "q"):
+            if kind in ("c", "s", "q", "cs", "cq"):
                 _, _, detail = detail.partition(":")  # after the goal
             elif kind != "e":
                 continue
@@ -158,12 +161,25 @@ def _is_day(text: str) -> bool:
     return len(text) == len("YYYY-MM-DD")
 
 
+def _is_capped(counters: Counters, goal: str, variants: int) -> bool:
+    """Whether a value goal's capped sums are complete: every value recorded since the cap.
+
+    Phases recorded before the cap existed have only the uncapped sums; they keep their
+    uncapped statistics rather than losing their values.
+    """
+    return all(
+        f"cq:{i}:{goal}" in counters.raw or counters.get(f"q:{i}:{goal}") == 0
+        for i in range(variants)
+    )
+
+
 def _value_sums(
-    counters: Counters, variant: int, goal: str, suffix: str, visitors: int
+    counters: Counters, variant: int, goal: str, suffix: str, visitors: int, capped: bool = True
 ) -> stats.ValueSums:
     """Sums of a value goal in currency units (cents → euros), for the statistics."""
-    total = counters.get(f"s:{variant}:{goal}{suffix}") / CENTS_PER_UNIT
-    squares = counters.get(f"q:{variant}:{goal}{suffix}") / CENTS_PER_UNIT**2
+    prefix = "c" if capped else ""
+    total = counters.get(f"{prefix}s:{variant}:{goal}{suffix}") / CENTS_PER_UNIT
+    squares = counters.get(f"{prefix}q:{variant}:{goal}{suffix}") / CENTS_PER_UNIT**2
     buyers = min(visitors, counters.get(f"c:{variant}:{goal}{suffix}"))
     return stats.ValueSums(visitors, total, squares, buyers)
 
@@ -180,6 +196,7 @@ def _analyse(
     # the end of each day is a look of the sequential test: its p-value shown is the running
     # minimum over them (segments have no daily counters and show this look's value)
     days = sorted(counters.days) if suffix == "" else []
+    capped = _is_capped(counters, goal.key, len(visitors))
     if goal.kind == GoalKind.CONVERSION:
         return stats.analyse_conversion(
             [
@@ -194,7 +211,7 @@ def _analyse(
             ],
         )
     return stats.analyse_value(
-        [_value_sums(counters, i, goal.key, suffix, visitors[i]) for i in indexes],
+        [_value_sums(counters, i, goal.key, suffix, visitors[i], capped) for i in indexes],
         method=experiment.analysis,
         minimum_effect=experiment.minimum_effect,
         looks=[
@@ -207,16 +224,17 @@ def _analyse(
                 )
                 for visitors_so_far, buyers, total, squares in look
             ]
-            for look in _cumulative(goal, counters, len(visitors), days)
+            for look in _cumulative(goal, counters, len(visitors), days, capped)
         ],
         is_non_negative=goal.kind == GoalKind.REVENUE,
     )
 
 
 def _cumulative(
-    goal: Goal, counters: Counters, variant_count: int, days: Sequence[str]
+    goal: Goal, counters: Counters, variant_count: int, days: Sequence[str], capped: bool = False
 ) -> list[list[tuple[int, int, int, int]]]:
     """Per day (in order) and variant: visitors, converted, sum and squares up to that day."""
+    prefix = "c" if capped else ""
     running = [(0, 0, 0, 0)] * variant_count
     looks = []
     for day in days:
@@ -224,8 +242,8 @@ def _cumulative(
             (
                 visitors + counters.get(f"e:{i}:d:{day}"),
                 converted + counters.get(f"c:{i}:{goal.key}:d:{day}"),
-                total + counters.get(f"s:{i}:{goal.key}:d:{day}"),
-                squares + counters.get(f"q:{i}:{goal.key}:d:{day}"),
+                total + counters.get(f"{prefix}s:{i}:{goal.key}:d:{day}"),
+                squares + counters.get(f"{prefix}q:{i}:{goal.key}:d:{day}"),
             )
             for i, (visitors, converted, total, squares) in enumerate(running)
         ]
@@ -349,7 +367,10 @@ def _forecast(
             )
         )
     else:
-        deviation = stats.standard_deviation(_value_sums(counters, 0, goal.key, "", visitors[0]))
+        capped = _is_capped(counters, goal.key, len(visitors))
+        deviation = stats.standard_deviation(
+            _value_sums(counters, 0, goal.key, "", visitors[0], capped)
+        )
         needed = (
             None
             if control.estimate is None or deviation is None
@@ -376,7 +397,9 @@ def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
     points = []
     is_rate = goal.kind == GoalKind.CONVERSION
     days = sorted(counters.days)
-    for day, look in zip(days, _cumulative(goal, counters, variant_count, days), strict=True):
+    capped = not is_rate and _is_capped(counters, goal.key, variant_count)
+    looks = _cumulative(goal, counters, variant_count, days, capped)
+    for day, look in zip(days, looks, strict=True):
         variants = []
         for visitors, converted, total, squares in look:
             data: stats.ConversionCounts | stats.ValueSums
@@ -403,9 +426,16 @@ def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
 
 
 def compute_results(
-    experiment: Experiment, raw: Mapping[str, int], now: float, currency: str
+    experiment: Experiment,
+    raw: Mapping[str, int],
+    now: float,
+    currency: str,
+    value_cap: float | None = None,
 ) -> ExperimentResults:
-    """All results of an experiment's current phase from its counters (pure)."""
+    """All results of an experiment's current phase from its counters (pure).
+
+    ``value_cap`` is the per-visitor cap the capped sums were recorded with, for the reader.
+    """
     counters = Counters(raw)
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     keys = [variant.key for variant in experiment.variants]
@@ -436,6 +466,9 @@ def compute_results(
                 end,
                 summary,
                 traffic_days,
+                None
+                if goal.kind == GoalKind.CONVERSION or not _is_capped(counters, goal.key, len(keys))
+                else value_cap,
             )
         )
     segments = []
@@ -467,7 +500,12 @@ def compute_results(
                     {
                         value: [
                             _value_sums(
-                                counters, i, goal.key, suffix_of[value], segment_visitors[value][i]
+                                counters,
+                                i,
+                                goal.key,
+                                suffix_of[value],
+                                segment_visitors[value][i],
+                                _is_capped(counters, goal.key, len(keys)),
                             )
                             for i in range(len(keys))
                         ]
@@ -503,10 +541,13 @@ def compute_results(
 class ResultsReader:
     """Reads and analyses results, cached per experiment for a few seconds in this worker."""
 
-    def __init__(self, store: Store, cache_ttl: float, currency: str) -> None:
+    def __init__(
+        self, store: Store, cache_ttl: float, currency: str, value_cap: float | None = None
+    ) -> None:
         self._store = store
         self._ttl = cache_ttl
         self._currency = currency
+        self._value_cap = value_cap
         self._cache: dict[tuple[str, int, int], tuple[float, ExperimentResults]] = {}
         self._lock = threading.Lock()
 
@@ -517,7 +558,7 @@ class ResultsReader:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         raw = self._store.read_counts(experiment.key, experiment.phase)
-        fresh = compute_results(experiment, raw, now, self._currency)
+        fresh = compute_results(experiment, raw, now, self._currency, self._value_cap)
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl}
             self._cache[key] = (now, fresh)

@@ -228,3 +228,65 @@ def test_demo_traffic_gives_results_with_segments(redis_server: Any, redis_clien
     sources = {s["value"] for r in body["segments"] if r["attribute"] == "source"
                for s in r["segments"]}  # fmt: skip
     assert {"facebook", "instagram", "newsletter"} <= sources
+
+
+def test_one_huge_order_is_capped_and_decides_nothing(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    goals = [{"key": "purchase", "primary": True},
+             {"key": "revenue", "kind": "revenue", "event": "purchase"}]  # fmt: skip
+    start(client, goals=goals)
+    answer = client.post("/v1/assign", json={"visitor": "whale"}).json
+    whale = [v["key"] for v in EXPERIMENT["variants"]].index(
+        answer["assignments"]["shipping-note"]["variant"]
+    )
+    # 3000 visitors per variant, 300 of them bought for 40.00 (in cents; capped = uncapped)
+    base: dict[str, int] = {}
+    for i in (0, 1):
+        visitors = 3000 + (1 if i == whale else 0)
+        base |= {f"e:{i}": visitors, f"c:{i}:purchase": 300, f"c:{i}:revenue": 300}
+        for prefix in ("", "c"):
+            base |= {f"{prefix}s:{i}:revenue": 300 * 4000, f"{prefix}q:{i}:revenue": 300 * 4000**2}
+    redis_client.hset(COUNTS, mapping=base)  # type: ignore[arg-type]
+    order = {"type": "order", "visitor": "whale", "order_id": "o-whale", "revenue": "1000000.00"}
+    ingest = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
+    assert client.post("/v1/events", json={"events": [order]}, headers=ingest).status_code == 200
+    counts = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    # the totals keep the whole order, the statistics count 1,000.00 of it (the default cap)
+    assert counts[f"s:{whale}:revenue"] == 300 * 4000 + 100_000_000
+    assert counts[f"cs:{whale}:revenue"] == 300 * 4000 + 100_000
+    assert counts[f"cq:{whale}:revenue"] == 300 * 4000**2 + 100_000**2
+    body = client.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
+    revenue = body["goals"][1]
+    assert revenue["cap"] == 1000.0 and body["goals"][0]["cap"] is None
+    assert revenue["totals"][whale]["value_sum"] == pytest.approx(12000 + 1_000_000)
+    result = revenue["result"]["variants"]
+    assert result[whale]["estimate"] == pytest.approx((12000 + 1000) / 3001)
+    challenger = result[1]
+    # uncapped this read "chance to beat control 84%" with p = 0.32
+    assert challenger["is_significant"] is False
+    assert 0.2 < challenger["chance_to_beat_control"] < 0.8
+    assert revenue["summary"].startswith("no clear difference yet for revenue")
+    # a refund lowers the capped sums only as far as the total falls below the cap
+    refund = {"type": "refund", "id": "r-1", "order_id": "o-whale", "amount": "999500.00"}
+    assert client.post("/v1/events", json={"events": [refund]}, headers=ingest).status_code == 200
+    counts = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    assert counts[f"s:{whale}:revenue"] == 300 * 4000 + 50_000
+    assert counts[f"cs:{whale}:revenue"] == 300 * 4000 + 50_000
+    assert counts[f"cq:{whale}:revenue"] == 300 * 4000**2 + 50_000**2
+
+
+def test_the_value_cap_is_configurable(redis_server: Any, redis_client: redis.Redis) -> None:
+    app = create_app(app_settings(redis_server.url, VALUE_CAP=250.0))
+    capped = app.test_client()
+    start(capped, goals=[{"key": "purchase", "primary": True},
+                         {"key": "revenue", "kind": "revenue", "event": "purchase"}])  # fmt: skip
+    variant = capped.post("/v1/assign", json={"visitor": "v"}).json["assignments"]
+    index = ["control", "note"].index(variant["shipping-note"]["variant"])
+    order = {"type": "order", "visitor": "v", "order_id": "o-1", "revenue": "400.00"}
+    ingest = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
+    assert capped.post("/v1/events", json={"events": [order]}, headers=ingest).status_code == 200
+    assert int(redis_client.hget(COUNTS, f"cs:{index}:revenue") or 0) == 25_000
+    assert int(redis_client.hget(COUNTS, f"s:{index}:revenue") or 0) == 40_000
+    body = capped.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
+    assert body["goals"][1]["cap"] == 250.0

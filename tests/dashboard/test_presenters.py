@@ -191,3 +191,14 @@ def test_progress_of_a_one_day_old_experiment_speaks_of_the_first_day() -> None:
     )  # fmt: skip
     found = presenters.progress(report, 0.05, EN)
     assert "at the traffic of the first day that is around Feb 13, 2026" in found.sentence
+
+
+def test_a_value_goal_shows_its_cap() -> None:
+    report = goal_report(challenger())
+    capped = GoalReport(
+        "revenue", GoalKind.REVENUE, False, report.result, report.totals, None, None, "", 7,
+        1000.0,
+    )  # fmt: skip
+    view = presenters.goal_view(capped, ["a", "b"], None, DE, "EUR")
+    assert "höchstens mit 1.000,00\u00a0€" in view.cap_note
+    assert presenters.goal_view(report, ["a", "b"], None, EN, "EUR").cap_note == ""
