@@ -193,6 +193,8 @@ def test_csv_export_has_a_row_per_goal_segment_and_variant(client: Any, redis_cl
     assert len(rows) == 2 * 2 + 2 * 2  # (all + facebook) x 2 goals x 2 variants
     assert {row["goal"] for row in rows} == {"purchase", "margin"}
     assert rows[0]["variant"] == "control"
+    assert rows[0]["status"] == "control"
+    assert rows[1]["status"] == "not_enough_data" and rows[1]["reason"].startswith("fewer than")
 
 
 def test_results_need_a_viewer_token_and_a_known_experiment(client: Any) -> None:
