@@ -713,11 +713,19 @@ def _conversion_look(look: Sequence[ConversionCounts], parts: _GoalParts) -> lis
         if _evidence_gap(
             control.visitors, variant.visitors, control.converted + variant.converted, rule
         )
-        else _compare_conversion(
-            control, variant, parts.method, parts.alpha, parts.minimum_effect
-        ).p_value
+        else _sequential_conversion_p_value(control, variant, parts.minimum_effect)
         for variant in look[1:]
     ]
+
+
+def _sequential_conversion_p_value(
+    control: ConversionCounts, variant: ConversionCounts, minimum_effect: float
+) -> float | None:
+    """The mSPRT p-value of ``_compare_conversion`` alone: an earlier look needs nothing else."""
+    pooled = (control.converted + variant.converted) / (control.visitors + variant.visitors)
+    null_variance = pooled * (1.0 - pooled) * (1.0 / control.visitors + 1.0 / variant.visitors)
+    uplift = variant.converted / variant.visitors - control.converted / control.visitors
+    return _mixture_p_value(uplift, null_variance, _mixture_variance(minimum_effect, pooled))
 
 
 def _value_look(look: Sequence[ValueSums], parts: _GoalParts) -> list[float | None]:
@@ -740,11 +748,27 @@ def _value_look(look: Sequence[ValueSums], parts: _GoalParts) -> list[float | No
             else control.buyers + variant.buyers,
             rule,
         )
-        else _compare_value(
-            moments[0], moment, parts.method, parts.alpha, parts.minimum_effect, False
-        ).p_value
+        else _sequential_value_p_value(moments[0], moment, parts.minimum_effect)
         for variant, moment in zip(look[1:], moments[1:], strict=True)
     ]
+
+
+def _sequential_value_p_value(
+    control: _Moments, variant: _Moments, minimum_effect: float
+) -> float | None:
+    """The mSPRT p-value of ``_compare_value`` alone, for an earlier look."""
+    if control.mean is None or variant.mean is None:
+        return None
+    if control.variance is None or variant.variance is None:
+        return None
+    uplift = _difference(control.mean, variant.mean)
+    variance = control.variance / control.visitors + variant.variance / variant.visitors
+    if variance == 0.0:
+        return 1.0 if uplift == 0.0 else None
+    pooled_mean = (control.mean * control.visitors + variant.mean * variant.visitors) / (
+        control.visitors + variant.visitors
+    )
+    return _mixture_p_value(uplift, variance, _mixture_variance(minimum_effect, pooled_mean))
 
 
 def _with_earlier_looks(parts: _GoalParts, looks: Sequence[list[float | None]]) -> _GoalParts:
@@ -888,7 +912,21 @@ def _rate_upper_bound(counts: ConversionCounts) -> float:
     square = z * z / n
     center = rate + square / 2.0
     spread = z * math.sqrt(rate * (1.0 - rate) / n + square / (4.0 * n))
-    return min(1.0, (center + spread) / (1.0 + square))
+    bound = (center + spread) / (1.0 + square)
+    return bound if bound < 1.0 else 1.0
+
+
+def _possible_difference(
+    interval: Interval, control: ConversionCounts, variant: ConversionCounts
+) -> Interval:
+    """The uplift interval clipped to what two rates allow: minus the control's rate up to the
+    variant's, each at its Wilson upper bound (``RATE_BOUND_QUANTILE``)."""
+    # the bounds are at least the observed rates: inside those nothing needs cutting (the rule)
+    if -interval.lower <= control.converted / control.visitors and (
+        interval.upper <= variant.converted / variant.visitors
+    ):
+        return interval
+    return _clip(interval, -_rate_upper_bound(control), _rate_upper_bound(variant))
 
 
 def _fixed_conversion_p_value(control: ConversionCounts, variant: ConversionCounts) -> float:
@@ -926,8 +964,6 @@ def _compare_conversion(
     variant_adjusted, variant_variance = _adjusted_rate(variant)
     adjusted_uplift = variant_adjusted - control_adjusted
     variance = control_variance + variant_variance
-    # the difference of two rates lies between minus the control's and the variant's rate
-    possible = (-_rate_upper_bound(control), _rate_upper_bound(variant))
     if method is Analysis.SEQUENTIAL:
         # the test of "no difference" uses the variance under that hypothesis, as the z-test
         pooled = (control.converted + variant.converted) / (control.visitors + variant.visitors)
@@ -946,7 +982,9 @@ def _compare_conversion(
     )
     return _Comparison(
         uplift=uplift,
-        uplift_interval=None if interval is None else _clip(interval, *possible),
+        uplift_interval=None
+        if interval is None
+        else _possible_difference(interval, control, variant),
         relative_uplift=None if relative_interval is None else variant_rate / control_rate - 1.0,
         relative_uplift_interval=(
             None if relative_interval is None else _clip(relative_interval, -1.0, math.inf)
@@ -1082,9 +1120,13 @@ def _fieller(
 
 def _clip(interval: Interval, lowest: float, highest: float) -> Interval:
     """The interval cut to [lowest, highest] (both ends stay inside, in order)."""
-    lower = min(max(interval.lower, lowest), highest)
-    upper = max(min(interval.upper, highest), lowest)
-    return Interval(lower, max(lower, upper))
+    lower, upper = interval.lower, interval.upper
+    if lowest <= lower and upper <= highest:
+        return interval  # the common case: nothing to cut
+    # conditional expressions rather than min()/max(): this runs for every comparison
+    lower = lowest if lower < lowest else highest if lower > highest else lower
+    upper = highest if upper > highest else lowest if upper < lowest else upper
+    return Interval(lower, upper if upper > lower else lower)
 
 
 def _mixture_variance(minimum_effect: float, baseline: float) -> float:
