@@ -1094,9 +1094,9 @@ def _fieller(
     """Fieller's interval of the relative uplift B / A - 1, or None with the reason.
 
     All ratios rho with (B - rho A)² <= k² (Var B + rho² Var A) (Fieller 1954), k being the
-    critical value of the absolute comparison: at rho = 1 this is exactly "the absolute test does
-    not reject", so in an A/A test the relative interval excludes 0 exactly as often as the
-    p-value is below alpha, however skewed the values are (the delta method, which ignores that a
+    critical value of the absolute comparison: at rho = 1 this is exactly "the absolute interval
+    contains 0", so the relative interval excludes 0 exactly when the uplift interval does,
+    however skewed the values are (the delta method, which ignores that a
     high mean comes with a high variance, excluded it in 19 % of A/A runs at lognormal sigma 2.5).
     The set is a bounded interval only when A is clearly above zero (A² > k² Var A); otherwise no
     relative uplift is given: a percentage of a baseline that may be zero or negative misleads.
