@@ -1198,7 +1198,9 @@ def _mixture_critical(variance: float, mixture: float, alpha: float) -> float | 
     if mixture == 0.0 or variance == 0.0:
         return None
     share = mixture / variance
-    return math.sqrt((1.0 + share) / share * (math.log1p(share) - 2.0 * math.log(alpha)))
+    if not 0.0 < share < math.inf:
+        return None  # one of the two is negligible against the other: no usable sequence
+    return _finite(math.sqrt((1.0 + share) / share * (math.log1p(share) - 2.0 * math.log(alpha))))
 
 
 def _beta_chances_and_losses(

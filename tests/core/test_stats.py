@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as strategy
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
@@ -716,6 +716,10 @@ def test_any_possible_conversion_counts_give_finite_results(
         max_size=4,
     ),
     strategy.sampled_from([SEQUENTIAL, FIXED]),
+)
+# tau² / s² underflowed to 0 in the sequential critical value
+@example(
+    variants=[(2, 0.0, 0.0), (2, 2.357545610778875e-97, 1.4061950455589473e127)], method=SEQUENTIAL
 )
 def test_any_possible_value_sums_give_finite_results(
     variants: list[tuple[int, float, float]], method: Analysis
