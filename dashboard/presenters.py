@@ -16,7 +16,6 @@ from dashboard import formatting
 from dashboard.i18n import BROWSER_TAGS, Translator
 from server.core.models import BASIS_POINTS, AuditEntry, Experiment, GoalKind, Status
 from server.core.stats import (
-    JUDGED,
     MINIMUM_CONVERSIONS,
     MINIMUM_SEGMENT_CONVERSIONS,
     MINIMUM_SEGMENT_VISITORS,
@@ -33,6 +32,7 @@ from server.services.results import (
     ExperimentResults,
     GoalReport,
     SegmentReport,
+    best_challenger,
     is_winner,
 )
 
@@ -232,25 +232,6 @@ def not_enough_data_note(t: Translator) -> str:
     )
 
 
-def _best(result: GoalResult) -> VariantResult | None:
-    """The challenger the headline speaks of: the clearest winner, else the judged challenger
-    with the strongest adjusted evidence; None when no comparison is judged yet.
-
-    Never the highest unadjusted chance to beat control: with ten variants one of them looks
-    95 % likely better by luck alone in about a quarter of A/A experiments.
-    """
-    judged = [v for v in result.variants[1:] if v.uplift is not None and v.status == JUDGED]
-    if not judged:
-        return None
-    winners = [v for v in judged if is_winner(v)]
-    better = [v for v in winners if (v.uplift or 0.0) > 0.0]
-    if better:
-        return max(better, key=lambda v: v.uplift or 0.0)
-    if winners:
-        return min(winners, key=lambda v: v.uplift or 0.0)
-    return min(judged, key=lambda v: (v.adjusted_p_value is None, v.adjusted_p_value or 1.0))
-
-
 def goal_view(
     report: GoalReport,
     keys: Sequence[str],
@@ -289,7 +270,7 @@ def goal_view(
             )
         )
     challengers = len(result.variants) - 1
-    best = _best(result)
+    best = best_challenger(result)
     has_data = any(v.uplift is not None for v in result.variants[1:])
     if best is not None:
         headline = _sentence(report.kind, keys[best.variant], best, control, t, currency)
