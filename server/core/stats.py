@@ -16,6 +16,11 @@ chance to beat the control with its expected loss. Around them: ``sample_ratio_m
 Benjamini–Hochberg and a minimum sample), ``visitors_needed_for_conversion``,
 ``visitors_needed_for_value`` and ``estimated_end_date``.
 
+Every comparison must meet a minimum-evidence rule (``MINIMUM_VISITORS`` per side,
+``MINIMUM_CONVERSIONS`` together) before it can be significant or carry a chance to beat; below
+it the result is ``"not_enough_data"`` with the reason. Rate intervals and chart bands never
+leave what is possible.
+
 Every undefined number is ``None``; no NaN or infinity leaves this module. Counts that cannot
 happen (negative visitors, more conversions than visitors, allocations not summing to 10 000)
 raise ``ValueError``: they are a bug upstream, not a statistical edge case. The methods, their
@@ -55,6 +60,11 @@ MINIMUM_CONVERSIONS = 10
 # A segment is judged at all only when every variant meets the rule; the same numbers.
 MINIMUM_SEGMENT_VISITORS = MINIMUM_VISITORS
 MINIMUM_SEGMENT_CONVERSIONS = MINIMUM_CONVERSIONS
+# The reason given for every comparison of a segment that is too small to be judged at all.
+_SEGMENT_GAP = (
+    f"fewer than {MINIMUM_SEGMENT_VISITORS} visitors in some variant of the segment, "
+    f"or fewer than {MINIMUM_SEGMENT_CONVERSIONS} conversions in all of them together"
+)
 # Below 5 expected conversions or non-conversions in a cell of the 2×2 table the z-test's normal
 # approximation is off by up to a factor of 20 (34/300 against 1/1: 0.0058 against Fisher's
 # 0.116); there the fixed-horizon p-value is Fisher's exact test.
@@ -803,12 +813,6 @@ def _segment_results(parts: Mapping[str, _GoalParts]) -> tuple[SegmentResult, ..
             )
         )
     return tuple(results)
-
-
-_SEGMENT_GAP = (
-    f"fewer than {MINIMUM_SEGMENT_VISITORS} visitors in some variant of the segment, "
-    f"or fewer than {MINIMUM_SEGMENT_CONVERSIONS} conversions in all of them together"
-)
 
 
 def _is_judgeable(goal: _GoalParts) -> bool:
