@@ -15,7 +15,7 @@ endif
 PIP := $(BIN)/python -m pip install -q
 
 .PHONY: install install-runtime run check-port test check lint format typecheck imports \
-	test-python test-js loadtest bench clean
+	test-python test-js loadtest bench simulate clean
 
 $(RUNTIME_STAMP): setup.cfg pyproject.toml sdk/setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ loadtest: $(DEV_STAMP)
 	$(BIN)/python loadtests/bench.py
 
 bench: loadtest
+
+## Seeded A/A simulations of every statistical method, 2000 runs per row (a few minutes):
+## prints the table of docs/statistics.md and fails when a method breaks its promise.
+simulate: $(DEV_STAMP)
+	$(BIN)/python scripts/simulate_stats.py
 
 clean:
 	rm -rf $(VENV) sdk/js/node_modules dashboard/node_modules dashboard/static/vendor build \

@@ -455,4 +455,24 @@ GERMAN: dict[str, str] = {
     "example shop command": "Befehl für den Beispielshop",
     "Copy": "Kopieren",
     "Copied": "Kopiert",
+
+    # results that never mislead (issue 13)
+    "Not enough data yet: a verdict needs {visitors} visitors in each variant and "
+    "{conversions} conversions in both together.": (
+        "Noch nicht genug Daten: ein Urteil braucht {visitors} Besucher je Variante und "
+        "{conversions} Conversions in beiden zusammen."
+    ),
+    "No relative change: the control's value is not clearly above zero.": (
+        "Keine relative Änderung: der Wert der Kontrolle liegt nicht klar über null."
+    ),
+    "About {missing} more visitors are needed to detect a change of {effect} in {goal}; at "
+    "the traffic of the first day that is around {date}.": (
+        "Noch etwa {missing} Besucher nötig, um eine Änderung von {effect} bei {goal} zu "
+        "erkennen; beim Traffic des ersten Tages etwa am {date}."
+    ),
+    "Each visitor's total counts at most {cap} in these statistics, so that one huge order "
+    "cannot decide; the totals are not capped.": (
+        "Der Gesamtwert eines Besuchers zählt in dieser Statistik höchstens mit {cap}, damit "
+        "eine einzelne riesige Bestellung nicht entscheidet; die Summen sind nicht gekappt."
+    ),
 }

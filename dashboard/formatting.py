@@ -14,6 +14,9 @@ from babel.dates import format_skeleton
 from babel.numbers import format_currency, format_decimal, format_percent
 
 DASH = "–"  # shown where a number is undefined (no data, or the control's own uplift)
+# A chance is never shown as 0 % or 100 %; beyond these it reads "< 1 %" or "> 99 %".
+SURE_BELOW = 0.01
+SURE_ABOVE = 0.99
 PERCENT_POINT_DIGITS = 2  # rates move by tenths of a point; two digits keep small effects visible
 
 
@@ -48,6 +51,20 @@ def percent(value: float | None, locale: str, digits: int = 0, signed: bool = Fa
     if not signed:
         return text
     return ("+" if value >= 0 else "−") + text
+
+
+def chance(value: float | None, locale: str) -> str:
+    """A probability in whole percent that never reads as certain: "< 1 %" and "> 99 %".
+
+    0.9967 would round to "100 %", a certainty no finite sample gives.
+    """
+    if value is None:
+        return DASH
+    if value < SURE_BELOW:
+        return "< " + percent(SURE_BELOW, locale)
+    if value > SURE_ABOVE:
+        return "> " + percent(SURE_ABOVE, locale)
+    return percent(value, locale)
 
 
 def points(value: float | None, locale: str) -> str:

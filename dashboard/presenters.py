@@ -16,8 +16,11 @@ from dashboard import formatting
 from dashboard.i18n import BROWSER_TAGS, Translator
 from server.core.models import BASIS_POINTS, AuditEntry, Experiment, GoalKind, Status
 from server.core.stats import (
+    MINIMUM_CONVERSIONS,
     MINIMUM_SEGMENT_CONVERSIONS,
     MINIMUM_SEGMENT_VISITORS,
+    MINIMUM_VISITORS,
+    NOT_ENOUGH_DATA,
     GoalResult,
     SegmentResult,
     VariantResult,
@@ -29,6 +32,8 @@ from server.services.results import (
     ExperimentResults,
     GoalReport,
     SegmentReport,
+    best_challenger,
+    is_winner,
 )
 
 BETTER = "better"  # tone of a conclusive improvement (green)
@@ -66,7 +71,8 @@ def status_label(status: Status, t: Translator) -> str:
 
 
 def _tone(result: VariantResult) -> str:
-    if not result.is_significant or result.uplift is None:
+    """Colour only a verdict: judged, significant after adjustment, interval off zero."""
+    if not is_winner(result) or result.uplift is None:
         return NEUTRAL
     return BETTER if result.uplift > 0 else WORSE
 
@@ -81,6 +87,7 @@ class Effect:
 
     uplift: str  # absolute: percentage points or money per visitor
     relative: str  # relative to the control, in percent
+    relative_note: str  # why there is no relative change, when there is none
     interval: str  # 95 % interval of the absolute uplift, in words
     chance: str  # chance to beat the control
     p_value: str
@@ -115,8 +122,13 @@ def effect(
     return Effect(
         uplift=formatting.DASH if result.uplift is None else absolute(result.uplift),
         relative=formatting.percent(result.relative_uplift, locale, 1, signed=True),
+        relative_note=(
+            ""
+            if result.relative_uplift is not None or result.uplift is None
+            else t("No relative change: the control's value is not clearly above zero.")
+        ),
         interval=bounds,
-        chance=formatting.percent(result.chance_to_beat_control, locale),
+        chance=formatting.chance(result.chance_to_beat_control, locale),
         p_value=formatting.p_value(result.p_value, locale),
         adjusted_p_value=formatting.p_value(result.adjusted_p_value, locale),
         tone=_tone(result),
@@ -160,11 +172,14 @@ def _sentence(
     likelihood = ""
     if chance is not None:
         likelihood = (
-            t("{chance} likely better", chance=formatting.percent(chance, locale))
+            t("{chance} likely better", chance=formatting.chance(chance, locale))
             if chance >= EVEN_CHANCE
-            else t("{chance} likely worse", chance=formatting.percent(1 - chance, locale))
+            else t("{chance} likely worse", chance=formatting.chance(1 - chance, locale))
         )
-    verdict = t("Conclusive.") if result.is_significant else t("Not conclusive yet.")
+    if result.status == NOT_ENOUGH_DATA:
+        verdict = not_enough_data_note(t)
+    else:
+        verdict = t("Conclusive.") if is_winner(result) else t("Not conclusive yet.")
     return f"{claim}; {likelihood}. {verdict}" if likelihood else f"{claim}. {verdict}"
 
 
@@ -193,6 +208,7 @@ class GoalView:
     value_heading: str
     p_value_method: str
     adjustment_note: str
+    cap_note: str  # value goals: the per-visitor cap the statistics used
     headline: str
     headline_tone: str
     rows: tuple[VariantRow, ...]
@@ -206,11 +222,14 @@ def p_value_method(result: GoalResult, t: Translator) -> str:
     return t("sequential, always valid")
 
 
-def _best(result: GoalResult) -> VariantResult | None:
-    challengers = [v for v in result.variants[1:] if v.uplift is not None]
-    if not challengers:
-        return None
-    return max(challengers, key=lambda v: v.chance_to_beat_control or 0.0)
+def not_enough_data_note(t: Translator) -> str:
+    """The minimum-evidence rule in words."""
+    return t(
+        "Not enough data yet: a verdict needs {visitors} visitors in each variant and "
+        "{conversions} conversions in both together.",
+        visitors=MINIMUM_VISITORS,
+        conversions=MINIMUM_CONVERSIONS,
+    )
 
 
 def goal_view(
@@ -251,12 +270,12 @@ def goal_view(
             )
         )
     challengers = len(result.variants) - 1
-    best = _best(result)
-    headline = (
-        t("Not enough data yet.")
-        if best is None
-        else _sentence(report.kind, keys[best.variant], best, control, t, currency)
-    )
+    best = best_challenger(result)
+    has_data = any(v.uplift is not None for v in result.variants[1:])
+    if best is not None:
+        headline = _sentence(report.kind, keys[best.variant], best, control, t, currency)
+    else:
+        headline = not_enough_data_note(t) if has_data else t("Not enough data yet.")
     return GoalView(
         key=report.key,
         kind=report.kind,
@@ -271,6 +290,15 @@ def goal_view(
             t("p-values adjusted for {count} comparisons (Holm).", count=challengers)
             if challengers > 1
             else ""
+        ),
+        cap_note=(
+            ""
+            if report.value_cap is None
+            else t(
+                "Each visitor's total counts at most {cap} in these statistics, so that one "
+                "huge order cannot decide; the totals are not capped.",
+                cap=formatting.money(report.value_cap, currency, locale),
+            )
         ),
         headline=headline,
         headline_tone=NEUTRAL if best is None else _tone(best),
@@ -489,6 +517,15 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
             effect=effect_text,
             goal=report.key,
         )
+    elif report.traffic_days == 1:
+        sentence = t(
+            "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
+            "at the traffic of the first day that is around {date}.",
+            missing=formatting.number(missing, locale),
+            effect=effect_text,
+            goal=report.key,
+            date=end,
+        )
     else:
         sentence = t(
             "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
@@ -496,7 +533,7 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
             missing=formatting.number(missing, locale),
             effect=effect_text,
             goal=report.key,
-            days=DAILY_TRAFFIC_DAYS,
+            days=report.traffic_days or DAILY_TRAFFIC_DAYS,
             date=end,
         )
     return Progress(

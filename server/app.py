@@ -27,6 +27,7 @@ from server.api import (
 from server.api.fastpath import AssignFastPath
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
+from server.core.money import CENTS_PER_UNIT
 from server.core.privacy import Pseudonymiser
 from server.errors import register_error_handlers
 from server.services.assignments import Assigner
@@ -104,7 +105,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
             retries=settings.REDIS_RETRIES,
             max_connections=settings.REDIS_MAX_CONNECTIONS,
-        )
+        ),
+        value_cap_cents=round(settings.VALUE_CAP * CENTS_PER_UNIT),
     )
     app.extensions["splitwerk.settings"] = settings
     app.extensions["splitwerk.store"] = store
@@ -127,7 +129,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["splitwerk.pseudonymiser"] = pseudonymiser
     app.extensions["splitwerk.assigner"] = assigner
     app.extensions["splitwerk.results_reader"] = ResultsReader(
-        store, settings.RESULTS_CACHE_TTL, settings.CURRENCY
+        store, settings.RESULTS_CACHE_TTL, settings.CURRENCY, value_cap=settings.VALUE_CAP
     )
     app.extensions["splitwerk.event_recorder"] = EventRecorder(
         store,

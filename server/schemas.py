@@ -633,8 +633,24 @@ class VariantResultSchema(Schema):
     p_value = fields.Float(allow_none=True)
     adjusted_p_value = fields.Float(allow_none=True)
     is_significant = fields.Boolean()
-    chance_to_beat_control = fields.Float(allow_none=True)
+    chance_to_beat_control = fields.Float(
+        allow_none=True, metadata={"description": "None below the minimum-evidence rule"}
+    )
     expected_loss = fields.Float(allow_none=True)
+    status = fields.String(
+        metadata={
+            "description": "judged; not_enough_data (below the minimum-evidence rule: never "
+            "significant, no chance to beat or loss); control for variant 0",
+            "enum": ["judged", "not_enough_data", "control"],
+        }
+    )
+    reason = fields.String(
+        allow_none=True, metadata={"description": "why the comparison is not_enough_data"}
+    )
+    relative_reason = fields.String(
+        allow_none=True,
+        metadata={"description": "why relative_uplift is None (e.g. a baseline not above zero)"},
+    )
 
 
 class GoalResultSchema(Schema):
@@ -644,6 +660,15 @@ class GoalResultSchema(Schema):
     minimum_effect = fields.Float()
     adjustment = fields.String()
     variants = fields.List(fields.Nested(VariantResultSchema))
+    minimum_visitors = fields.Integer(
+        metadata={"description": "minimum-evidence rule: visitors in control and variant each"}
+    )
+    minimum_conversions = fields.Integer(
+        metadata={
+            "description": "minimum-evidence rule: conversions (buyers for value goals) in "
+            "control and variant together"
+        }
+    )
 
 
 class VariantTotalsSchema(Schema):
@@ -662,6 +687,17 @@ class GoalReportSchema(Schema):
     totals = fields.List(fields.Nested(VariantTotalsSchema))
     visitors_needed = fields.Integer(allow_none=True)
     estimated_end = fields.Date(allow_none=True)
+    traffic_days = fields.Integer(
+        metadata={"description": "days of enrolments (1 to 7) the end date's traffic averages"}
+    )
+    cap = fields.Float(
+        attribute="value_cap",
+        allow_none=True,
+        metadata={
+            "description": "value goals: each visitor's total counts at most this much (and at "
+            "least minus this much) in the statistics; totals stay uncapped"
+        },
+    )
     summary = fields.String()
 
 

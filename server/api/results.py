@@ -23,7 +23,8 @@ RESULTS = schemas.ResultsSchema()
 CSV_COLUMNS = (
     "goal", "kind", "segment", "segment_value", "judged", "variant", "visitors", "converted",
     "estimate", "uplift", "uplift_lower", "uplift_upper", "relative_uplift", "p_value",
-    "adjusted_p_value", "significant", "chance_to_beat_control", "expected_loss",
+    "adjusted_p_value", "significant", "chance_to_beat_control", "expected_loss", "status",
+    "reason",
 )  # fmt: skip
 
 
@@ -51,7 +52,7 @@ def results_csv(results: ExperimentResults) -> str:
                  row.converted, row.estimate, row.uplift,
                  interval.lower if interval else None, interval.upper if interval else None,
                  row.relative_uplift, row.p_value, row.adjusted_p_value, row.is_significant,
-                 row.chance_to_beat_control, row.expected_loss]
+                 row.chance_to_beat_control, row.expected_loss, row.status, row.reason]
             )  # fmt: skip
     return out.getvalue()
 

@@ -12,24 +12,30 @@ from server.services.experiments import (
     get_experiment,
     list_experiments,
 )
-from server.services.results import ExperimentResults, GoalReport, ResultsReader
+from server.services.results import (
+    ExperimentResults,
+    GoalReport,
+    ResultsReader,
+    best_challenger,
+    is_winner,
+)
 from server.storage.store import Store
 
 # Experiments one overview shows; a shop runs a few dozen at a time, and each listed experiment
 # costs one counter read, so the list stays well under a second even when full.
 MAX_LISTED = 200
-# A challenger leads only when it is more likely better than worse; otherwise the control does.
-LEADING_CHANCE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
 class ExperimentOverview:
     """One row of the experiment list.
 
-    ``challenger`` is the variant most likely to beat the control on the primary goal and
-    ``challenger_result`` its result against the control (None before any data). ``leader`` is
-    the variant ahead: that challenger when it is more likely better than worse, else the
-    control.
+    ``challenger`` is the variant the primary goal's sentence speaks of (``best_challenger``:
+    the clearest winner, else the strongest adjusted evidence) and ``challenger_result`` its
+    result against the control (None until a comparison meets the minimum-evidence rule).
+    ``leader`` is the variant ahead by a verdict (significant after Holm, interval off zero):
+    that challenger when it is clearly better, the control when it is clearly worse, None while
+    nothing is clear.
     """
 
     experiment: Experiment
@@ -52,20 +58,15 @@ def _days_running(experiment: Experiment, now: float) -> int | None:
 
 def _leader(
     experiment: Experiment, primary: GoalReport
-) -> tuple[str, str | None, VariantResult | None]:
-    """The leading variant, the best challenger and its result."""
-    challengers = [
-        variant
-        for variant in primary.result.variants[1:]
-        if variant.chance_to_beat_control is not None
-    ]
-    if not challengers:
-        return experiment.control.key, None, None
-    best = max(challengers, key=lambda variant: variant.chance_to_beat_control or 0.0)
+) -> tuple[str | None, str | None, VariantResult | None]:
+    """The leading variant by a verdict (None without one), the best challenger, its result."""
+    best = best_challenger(primary.result)
+    if best is None:
+        return None, None, None
     key = experiment.variants[best.variant].key
-    if (best.chance_to_beat_control or 0.0) <= LEADING_CHANCE:
-        return experiment.control.key, key, best
-    return key, key, best
+    if not is_winner(best):
+        return None, key, best
+    return (key if (best.uplift or 0.0) > 0.0 else experiment.control.key), key, best
 
 
 def _matches(experiment: Experiment, search: str) -> bool:

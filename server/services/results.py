@@ -2,7 +2,9 @@
 
 Everything a shop owner reads comes from the aggregate counters of the experiment's current
 phase (see ``server.storage.keys``): enrolled visitors per variant, and per goal the converted
-visitors, events, sums and sums of squares of the visitors' totals in cents.
+visitors, events, sums and sums of squares of the visitors' totals in cents. The statistics of
+value goals use the capped sums (each visitor's total winsorised at the value cap when it was
+recorded); the totals shown use the uncapped ones.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from server.storage.store import Store
 
 DAILY_TRAFFIC_DAYS = 7  # days of enrolments averaged for the end-date forecast: one week's rhythm
 CURRENCY_SYMBOLS = {"EUR": "€", "CHF": "CHF", "GBP": "£", "USD": "$"}  # for the summary sentence
+# A chance is never written as 0 % or 100 %: below 1 % it reads "< 1%", above 99 % "> 99%".
+SURE_BELOW = 0.01
+SURE_ABOVE = 0.99
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class GoalReport:
     visitors_needed: int | None
     estimated_end: dt.date | None
     summary: str
+    traffic_days: int = 0  # days of enrolments the forecast's daily traffic is averaged over
+    value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +117,33 @@ class ExperimentResults:
 
 
 class Counters:
-    """The counters of one phase, parsed once into lookup tables."""
+    """The counters of one phase, parsed once into lookup tables.
+
+    ``days`` holds every UTC day with any daily counter (enrolments, conversions or values: an
+    order's day comes from its own timestamp and may have no enrolments), ``enrolment_days``
+    those with enrolments. Field names that do not parse are ignored: odd stored data must not
+    break the results page.
+    """
 
     def __init__(self, raw: Mapping[str, int]) -> None:
         self.raw = raw
         self.days: set[str] = set()
+        self.enrolment_days: set[str] = set()
         self.segment_values: dict[str, set[str]] = defaultdict(set)
         for name in raw:
             kind, _, rest = name.partition(":")
-            if kind != "e":
+            _, _, detail = rest.partition(":")  # after the variant
+            if kind in ("c", "s", "q", "cs", "cq"):
+                _, _, detail = detail.partition(":")  # after the goal
+            elif kind != "e":
                 continue
-            _, _, detail = rest.partition(":")
             if detail.startswith("d:"):
-                self.days.add(detail[2:])
-            elif "=" in detail:
+                day = detail[2:]
+                if _is_day(day):
+                    self.days.add(day)
+                    if kind == "e":
+                        self.enrolment_days.add(day)
+            elif kind == "e" and "=" in detail:
                 attribute, _, value = detail.partition("=")
                 self.segment_values[attribute].add(value)
 
@@ -132,13 +152,36 @@ class Counters:
         return self.raw.get(field, 0)
 
 
+def _is_day(text: str) -> bool:
+    """Whether a counter's day is a real YYYY-MM-DD date."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == len("YYYY-MM-DD")
+
+
+def _is_capped(counters: Counters, goal: str, variants: int) -> bool:
+    """Whether a value goal's capped sums are complete: every value recorded since the cap.
+
+    Phases recorded before the cap existed have only the uncapped sums; they keep their
+    uncapped statistics rather than losing their values.
+    """
+    return all(
+        f"cq:{i}:{goal}" in counters.raw or counters.get(f"q:{i}:{goal}") == 0
+        for i in range(variants)
+    )
+
+
 def _value_sums(
-    counters: Counters, variant: int, goal: str, suffix: str, visitors: int
+    counters: Counters, variant: int, goal: str, suffix: str, visitors: int, capped: bool = True
 ) -> stats.ValueSums:
     """Sums of a value goal in currency units (cents → euros), for the statistics."""
-    total = counters.get(f"s:{variant}:{goal}{suffix}") / CENTS_PER_UNIT
-    squares = counters.get(f"q:{variant}:{goal}{suffix}") / CENTS_PER_UNIT**2
-    return stats.ValueSums(visitors, total, squares)
+    prefix = "c" if capped else ""
+    total = counters.get(f"{prefix}s:{variant}:{goal}{suffix}") / CENTS_PER_UNIT
+    squares = counters.get(f"{prefix}q:{variant}:{goal}{suffix}") / CENTS_PER_UNIT**2
+    buyers = min(visitors, counters.get(f"c:{variant}:{goal}{suffix}"))
+    return stats.ValueSums(visitors, total, squares, buyers)
 
 
 def _analyse(
@@ -148,7 +191,12 @@ def _analyse(
     suffix: str,
     experiment: Experiment,
 ) -> stats.GoalResult:
+    """One goal's statistics; the whole experiment's sequential p-values over the daily looks."""
     indexes = range(len(visitors))
+    # the end of each day is a look of the sequential test: its p-value shown is the running
+    # minimum over them (segments have no daily counters and show this look's value)
+    days = sorted(counters.days) if suffix == "" else []
+    capped = _is_capped(counters, goal.key, len(visitors))
     if goal.kind == GoalKind.CONVERSION:
         return stats.analyse_conversion(
             [
@@ -157,12 +205,50 @@ def _analyse(
             ],
             method=experiment.analysis,
             minimum_effect=experiment.minimum_effect,
+            looks=[
+                [stats.ConversionCounts(point[0], point[1]) for point in look]
+                for look in _cumulative(goal, counters, len(visitors), days)
+            ],
         )
     return stats.analyse_value(
-        [_value_sums(counters, i, goal.key, suffix, visitors[i]) for i in indexes],
+        [_value_sums(counters, i, goal.key, suffix, visitors[i], capped) for i in indexes],
         method=experiment.analysis,
         minimum_effect=experiment.minimum_effect,
+        looks=[
+            [
+                stats.ValueSums(
+                    visitors_so_far,
+                    total / CENTS_PER_UNIT,
+                    squares / CENTS_PER_UNIT**2,
+                    min(buyers, visitors_so_far),
+                )
+                for visitors_so_far, buyers, total, squares in look
+            ]
+            for look in _cumulative(goal, counters, len(visitors), days, capped)
+        ],
+        is_non_negative=goal.kind == GoalKind.REVENUE,
     )
+
+
+def _cumulative(
+    goal: Goal, counters: Counters, variant_count: int, days: Sequence[str], capped: bool = False
+) -> list[list[tuple[int, int, int, int]]]:
+    """Per day (in order) and variant: visitors, converted, sum and squares up to that day."""
+    prefix = "c" if capped else ""
+    running = [(0, 0, 0, 0)] * variant_count
+    looks = []
+    for day in days:
+        running = [
+            (
+                visitors + counters.get(f"e:{i}:d:{day}"),
+                converted + counters.get(f"c:{i}:{goal.key}:d:{day}"),
+                total + counters.get(f"{prefix}s:{i}:{goal.key}:d:{day}"),
+                squares + counters.get(f"{prefix}q:{i}:{goal.key}:d:{day}"),
+            )
+            for i, (visitors, converted, total, squares) in enumerate(running)
+        ]
+        looks.append(running)
+    return looks
 
 
 def _format_amount(value: float, currency: str, signed: bool = True) -> str:
@@ -170,34 +256,102 @@ def _format_amount(value: float, currency: str, signed: bool = True) -> str:
     return f"{value:+.2f} {symbol}" if signed else f"{value:.2f} {symbol}"
 
 
+def chance_text(chance: float) -> str:
+    """A probability in whole percent that never reads as certain: "< 1%" and "> 99%" at the ends.
+
+    0.9967 rounds to "100%", which claims a certainty no finite sample gives.
+    """
+    if chance < SURE_BELOW:
+        return "< 1%"
+    if chance > SURE_ABOVE:
+        return "> 99%"
+    return f"{chance:.0%}"
+
+
+def is_winner(variant: stats.VariantResult) -> bool:
+    """Whether a comparison is a verdict: judged, significant after the adjustment for the number
+    of comparisons, and its interval on one side of zero."""
+    interval = variant.uplift_interval
+    return (
+        variant.status == stats.JUDGED
+        and variant.is_significant
+        and interval is not None
+        and (interval.lower > 0.0 or interval.upper < 0.0)
+    )
+
+
+def best_challenger(result: stats.GoalResult) -> stats.VariantResult | None:
+    """The challenger a sentence or a list row speaks of; None when no comparison is judged.
+
+    The clearest winner (``is_winner``, the largest gain; else the largest loss), otherwise the
+    judged challenger with the strongest adjusted evidence. Never the highest unadjusted chance
+    to beat: with ten variants one looks 95 % likely better by luck in a quarter of A/A runs.
+    """
+    judged = [v for v in result.variants[1:] if v.uplift is not None and v.status == stats.JUDGED]
+    if not judged:
+        return None
+    winners = [v for v in judged if is_winner(v)]
+    better = [v for v in winners if (v.uplift or 0.0) > 0.0]
+    if better:
+        return max(better, key=lambda v: v.uplift or 0.0)
+    if winners:
+        return min(winners, key=lambda v: v.uplift or 0.0)
+    return min(judged, key=lambda v: (v.adjusted_p_value is None, v.adjusted_p_value or 1.0))
+
+
 def summarise(
     goal: Goal, result: stats.GoalResult, variant_keys: Sequence[str], currency: str
 ) -> str:
-    """One plain sentence about the best variant of a goal, e.g. "green earns +0.42 € margin
-    per visitor [+0.10, +0.75], chance to beat control 99%"."""
-    candidates = [v for v in result.variants[1:] if v.uplift is not None]
-    if not candidates:
-        return f"not enough data yet for {goal.key}"
-    best = max(candidates, key=lambda v: v.chance_to_beat_control or 0.0)
-    name = variant_keys[best.variant]
-    chance = (
+    """One plain sentence about a goal that claims no more than the adjusted evidence, e.g.
+    "green earns +0.42 € margin per visitor [+0.10, +0.75], clearly better than control
+    (adjusted p 0.003, chance to beat control > 99%)".
+
+    A variant is called better or worse only when ``is_winner``; otherwise the sentence says
+    that there is no clear difference yet, or not enough data for any judgement.
+    """
+    best = best_challenger(result)
+    if best is None:
+        candidates = [v for v in result.variants[1:] if v.uplift is not None]
+        reason = next((v.reason for v in candidates if v.reason), None)
+        return f"not enough data yet for {goal.key}" + (f": {reason}" if reason else "")
+    if not is_winner(best):
+        return (
+            f"no clear difference yet for {goal.key}: closest is "
+            + _effect_text(goal, best, variant_keys, currency)
+            + " (the interval includes 0)"
+        )
+    is_better = (best.uplift or 0.0) > 0.0
+    verdict = "clearly better than control" if is_better else "clearly worse than control"
+    evidence = (
         ""
-        if best.chance_to_beat_control is None
-        else f", chance to beat control {best.chance_to_beat_control:.0%}"
+        if best.adjusted_p_value is None
+        else f"adjusted p {best.adjusted_p_value:.3f}"
+        if best.adjusted_p_value >= 0.001
+        else "adjusted p < 0.001"
     )
-    interval = best.uplift_interval
+    if best.chance_to_beat_control is not None:
+        chance = f"chance to beat control {chance_text(best.chance_to_beat_control)}"
+        evidence = f"{evidence}, {chance}" if evidence else chance
+    return f"{_effect_text(goal, best, variant_keys, currency)}, {verdict} ({evidence})"
+
+
+def _effect_text(
+    goal: Goal, variant: stats.VariantResult, variant_keys: Sequence[str], currency: str
+) -> str:
+    """ "green converts +0.52 percentage points purchase rate [+0.10, +0.95]" and the like."""
+    name = variant_keys[variant.variant]
+    uplift = variant.uplift or 0.0
+    interval = variant.uplift_interval
     if goal.kind == GoalKind.CONVERSION:
-        effect = f"{best.uplift * 100:+.2f} percentage points {goal.key} rate"  # type: ignore[operator]  # checked above
         bounds = (
             ""
             if interval is None
             else f" [{interval.lower * 100:+.2f}, {interval.upper * 100:+.2f}]"
         )
-        return f"{name} converts {effect}{bounds}{chance}"
+        return f"{name} converts {uplift * 100:+.2f} percentage points {goal.key} rate{bounds}"
     what = "margin" if goal.kind == GoalKind.MARGIN else "revenue"
     bounds = "" if interval is None else f" [{interval.lower:+.2f}, {interval.upper:+.2f}]"
-    amount = _format_amount(best.uplift or 0.0, currency)
-    return f"{name} earns {amount} {what} per visitor{bounds}{chance}"
+    return f"{name} earns {_format_amount(uplift, currency)} {what} per visitor{bounds}"
 
 
 def _forecast(
@@ -207,8 +361,14 @@ def _forecast(
     visitors: Sequence[int],
     experiment: Experiment,
     today: dt.date,
-) -> tuple[int | None, dt.date | None]:
-    """Visitors per variant still needed for the minimum effect, and when they will be there."""
+) -> tuple[int | None, dt.date | None, int]:
+    """Visitors per variant still needed for the minimum effect, when they will be there, and
+    over how many days the daily traffic was averaged.
+
+    The traffic is the average over the days the experiment has actually been enrolling, up to
+    ``DAILY_TRAFFIC_DAYS``, and at least one day: an experiment one day old has one day of
+    traffic, not a seventh of a week's.
+    """
     control = result.variants[0]
     if goal.kind == GoalKind.CONVERSION:
         needed = (
@@ -219,7 +379,10 @@ def _forecast(
             )
         )
     else:
-        deviation = stats.standard_deviation(_value_sums(counters, 0, goal.key, "", visitors[0]))
+        capped = _is_capped(counters, goal.key, len(visitors))
+        deviation = stats.standard_deviation(
+            _value_sums(counters, 0, goal.key, "", visitors[0], capped)
+        )
         needed = (
             None
             if control.estimate is None or deviation is None
@@ -227,48 +390,64 @@ def _forecast(
                 control.estimate, deviation, minimum_effect=experiment.minimum_effect
             )
         )
-    recent = [
-        (today - dt.timedelta(days=offset)).isoformat() for offset in range(DAILY_TRAFFIC_DAYS)
-    ]
+    past = [day for day in counters.enrolment_days if day <= today.isoformat()]
+    first = dt.date.fromisoformat(min(past)) if past else today
+    days = max(1, min(DAILY_TRAFFIC_DAYS, (today - first).days + 1))
+    recent = [(today - dt.timedelta(days=offset)).isoformat() for offset in range(days)]
     daily = [
-        sum(counters.get(f"e:{i}:d:{day}") for day in recent) / DAILY_TRAFFIC_DAYS
-        for i in range(len(visitors))
+        sum(counters.get(f"e:{i}:d:{day}") for day in recent) / days for i in range(len(visitors))
     ]
-    return needed, stats.estimated_end_date(needed, visitors, daily, today)
+    return needed, stats.estimated_end_date(needed, visitors, daily, today), days
 
 
 def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
-    """Cumulative visitors, conversions and estimate (with a band) per variant and day."""
+    """Cumulative visitors, conversions and estimate (with a band) per variant and day.
+
+    Every day with any counter is a point. A day whose cumulative figures cannot happen (an
+    order dated before its buyer's enrolment day) keeps its counts but shows no estimate band.
+    """
     points = []
-    running = [[0, 0, 0, 0] for _ in range(variant_count)]  # visitors, converted, sum, squares
-    for day in sorted(counters.days):
+    is_rate = goal.kind == GoalKind.CONVERSION
+    days = sorted(counters.days)
+    capped = not is_rate and _is_capped(counters, goal.key, variant_count)
+    looks = _cumulative(goal, counters, variant_count, days, capped)
+    for day, look in zip(days, looks, strict=True):
         variants = []
-        for i in range(variant_count):
-            figures = running[i]
-            figures[0] += counters.get(f"e:{i}:d:{day}")
-            figures[1] += counters.get(f"c:{i}:{goal.key}:d:{day}")
-            figures[2] += counters.get(f"s:{i}:{goal.key}:d:{day}")
-            figures[3] += counters.get(f"q:{i}:{goal.key}:d:{day}")
+        for visitors, converted, total, squares in look:
             data: stats.ConversionCounts | stats.ValueSums
-            if goal.kind == GoalKind.CONVERSION:
-                data = stats.ConversionCounts(figures[0], min(figures[1], figures[0]))
-                estimate = figures[1] / figures[0] if figures[0] else None
+            if is_rate:
+                data = stats.ConversionCounts(visitors, min(converted, visitors))
             else:
                 data = stats.ValueSums(
-                    figures[0], figures[2] / CENTS_PER_UNIT, figures[3] / CENTS_PER_UNIT**2
+                    visitors, total / CENTS_PER_UNIT, squares / CENTS_PER_UNIT**2
                 )
-                estimate = data.value_sum / figures[0] if figures[0] else None
-            variants.append(
-                DailyVariant(figures[0], figures[1], estimate, stats.estimate_interval(data))
+            estimate = (
+                (converted if is_rate else total / CENTS_PER_UNIT) / visitors if visitors else None
             )
+            if is_rate and estimate is not None:
+                estimate = min(1.0, estimate)
+            try:
+                interval = stats.estimate_interval(
+                    data, is_non_negative=goal.kind == GoalKind.REVENUE
+                )
+            except ValueError:
+                interval = None
+            variants.append(DailyVariant(visitors, converted, estimate, interval))
         points.append(DailyPoint(dt.date.fromisoformat(day), tuple(variants)))
     return DailySeries(goal.key, tuple(points))
 
 
 def compute_results(
-    experiment: Experiment, raw: Mapping[str, int], now: float, currency: str
+    experiment: Experiment,
+    raw: Mapping[str, int],
+    now: float,
+    currency: str,
+    value_cap: float | None = None,
 ) -> ExperimentResults:
-    """All results of an experiment's current phase from its counters (pure)."""
+    """All results of an experiment's current phase from its counters (pure).
+
+    ``value_cap`` is the per-visitor cap the capped sums were recorded with, for the reader.
+    """
     counters = Counters(raw)
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     keys = [variant.key for variant in experiment.variants]
@@ -276,7 +455,7 @@ def compute_results(
     goals = []
     for goal in experiment.goals:
         result = _analyse(goal, visitors, counters, "", experiment)
-        needed, end = _forecast(goal, result, counters, visitors, experiment, today)
+        needed, end, traffic_days = _forecast(goal, result, counters, visitors, experiment, today)
         totals = tuple(
             VariantTotals(
                 key=keys[i],
@@ -289,7 +468,20 @@ def compute_results(
         )
         summary = summarise(goal, result, keys, currency)
         goals.append(
-            GoalReport(goal.key, goal.kind, goal.is_primary, result, totals, needed, end, summary)
+            GoalReport(
+                goal.key,
+                goal.kind,
+                goal.is_primary,
+                result,
+                totals,
+                needed,
+                end,
+                summary,
+                traffic_days,
+                None
+                if goal.kind == GoalKind.CONVERSION or not _is_capped(counters, goal.key, len(keys))
+                else value_cap,
+            )
         )
     segments = []
     for attribute in experiment.segments:
@@ -320,7 +512,12 @@ def compute_results(
                     {
                         value: [
                             _value_sums(
-                                counters, i, goal.key, suffix_of[value], segment_visitors[value][i]
+                                counters,
+                                i,
+                                goal.key,
+                                suffix_of[value],
+                                segment_visitors[value][i],
+                                _is_capped(counters, goal.key, len(keys)),
                             )
                             for i in range(len(keys))
                         ]
@@ -328,6 +525,7 @@ def compute_results(
                     },
                     method=experiment.analysis,
                     minimum_effect=experiment.minimum_effect,
+                    is_non_negative=goal.kind == GoalKind.REVENUE,
                 )
             segments.append(SegmentReport(attribute, goal.key, results))
     primary = next((report for report in goals if report.is_primary), None)
@@ -355,10 +553,13 @@ def compute_results(
 class ResultsReader:
     """Reads and analyses results, cached per experiment for a few seconds in this worker."""
 
-    def __init__(self, store: Store, cache_ttl: float, currency: str) -> None:
+    def __init__(
+        self, store: Store, cache_ttl: float, currency: str, value_cap: float | None = None
+    ) -> None:
         self._store = store
         self._ttl = cache_ttl
         self._currency = currency
+        self._value_cap = value_cap
         self._cache: dict[tuple[str, int, int], tuple[float, ExperimentResults]] = {}
         self._lock = threading.Lock()
 
@@ -369,7 +570,7 @@ class ResultsReader:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         raw = self._store.read_counts(experiment.key, experiment.phase)
-        fresh = compute_results(experiment, raw, now, self._currency)
+        fresh = compute_results(experiment, raw, now, self._currency, self._value_cap)
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl}
             self._cache[key] = (now, fresh)

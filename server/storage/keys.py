@@ -46,7 +46,10 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
 - ``n:<v>:<goal>``            events of the goal
 - ``s:<v>:<goal>``            sum of the goal's value in cents (net revenue or margin)
 - ``q:<v>:<goal>``            sum over visitors of the square of each visitor's total (cents²)
-- c/s/q also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
+- ``cs:<v>:<goal>``, ``cq:<v>:<goal>``  as s and q, with each visitor's total capped at the
+  value cap (winsorised to ±VALUE_CAP at write time); the statistics use these, the shown
+  totals use the uncapped s
+- c/s/q/cs/cq also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q`` is the change of the squares that day, so the days up to
   D add up to the sum of squares of the totals as of D)
 """

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 LUA_FOLDER = Path(__file__).with_name("lua")
 OPTIMISTIC_ATTEMPTS = 5  # WATCH retries for a concurrent edit before giving up; edits are rare
+# The default value cap (issue 13): 1,000.00 in the shop's currency per visitor and value goal;
+# server.config's VALUE_CAP sets it.
+DEFAULT_VALUE_CAP_CENTS = 100_000
 ORDER_FIELD_SEPARATOR = "\x1f"  # between the fields of an order record (see lua/record_event.lua)
 SCAN_BATCH = 500  # keys per SCAN step when deleting an experiment's data
 
@@ -185,8 +188,10 @@ class LuaScript:
 class Store:
     """Reads and writes Splitwerk's data in one Redis (see ``server.storage.keys``)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, value_cap_cents: int = DEFAULT_VALUE_CAP_CENTS) -> None:
         self._redis = client
+        # each visitor's total of a value goal counts at most this much in the capped sums
+        self._value_cap_cents = value_cap_cents
         self._pinned = PinnedClients(client)
         self._enrol = LuaScript("enrol")
         self._record_event = LuaScript("record_event")
@@ -363,7 +368,7 @@ class Store:
         calls = []
         for (experiment, phase), positions in groups.items():
             segments = attributions[positions[0]].segments
-            args: list[Any] = [now, now - window, len(segments), *segments]
+            args: list[Any] = [now, now - window, self._value_cap_cents, len(segments), *segments]
             for position in positions:
                 item = attributions[position]
                 args += [
@@ -431,6 +436,7 @@ class Store:
                 item.reduction,
                 len(item.segments),
                 *item.segments,
+                self._value_cap_cents,
             ]
             calls.append((script_keys, args))
         if not calls:

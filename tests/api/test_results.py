@@ -76,7 +76,12 @@ def test_results_match_independent_implementations(client: Any) -> None:
     assert margin_goal["result"]["variants"][1]["uplift"] == pytest.approx(
         sum(note) / len(note) - sum(control) / len(control), abs=1e-9
     )
-    assert "per visitor" in margin_goal["summary"]
+    # 60 visitors per variant are below the minimum-evidence rule of 100
+    assert margin_goal["summary"] == (
+        "not enough data yet for margin: fewer than 100 visitors in the control or the variant"
+    )
+    assert margin_goal["result"]["variants"][1]["status"] == "not_enough_data"
+    assert margin_goal["result"]["minimum_visitors"] == 100
     assert body["summary"] == purchase["summary"]
 
 
@@ -118,7 +123,44 @@ def test_daily_series_is_cumulative(client: Any, redis_client: redis.Redis) -> N
     assert [p["variants"][0]["converted"] for p in points] == [1, 3]
     assert points[1]["variants"][0]["estimate"] == pytest.approx(0.1)
     band = points[1]["variants"][0]["interval"]
-    assert band["lower"] == pytest.approx(0.1 - 1.959964 * math.sqrt(0.1 * 0.9 / 30), abs=1e-5)
+    assert band["upper"] == pytest.approx(0.1 + 1.959964 * math.sqrt(0.1 * 0.9 / 30), abs=1e-5)
+    assert band["lower"] == 0.0  # 0.1 - 0.107: a chart never draws a rate below 0
+
+
+def test_a_value_dated_before_the_first_enrolment_does_not_break_the_results(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    redis_client.hset(
+        COUNTS,
+        mapping={
+            "e:0": 10, "e:1": 10, "e:0:d:2026-11-21": 10, "e:1:d:2026-11-21": 10,
+            "c:0:margin": 1, "s:0:margin": 1500, "q:0:margin": 2250000,
+            "c:0:margin:d:2026-11-20": 1, "s:0:margin:d:2026-11-20": 1500,
+            "q:0:margin:d:2026-11-20": 2250000,
+        },
+    )  # fmt: skip
+    response = client.get("/v1/experiments/shipping-note/results", headers=VIEWER)
+    assert response.status_code == 200  # ValueError, a 500, before
+    margin = next(series for series in response.json["daily"] if series["goal"] == "margin")
+    assert [point["day"] for point in margin["points"]] == ["2026-11-20", "2026-11-21"]
+    first = margin["points"][0]["variants"][0]
+    assert first["visitors"] == 0 and first["estimate"] is None and first["interval"] is None
+
+
+def test_results_json_carries_the_evidence_fields(client: Any, redis_client: redis.Redis) -> None:
+    start(client)
+    redis_client.hset(COUNTS, mapping={"e:0": 300, "e:1": 1, "c:0:purchase": 34,
+                                       "c:1:purchase": 1})  # fmt: skip
+    body = client.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
+    control, variant = body["goals"][0]["result"]["variants"]
+    assert control["status"] == "control"
+    assert variant["status"] == "not_enough_data" and variant["is_significant"] is False
+    assert variant["reason"] == "fewer than 100 visitors in the control or the variant"
+    assert variant["p_value"] == pytest.approx(0.116, abs=1e-3)  # Fisher's exact test
+    assert variant["chance_to_beat_control"] is None
+    assert body["summary"].startswith("not enough data yet for purchase")
+    assert body["goals"][0]["traffic_days"] == 1
 
 
 def test_small_segments_are_shown_but_not_judged(client: Any, redis_client: redis.Redis) -> None:
@@ -151,6 +193,8 @@ def test_csv_export_has_a_row_per_goal_segment_and_variant(client: Any, redis_cl
     assert len(rows) == 2 * 2 + 2 * 2  # (all + facebook) x 2 goals x 2 variants
     assert {row["goal"] for row in rows} == {"purchase", "margin"}
     assert rows[0]["variant"] == "control"
+    assert rows[0]["status"] == "control"
+    assert rows[1]["status"] == "not_enough_data" and rows[1]["reason"].startswith("fewer than")
 
 
 def test_results_need_a_viewer_token_and_a_known_experiment(client: Any) -> None:
@@ -186,3 +230,65 @@ def test_demo_traffic_gives_results_with_segments(redis_server: Any, redis_clien
     sources = {s["value"] for r in body["segments"] if r["attribute"] == "source"
                for s in r["segments"]}  # fmt: skip
     assert {"facebook", "instagram", "newsletter"} <= sources
+
+
+def test_one_huge_order_is_capped_and_decides_nothing(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    goals = [{"key": "purchase", "primary": True},
+             {"key": "revenue", "kind": "revenue", "event": "purchase"}]  # fmt: skip
+    start(client, goals=goals)
+    answer = client.post("/v1/assign", json={"visitor": "whale"}).json
+    whale = [v["key"] for v in EXPERIMENT["variants"]].index(
+        answer["assignments"]["shipping-note"]["variant"]
+    )
+    # 3000 visitors per variant, 300 of them bought for 40.00 (in cents; capped = uncapped)
+    base: dict[str, int] = {}
+    for i in (0, 1):
+        visitors = 3000 + (1 if i == whale else 0)
+        base |= {f"e:{i}": visitors, f"c:{i}:purchase": 300, f"c:{i}:revenue": 300}
+        for prefix in ("", "c"):
+            base |= {f"{prefix}s:{i}:revenue": 300 * 4000, f"{prefix}q:{i}:revenue": 300 * 4000**2}
+    redis_client.hset(COUNTS, mapping=base)  # type: ignore[arg-type]
+    order = {"type": "order", "visitor": "whale", "order_id": "o-whale", "revenue": "1000000.00"}
+    ingest = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
+    assert client.post("/v1/events", json={"events": [order]}, headers=ingest).status_code == 200
+    counts = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    # the totals keep the whole order, the statistics count 1,000.00 of it (the default cap)
+    assert counts[f"s:{whale}:revenue"] == 300 * 4000 + 100_000_000
+    assert counts[f"cs:{whale}:revenue"] == 300 * 4000 + 100_000
+    assert counts[f"cq:{whale}:revenue"] == 300 * 4000**2 + 100_000**2
+    body = client.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
+    revenue = body["goals"][1]
+    assert revenue["cap"] == 1000.0 and body["goals"][0]["cap"] is None
+    assert revenue["totals"][whale]["value_sum"] == pytest.approx(12000 + 1_000_000)
+    result = revenue["result"]["variants"]
+    assert result[whale]["estimate"] == pytest.approx((12000 + 1000) / 3001)
+    challenger = result[1]
+    # uncapped this read "chance to beat control 84%" with p = 0.32
+    assert challenger["is_significant"] is False
+    assert 0.2 < challenger["chance_to_beat_control"] < 0.8
+    assert revenue["summary"].startswith("no clear difference yet for revenue")
+    # a refund lowers the capped sums only as far as the total falls below the cap
+    refund = {"type": "refund", "id": "r-1", "order_id": "o-whale", "amount": "999500.00"}
+    assert client.post("/v1/events", json={"events": [refund]}, headers=ingest).status_code == 200
+    counts = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    assert counts[f"s:{whale}:revenue"] == 300 * 4000 + 50_000
+    assert counts[f"cs:{whale}:revenue"] == 300 * 4000 + 50_000
+    assert counts[f"cq:{whale}:revenue"] == 300 * 4000**2 + 50_000**2
+
+
+def test_the_value_cap_is_configurable(redis_server: Any, redis_client: redis.Redis) -> None:
+    app = create_app(app_settings(redis_server.url, VALUE_CAP=250.0))
+    capped = app.test_client()
+    start(capped, goals=[{"key": "purchase", "primary": True},
+                         {"key": "revenue", "kind": "revenue", "event": "purchase"}])  # fmt: skip
+    variant = capped.post("/v1/assign", json={"visitor": "v"}).json["assignments"]
+    index = ["control", "note"].index(variant["shipping-note"]["variant"])
+    order = {"type": "order", "visitor": "v", "order_id": "o-1", "revenue": "400.00"}
+    ingest = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
+    assert capped.post("/v1/events", json={"events": [order]}, headers=ingest).status_code == 200
+    assert int(redis_client.hget(COUNTS, f"cs:{index}:revenue") or 0) == 25_000
+    assert int(redis_client.hget(COUNTS, f"s:{index}:revenue") or 0) == 40_000
+    body = capped.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
+    assert body["goals"][1]["cap"] == 250.0

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as strategy
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportions_ztest
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from server.core.models import Analysis
@@ -26,6 +26,7 @@ from server.core.stats import (
     analyse_value,
     analyse_value_segments,
     benjamini_hochberg,
+    estimate_interval,
     estimated_end_date,
     holm,
     running_minimum,
@@ -93,31 +94,39 @@ def test_fixed_conversion_p_value_matches_statsmodels_proportions_ztest(
     assert result.variants[1].p_value == pytest.approx(expected, abs=TOLERANCE)
 
 
+def fieller_relative(
+    a: float, b: float, var_a: float, var_b: float, k: float
+) -> tuple[float, float]:
+    """Fieller's interval of b/a - 1: the roots of (b - r a)² = k² (var_b + r² var_a), by numpy."""
+    roots = np.roots([a * a - k * k * var_a, -2 * a * b, b * b - k * k * var_b])
+    return float(min(roots)) - 1, float(max(roots)) - 1
+
+
 @pytest.mark.parametrize(("control_n", "control_c", "variant_n", "variant_c"), CONVERSION_CASES)
-def test_fixed_conversion_intervals_are_unpooled_wald_and_delta_method(
+def test_fixed_conversion_intervals_are_agresti_caffo_and_fieller(
     control_n: int, control_c: int, variant_n: int, variant_c: int
 ) -> None:
     variant = analyse_conversion(
         [ConversionCounts(control_n, control_c), ConversionCounts(variant_n, variant_c)],
         method=FIXED,
     ).variants[1]
-    a, b = control_c / control_n, variant_c / variant_n
-    var_a, var_b = a * (1 - a) / control_n, b * (1 - b) / variant_n
-    z = scipy_stats.norm.ppf(0.975)
-    half = z * math.sqrt(var_a + var_b)
-    assert variant.uplift == pytest.approx(b - a, abs=TOLERANCE)
+    lower, upper = confint_proportions_2indep(
+        variant_c, variant_n, control_c, control_n, method="agresti-caffo"
+    )
+    assert variant.uplift == pytest.approx(variant_c / variant_n - control_c / control_n)
     assert variant.uplift_interval is not None
-    assert variant.uplift_interval.lower == pytest.approx(b - a - half, abs=TOLERANCE)
-    assert variant.uplift_interval.upper == pytest.approx(b - a + half, abs=TOLERANCE)
-    relative_half = z * math.sqrt(var_b / a**2 + b**2 * var_a / a**4)
-    assert variant.relative_uplift == pytest.approx(b / a - 1, abs=TOLERANCE)
+    assert variant.uplift_interval.lower == pytest.approx(lower, abs=TOLERANCE)
+    assert variant.uplift_interval.upper == pytest.approx(upper, abs=TOLERANCE)
+    # Fieller on the same adjusted rates and variances
+    a, b = (control_c + 1) / (control_n + 2), (variant_c + 1) / (variant_n + 2)
+    var_a, var_b = a * (1 - a) / (control_n + 2), b * (1 - b) / (variant_n + 2)
+    expected = fieller_relative(a, b, var_a, var_b, scipy_stats.norm.ppf(0.975))
+    assert variant.relative_uplift == pytest.approx(
+        (variant_c / variant_n) / (control_c / control_n) - 1, abs=TOLERANCE
+    )
     assert variant.relative_uplift_interval is not None
-    assert variant.relative_uplift_interval.lower == pytest.approx(
-        b / a - 1 - relative_half, abs=TOLERANCE
-    )
-    assert variant.relative_uplift_interval.upper == pytest.approx(
-        b / a - 1 + relative_half, abs=TOLERANCE
-    )
+    assert variant.relative_uplift_interval.lower == pytest.approx(expected[0], abs=TOLERANCE)
+    assert variant.relative_uplift_interval.upper == pytest.approx(expected[1], abs=TOLERANCE)
 
 
 def test_alpha_sets_the_interval_level() -> None:
@@ -171,17 +180,17 @@ def test_fixed_value_interval_matches_statsmodels_welch_satterthwaite_interval(s
     assert result.uplift_interval.upper == pytest.approx(upper, abs=TOLERANCE)
 
 
-def test_fixed_value_relative_interval_is_delta_method_with_the_welch_critical_value() -> None:
+def test_fixed_value_relative_interval_is_fieller_with_the_welch_critical_value() -> None:
     control, variant = revenue_samples(6, (700, 700))
     result = analyse_value([sums_of(control), sums_of(variant)], method=FIXED).variants[1]
     a, b = control.mean(), variant.mean()
     var_a, var_b = control.var(ddof=1) / len(control), variant.var(ddof=1) / len(variant)
     freedom = (var_a + var_b) ** 2 / (var_a**2 / (len(control) - 1) + var_b**2 / (len(variant) - 1))
-    half = scipy_stats.t.ppf(0.975, freedom) * math.sqrt(var_b / a**2 + b**2 * var_a / a**4)
+    expected = fieller_relative(a, b, var_a, var_b, scipy_stats.t.ppf(0.975, freedom))
     assert result.relative_uplift == pytest.approx(b / a - 1, abs=TOLERANCE)
     assert result.relative_uplift_interval is not None
-    assert result.relative_uplift_interval.lower == pytest.approx(b / a - 1 - half, abs=TOLERANCE)
-    assert result.relative_uplift_interval.upper == pytest.approx(b / a - 1 + half, abs=TOLERANCE)
+    assert result.relative_uplift_interval.lower == pytest.approx(expected[0], abs=TOLERANCE)
+    assert result.relative_uplift_interval.upper == pytest.approx(expected[1], abs=TOLERANCE)
 
 
 # --- sequential (mSPRT) -------------------------------------------------------------------------
@@ -244,13 +253,14 @@ def test_confidence_sequence_ends_are_where_the_mixture_ratio_reaches_one_over_a
     variant = analyse_conversion(
         [ConversionCounts(n, control_c), ConversionCounts(n, variant_c)], minimum_effect=0.1
     ).variants[1]
-    a, b = control_c / n, variant_c / n
-    pair_variance = a * (1 - a) + b * (1 - b)  # intervals use each variant's own rate
+    # intervals use each variant's own rate, Agresti–Caffo adjusted (n + 2 visitors each)
+    a, b = (control_c + 1) / (n + 2), (variant_c + 1) / (n + 2)
+    pair_variance = a * (1 - a) + b * (1 - b)
     tau2 = (0.1 * (control_c + variant_c) / (2 * n)) ** 2
     assert variant.uplift_interval is not None
     for end in (variant.uplift_interval.lower, variant.uplift_interval.upper):
         # shifting the hypothesis to theta = end: the ratio against it is exactly 1 / alpha
-        assert johari_p_value(b - a - end, pair_variance, n, tau2) == pytest.approx(0.05)
+        assert johari_p_value(b - a - end, pair_variance, n + 2, tau2) == pytest.approx(0.05)
 
 
 def test_confidence_sequence_is_wider_than_the_fixed_horizon_interval() -> None:
@@ -370,7 +380,9 @@ def test_conversion_chance_to_beat_and_expected_loss_match_monte_carlo(
     control_n: int, control_c: int, variant_n: int, variant_c: int
 ) -> None:
     variant = analyse_conversion(
-        [ConversionCounts(control_n, control_c), ConversionCounts(variant_n, variant_c)]
+        [ConversionCounts(control_n, control_c), ConversionCounts(variant_n, variant_c)],
+        minimum_visitors=0,  # the rule off: these check the integrals, small posteriors included
+        minimum_conversions=0,
     ).variants[1]
     rng = np.random.default_rng(42)
     a = rng.beta(1 + control_c, 1 + control_n - control_c, 400_000)
@@ -395,7 +407,8 @@ def test_value_chance_to_beat_and_expected_loss_match_monte_carlo_of_normal_post
 
 def test_identical_variants_have_an_even_chance_to_beat_control() -> None:
     for n, c in ((50, 5), (100000, 5000)):
-        variant = analyse_conversion([ConversionCounts(n, c), ConversionCounts(n, c)]).variants[1]
+        counts = [ConversionCounts(n, c), ConversionCounts(n, c)]
+        variant = analyse_conversion(counts, minimum_visitors=0, minimum_conversions=0).variants[1]
         assert variant.chance_to_beat_control == pytest.approx(0.5, abs=1e-3)
 
 
@@ -453,8 +466,9 @@ def test_segments_below_the_minimum_sample_are_reported_but_not_judged() -> None
     for name in ("tablet", "desktop"):
         assert not results[name].is_judged
         variant = results[name].result.variants[1]
-        assert variant.p_value is not None and variant.relative_uplift is not None
+        assert variant.p_value is not None and variant.uplift is not None
         assert variant.adjusted_p_value is None and not variant.is_significant
+        assert variant.status == "not_enough_data" and variant.reason
 
 
 def test_segment_p_values_are_benjamini_hochberg_adjusted_over_judged_segments() -> None:
@@ -655,14 +669,22 @@ def test_edge_cases_have_defined_answers(method: Analysis) -> None:
     for name in ("no conversions", "everyone converted", "identical constant values"):
         same = variant(name)
         assert same.p_value == 1.0 and same.uplift == 0.0 and not same.is_significant
-        assert same.chance_to_beat_control == pytest.approx(0.5, abs=1e-3)
+    # judged (1000 conversions): an even chance; below the minimum-evidence rule: none at all
+    assert variant("everyone converted").chance_to_beat_control == pytest.approx(0.5, abs=1e-3)
+    for name in ("no conversions", "identical constant values"):
+        assert variant(name).status == "not_enough_data"
+        assert variant(name).chance_to_beat_control is None
     assert variant("no conversions").relative_uplift is None  # nothing to be relative to
+    assert variant("no conversions").relative_reason
     single = variant("single value visitor")
     assert single.uplift == -20.0 and single.p_value is None and single.uplift_interval is None
     different = variant("different constant values")
     assert different.uplift == 5.0 and different.p_value is None
     assert variant("zero control mean").relative_uplift is None
-    assert variant("negative margins").relative_uplift == pytest.approx(-0.6)
+    # a percentage of a negative baseline reads the wrong way round: not given, with the reason
+    negative = variant("negative margins")
+    assert negative.relative_uplift is None and negative.relative_uplift_interval is None
+    assert "not above zero" in negative.relative_reason
     assert analyse(dict(EDGE_CASES)["only the control"], method).variants[0].estimate == 0.1
 
 
@@ -694,6 +716,10 @@ def test_any_possible_conversion_counts_give_finite_results(
         max_size=4,
     ),
     strategy.sampled_from([SEQUENTIAL, FIXED]),
+)
+# tau² / s² underflowed to 0 in the sequential critical value
+@example(
+    variants=[(2, 0.0, 0.0), (2, 2.357545610778875e-97, 1.4061950455589473e127)], method=SEQUENTIAL
 )
 def test_any_possible_value_sums_give_finite_results(
     variants: list[tuple[int, float, float]], method: Analysis
@@ -745,3 +771,187 @@ def test_standard_deviation_matches_the_sample_standard_deviation():
     assert stats.standard_deviation(sums) == pytest.approx(reference.stdev(values), abs=1e-9)
     assert stats.standard_deviation(stats.ValueSums(1, 3.0, 9.0)) is None
     assert stats.standard_deviation(stats.ValueSums(3, 6.0, 12.0)) == 0.0
+
+
+# --- results that never mislead (issue 13) ------------------------------------------------------
+
+
+def margins_sample(seed: int, mean: float, size: int) -> Any:
+    """Contribution margins per visitor: negative on average (returns, shipping), some positive."""
+    rng = np.random.default_rng(seed)
+    return np.round(rng.normal(mean, 20.0, size), 2)
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_relative_uplift_of_a_negative_baseline_is_not_given_with_the_reason(
+    method: Analysis,
+) -> None:
+    # control loses 5.83 € per visitor, b 2.85 €: b is better, yet b / a - 1 reads as -51 %
+    control, variant = margins_sample(1, -5.83, 2000), margins_sample(2, -2.85, 2000)
+    result = analyse_value([sums_of(control), sums_of(variant)], method=method).variants[1]
+    assert result.uplift is not None and result.uplift > 0
+    assert result.relative_uplift is None and result.relative_uplift_interval is None
+    assert result.relative_reason is not None and "not above zero" in result.relative_reason
+
+
+def test_a_baseline_not_clearly_above_zero_gets_no_relative_uplift() -> None:
+    control, variant = margins_sample(3, 0.3, 400), margins_sample(4, 1.0, 400)
+    result = analyse_value([sums_of(control), sums_of(variant)], method=FIXED).variants[1]
+    assert control.mean() > 0 and result.relative_uplift is None
+    assert result.relative_reason == "the control's mean is not clearly above zero yet"
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_one_visitor_is_never_significant(method: Analysis) -> None:
+    result = analyse_conversion([ConversionCounts(300, 34), ConversionCounts(1, 1)], method=method)
+    variant = result.variants[1]
+    assert variant.status == "not_enough_data" and not variant.is_significant
+    assert variant.reason == "fewer than 100 visitors in the control or the variant"
+    assert variant.adjusted_p_value is None and variant.chance_to_beat_control is None
+    assert variant.expected_loss is None
+    assert result.minimum_visitors == 100 and result.minimum_conversions == 10
+
+
+def test_small_counts_take_fishers_exact_test() -> None:
+    for control, variant in (((300, 34), (1, 1)), ((300, 0), (1, 1)), ((400, 1), (380, 6))):
+        result = analyse_conversion(
+            [ConversionCounts(*control), ConversionCounts(*variant)], method=FIXED
+        ).variants[1]
+        table = [[variant[1], variant[0] - variant[1]], [control[1], control[0] - control[1]]]
+        expected = scipy_stats.fisher_exact(table).pvalue
+        assert result.p_value == pytest.approx(expected, abs=TOLERANCE)
+    # 34/300 against 1/1: the z-test said 0.0058, Fisher says 0.116
+    single = analyse_conversion(
+        [ConversionCounts(300, 34), ConversionCounts(1, 1)], method=FIXED
+    ).variants[1]
+    assert single.p_value == pytest.approx(0.116, abs=1e-3)
+
+
+def test_one_converting_visitor_against_none_gets_no_certain_interval() -> None:
+    # 0/300 against 1/1 gave "+100.00 pp [+100.00, +100.00]"
+    variant = analyse_conversion(
+        [ConversionCounts(300, 0), ConversionCounts(1, 1)], method=FIXED
+    ).variants[1]
+    assert variant.uplift_interval is not None
+    assert variant.uplift_interval.upper - variant.uplift_interval.lower > 0.5
+    assert not variant.is_significant
+
+
+def test_few_conversions_are_not_enough_even_with_many_visitors() -> None:
+    result = analyse_conversion(
+        [ConversionCounts(5000, 0), ConversionCounts(5000, 7)], method=FIXED
+    ).variants[1]
+    assert result.status == "not_enough_data" and not result.is_significant
+    assert result.reason == "fewer than 10 conversions in the control and the variant together"
+
+
+def test_value_goals_need_ten_buyers() -> None:
+    # one 1,000,000 € order among 2000 visitors decides nothing
+    control = ValueSums(1000, 0.0, 0.0, buyers=0)
+    variant = ValueSums(1000, 1e6, 1e12, buyers=1)
+    result = analyse_value([control, variant], method=FIXED).variants[1]
+    assert result.status == "not_enough_data" and result.chance_to_beat_control is None
+    assert result.reason == "fewer than 10 buyers in the control and the variant together"
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_a_variant_without_conversions_gets_an_honest_relative_interval(method: Analysis) -> None:
+    # [-100 %, -100 %] claimed certainty from a variance of 0
+    variant = analyse_conversion(
+        [ConversionCounts(3000, 60), ConversionCounts(3000, 0)], method=method
+    ).variants[1]
+    interval = variant.relative_uplift_interval
+    if interval is not None:
+        assert interval.lower == -1.0 and interval.upper > -0.95
+    else:
+        assert variant.relative_reason
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_a_variant_without_revenue_gets_no_relative_interval_of_certainty(
+    method: Analysis,
+) -> None:
+    control, _ = revenue_samples(21, (2000, 1))
+    result = analyse_value(
+        [sums_of(control), ValueSums(2000, 0.0, 0.0, buyers=0)], method=method
+    ).variants[1]
+    assert result.relative_uplift_interval is None
+    assert result.relative_reason == "a variant has no spread: every visitor has the same total"
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+@pytest.mark.parametrize(
+    ("control", "variant"), [((27, 1), (30, 0)), ((270, 10), (300, 2)), ((120, 3), (130, 9))]
+)
+def test_rate_differences_stay_within_what_the_rates_allow(
+    control: tuple[int, int], variant: tuple[int, int], method: Analysis
+) -> None:
+    # the sequence at 3.70 % once reached -31.62 pp: lower than minus the control's rate
+    result = analyse_conversion(
+        [ConversionCounts(*control), ConversionCounts(*variant)], method=method
+    ).variants[1]
+    interval = result.uplift_interval
+    assert interval is not None
+    z = 4.0  # the documented bound: Wilson upper bounds at z = 4
+    for counts, end in ((control, -interval.lower), (variant, interval.upper)):
+        n, rate = counts[0], counts[1] / counts[0]
+        spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+        wilson = (rate + z * z / (2 * n) + spread) / (1 + z * z / n)
+        assert end <= wilson + 1e-12
+    assert -1.0 <= interval.lower <= result.uplift <= interval.upper <= 1.0
+    relative = result.relative_uplift_interval
+    assert relative is None or relative.lower >= -1.0
+
+
+def test_chart_bands_never_leave_the_possible_range() -> None:
+    rate_band = estimate_interval(ConversionCounts(30, 1))
+    assert rate_band is not None and rate_band.lower == 0.0
+    assert estimate_interval(ConversionCounts(30, 29)).upper == 1.0  # type: ignore[union-attr]
+    skewed = sums_of([0.0] * 40 + [500.0])
+    assert estimate_interval(skewed).lower < 0  # type: ignore[union-attr]  # margins may go below 0
+    revenue = estimate_interval(skewed, is_non_negative=True)
+    assert revenue is not None and revenue.lower == 0.0
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+def test_skewed_revenue_relative_interval_is_bounded_below_for_revenue(method: Analysis) -> None:
+    control, variant = revenue_samples(22, (300, 300))
+    variant[:] = variant * 0.05
+    result = analyse_value(
+        [sums_of(control), sums_of(variant)], method=method, is_non_negative=True
+    ).variants[1]
+    assert result.relative_uplift_interval is None or result.relative_uplift_interval.lower >= -1
+
+
+# equal prices, every visitor a buyer: the means differ only in the last bit
+EQUAL_PRICE_CASES = [(44, 2475, 2931), (73054698, 2373, 2443), (8482, 1225, 2838), (76, 193, 106)]
+
+
+@pytest.mark.parametrize("method", [SEQUENTIAL, FIXED])
+@pytest.mark.parametrize(("cents", "control_n", "variant_n"), EQUAL_PRICE_CASES)
+def test_everybody_paying_the_same_is_no_difference_in_any_segment(
+    cents: int, control_n: int, variant_n: int, method: Analysis
+) -> None:
+    def sums(n: int) -> ValueSums:
+        # as the results service builds them: integer cents divided into euros
+        return ValueSums(n, cents * n / 100, cents * cents * n / 10000, buyers=n)
+
+    result = analyse_value([sums(control_n), sums(variant_n)], method=method).variants[1]
+    assert result.uplift == 0.0 and result.p_value == 1.0
+    assert result.chance_to_beat_control == 0.5 and not result.is_significant
+
+
+def test_sequential_p_values_are_the_running_minimum_over_looks() -> None:
+    looks = [
+        [ConversionCounts(2000, 100), ConversionCounts(2000, 140)],
+        [ConversionCounts(4000, 200), ConversionCounts(4000, 250)],
+        [ConversionCounts(50, 2), ConversionCounts(50, 9)],  # below the rule: does not count
+    ]
+    now = [ConversionCounts(6000, 300), ConversionCounts(6000, 330)]
+    alone = [analyse_conversion(look).variants[1].p_value for look in [*looks[:2], now]]
+    shown = analyse_conversion(now, looks=looks).variants[1]
+    assert alone[2] is not None and min(alone) < alone[2]  # this look alone would rise
+    assert shown.p_value == min(p for p in alone if p is not None)
+    assert shown.adjusted_p_value == shown.p_value
+    fixed = analyse_conversion(now, method=FIXED, looks=looks).variants[1]
+    assert fixed.p_value == analyse_conversion(now, method=FIXED).variants[1].p_value

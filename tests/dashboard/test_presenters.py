@@ -106,3 +106,99 @@ def test_progress_when_enough_visitors_are_in() -> None:
     found = presenters.progress(report(500, (600, 800), dt.date(2026, 1, 1)), 0.05, EN)
     assert found.share == 100
     assert found.sentence.startswith("Enough visitors")
+
+
+# --- results that never mislead (issue 13) ------------------------------------------------------
+
+
+def goal_report(*challengers: VariantResult, traffic_days: int = 7) -> GoalReport:
+    result = GoalResult("conversion", "fixed", 0.05, 0.05, "holm", (CONTROL, *challengers))
+    totals = tuple(
+        VariantTotals(key, 1000, 30, 30, 0.0) for key in "abcdefghij"[: 1 + len(challengers)]
+    )
+    return GoalReport(
+        "purchase", GoalKind.CONVERSION, True, result, totals, None, None, "", traffic_days
+    )
+
+
+def test_chances_never_read_as_certain() -> None:
+    found = presenters.effect(
+        GoalKind.MARGIN, "b", challenger(chance_to_beat_control=0.9967), CONTROL, EN, "EUR"
+    )
+    assert found.chance == "> 99%"
+    assert found.sentence.endswith("> 99% likely better. Conclusive.")
+    worse = presenters.effect(
+        GoalKind.MARGIN, "b",
+        challenger(uplift=-0.4, uplift_interval=Interval(-0.7, -0.1), chance_to_beat_control=0.001),
+        CONTROL, DE, "EUR",
+    )  # fmt: skip
+    assert worse.chance == "< 1\u00a0%"
+    assert "zu > 99\u00a0% wahrscheinlich schlechter" in worse.sentence
+
+
+def test_a_significant_result_whose_interval_crosses_zero_is_no_verdict() -> None:
+    found = presenters.effect(
+        GoalKind.MARGIN, "b", challenger(uplift_interval=Interval(-0.01, 0.8)), CONTROL, EN, "EUR"
+    )
+    assert found.tone == presenters.NEUTRAL
+    assert found.sentence.endswith("Not conclusive yet.")
+
+
+def test_the_headline_follows_adjusted_evidence_not_the_highest_chance() -> None:
+    lucky = challenger(
+        uplift=0.5, p_value=0.02, adjusted_p_value=0.18, is_significant=False,
+        chance_to_beat_control=0.99,
+    )  # fmt: skip
+    steady = variant(
+        2, estimate=1.3, uplift=0.2, uplift_interval=Interval(-0.2, 0.6), p_value=0.015,
+        adjusted_p_value=0.15, is_significant=False, chance_to_beat_control=0.9,
+    )  # fmt: skip
+    view = presenters.goal_view(goal_report(lucky, steady), ["a", "b", "c"], None, EN, "EUR")
+    assert view.headline.startswith("c earns") or view.headline.startswith("c converts")
+    assert view.headline.endswith("Not conclusive yet.") and view.headline_tone == ""
+
+
+def test_below_the_minimum_evidence_the_page_says_not_enough_data() -> None:
+    small = challenger(
+        status="not_enough_data", reason="fewer than 100 visitors in the control or the variant",
+        adjusted_p_value=None, is_significant=False, chance_to_beat_control=None,
+    )  # fmt: skip
+    view = presenters.goal_view(goal_report(small), ["a", "b"], None, EN, "EUR")
+    assert view.headline == (
+        "Not enough data yet: a verdict needs 100 visitors in each variant and 10 conversions "
+        "in both together."
+    )
+    row = view.rows[1].effect
+    assert row is not None and row.chance == "–" and row.tone == ""
+    assert "Conclusive" not in row.sentence
+
+
+def test_a_missing_relative_change_says_why() -> None:
+    found = presenters.effect(
+        GoalKind.MARGIN, "b", challenger(relative_uplift=None), CONTROL, EN, "EUR"
+    )
+    assert found.relative == "–"
+    assert found.relative_note == (
+        "No relative change: the control's value is not clearly above zero."
+    )
+
+
+def test_progress_of_a_one_day_old_experiment_speaks_of_the_first_day() -> None:
+    report = goal_report(challenger(), traffic_days=1)
+    report = GoalReport(
+        report.key, report.kind, True, report.result, report.totals, 5000,
+        dt.date(2026, 2, 13), "", 1,
+    )  # fmt: skip
+    found = presenters.progress(report, 0.05, EN)
+    assert "at the traffic of the first day that is around Feb 13, 2026" in found.sentence
+
+
+def test_a_value_goal_shows_its_cap() -> None:
+    report = goal_report(challenger())
+    capped = GoalReport(
+        "revenue", GoalKind.REVENUE, False, report.result, report.totals, None, None, "", 7,
+        1000.0,
+    )  # fmt: skip
+    view = presenters.goal_view(capped, ["a", "b"], None, DE, "EUR")
+    assert "höchstens mit 1.000,00\u00a0€" in view.cap_note
+    assert presenters.goal_view(report, ["a", "b"], None, EN, "EUR").cap_note == ""

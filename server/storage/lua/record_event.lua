@@ -8,8 +8,10 @@
 -- KEYS[5]  sw:{exp}:p<phase>:orders       hash  order id -> order record (for refunds)
 -- ARGV[1]  now, unix seconds
 -- ARGV[2]  trim ids older than this unix time from KEYS[4] ("" to skip: once per batch is plenty)
--- ARGV[3]  number of segment attributes n
--- ARGV[4..3+n]  segment attribute names, in the order of the enrolment record
+-- ARGV[3]  value cap in cents: a visitor's total of a value goal counts at most this much (and at
+--          least minus this much) in the capped sums cs/cq; s/q stay uncapped (issue 13)
+-- ARGV[4]  number of segment attributes n
+-- ARGV[5..4+n]  segment attribute names, in the order of the enrolment record
 -- then per event: pseudonym, idempotency member ("<pseudonym>:<event id>"), UTC day
 --   (YYYY-MM-DD), order id ("" for a conversion), order gross cents, order net cents, number of
 --   goals g, then g triples: goal key, kind letter (c conversion, r revenue, m margin), cents
@@ -30,14 +32,20 @@ if ARGV[2] ~= "" then
   redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", ARGV[2])
 end
 local now = ARGV[1]
-local segments = tonumber(ARGV[3])
+local segments = tonumber(ARGV[4])
 local names = {}
 for i = 1, segments do
-  names[i] = ARGV[3 + i]
+  names[i] = ARGV[4 + i]
+end
+
+-- value cap (issue 13): winsorise each visitor's total for the statistics
+local cap = tonumber(ARGV[3])
+local function capped(total)
+  return math.max(-cap, math.min(cap, total))
 end
 
 local replies = {}
-local i = 4 + segments
+local i = 5 + segments
 while i <= #ARGV do
   local visitor, member, day, order_id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local gross, net, goals = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
@@ -63,6 +71,7 @@ while i <= #ARGV do
       local daily = base .. ":d:" .. day
       local field = visitor .. ":" .. goal
       local converted, square = 0, 0
+      local capped_value, capped_square = 0, 0
       if kind == "c" then
         -- the visitor's number of events of this goal; the first one makes them converted
         if redis.call("HINCRBY", totals, field, 1) == 1 then
@@ -77,6 +86,9 @@ while i <= #ARGV do
         local before = tonumber(old or "0")
         local after = redis.call("HINCRBY", totals, field, string.format("%.0f", value))
         square = after * after - before * before
+        local capped_before, capped_after = capped(before), capped(after)
+        capped_value = capped_after - capped_before
+        capped_square = capped_after * capped_after - capped_before * capped_before
         value_goals[#value_goals + 1] = goal .. "=" .. kind
       end
       add("c:" .. base, converted)
@@ -91,6 +103,16 @@ while i <= #ARGV do
         add("c:" .. segment, converted)
         add("s:" .. segment, value)
         add("q:" .. segment, square)
+      end
+      -- capped sums (issue 13), for the statistics: whole phase, day, segment values
+      add("cs:" .. base, capped_value)
+      add("cq:" .. base, capped_square)
+      add("cs:" .. daily, capped_value)
+      add("cq:" .. daily, capped_square)
+      for s = 1, segments do
+        local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
+        add("cs:" .. segment, capped_value)
+        add("cq:" .. segment, capped_square)
       end
     end
     if order_id ~= "" then

@@ -13,6 +13,7 @@
 -- ARGV[7]  net revenue cents the refund removes (computed exactly by server.core.money)
 -- ARGV[8]  number of segment attributes n
 -- ARGV[9..8+n]  segment attribute names, in the order of the order record
+-- ARGV[9+n] value cap in cents for the capped sums cs/cq (see record_event.lua; issue 13)
 -- Returns: 1 applied; 0 duplicate; -1 no such order here; -2 the refund exceeds what is left.
 
 local SEPARATOR = "\31"
@@ -43,6 +44,10 @@ redis.call("HSET", KEYS[1], ARGV[1], table.concat(parts, SEPARATOR))
 local reduction = tonumber(ARGV[7])
 local segments = tonumber(ARGV[8])
 local day = ":d:" .. ARGV[5]
+local cap = tonumber(ARGV[9 + segments])
+local function capped(total)
+  return math.max(-cap, math.min(cap, total))
+end
 local function add(field, value)
   if value ~= 0 then
     redis.call("HINCRBY", KEYS[3], field, string.format("%.0f", value))
@@ -64,6 +69,19 @@ for goal_kind in string.gmatch(parts[6], "[^,]+") do
     local suffix = ":" .. ARGV[8 + i] .. "=" .. (parts[6 + i] or "unknown")
     add("s:" .. base .. suffix, -reduction)
     add("q:" .. base .. suffix, square)
+  end
+  -- capped sums (issue 13)
+  local capped_before, capped_after = capped(before), capped(after)
+  local capped_value = capped_after - capped_before
+  local capped_square = capped_after * capped_after - capped_before * capped_before
+  add("cs:" .. base, capped_value)
+  add("cq:" .. base, capped_square)
+  add("cs:" .. base .. day, capped_value)
+  add("cq:" .. base .. day, capped_square)
+  for i = 1, segments do
+    local suffix = ":" .. ARGV[8 + i] .. "=" .. (parts[6 + i] or "unknown")
+    add("cs:" .. base .. suffix, capped_value)
+    add("cq:" .. base .. suffix, capped_square)
   end
 end
 return 1
