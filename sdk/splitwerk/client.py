@@ -602,10 +602,16 @@ class Client:
             if attributes and names
             else {}
         )
+        try:
+            self._batcher.put(
+                events.exposure(visitor, compiled.key, answer.variant or CONTROL, reported)
+            )
+        except ValueError as error:
+            # The visitor still gets their answer; only the report is refused.
+            self._count("invalid")
+            log.warning("splitwerk: exposure of %r dropped: %s", compiled.key, error)
+            return
         self._count("exposures")
-        self._batcher.put(
-            events.exposure(visitor, compiled.key, answer.variant or CONTROL, reported)
-        )
 
     def _queue(self, build: Callable[[], events.Event], needs_key: bool = False) -> None:
         self._check_process()
@@ -614,12 +620,10 @@ class Client:
             log.warning("splitwerk: order and refund events need an ingest_key; event dropped")
             return
         try:
-            event = build()
+            self._batcher.put(build())
         except ValueError as error:
             self._count("invalid")
             log.warning("splitwerk: event dropped: %s", error)
-            return
-        self._batcher.put(event)
 
     def _count(self, name: str) -> None:
         with self._lock:

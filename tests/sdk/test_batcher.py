@@ -254,3 +254,32 @@ def test_forked_child_sends_its_own_events_and_parent_is_unaffected(server: Fake
     assert os.waitstatus_to_exitcode(status) == 0
     assert_each_event_counted_once(server, {"parent-before-fork", "parent-after-fork", "child"})
     client.close()
+
+
+def test_a_batch_refused_as_a_whole_is_resent_event_by_event(server: FakeServer) -> None:
+    # One bad event must not take the good ones (an order, say) down with it.
+    server.script("/v1/events", 400, 400)
+    client = events_client(server, flush_interval=60.0)
+    client.order("v-1", "o-1", "10.00")
+    client.track("goal", "v-2")
+    client.track("goal", "v-3")
+    assert client.flush(3.0)
+    stats = client.stats()
+    assert [len(body["events"]) for body in server.bodies("/v1/events")] == [3, 1, 1, 1]
+    assert stats["failed"] == 1  # the first alone was refused again: that one is given up
+    assert {event["visitor"] for event in server.unique_events()} == {"v-2", "v-3"}
+    client.close()
+
+
+def test_an_event_that_is_not_json_is_refused_when_queued(server: FakeServer) -> None:
+    client = events_client(server)
+    loop: list[object] = []
+    loop.append(loop)
+    client.track("goal", "v-" + "x" * 10, value=None)
+    client._queue(lambda: {"type": "conversion", "visitor": "v-1", "nan": float("nan")})
+    client._queue(lambda: {"type": "conversion", "visitor": "v-1", "loop": loop})
+    client._queue(lambda: {"type": "conversion", "visitor": "v-1", "big": "x" * 20_000})
+    assert client.stats()["invalid"] == 3
+    assert client.flush(2.0)
+    assert len(server.unique_events()) == 1
+    client.close()
