@@ -73,6 +73,13 @@ MONEY = st.one_of(
     st.sampled_from(["19.99", "0", "1" * 40]),
 )
 EXPERIMENT = st.sampled_from(EXPERIMENTS) | ANY_TEXT
+MAX_TIMEOUT = 0.3  # seconds: the largest timeout handed to flush() and friends here
+# Timeouts a caller might pass by mistake: negative, NaN, not numbers. (A large one is obeyed:
+# the caller asked to wait that long, so the test does not hand out any.)
+TIMEOUTS = st.one_of(
+    st.floats(min_value=-10.0, max_value=MAX_TIMEOUT),
+    st.sampled_from([float("nan"), -float("inf"), None, "1", True, [0.1]]),
+)
 VISITOR = st.sampled_from(["v-1", "v-2", "v\ud800"]) | ANY_TEXT | JSON_LIKE
 FUZZ = settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -155,6 +162,12 @@ def worker(redis_server: Any) -> Iterator[Worker]:
         child.stop()
 
 
+def _seconds(timeout: Any) -> float:
+    """The time a call given ``timeout`` may take: that many seconds if it is a sane number."""
+    is_number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+    return float(timeout) if is_number and 0 <= timeout <= MAX_TIMEOUT else 0.0
+
+
 def _within(reply: dict[str, Any], limit: float) -> None:
     assert reply["elapsed"] <= limit + SLACK, f"took {reply['elapsed']:.2f}s, limit {limit}s"
 
@@ -235,16 +248,9 @@ def test_assign_answers_a_dict_in_time_whatever_it_is_given(
             ),
         ),
         st.tuples(st.just("refund"), st.tuples(ANY_TEXT | JSON_LIKE, MONEY), st.just({})),
-        st.tuples(
-            st.just("flush"),
-            st.tuples(st.sampled_from([0, 0.1, -1, float("nan")]) | JSON_LIKE),
-            st.just({}),
-        ),
-        st.tuples(
-            st.just("wait_for_config"),
-            st.tuples(st.sampled_from([0, 0.1, -5]) | JSON_LIKE),
-            st.just({}),
-        ),
+        st.tuples(st.just("flush"), st.tuples(TIMEOUTS), st.just({})),
+        st.tuples(st.just("wait_for_config"), st.tuples(TIMEOUTS), st.just({})),
+        st.tuples(st.just("close_on_sigterm"), st.tuples(TIMEOUTS), st.just({})),
         st.tuples(st.just("stats"), st.just(()), st.just({})),
     ),
 )
@@ -257,10 +263,9 @@ def test_events_and_housekeeping_return_at_once_whatever_they_are_given(
     if method in expected:
         assert reply["type"] == expected[method]
         _within(reply, 0.0)  # the caller's thread never waits on the network for an event
-    elif method in ("flush", "wait_for_config"):
+    elif method in ("flush", "wait_for_config", "close_on_sigterm"):
         assert reply["type"] == "bool"
-        limit = args[0] if isinstance(args[0], (int, float)) and 0 <= args[0] < 1 else 0.0
-        _within(reply, limit)
+        _within(reply, _seconds(args[0]))
     else:
         assert reply["type"] == "dict"
 
@@ -285,3 +290,14 @@ def test_a_lone_surrogate_visitor_gets_the_fallback_in_local_mode(worker: Worker
     assert worker.call("local", "variant", "checkout-button", "v\ud800")["value"] == "control"
     reasons = worker.call("local", "assign", "v\ud800", ["checkout-button"])["reasons"]
     assert reasons == {"checkout-button": "invalid_visitor"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_close_with_odd_timeouts_then_every_call_still_answers(worker: Worker, target: str) -> None:
+    for timeout in (None, float("nan"), -1, "soon", 10**400, 0.1):
+        _within(worker.call(target, "close", timeout), 0.1)
+    assert worker.call(target, "variant", "checkout-button", "v-1")["type"] == "str"
+    assert worker.call(target, "assign", "v-1")["type"] == "dict"
+    worker.call(target, "order", "v-1", "o-after-close", "1.00")
+    assert worker.call(target, "flush", 0.1)["type"] == "bool"
+    worker.call(target, "__exit__", None, None, None)
