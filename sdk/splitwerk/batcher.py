@@ -311,7 +311,7 @@ class Batcher:
         return time.monotonic() + self._flush_interval * jitter
 
     def _adopt(self) -> None:
-        """Queue the spooled events of ended processes, ahead of this process's own."""
+        """Queue the spooled events of ended processes (first thing the thread does)."""
         if self._spool is None:
             return
         rows = self._spool.adopt()

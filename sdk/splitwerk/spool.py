@@ -104,7 +104,8 @@ class Spool:
             log.error("splitwerk: adopting spooled events failed: %r", error)
         if adopted:
             log.warning("splitwerk: resending %d spooled events of an ended process", len(adopted))
-        return adopted
+        # In the order they were queued, across files: an order before its refund.
+        return sorted(adopted, key=lambda row: row[3])
 
     def _adopt_one(self, database: sqlite3.Connection, lock_path: Path, fcntl: Any) -> list[Row]:
         descriptor = os.open(lock_path, os.O_RDWR)
@@ -155,8 +156,12 @@ class Spool:
         self._database = None
         self._lock_file = None
         self._name = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        descriptor = os.open(self.folder / f"{self._name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # Locked under a name adopters do not look at, then renamed: a lock file that another
+        # process can see is always held, so it is never taken for an ended process's.
+        unseen = self.folder / f"{self._name}.new"
+        descriptor = os.open(unseen, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        unseen.replace(self.folder / f"{self._name}.lock")
         database = sqlite3.connect(
             self.folder / f"{self._name}.db",
             timeout=BUSY_TIMEOUT_MS / 1000,

@@ -1,7 +1,7 @@
 """A child process that runs SDK calls sent by test_never_raises.py, so a crash fails a test.
 
-Started as ``python -m tests.sdk.fuzz_worker URL DEAD_URL INGEST_KEY``. It builds one client per
-target and then answers requests on stdin/stdout: each is a length-prefixed pickle of
+Started as ``python -m tests.sdk.fuzz_worker URL DEAD_URL INGEST_KEY SPOOL_DIR``. It builds one
+client per target and then answers requests on stdin/stdout: each is a length-prefixed pickle of
 ``(target, method, args, kwargs)``; the reply is a pickle of ``{"error", "type", "elapsed"}``.
 If the SDK kills the process (a segmentation fault in C code, ``os._exit``), the parent sees
 the pipe close and reports the call that did it.
@@ -24,7 +24,7 @@ HEADER = struct.Struct("!I")  # the length of the pickle that follows
 TIMEOUT = 0.5  # seconds a remote call may take; the parent checks it
 
 
-def _clients(url: str, dead_url: str, ingest_key: str) -> dict[str, Client]:
+def _clients(url: str, dead_url: str, ingest_key: str, spool: str) -> dict[str, Client]:
     common: dict[str, Any] = {
         "timeout": TIMEOUT,
         "ingest_key": ingest_key,
@@ -37,7 +37,8 @@ def _clients(url: str, dead_url: str, ingest_key: str) -> dict[str, Client]:
         raise SystemExit("the local client got no config")
     return {
         "remote": Client(url, poll_interval=None, **common),
-        "remote-down": Client(dead_url, poll_interval=None, **common),
+        # Its orders pile up in a spool too: odd order ids and amounts go through SQLite.
+        "remote-down": Client(dead_url, poll_interval=None, spool_dir=spool, **common),
         "local": local,
     }
 
@@ -96,8 +97,8 @@ def run_asgi(cookie: bytes, consent: Any) -> list[tuple[bytes, bytes]]:
 
 def main() -> None:
     logging.basicConfig(level=logging.CRITICAL)  # the SDK logs every fallback; keep stderr quiet
-    url, dead_url, ingest_key = sys.argv[1:4]
-    clients = _clients(url, dead_url, ingest_key)
+    url, dead_url, ingest_key, spool = sys.argv[1:5]
+    clients = _clients(url, dead_url, ingest_key, spool)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(b"ready\n")
     stdout.flush()

@@ -87,8 +87,16 @@ FUZZ = settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.functi
 class Worker:
     """The child process that runs the calls; restarted after it dies."""
 
-    def __init__(self, url: str, dead_url: str) -> None:
-        self.command = [sys.executable, "-m", "tests.sdk.fuzz_worker", url, dead_url, INGEST_TOKEN]
+    def __init__(self, url: str, dead_url: str, spool: Path) -> None:
+        self.command = [
+            sys.executable,
+            "-m",
+            "tests.sdk.fuzz_worker",
+            url,
+            dead_url,
+            INGEST_TOKEN,
+            str(spool),
+        ]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -135,7 +143,7 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server: Any) -> Iterator[Worker]:
+def worker(redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     redis_server.client().flushall()
     app = create_app(app_settings(redis_server.url))
     admin = app.test_client()
@@ -157,7 +165,8 @@ def worker(redis_server: Any) -> Iterator[Worker]:
         assert admin.post("/v1/experiments", json=body, headers=EDITOR).status_code == 201
         assert admin.post(f"/v1/experiments/{key}/start", headers=EDITOR).status_code == 200
     with LiveServer(app) as server:
-        child = Worker(server.url, f"http://127.0.0.1:{free_port()}")
+        spool = tmp_path_factory.mktemp("fuzz-spool")
+        child = Worker(server.url, f"http://127.0.0.1:{free_port()}", spool)
         yield child
         child.stop()
 
