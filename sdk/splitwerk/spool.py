@@ -60,9 +60,12 @@ class Spool:
         self._database: sqlite3.Connection | None = None
         self._lock_file: int | None = None
         self._name = ""
+        self._is_closed = False  # after close(), late calls of the sender thread do nothing
 
     def add(self, priority: int, body: bytes, queued_at: float) -> int | None:
         """Store one event; return its spool id, or ``None`` if the spool failed (logged)."""
+        if self._is_closed:
+            return None
         try:
             with self._lock:
                 database = self._open()
@@ -78,7 +81,7 @@ class Spool:
 
     def remove(self, ids: list[int]) -> None:
         """Delete events the server has answered for (or that were given up)."""
-        if not ids:
+        if not ids or self._is_closed:
             return
         try:
             with self._lock:
@@ -93,6 +96,8 @@ class Spool:
         import fcntl
 
         adopted: list[Row] = []
+        if self._is_closed:
+            return adopted
         try:
             with self._lock:
                 database = self._open()
@@ -181,6 +186,7 @@ class Spool:
     def close(self) -> None:
         """Close this process's database and unlock it: another process may adopt its rows."""
         with self._lock:
+            self._is_closed = True
             if self._database is None or self._pid != os.getpid():
                 return
             try:
