@@ -208,6 +208,7 @@ class Batcher:
         with self._condition:
             unsent = self._size + self._in_flight
             money = len(self._tiers[MONEY])
+            self._log_drops()  # the last summary, however recent the previous one
         if unsent:
             where = "kept in the spool for the next start" if self._spool else "lost"
             log.warning(
@@ -282,13 +283,17 @@ class Batcher:
             log.error("splitwerk: %s dropped (%s); it will not be counted", entry.label, why)
             self._forget([entry])
             return
-        self._unlogged_drops[entry.label] = self._unlogged_drops.get(entry.label, 0) + 1
-        now = time.monotonic()
-        if now - self._drops_logged_at >= DROP_LOG_INTERVAL:
-            self._drops_logged_at = now
-            summary = ", ".join(f"{n} {kind}" for kind, n in sorted(self._unlogged_drops.items()))
+        what = f"{entry.label} ({why})"
+        self._unlogged_drops[what] = self._unlogged_drops.get(what, 0) + 1
+        if time.monotonic() - self._drops_logged_at >= DROP_LOG_INTERVAL:
+            self._log_drops()
+
+    def _log_drops(self) -> None:
+        if self._unlogged_drops:
+            self._drops_logged_at = time.monotonic()
+            summary = ", ".join(f"{n} {what}" for what, n in sorted(self._unlogged_drops.items()))
             self._unlogged_drops = {}
-            log.warning("splitwerk: dropped events (%s): %s", why, summary)
+            log.warning("splitwerk: dropped events: %s", summary)
 
     def _give_up(self, entry: Entry, why: str) -> None:
         self._counters["failed"] += 1

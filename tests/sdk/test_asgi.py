@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 import pytest
 
 from splitwerk import ConfigError
 from splitwerk.asgi import AsgiVisitorMiddleware, asgi_visitor
+
+
+def run_coroutine(coroutine: Any) -> Any:
+    """Run a coroutine to its end in a thread of its own, as an ASGI server would.
+
+    Not in this thread: other tests of the run (Playwright's) may have left an event loop
+    running in it, and asyncio.run() refuses to start a second one there.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def run(middleware: AsgiVisitorMiddleware, scope: dict[str, Any]) -> list[dict[str, Any]]:
@@ -20,7 +31,7 @@ def run(middleware: AsgiVisitorMiddleware, scope: dict[str, Any]) -> list[dict[s
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(middleware(scope, receive, send))
+    run_coroutine(middleware(scope, receive, send))
     return sent
 
 

@@ -89,7 +89,7 @@ def test_a_full_queue_drops_conversions_before_orders_and_counts_them(
         stats = client.stats()
     assert stats["dropped"] >= 70 - 30 - 5  # the queue, plus one batch in flight or put back
     assert stats["dropped_money"] == 0
-    assert "dropped events (queue full)" in caplog.text
+    assert "conversion (queue full)" in caplog.text
     real_server.start()
     assert client.flush(40.0)
     client.close()
