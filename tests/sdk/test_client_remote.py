@@ -1,6 +1,7 @@
 """Remote mode against the fake server: answers, fallbacks, the timeout bound, the breaker."""
 
 import math
+import os
 import time
 from collections.abc import Mapping
 
@@ -230,3 +231,26 @@ def test_close_is_idempotent_and_later_calls_still_answer(server: FakeServer) ->
     assert client.variant("zzz", "v-1") == "control"
     client.track("goal", "v-1")
     assert wait_until(lambda: client.stats()["dropped"] == 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_its_own_connection_and_gets_real_answers(
+    server: FakeServer,
+) -> None:
+    client = remote(server, timeout=2.0)
+    assert client.variant("checkout-button", "v-1") == "green"  # the parent's kept-alive socket
+    connections = server.connections
+    pid = os.fork()
+    if pid == 0:  # the child: noticed by the stored pid, no fork hook
+        code = 1
+        try:
+            if client.variant("checkout-button", "v-2") == "green":
+                code = 0 if client.stats()["assign_errors"] == 0 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert server.connections == connections + 1  # the child did not use the parent's socket
+    assert client.variant("checkout-button", "v-3") == "green"
+    assert server.connections == connections + 1  # and the parent still uses its own
+    client.close(0)
