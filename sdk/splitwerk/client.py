@@ -110,6 +110,9 @@ class Client:
             raise ConfigError(f"mode must be 'remote' or 'local', not {mode!r}")
         if ingest_key is not None and (not isinstance(ingest_key, str) or not ingest_key):
             raise ConfigError("ingest_key must be a non-empty string or None")
+        if ingest_key is not None and not (ingest_key.isascii() and ingest_key.isprintable()):
+            # It travels in an HTTP header: anything else would fail every send, later.
+            raise ConfigError("ingest_key must be printable ASCII")
         if poll_interval is None and mode == "local":
             raise ConfigError("local mode needs a poll_interval")
         for name, value in (

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from splitwerk import Client, VisitorMiddleware
+from splitwerk import Client, ConfigError, VisitorMiddleware
 from splitwerk.asgi import AsgiVisitorMiddleware
 
 HEADER = struct.Struct("!I")  # the length of the pickle that follows
@@ -95,6 +95,16 @@ def run_asgi(cookie: bytes, consent: Any) -> list[tuple[bytes, bytes]]:
     return list(sent[0]["headers"])
 
 
+def construct(url: Any, **options: Any) -> str:
+    """Build a client: the one call allowed to raise, and only ``ConfigError``."""
+    try:
+        client = Client(url, **options)
+    except ConfigError:
+        return "ConfigError"
+    client.close(0.1)
+    return "Client"
+
+
 def main() -> None:
     logging.basicConfig(level=logging.CRITICAL)  # the SDK logs every fallback; keep stderr quiet
     url, dead_url, ingest_key, spool = sys.argv[1:5]
@@ -111,7 +121,9 @@ def main() -> None:
         error = None
         result: Any = None
         try:
-            if target == "wsgi":
+            if target == "construct":
+                result = construct(*args, **kwargs)
+            elif target == "wsgi":
                 result = run_wsgi(*args)
             elif target == "asgi":
                 result = run_asgi(*args)

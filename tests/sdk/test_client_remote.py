@@ -204,6 +204,11 @@ def test_public_methods_swallow_internal_errors(caplog: pytest.LogCaptureFixture
         {"url": "ftp://x"},
         {"url": "127.0.0.1:5000"},
         {"url": "http://x:notaport"},
+        {"url": "http://\ud800/"},  # no host name can be made of it
+        {"url": "http://" + "a" * 64 + ".example"},  # a label longer than DNS allows
+        {"retry_deadline": 0},
+        {"remembered_assignments": -1},
+        {"spool_dir": 5},
         {"timeout": 0},
         {"timeout": -1},
         {"timeout": math.inf},
@@ -214,6 +219,8 @@ def test_public_methods_swallow_internal_errors(caplog: pytest.LogCaptureFixture
         {"batch_size": 0},
         {"max_queue": 0},
         {"max_retries": -1},
+        {"ingest_key": "key\ud800"},
+        {"ingest_key": "key\nX-Other: 1"},
         {"mode": "local", "poll_interval": None},
         {"transport": object()},
     ],

@@ -301,6 +301,46 @@ def test_a_lone_surrogate_visitor_gets_the_fallback_in_local_mode(worker: Worker
     assert reasons == {"checkout-button": "invalid_visitor"}
 
 
+OPTION_VALUES = st.one_of(JSON_LIKE, st.sampled_from([0, 1, 0.05, -1, float("inf"), 10**30]))
+
+
+@FUZZ
+@given(
+    url=st.sampled_from(["http://127.0.0.1:9", "https://x.example/p", "ftp://x", ""]) | ANY_TEXT,
+    options=st.dictionaries(
+        st.sampled_from(
+            [
+                "timeout",
+                "ingest_key",
+                "mode",
+                "poll_interval",
+                "flush_interval",
+                "batch_size",
+                "max_queue",
+                "retry_deadline",
+                "max_retries",
+                "retry_backoff",
+                "spool_dir",
+                "background_timeout",
+                "close_timeout",
+                "handle_sigterm",
+                "failure_threshold",
+                "circuit_cooldown",
+                "remembered_assignments",
+            ]
+        ),
+        OPTION_VALUES | st.sampled_from(["local", "remote"]),
+        max_size=4,
+    ),
+)
+def test_the_constructor_raises_config_error_or_nothing(
+    worker: Worker, url: Any, options: dict[str, Any]
+) -> None:
+    options.pop("spool_dir", None)  # a path made of arbitrary text could land anywhere
+    reply = worker.call("construct", "", url, **options)
+    assert reply["value"] in ("Client", "ConfigError")
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_close_with_odd_timeouts_then_every_call_still_answers(worker: Worker, target: str) -> None:
     for timeout in (None, float("nan"), -1, "soon", 10**400, 0.1):
