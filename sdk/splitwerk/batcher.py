@@ -355,12 +355,20 @@ class Batcher:
                 self._in_flight = len(batch)
             if not batch:
                 continue
+            is_handled = False
             try:
                 with ErrorGuard("sending events"):
                     self._send(batch)
+                    is_handled = True
             finally:
                 with self._condition:
                     self._in_flight = 0
+                    if not is_handled:
+                        # A bug, or a custom transport raising what it should not: the
+                        # events are kept and retried like after any other failure.
+                        self._failures += 1
+                        self._retry_at = time.monotonic() + self._backoff()
+                        self._put_back(batch)
                     self._condition.notify_all()
 
     def _wait_for_batch(self, next_flush: float, next_adoption: float) -> list[Entry] | None:

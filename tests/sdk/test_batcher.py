@@ -283,3 +283,37 @@ def test_an_event_that_is_not_json_is_refused_when_queued(server: FakeServer) ->
     assert client.flush(2.0)
     assert len(server.unique_events()) == 1
     client.close()
+
+
+def test_a_transport_raising_the_unexpected_loses_no_event() -> None:
+    class Buggy:
+        calls = 0
+
+        def request(
+            self,
+            method: str,
+            path: str,
+            body: bytes | None,
+            headers: Mapping[str, str],
+            timeout: float,
+        ) -> Response:
+            Buggy.calls += 1
+            if Buggy.calls == 1:
+                raise RuntimeError("a bug in a custom transport")
+            return Response(200, {}, b'{"accepted": 1}')
+
+        def close(self) -> None:
+            pass
+
+    client = Client(
+        "http://127.0.0.1:9",
+        transport=Buggy(),
+        poll_interval=None,
+        retry_backoff=0.01,
+        ingest_key="k",
+    )
+    client.order("v-1", "o-1", "1.00")
+    assert client.flush(2.0)
+    stats = client.stats()
+    assert (Buggy.calls, stats["accepted"], stats["failed"]) == (2, 1, 0)
+    client.close()
