@@ -17,8 +17,9 @@ import sys
 import time
 from typing import Any
 
-from splitwerk import Client, ConfigError, VisitorMiddleware
-from splitwerk.asgi import AsgiVisitorMiddleware
+from splitwerk import Client, ConfigError, VisitorMiddleware, visitor_of
+from splitwerk.adapters import DjangoVisitorMiddleware, django_visitor
+from splitwerk.asgi import AsgiVisitorMiddleware, asgi_visitor
 
 HEADER = struct.Struct("!I")  # the length of the pickle that follows
 TIMEOUT = 0.5  # seconds a remote call may take; the parent checks it
@@ -105,6 +106,41 @@ def construct(url: Any, **options: Any) -> str:
     return "Client"
 
 
+def run_readers(state: Any, cookie: str, consent: Any) -> list[Any]:
+    """The helpers that read a request's visitor, and the Django middleware, on odd input."""
+
+    class Request:  # what DjangoVisitorMiddleware and django_visitor use of a request
+        def __init__(self) -> None:
+            self.META = {"HTTP_COOKIE": cookie, "splitwerk.visitor": state}
+
+        def is_secure(self) -> bool:
+            return True
+
+    class Response:
+        def __init__(self) -> None:
+            self.cookies: list[Any] = []
+
+        def set_cookie(self, *args: Any, **kwargs: Any) -> None:
+            self.cookies.append((args, kwargs))
+
+        def delete_cookie(self, *args: Any, **kwargs: Any) -> None:
+            self.cookies.append(("delete", args, kwargs))
+
+    environ = {"splitwerk.visitor": state, "splitwerk.consent": consent}
+    middleware = DjangoVisitorMiddleware(lambda request: Response(), consent=_consent(consent))
+    request = Request()
+    answers = [
+        visitor_of(environ),
+        asgi_visitor({"state": {"splitwerk_visitor": state, "splitwerk_consent": consent}}),
+        asgi_visitor(state),
+        middleware(request).cookies,
+        django_visitor(request),
+    ]
+    for visitor, has_consent in (answers[0], answers[1], answers[2], answers[4]):
+        assert isinstance(visitor, str) and isinstance(has_consent, bool)
+    return answers
+
+
 def main() -> None:
     logging.basicConfig(level=logging.CRITICAL)  # the SDK logs every fallback; keep stderr quiet
     url, dead_url, ingest_key, spool = sys.argv[1:5]
@@ -123,6 +159,8 @@ def main() -> None:
         try:
             if target == "construct":
                 result = construct(*args, **kwargs)
+            elif target == "readers":
+                result = run_readers(*args)
             elif target == "wsgi":
                 result = run_wsgi(*args)
             elif target == "asgi":

@@ -294,6 +294,18 @@ def test_visitor_middlewares_answer_whatever_cookie_they_get(
     worker.call("asgi", "", cookie.encode("utf-8", "surrogatepass"), consent)
 
 
+@FUZZ
+@given(
+    state=JSON_LIKE,
+    cookie=ANY_TEXT,
+    consent=st.booleans() | st.just("consent check failed") | JSON_LIKE,
+)
+def test_visitor_readers_and_the_django_middleware_answer_whatever_the_request_holds(
+    worker: Worker, state: Any, cookie: str, consent: Any
+) -> None:
+    worker.call("readers", "", state, cookie, consent)
+
+
 def test_a_lone_surrogate_visitor_gets_the_fallback_in_local_mode(worker: Worker) -> None:
     """The reported crash: mmh3 was handed "v\\ud800" and the process died (SIGSEGV)."""
     assert worker.call("local", "variant", "checkout-button", "v\ud800")["value"] == "control"
