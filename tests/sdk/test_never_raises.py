@@ -29,7 +29,7 @@ from .fuzz_worker import HEADER, TIMEOUT
 ROOT = Path(__file__).resolve().parents[2]
 SLACK = 1.0  # seconds beyond a call's own limit: scheduling on a shared 2-core machine
 REPLY_LIMIT = 20.0  # seconds to wait for the child before calling it hung
-EXAMPLES = 120  # per test: enough to hit surrogates, huge values and odd types every run
+EXAMPLES = 300  # per test: surrogates, huge values and odd types, in ~20 s for the file
 TARGETS = ("remote", "remote-down", "local")
 EXPERIMENTS = ["checkout-button", "targeted", "no-such-experiment"]
 
