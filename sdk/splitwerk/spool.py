@@ -105,6 +105,8 @@ class Spool:
                     if lock_path.stem == self._name:
                         continue
                     adopted.extend(self._adopt_one(database, lock_path, fcntl))
+                for unseen in self.folder.glob(f"{PREFIX}*.new"):
+                    _remove_if_unheld(unseen, fcntl)
         except SPOOL_ERRORS as error:
             log.error("splitwerk: adopting spooled events failed: %r", error)
         if adopted:
@@ -204,3 +206,18 @@ class Spool:
                 self._database = None
                 self._lock_file = None
                 self._pid = -1
+
+
+def _remove_if_unheld(path: Path, fcntl: Any) -> None:
+    """Remove a lock file that a process died with before it was renamed (nothing in it)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return  # renamed or removed meanwhile
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path.unlink(missing_ok=True)
+    except BlockingIOError:
+        pass  # a living process is just starting its spool
+    finally:
+        os.close(descriptor)

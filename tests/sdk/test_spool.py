@@ -77,3 +77,11 @@ def test_orders_are_spooled_until_the_server_answers(tmp_path: Path) -> None:
     adopted = probe.adopt()
     assert [body.count(b'"order_id":"o-1"') for _, _, body, _ in adopted] == [1]
     probe.close()
+
+
+def test_a_lock_file_left_before_its_rename_is_cleared(tmp_path: Path) -> None:
+    (tmp_path / "spool-1-dead.new").write_text("")  # its process died between open and rename
+    spool = Spool(tmp_path)
+    assert spool.adopt() == []
+    assert not list(tmp_path.glob("*.new"))
+    spool.close()
