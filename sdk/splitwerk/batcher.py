@@ -41,13 +41,18 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/v1/events"
 MAX_BATCH_SIZE = 500  # the server's limit per request
 MAX_BATCH_BYTES = 1_000_000  # half the server's 2 MB body limit: a batch never gets a 413
-MAX_EVENT_BYTES = 64_000  # an event beyond this is refused when queued (attributes: 8 KB)
+# An event beyond this is refused when queued: the server takes 8 KB of attributes, and the
+# bound keeps a full queue of 10,000 events under ~160 MB even if every one were this large.
+MAX_EVENT_BYTES = 16_384
 BACKOFF_MAX = 30.0  # seconds; the longest wait once the server is back
 RETRY_AFTER_MAX = 600.0  # seconds; a longer Retry-After is more likely a bug than a plan
 JITTER = 0.2  # ±20 % on the flush interval, so pre-forked workers don't send in lockstep
 ADOPT_INTERVAL = 60.0  # seconds between looks for spools of ended processes (jittered)
 DROP_LOG_INTERVAL = 10.0  # seconds between summaries of dropped conversions and exposures
 RETRYABLE = frozenset({408, 425, 429})  # besides 5xx: the server may take the batch later
+# A whole batch refused with one of these may hold one bad event among good ones (orders!):
+# its events are then sent one by one, so only the bad one is given up.
+ISOLATE = frozenset({400, 413, 422})
 # Worth when the queue is full: the lowest is dropped first. Money is what must not be lost;
 # an exposure enrols a local-mode visitor, without which that visitor's orders count nowhere.
 PRIORITY = {"conversion": 0, "exposure": 1, "order": 2, "refund": 2}
@@ -76,6 +81,7 @@ class Entry:
     label: str  # for log lines: the kind, and the order id for money
     attempts: int = 0
     spool_id: int | None = None
+    is_alone: bool = False  # sent in a batch of its own (its batch was refused as a whole)
 
 
 class Batcher:
@@ -146,8 +152,14 @@ class Batcher:
         """
         self.check_process()
         event["id"] = str(uuid.uuid4())  # given once: every resend carries the same id
-        # default=str: attribute values such as Decimal or datetime must not sink the event.
-        body = json.dumps(event, separators=(",", ":"), default=str).encode()
+        try:
+            # default=str: attribute values such as Decimal or datetime must not sink the
+            # event; allow_nan=False: NaN is not JSON, and would make the server refuse the
+            # whole batch. A cycle or absurd nesting in attributes is refused here too.
+            text = json.dumps(event, separators=(",", ":"), default=str, allow_nan=False)
+        except (ValueError, TypeError, RecursionError) as error:
+            raise ValueError(f"the event cannot be sent as JSON: {error}") from None
+        body = text.encode()  # ASCII: json.dumps escapes the rest, lone surrogates included
         if len(body) > MAX_EVENT_BYTES:
             raise ValueError(f"the event has {len(body)} bytes; at most {MAX_EVENT_BYTES}")
         kind = event.get("type", "")
@@ -196,6 +208,7 @@ class Batcher:
         with self._condition:
             unsent = self._size + self._in_flight
             money = len(self._tiers[MONEY])
+            self._log_drops()  # the last summary, however recent the previous one
         if unsent:
             where = "kept in the spool for the next start" if self._spool else "lost"
             log.warning(
@@ -242,7 +255,7 @@ class Batcher:
             heads = [(tier[0].sequence, i) for i, tier in enumerate(self._tiers) if tier]
             _, priority = min(heads)
             head = self._tiers[priority][0]
-            if batch and size + len(head.body) + 1 > MAX_BATCH_BYTES:
+            if batch and (head.is_alone or size + len(head.body) + 1 > MAX_BATCH_BYTES):
                 break
             entry = self._pop(priority)
             if now - entry.queued_at > self._retry_deadline:
@@ -250,6 +263,8 @@ class Batcher:
                 continue
             batch.append(entry)
             size += len(entry.body) + 1
+            if entry.is_alone:
+                break
         return batch
 
     def _put_back(self, batch: list[Entry]) -> None:
@@ -268,13 +283,17 @@ class Batcher:
             log.error("splitwerk: %s dropped (%s); it will not be counted", entry.label, why)
             self._forget([entry])
             return
-        self._unlogged_drops[entry.label] = self._unlogged_drops.get(entry.label, 0) + 1
-        now = time.monotonic()
-        if now - self._drops_logged_at >= DROP_LOG_INTERVAL:
-            self._drops_logged_at = now
-            summary = ", ".join(f"{n} {kind}" for kind, n in sorted(self._unlogged_drops.items()))
+        what = f"{entry.label} ({why})"
+        self._unlogged_drops[what] = self._unlogged_drops.get(what, 0) + 1
+        if time.monotonic() - self._drops_logged_at >= DROP_LOG_INTERVAL:
+            self._log_drops()
+
+    def _log_drops(self) -> None:
+        if self._unlogged_drops:
+            self._drops_logged_at = time.monotonic()
+            summary = ", ".join(f"{n} {what}" for what, n in sorted(self._unlogged_drops.items()))
             self._unlogged_drops = {}
-            log.warning("splitwerk: dropped events (%s): %s", why, summary)
+            log.warning("splitwerk: dropped events: %s", summary)
 
     def _give_up(self, entry: Entry, why: str) -> None:
         self._counters["failed"] += 1
@@ -297,7 +316,7 @@ class Batcher:
         return time.monotonic() + self._flush_interval * jitter
 
     def _adopt(self) -> None:
-        """Queue the spooled events of ended processes, ahead of this process's own."""
+        """Queue the spooled events of ended processes (first thing the thread does)."""
         if self._spool is None:
             return
         rows = self._spool.adopt()
@@ -336,12 +355,20 @@ class Batcher:
                 self._in_flight = len(batch)
             if not batch:
                 continue
+            is_handled = False
             try:
                 with ErrorGuard("sending events"):
                     self._send(batch)
+                    is_handled = True
             finally:
                 with self._condition:
                     self._in_flight = 0
+                    if not is_handled:
+                        # A bug, or a custom transport raising what it should not: the
+                        # events are kept and retried like after any other failure.
+                        self._failures += 1
+                        self._retry_at = time.monotonic() + self._backoff()
+                        self._put_back(batch)
                     self._condition.notify_all()
 
     def _wait_for_batch(self, next_flush: float, next_adoption: float) -> list[Entry] | None:
@@ -397,6 +424,20 @@ class Batcher:
                     self._failures = 0
                     self._retry_at = 0.0
                 self._forget(batch)
+                return
+            if response.status in ISOLATE and len(batch) > 1:
+                log.warning(
+                    "splitwerk: server refused a batch of %d events with HTTP %d; "
+                    "sending them one by one",
+                    len(batch),
+                    response.status,
+                )
+                with self._condition:
+                    for entry in batch:
+                        entry.is_alone = True
+                        entry.attempts -= 1  # not their fault (yet)
+                    self._put_back(batch)
+                    self._condition.notify_all()
                 return
             if response.status not in RETRYABLE and response.status < 500:
                 log.error(

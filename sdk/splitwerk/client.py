@@ -110,6 +110,9 @@ class Client:
             raise ConfigError(f"mode must be 'remote' or 'local', not {mode!r}")
         if ingest_key is not None and (not isinstance(ingest_key, str) or not ingest_key):
             raise ConfigError("ingest_key must be a non-empty string or None")
+        if ingest_key is not None and not (ingest_key.isascii() and ingest_key.isprintable()):
+            # It travels in an HTTP header: anything else would fail every send, later.
+            raise ConfigError("ingest_key must be printable ASCII")
         if poll_interval is None and mode == "local":
             raise ConfigError("local mode needs a poll_interval")
         for name, value in (
@@ -263,7 +266,7 @@ class Client:
     def wait_for_config(self, timeout: float = 1.0) -> bool:
         """Wait up to ``timeout`` seconds for the first config; True once one is in use."""
         self._check_process()
-        return self._poller.wait_ready(timeout)
+        return self._poller.wait_ready(_time_limit("wait_for_config", timeout))
 
     # --- events -----------------------------------------------------------------------
 
@@ -322,7 +325,7 @@ class Client:
     def flush(self, timeout: float = 2.0) -> bool:
         """Send queued events now; wait at most ``timeout`` seconds. True if all were sent."""
         self._check_process()
-        return self._batcher.flush(timeout)
+        return self._batcher.flush(_time_limit("flush", timeout))
 
     @swallow_errors(lambda *args, **kwargs: {})
     def stats(self) -> dict[str, int]:
@@ -357,7 +360,7 @@ class Client:
         atexit.unregister(self._exit_hook)
         if self._sigterm is not None:
             shutdown.uninstall(self._sigterm)
-        limit = self._close_timeout if timeout is None else timeout
+        limit = self._close_timeout if timeout is None else _time_limit("close", timeout)
         deadline = time.monotonic() + limit
         self._poller.stop(0.0)
         self._batcher.close(limit)
@@ -372,8 +375,7 @@ class Client:
         as usual (after ``close()``); a host's own handler is called (after ``flush()``).
         Call it from the main thread; returns False (and logs) where that is impossible.
         """
-        limit = self._close_timeout if timeout is None else timeout
-        _check_positive("timeout", limit, allow_zero=True)
+        limit = self._close_timeout if timeout is None else _time_limit("close_on_sigterm", timeout)
         handler = shutdown.install(self, limit)
         if handler is None:
             return False
@@ -602,10 +604,16 @@ class Client:
             if attributes and names
             else {}
         )
+        try:
+            self._batcher.put(
+                events.exposure(visitor, compiled.key, answer.variant or CONTROL, reported)
+            )
+        except ValueError as error:
+            # The visitor still gets their answer; only the report is refused.
+            self._count("invalid")
+            log.warning("splitwerk: exposure of %r dropped: %s", compiled.key, error)
+            return
         self._count("exposures")
-        self._batcher.put(
-            events.exposure(visitor, compiled.key, answer.variant or CONTROL, reported)
-        )
 
     def _queue(self, build: Callable[[], events.Event], needs_key: bool = False) -> None:
         self._check_process()
@@ -614,12 +622,10 @@ class Client:
             log.warning("splitwerk: order and refund events need an ingest_key; event dropped")
             return
         try:
-            event = build()
+            self._batcher.put(build())
         except ValueError as error:
             self._count("invalid")
             log.warning("splitwerk: event dropped: %s", error)
-            return
-        self._batcher.put(event)
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -660,6 +666,20 @@ def _parse_assignments(body: bytes) -> dict[str, Assignment] | None:
             str(item.get("reason", "")),
         )
     return answers
+
+
+def _time_limit(method: str, timeout: object) -> float:
+    """A caller's timeout in seconds; not a finite number ≥ 0 counts as 0 (and is logged).
+
+    A public method must not raise, nor wait without a limit: ``None``, NaN, infinity or a
+    negative number would do one or the other.
+    """
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        seconds = float(timeout) if abs(timeout) < 1e300 else math.inf  # huge ints: no overflow
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    log.warning("splitwerk: %s(timeout=%.40r): not seconds; using 0", method, timeout)
+    return 0.0
 
 
 def _check_positive(name: str, value: object, allow_zero: bool = False) -> None:

@@ -9,7 +9,7 @@ deleted once the server has answered for them. Redelivery is safe: every event c
 id it got when it was queued, and the server counts an id once.
 
 WAL journal with ``synchronous=NORMAL``: a commit is a write into the OS's page cache, about
-a tenth of a millisecond, and survives the process being killed (not a power cut). POSIX
+0.1-0.2 ms (measured), and survives the process being killed (not a power cut). POSIX
 only (``fcntl``); every spool failure is logged and the events stay in memory.
 """
 
@@ -60,9 +60,12 @@ class Spool:
         self._database: sqlite3.Connection | None = None
         self._lock_file: int | None = None
         self._name = ""
+        self._is_closed = False  # after close(), late calls of the sender thread do nothing
 
     def add(self, priority: int, body: bytes, queued_at: float) -> int | None:
         """Store one event; return its spool id, or ``None`` if the spool failed (logged)."""
+        if self._is_closed:
+            return None
         try:
             with self._lock:
                 database = self._open()
@@ -78,7 +81,7 @@ class Spool:
 
     def remove(self, ids: list[int]) -> None:
         """Delete events the server has answered for (or that were given up)."""
-        if not ids:
+        if not ids or self._is_closed:
             return
         try:
             with self._lock:
@@ -93,6 +96,8 @@ class Spool:
         import fcntl
 
         adopted: list[Row] = []
+        if self._is_closed:
+            return adopted
         try:
             with self._lock:
                 database = self._open()
@@ -100,11 +105,14 @@ class Spool:
                     if lock_path.stem == self._name:
                         continue
                     adopted.extend(self._adopt_one(database, lock_path, fcntl))
+                for unseen in self.folder.glob(f"{PREFIX}*.new"):
+                    _remove_if_unheld(unseen, fcntl)
         except SPOOL_ERRORS as error:
             log.error("splitwerk: adopting spooled events failed: %r", error)
         if adopted:
             log.warning("splitwerk: resending %d spooled events of an ended process", len(adopted))
-        return adopted
+        # In the order they were queued, across files: an order before its refund.
+        return sorted(adopted, key=lambda row: row[3])
 
     def _adopt_one(self, database: sqlite3.Connection, lock_path: Path, fcntl: Any) -> list[Row]:
         descriptor = os.open(lock_path, os.O_RDWR)
@@ -155,8 +163,12 @@ class Spool:
         self._database = None
         self._lock_file = None
         self._name = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        descriptor = os.open(self.folder / f"{self._name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # Locked under a name adopters do not look at, then renamed: a lock file that another
+        # process can see is always held, so it is never taken for an ended process's.
+        unseen = self.folder / f"{self._name}.new"
+        descriptor = os.open(unseen, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        unseen.replace(self.folder / f"{self._name}.lock")
         database = sqlite3.connect(
             self.folder / f"{self._name}.db",
             timeout=BUSY_TIMEOUT_MS / 1000,
@@ -176,6 +188,7 @@ class Spool:
     def close(self) -> None:
         """Close this process's database and unlock it: another process may adopt its rows."""
         with self._lock:
+            self._is_closed = True
             if self._database is None or self._pid != os.getpid():
                 return
             try:
@@ -193,3 +206,18 @@ class Spool:
                 self._database = None
                 self._lock_file = None
                 self._pid = -1
+
+
+def _remove_if_unheld(path: Path, fcntl: Any) -> None:
+    """Remove a lock file that a process died with before it was renamed (nothing in it)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return  # renamed or removed meanwhile
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path.unlink(missing_ok=True)
+    except BlockingIOError:
+        pass  # a living process is just starting its spool
+    finally:
+        os.close(descriptor)

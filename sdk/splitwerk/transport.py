@@ -187,6 +187,11 @@ def check_url(url: object) -> SplitResult:
         parts.port  # noqa: B018  (parsing the port is the check)
     except ValueError as error:
         raise ConfigError(f"url has an invalid port: {url!r}") from error
+    try:
+        # What the socket layer does with the host name later, where it would fail every call.
+        (parts.hostname or "").encode("idna")
+    except UnicodeError as error:
+        raise ConfigError(f"url has an invalid host name: {url!r}") from error
     return parts
 
 

@@ -8,6 +8,7 @@ same attributes (Django adds ``expires`` next to ``Max-Age``, which is ignored h
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,16 @@ pytest.importorskip("starlette")
 
 CONSENT_COOKIE = "ab_consent=yes"  # what both example shops' consent checks look for
 SECURE = {"httponly", "max-age=31536000", "path=/", "samesite=lax", "secure"}
+
+
+def run_coroutine(coroutine: Any) -> Any:
+    """Run a coroutine to its end in a thread of its own, as an ASGI server would.
+
+    Not in this thread: other tests of the run (Playwright's) may have left an event loop
+    running in it, and asyncio.run() refuses to start a second one there.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def cookie_of(header: str) -> tuple[str, str, set[str]]:
@@ -123,7 +134,7 @@ def asgi_get(app: Any, target: str, cookie: str = "") -> tuple[int, dict[str, st
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    run_coroutine(app(scope, receive, send))
     start = messages[0]
     response_headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
     body = b"".join(m.get("body", b"") for m in messages[1:])

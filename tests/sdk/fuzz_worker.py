@@ -1,7 +1,7 @@
 """A child process that runs SDK calls sent by test_never_raises.py, so a crash fails a test.
 
-Started as ``python -m tests.sdk.fuzz_worker URL DEAD_URL INGEST_KEY``. It builds one client per
-target and then answers requests on stdin/stdout: each is a length-prefixed pickle of
+Started as ``python -m tests.sdk.fuzz_worker URL DEAD_URL INGEST_KEY SPOOL_DIR``. It builds one
+client per target and then answers requests on stdin/stdout: each is a length-prefixed pickle of
 ``(target, method, args, kwargs)``; the reply is a pickle of ``{"error", "type", "elapsed"}``.
 If the SDK kills the process (a segmentation fault in C code, ``os._exit``), the parent sees
 the pipe close and reports the call that did it.
@@ -17,14 +17,15 @@ import sys
 import time
 from typing import Any
 
-from splitwerk import Client, VisitorMiddleware
-from splitwerk.asgi import AsgiVisitorMiddleware
+from splitwerk import Client, ConfigError, VisitorMiddleware, visitor_of
+from splitwerk.adapters import DjangoVisitorMiddleware, django_visitor
+from splitwerk.asgi import AsgiVisitorMiddleware, asgi_visitor
 
 HEADER = struct.Struct("!I")  # the length of the pickle that follows
 TIMEOUT = 0.5  # seconds a remote call may take; the parent checks it
 
 
-def _clients(url: str, dead_url: str, ingest_key: str) -> dict[str, Client]:
+def _clients(url: str, dead_url: str, ingest_key: str, spool: str) -> dict[str, Client]:
     common: dict[str, Any] = {
         "timeout": TIMEOUT,
         "ingest_key": ingest_key,
@@ -37,7 +38,8 @@ def _clients(url: str, dead_url: str, ingest_key: str) -> dict[str, Client]:
         raise SystemExit("the local client got no config")
     return {
         "remote": Client(url, poll_interval=None, **common),
-        "remote-down": Client(dead_url, poll_interval=None, **common),
+        # Its orders pile up in a spool too: odd order ids and amounts go through SQLite.
+        "remote-down": Client(dead_url, poll_interval=None, spool_dir=spool, **common),
         "local": local,
     }
 
@@ -94,10 +96,55 @@ def run_asgi(cookie: bytes, consent: Any) -> list[tuple[bytes, bytes]]:
     return list(sent[0]["headers"])
 
 
+def construct(url: Any, **options: Any) -> str:
+    """Build a client: the one call allowed to raise, and only ``ConfigError``."""
+    try:
+        client = Client(url, **options)
+    except ConfigError:
+        return "ConfigError"
+    client.close(0.1)
+    return "Client"
+
+
+def run_readers(state: Any, cookie: str, consent: Any) -> list[Any]:
+    """The helpers that read a request's visitor, and the Django middleware, on odd input."""
+
+    class Request:  # what DjangoVisitorMiddleware and django_visitor use of a request
+        def __init__(self) -> None:
+            self.META = {"HTTP_COOKIE": cookie, "splitwerk.visitor": state}
+
+        def is_secure(self) -> bool:
+            return True
+
+    class Response:
+        def __init__(self) -> None:
+            self.cookies: list[Any] = []
+
+        def set_cookie(self, *args: Any, **kwargs: Any) -> None:
+            self.cookies.append((args, kwargs))
+
+        def delete_cookie(self, *args: Any, **kwargs: Any) -> None:
+            self.cookies.append(("delete", args, kwargs))
+
+    environ = {"splitwerk.visitor": state, "splitwerk.consent": consent}
+    middleware = DjangoVisitorMiddleware(lambda request: Response(), consent=_consent(consent))
+    request = Request()
+    answers = [
+        visitor_of(environ),
+        asgi_visitor({"state": {"splitwerk_visitor": state, "splitwerk_consent": consent}}),
+        asgi_visitor(state),
+        middleware(request).cookies,
+        django_visitor(request),
+    ]
+    for visitor, has_consent in (answers[0], answers[1], answers[2], answers[4]):
+        assert isinstance(visitor, str) and isinstance(has_consent, bool)
+    return answers
+
+
 def main() -> None:
     logging.basicConfig(level=logging.CRITICAL)  # the SDK logs every fallback; keep stderr quiet
-    url, dead_url, ingest_key = sys.argv[1:4]
-    clients = _clients(url, dead_url, ingest_key)
+    url, dead_url, ingest_key, spool = sys.argv[1:5]
+    clients = _clients(url, dead_url, ingest_key, spool)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(b"ready\n")
     stdout.flush()
@@ -110,7 +157,11 @@ def main() -> None:
         error = None
         result: Any = None
         try:
-            if target == "wsgi":
+            if target == "construct":
+                result = construct(*args, **kwargs)
+            elif target == "readers":
+                result = run_readers(*args)
+            elif target == "wsgi":
                 result = run_wsgi(*args)
             elif target == "asgi":
                 result = run_asgi(*args)

@@ -254,3 +254,66 @@ def test_forked_child_sends_its_own_events_and_parent_is_unaffected(server: Fake
     assert os.waitstatus_to_exitcode(status) == 0
     assert_each_event_counted_once(server, {"parent-before-fork", "parent-after-fork", "child"})
     client.close()
+
+
+def test_a_batch_refused_as_a_whole_is_resent_event_by_event(server: FakeServer) -> None:
+    # One bad event must not take the good ones (an order, say) down with it.
+    server.script("/v1/events", 400, 400)
+    client = events_client(server, flush_interval=60.0)
+    client.order("v-1", "o-1", "10.00")
+    client.track("goal", "v-2")
+    client.track("goal", "v-3")
+    assert client.flush(3.0)
+    stats = client.stats()
+    assert [len(body["events"]) for body in server.bodies("/v1/events")] == [3, 1, 1, 1]
+    assert stats["failed"] == 1  # the first alone was refused again: that one is given up
+    assert {event["visitor"] for event in server.unique_events()} == {"v-2", "v-3"}
+    client.close()
+
+
+def test_an_event_that_is_not_json_is_refused_when_queued(server: FakeServer) -> None:
+    client = events_client(server)
+    loop: list[object] = []
+    loop.append(loop)
+    client.track("goal", "v-" + "x" * 10, value=None)
+    client._queue(lambda: {"type": "conversion", "visitor": "v-1", "nan": float("nan")})
+    client._queue(lambda: {"type": "conversion", "visitor": "v-1", "loop": loop})
+    client._queue(lambda: {"type": "conversion", "visitor": "v-1", "big": "x" * 20_000})
+    assert client.stats()["invalid"] == 3
+    assert client.flush(2.0)
+    assert len(server.unique_events()) == 1
+    client.close()
+
+
+def test_a_transport_raising_the_unexpected_loses_no_event() -> None:
+    class Buggy:
+        calls = 0
+
+        def request(
+            self,
+            method: str,
+            path: str,
+            body: bytes | None,
+            headers: Mapping[str, str],
+            timeout: float,
+        ) -> Response:
+            Buggy.calls += 1
+            if Buggy.calls == 1:
+                raise RuntimeError("a bug in a custom transport")
+            return Response(200, {}, b'{"accepted": 1}')
+
+        def close(self) -> None:
+            pass
+
+    client = Client(
+        "http://127.0.0.1:9",
+        transport=Buggy(),
+        poll_interval=None,
+        retry_backoff=0.01,
+        ingest_key="k",
+    )
+    client.order("v-1", "o-1", "1.00")
+    assert client.flush(2.0)
+    stats = client.stats()
+    assert (Buggy.calls, stats["accepted"], stats["failed"]) == (2, 1, 0)
+    client.close()

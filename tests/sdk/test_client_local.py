@@ -112,3 +112,18 @@ def test_local_variant_is_fast(server: FakeServer) -> None:
     per_call = (time.process_time() - started) / 20_000
     assert per_call < 20e-6  # generous: ~1 µs on a laptop; catches accidental I/O or parsing
     client.close()
+
+
+def test_an_exposure_that_cannot_be_sent_still_gives_the_visitor_their_variant(
+    server: FakeServer,
+) -> None:
+    client = local(server)
+    assert client.wait_for_config(2.0)
+    expected = client.variant("checkout-button", "v-1")
+    other = local(server)
+    assert other.wait_for_config(2.0)
+    # "source" is a segment of checkout-button, so it is reported with the exposure.
+    assert other.variant("checkout-button", "v-1", {"source": float("nan")}) == expected
+    assert other.stats()["invalid"] == 1 and other.stats()["exposures"] == 0
+    client.close()
+    other.close()

@@ -1,6 +1,7 @@
 """Remote mode against the fake server: answers, fallbacks, the timeout bound, the breaker."""
 
 import math
+import os
 import time
 from collections.abc import Mapping
 
@@ -203,6 +204,11 @@ def test_public_methods_swallow_internal_errors(caplog: pytest.LogCaptureFixture
         {"url": "ftp://x"},
         {"url": "127.0.0.1:5000"},
         {"url": "http://x:notaport"},
+        {"url": "http://\ud800/"},  # no host name can be made of it
+        {"url": "http://" + "a" * 64 + ".example"},  # a label longer than DNS allows
+        {"retry_deadline": 0},
+        {"remembered_assignments": -1},
+        {"spool_dir": 5},
         {"timeout": 0},
         {"timeout": -1},
         {"timeout": math.inf},
@@ -213,6 +219,8 @@ def test_public_methods_swallow_internal_errors(caplog: pytest.LogCaptureFixture
         {"batch_size": 0},
         {"max_queue": 0},
         {"max_retries": -1},
+        {"ingest_key": "key\ud800"},
+        {"ingest_key": "key\nX-Other: 1"},
         {"mode": "local", "poll_interval": None},
         {"transport": object()},
     ],
@@ -230,3 +238,26 @@ def test_close_is_idempotent_and_later_calls_still_answer(server: FakeServer) ->
     assert client.variant("zzz", "v-1") == "control"
     client.track("goal", "v-1")
     assert wait_until(lambda: client.stats()["dropped"] == 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_its_own_connection_and_gets_real_answers(
+    server: FakeServer,
+) -> None:
+    client = remote(server, timeout=2.0)
+    assert client.variant("checkout-button", "v-1") == "green"  # the parent's kept-alive socket
+    connections = server.connections
+    pid = os.fork()
+    if pid == 0:  # the child: noticed by the stored pid, no fork hook
+        code = 1
+        try:
+            if client.variant("checkout-button", "v-2") == "green":
+                code = 0 if client.stats()["assign_errors"] == 0 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert server.connections == connections + 1  # the child did not use the parent's socket
+    assert client.variant("checkout-button", "v-3") == "green"
+    assert server.connections == connections + 1  # and the parent still uses its own
+    client.close(0)

@@ -29,7 +29,7 @@ from .fuzz_worker import HEADER, TIMEOUT
 ROOT = Path(__file__).resolve().parents[2]
 SLACK = 1.0  # seconds beyond a call's own limit: scheduling on a shared 2-core machine
 REPLY_LIMIT = 20.0  # seconds to wait for the child before calling it hung
-EXAMPLES = 120  # per test: enough to hit surrogates, huge values and odd types every run
+EXAMPLES = 300  # per test: surrogates, huge values and odd types, in ~20 s for the file
 TARGETS = ("remote", "remote-down", "local")
 EXPERIMENTS = ["checkout-button", "targeted", "no-such-experiment"]
 
@@ -73,6 +73,13 @@ MONEY = st.one_of(
     st.sampled_from(["19.99", "0", "1" * 40]),
 )
 EXPERIMENT = st.sampled_from(EXPERIMENTS) | ANY_TEXT
+MAX_TIMEOUT = 0.3  # seconds: the largest timeout handed to flush() and friends here
+# Timeouts a caller might pass by mistake: negative, NaN, not numbers. (A large one is obeyed:
+# the caller asked to wait that long, so the test does not hand out any.)
+TIMEOUTS = st.one_of(
+    st.floats(min_value=-10.0, max_value=MAX_TIMEOUT),
+    st.sampled_from([float("nan"), -float("inf"), None, "1", True, [0.1]]),
+)
 VISITOR = st.sampled_from(["v-1", "v-2", "v\ud800"]) | ANY_TEXT | JSON_LIKE
 FUZZ = settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -80,8 +87,16 @@ FUZZ = settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.functi
 class Worker:
     """The child process that runs the calls; restarted after it dies."""
 
-    def __init__(self, url: str, dead_url: str) -> None:
-        self.command = [sys.executable, "-m", "tests.sdk.fuzz_worker", url, dead_url, INGEST_TOKEN]
+    def __init__(self, url: str, dead_url: str, spool: Path) -> None:
+        self.command = [
+            sys.executable,
+            "-m",
+            "tests.sdk.fuzz_worker",
+            url,
+            dead_url,
+            INGEST_TOKEN,
+            str(spool),
+        ]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -128,7 +143,7 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server: Any) -> Iterator[Worker]:
+def worker(redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     redis_server.client().flushall()
     app = create_app(app_settings(redis_server.url))
     admin = app.test_client()
@@ -150,9 +165,16 @@ def worker(redis_server: Any) -> Iterator[Worker]:
         assert admin.post("/v1/experiments", json=body, headers=EDITOR).status_code == 201
         assert admin.post(f"/v1/experiments/{key}/start", headers=EDITOR).status_code == 200
     with LiveServer(app) as server:
-        child = Worker(server.url, f"http://127.0.0.1:{free_port()}")
+        spool = tmp_path_factory.mktemp("fuzz-spool")
+        child = Worker(server.url, f"http://127.0.0.1:{free_port()}", spool)
         yield child
         child.stop()
+
+
+def _seconds(timeout: Any) -> float:
+    """The time a call given ``timeout`` may take: that many seconds if it is a sane number."""
+    is_number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+    return float(timeout) if is_number and 0 <= timeout <= MAX_TIMEOUT else 0.0
 
 
 def _within(reply: dict[str, Any], limit: float) -> None:
@@ -235,16 +257,9 @@ def test_assign_answers_a_dict_in_time_whatever_it_is_given(
             ),
         ),
         st.tuples(st.just("refund"), st.tuples(ANY_TEXT | JSON_LIKE, MONEY), st.just({})),
-        st.tuples(
-            st.just("flush"),
-            st.tuples(st.sampled_from([0, 0.1, -1, float("nan")]) | JSON_LIKE),
-            st.just({}),
-        ),
-        st.tuples(
-            st.just("wait_for_config"),
-            st.tuples(st.sampled_from([0, 0.1, -5]) | JSON_LIKE),
-            st.just({}),
-        ),
+        st.tuples(st.just("flush"), st.tuples(TIMEOUTS), st.just({})),
+        st.tuples(st.just("wait_for_config"), st.tuples(TIMEOUTS), st.just({})),
+        st.tuples(st.just("close_on_sigterm"), st.tuples(TIMEOUTS), st.just({})),
         st.tuples(st.just("stats"), st.just(()), st.just({})),
     ),
 )
@@ -257,10 +272,9 @@ def test_events_and_housekeeping_return_at_once_whatever_they_are_given(
     if method in expected:
         assert reply["type"] == expected[method]
         _within(reply, 0.0)  # the caller's thread never waits on the network for an event
-    elif method in ("flush", "wait_for_config"):
+    elif method in ("flush", "wait_for_config", "close_on_sigterm"):
         assert reply["type"] == "bool"
-        limit = args[0] if isinstance(args[0], (int, float)) and 0 <= args[0] < 1 else 0.0
-        _within(reply, limit)
+        _within(reply, _seconds(args[0]))
     else:
         assert reply["type"] == "dict"
 
@@ -280,8 +294,71 @@ def test_visitor_middlewares_answer_whatever_cookie_they_get(
     worker.call("asgi", "", cookie.encode("utf-8", "surrogatepass"), consent)
 
 
+@FUZZ
+@given(
+    state=JSON_LIKE,
+    cookie=ANY_TEXT,
+    consent=st.booleans() | st.just("consent check failed") | JSON_LIKE,
+)
+def test_visitor_readers_and_the_django_middleware_answer_whatever_the_request_holds(
+    worker: Worker, state: Any, cookie: str, consent: Any
+) -> None:
+    worker.call("readers", "", state, cookie, consent)
+
+
 def test_a_lone_surrogate_visitor_gets_the_fallback_in_local_mode(worker: Worker) -> None:
     """The reported crash: mmh3 was handed "v\\ud800" and the process died (SIGSEGV)."""
     assert worker.call("local", "variant", "checkout-button", "v\ud800")["value"] == "control"
     reasons = worker.call("local", "assign", "v\ud800", ["checkout-button"])["reasons"]
     assert reasons == {"checkout-button": "invalid_visitor"}
+
+
+OPTION_VALUES = st.one_of(JSON_LIKE, st.sampled_from([0, 1, 0.05, -1, float("inf"), 10**30]))
+
+
+@FUZZ
+@given(
+    url=st.sampled_from(["http://127.0.0.1:9", "https://x.example/p", "ftp://x", ""]) | ANY_TEXT,
+    options=st.dictionaries(
+        st.sampled_from(
+            [
+                "timeout",
+                "ingest_key",
+                "mode",
+                "poll_interval",
+                "flush_interval",
+                "batch_size",
+                "max_queue",
+                "retry_deadline",
+                "max_retries",
+                "retry_backoff",
+                "spool_dir",
+                "background_timeout",
+                "close_timeout",
+                "handle_sigterm",
+                "failure_threshold",
+                "circuit_cooldown",
+                "remembered_assignments",
+            ]
+        ),
+        OPTION_VALUES | st.sampled_from(["local", "remote"]),
+        max_size=4,
+    ),
+)
+def test_the_constructor_raises_config_error_or_nothing(
+    worker: Worker, url: Any, options: dict[str, Any]
+) -> None:
+    options.pop("spool_dir", None)  # a path made of arbitrary text could land anywhere
+    reply = worker.call("construct", "", url, **options)
+    assert reply["value"] in ("Client", "ConfigError")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_close_with_odd_timeouts_then_every_call_still_answers(worker: Worker, target: str) -> None:
+    for timeout in (None, float("nan"), -1, "soon", 10**400, 0.1):
+        _within(worker.call(target, "close", timeout), 0.1)
+    assert worker.call(target, "variant", "checkout-button", "v-1")["type"] == "str"
+    assert worker.call(target, "assign", "v-1")["type"] == "dict"
+    worker.call(target, "order", "v-1", "o-after-close", "1.00")
+    assert worker.call(target, "flush", 0.1)["type"] == "bool"
+    worker.call(target, "__exit__", None, None, None)

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from splitwerk import Client
+from tests.helpers import INGEST_TOKEN
+
 from .serverprocess import CENTS_PER_ORDER, ROOT, Counts, ServerProcess, client_for, enrol
 
 OUTAGE = 6.0  # seconds the server is away: longer than the old three retries (2-4 s)
@@ -52,6 +55,30 @@ def test_orders_and_conversions_survive_an_outage_and_count_once(
     assert counts.total("c", "purchase") == ORDERS
     assert counts.total("s", "purchase") == ORDERS * CENTS_PER_ORDER
     assert counts.total("n", "add_to_cart") == ORDERS + 1
+
+
+def test_the_reported_ten_second_outage_loses_nothing_with_default_options(
+    real_server: ServerProcess, redis_client: redis.Redis
+) -> None:
+    """The issue's case: default options, ~10 s without the server, 100 orders and more."""
+    buyers = [f"buyer-{n}" for n in range(100)]
+    enrol(real_server.url, buyers)
+    client = Client(real_server.url, ingest_key=INGEST_TOKEN, handle_sigterm=False)
+    real_server.stop()
+    for second in range(10):  # a shop taking ten orders a second all through the outage
+        for n in range(second * 10, second * 10 + 10):
+            client.order(buyers[n], f"o-{n}", revenue="10.00")
+            client.track("add_to_cart", buyers[n])
+        time.sleep(1.0)
+    real_server.start()
+    assert client.flush(60.0)  # at most one back-off (16-30 s) after the return
+    stats = client.stats()
+    client.close()
+    assert (stats["failed"], stats["dropped"], stats["sent"]) == (0, 0, 200)
+    counts = Counts(redis_client)
+    assert counts.total("n", "purchase") == 100
+    assert counts.total("s", "purchase") == 100 * CENTS_PER_ORDER
+    assert counts.total("n", "add_to_cart") == 100
 
 
 def test_events_are_given_up_only_at_the_retry_deadline_and_logged(
@@ -89,7 +116,7 @@ def test_a_full_queue_drops_conversions_before_orders_and_counts_them(
         stats = client.stats()
     assert stats["dropped"] >= 70 - 30 - 5  # the queue, plus one batch in flight or put back
     assert stats["dropped_money"] == 0
-    assert "dropped events (queue full)" in caplog.text
+    assert "conversion (queue full)" in caplog.text
     real_server.start()
     assert client.flush(40.0)
     client.close()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from splitwerk import Client
+from tests.helpers import free_port
 
 from .fakeserver import FakeServer
 from .serverprocess import CENTS_PER_ORDER, ROOT, Counts, ServerProcess, enrol
@@ -87,6 +89,51 @@ def test_sigterm_keeps_its_deadline_when_the_server_is_down_and_the_spool_keeps_
     )
     assert deliver.returncode == 0, deliver.stderr.decode()[-2000:]
     assert Counts(redis_client).total("n", "purchase") == QUEUED
+
+
+@pytest.mark.slow
+def test_gunicorn_with_the_readme_worker_exit_hook_sends_the_queue_on_sigterm(
+    real_server: ServerProcess, redis_client: redis.Redis
+) -> None:
+    enrol(real_server.url, [f"buyer-{n}" for n in range(QUEUED)])
+    port = free_port()
+    gunicorn = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-c",
+            "python:tests.sdk.gunicorn_shop",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "tests.sdk.gunicorn_shop:app",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "SPLITWERK_URL": real_server.url, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        queued = ""
+        deadline = time.monotonic() + 30
+        for n in range(QUEUED):
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/order?n={n}") as page:
+                        queued = page.read().decode()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "gunicorn did not start"
+                    time.sleep(0.1)
+        assert queued == str(QUEUED)  # all still queued in the worker
+        gunicorn.send_signal(signal.SIGTERM)
+        assert gunicorn.wait(30) == 0
+    finally:
+        if gunicorn.poll() is None:
+            gunicorn.kill()
+    counts = Counts(redis_client)
+    assert counts.total("n", "purchase") == QUEUED
+    assert counts.total("s", "purchase") == QUEUED * CENTS_PER_ORDER
 
 
 @pytest.fixture
