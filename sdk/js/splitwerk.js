@@ -131,7 +131,7 @@
     if (isObject(operand)) {
       const names = keys(operand);
       const count = names.filter((k) => k[0] === '$').length;
-      if (!names.length || (count && count < names.length)) refuse('object');
+      if (!names.length || (count && count < names.length)) refuse(names);
       if (count) return all(names.map((name) => operator(name, operand[name])));
     }
     literal(operand);
@@ -209,11 +209,8 @@
    * reason names; null when the server must decide (see matches).
    */
   function evaluate(experiment, visitor, attributes) {
-    const variants = experiment.variants || [];
+    const { variants, layer, coverage, status } = experiment;
     const control = variants[0] || {};
-    const layer = experiment.layer;
-    const coverage = experiment.coverage;
-    const status = experiment.status;
     const miss = (reason) => answer(control.key, control.payload, false, reason);
     if (status !== 'running') {
       const winner = status === 'stopped' && variants.find((v) => v.key === experiment.winner);
@@ -357,25 +354,22 @@
   // Resolves to the parsed response or rejects (with 'timeout' when it took longer than
   // timeoutMs); never waits longer than that.
   function request(path, body) {
-    if (!base || Date.now() < blockedUntil) return Promise.reject('unavailable');
-    const controller = new AbortController();
-    let timer;
-    const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject('timeout');
-      }, options.timeoutMs);
+    // the executor turns a fetch that throws synchronously into a rejection
+    return new Promise((resolve, reject) => {
+      if (!base || Date.now() < blockedUntil) throw 'unavailable';
+      const controller = new AbortController();
+      // a fetch that ignores its abort signal still loses the race against the timer
+      const timer = setTimeout(() => (controller.abort(), reject('timeout')), options.timeoutMs);
+      Promise.resolve(w.fetch(base + path, { method: body ? 'POST' : 'GET', body, signal: controller.signal }))
+        .then((r) => {
+          const retryAfter = parseFloat(r.headers.get('Retry-After'));
+          if (retryAfter > 0) blockedUntil = Date.now() + retryAfter * 1000;
+          if (!r.ok) throw 'HTTP ' + r.status;
+          return r.json();
+        })
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer));
     });
-    const init = { method: body ? 'POST' : 'GET', body, signal: controller.signal };
-    // new Promise(...) turns a fetch that throws synchronously into a rejection
-    const response = new Promise((resolve) => resolve(w.fetch(base + path, init))).then((r) => {
-      const retryAfter = parseFloat(r.headers.get('Retry-After'));
-      if (retryAfter > 0) blockedUntil = Date.now() + retryAfter * 1000;
-      if (!r.ok) throw 'HTTP ' + r.status;
-      return r.json();
-    });
-    // a fetch that ignores its abort signal still loses the race against the timer
-    return Promise.race([response, timeout]).finally(() => clearTimeout(timer));
   }
 
   function flush() {
@@ -512,7 +506,7 @@
   function api(name, ...args) {
     try {
       // own properties only: not call, apply or bind of every function
-      if (!has(api, name)) return debug('unknown', name);
+      if (!has(api, name)) return debug(name);
       const value = api[name];
       return typeof value === 'function' ? value(...args) : value;
     } catch (e) {
@@ -524,25 +518,24 @@
   api.core = { bucket, matches, evaluate, detectSource };
 
   // Wraps a public function: no exception, and no rejected promise, ever reaches the page.
-  function guard(name, fn, fallback) {
-    api[name] = function () {
+  function guard(name, fn, fallback = () => {}) {
+    api[name] = (...args) => {
       try {
-        const result = fn.apply(null, arguments);
-        return result && result.then ? result.catch((e) => (debug(e), fallback.apply(null, arguments))) : result;
+        const result = fn(...args);
+        return result && result.then ? result.catch((e) => (debug(e), fallback(...args))) : result;
       } catch (e) {
         debug(e);
-        return fallback.apply(null, arguments);
+        return fallback(...args);
       }
     };
   }
-  const nothing = () => {};
 
   /** Promise of the variant key of `experiment` for this visitor. */
-  guard('variant', (experiment) => assignment(String(experiment)).then((a) => a.variant), () => Promise.resolve('control'));
+  guard('variant', (experiment) => assignment(String(experiment)).then((a) => a.variant), async () => 'control');
 
   /** Promise of {experiment: {variant, payload, enrolled, reason}}, one request for the list. */
-  guard('assign', assignAll, (list) =>
-    Promise.resolve(Object.fromEntries([].concat(list || []).map((key) => [key, answer('control', null, false, 'error')])))
+  guard('assign', assignAll, async (list) =>
+    Object.fromEntries([].concat(list || []).map((key) => [key, answer('control', null, false, 'error')]))
   );
 
   /** Calls `callback(variant, payload)` once the variant is known and the DOM is parsed. */
@@ -552,8 +545,7 @@
       assignment(String(experiment))
         .then((a) => domReady.then(() => callback(a.variant, a.payload)))
         .catch(debug);
-    },
-    nothing
+    }
   );
 
   /** Queues a conversion of `goal`; `props.value` is an optional decimal amount. */
@@ -564,15 +556,14 @@
       const value = props.value;
       // Orders and refunds carry money and come only from the shop's backend (ingest key).
       if ((props.type || 'conversion') !== 'conversion' || typeof goal !== 'string' || !/^.{1,128}$/.test(goal)) {
-        debug('refused', goal);
+        debug(goal);
         return;
       }
       const event = { type: 'conversion', goal, ts: Math.floor(Date.now() / 1000) };
       // only whitelisted fields leave the page: never `revenue`, never arbitrary props
       if (value !== undefined && /^-?\d+(\.\d+)?$/.test(String(value))) event.value = String(value);
       queueEvent(event);
-    },
-    nothing
+    }
   );
 
   /**
@@ -588,12 +579,11 @@
       visitor = persistVisitor();
       persistSource();
       flush();
-    },
-    nothing
+    }
   );
 
   /** Sends queued events now (they are also sent on a timer and when the page is hidden). */
-  guard('flush', flush, nothing);
+  guard('flush', flush);
 
   // ---- start ------------------------------------------------------------------------------
 
@@ -602,16 +592,12 @@
   try {
     const script = doc.currentScript || doc.querySelector('script[src*="sdk.js"]');
     const o = Object.assign({}, script && script.dataset, w.splitwerkConfig);
-    const flag = (x) => x === true || x === 'true' || x === '';
     options = {
       timeoutMs: +o.timeoutMs > 0 ? +o.timeoutMs : TIMEOUT_MS,
-      local: flag(o.local),
+      local: /^(true|)$/.test(o.local), // true, "true" or a bare data-local
       consentCookie: o.consentCookie,
       // "a,b" from data-experiments, or an array from splitwerkConfig (String() joins it with commas)
-      experiments: String(o.experiments || '')
-        .split(',')
-        .map((e) => e.trim())
-        .filter(Boolean),
+      experiments: String(o.experiments || '').match(/[^,\s]+/g) || [],
     };
     // The embed's hiding already ended: what this page requests now shows the control, so
     // that content never changes after the shop became visible.
@@ -638,7 +624,9 @@
     w.addEventListener('pagehide', api.flush);
     if (options.experiments.length) api.ready = api.assign(options.experiments);
     // Calls the page made before this script arrived, in their order; each answers its promise.
-    ((stub && stub.q) || []).forEach((call) => call[1](api(...call[0])));
+    // Later calls through a kept reference to the stub run at once.
+    const perform = (call) => call[1](api(...call[0]));
+    if (stub && stub.q) (stub.q.forEach(perform), (stub.q.push = perform));
     late = false;
     domReady.then(() => setTimeout(() => pending || batch || reveal()));
   } catch (e) {

@@ -463,6 +463,7 @@ test('calls made before the snippet arrives are queued, then run by it in order'
   assert.deepEqual(plain(await ready), {});
   page.splitwerk.flush();
   assert.deepEqual(page.record.beacons[0].body.events.map((e) => e.goal), ['add_to_cart', 'newsletter_signup']);
+  assert.equal(await stub.variant('a'), 'green'); // a reference kept to the stub still works
 });
 
 test('the stub never throws, and settles its calls when the snippet cannot load', async () => {
@@ -472,6 +473,7 @@ test('the stub never throws, and settles its calls when the snippet cannot load'
   page.record.appended[0].onerror(); // 404, or the server is down
   assert.equal(page.classes.has('splitwerk-loading'), false);
   assert.deepEqual(await Promise.all(calls), calls.map(() => undefined));
+  assert.equal(await stub.variant('a'), undefined); // later calls, too
 });
 
 test('a snippet arriving after the cap keeps the control on this page', async () => {
