@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := sdk/js/node_modules/.installed-stamp
 DASHBOARD_STAMP := dashboard/node_modules/.installed-stamp
 
-.PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench clean
+.PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench clean snippet
 
 $(STAMP): setup.cfg pyproject.toml sdk/setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
 	bash scripts/system-packages.sh
 	$(BIN)/pytest
 	node --test tests/js/
+
+## Rebuild sdk/js/splitwerk.min.js (served at /sdk.js) after a change of sdk/js/splitwerk.js;
+## commit both: tests/js/size.test.mjs fails while they differ.
+snippet: $(NODE_STAMP)
+	node sdk/js/build.mjs
+	node sdk/js/size.mjs
 
 lint:
 	$(BIN)/ruff check .

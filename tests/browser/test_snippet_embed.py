@@ -365,7 +365,9 @@ def test_the_embed_hides_marked_elements_only_until_the_variant_is_applied(
     answer = ready(page)
     expect(page.locator("#buy")).to_have_attribute("data-variant", answer["variant"])
     expect(page.locator("#buy")).to_be_visible()
-    assert page.evaluate("document.documentElement.classList.contains('splitwerk-loading')") is False
+    assert (
+        page.evaluate("document.documentElement.classList.contains('splitwerk-loading')") is False
+    )
     assert page.evaluate("window.buyVisibleAt") <= REVEAL_TIMEOUT_MS + VISIBLE_WITHIN_MS
     assert set(page.evaluate("window.samples")) == {"visible"}
     assert page_log.errors() == []

@@ -36,3 +36,9 @@ def test_embed_code_cannot_be_broken_out_of_by_the_url() -> None:
     code = install.embed_code("https://x.example/</script><script>alert(1)//")
     assert code.count("</script>") == 1
     assert code.endswith("</script>")
+
+
+def test_readme_shows_todays_embed_code() -> None:
+    readme = (install.SNIPPET_DIRECTORY.parents[1] / "README.md").read_text(encoding="utf-8")
+    expected = install.embed_code("https://ab.shop.example")
+    assert f"```html\n{expected}\n```" in readme, f"README's embed code is stale; use:\n{expected}"
