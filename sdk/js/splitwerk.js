@@ -1,5 +1,5 @@
 // Splitwerk browser snippet: assigns variants, reports conversions, one global `splitwerk`.
-// Plain ES2017+ classic script, loaded asynchronously by the embed code (server/services/
+// Plain ES2020 classic script, loaded asynchronously by the embed code (server/services/
 // install.py) and served minified and compressed as /sdk.js. Rules (STYLE.md 3.8): nothing here
 // ever throws into the page, nothing blocks rendering, and `track` never makes the page wait
 // on the network. Every failure path ends in the control variant, or in the variant this
@@ -7,7 +7,7 @@
 (function (w) {
   'use strict';
   const stub = w.splitwerk; // the embed's command queue, or an instance loaded before this one
-  if (stub && stub.version) return; // loaded twice: the first instance keeps its state and queue
+  if (stub?.version) return; // loaded twice: the first instance keeps its state and queue
 
   const VERSION = '0.2.0';
   const COOKIE = 'splitwerk_vid'; // also read when the shop's backend set it (outlives ITP's 7-day cap)
@@ -288,21 +288,19 @@
   let late = false; // this script came after the embed's hiding ended: the page keeps the control
   let domReady = Promise.resolve();
 
-  const storage = (name) => {
+  const storage = () => {
     try {
-      return w[name || 'sessionStorage'];
+      return w.sessionStorage;
     } catch (e) {} // blocked storage throws on access: then nothing is kept
   };
 
+  // A random id: a UUID, or (outside secure contexts, plain http, where randomUUID is missing)
+  // the same 128 random bits as 32 hex digits.
   function newId() {
     const c = w.crypto;
-    if (c.randomUUID) return c.randomUUID(); // missing outside secure contexts (plain http)
-    const b = c.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 15) | 64; // RFC 4122 version 4 ...
-    b[8] = (b[8] & 63) | 128; // ... and variant bits
-    const hex = Array.from(b, (x) => (x + 256).toString(16).slice(1)).join('');
-    return hex.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+    return c.randomUUID ? c.randomUUID() : Array.from(c.getRandomValues(new Uint8Array(16)), (x) => (x + 256).toString(16).slice(1)).join('');
   }
+
 
   // The value of cookie `name`, or '' (also for a name that only ends like it).
   function readCookie(name) {
@@ -324,7 +322,7 @@
 
   function persistSource() {
     const s = storage();
-    const first = s && s.getItem(SOURCE_KEY);
+    const first = s?.getItem(SOURCE_KEY);
     if (first) attributes.source = first;
     else if (s) s.setItem(SOURCE_KEY, attributes.source);
   }
@@ -342,11 +340,11 @@
     events.length = 0;
     writeCookie('', 0);
     attempt(() => storage().removeItem(SOURCE_KEY));
-    attempt(() => storage('localStorage').removeItem(STORED_KEY));
+    attempt(() => w.localStorage.removeItem(STORED_KEY));
   }
 
   // Variants this browser was enrolled in: {experiment: [variant, payload]} (consent only).
-  const stored = () => attempt(() => JSON.parse(storage('localStorage').getItem(STORED_KEY))) || {};
+  const stored = () => attempt(() => JSON.parse(w.localStorage.getItem(STORED_KEY))) || {};
 
   // ---- network ----------------------------------------------------------------------------
 
@@ -381,7 +379,7 @@
       });
       const url = base + 'v1/events';
       // sendBeacon survives the page's unload; false means the browser refused to queue it
-      if (!(nav.sendBeacon && nav.sendBeacon(url, body))) {
+      if (!nav.sendBeacon?.(url, body)) {
         w.fetch(url, { method: 'POST', body, keepalive: true }).catch(debug);
       }
     }
@@ -434,15 +432,14 @@
   function settle(experiment, raw, reason) {
     const saved = isObject(raw) ? 0 : granted && stored()[experiment];
     const a = isObject(raw) ? raw : saved ? answer(saved[0], saved[1], true, reason) : answer(null, null, false, reason || 'error');
-    const first = ((known[experiment] || {}).variants || [])[0] || {};
     const payload = a.payload === undefined ? null : a.payload;
-    const result = answer(a.variant || first.key || 'control', payload, !!a.enrolled, a.reason);
+    const result = answer(a.variant || known[experiment]?.variants[0]?.key || 'control', payload, !!a.enrolled, a.reason);
     if (granted && isObject(raw)) {
       attempt(() => {
         const all = stored();
         if (result.enrolled) all[experiment] = [result.variant, payload];
         else delete all[experiment];
-        storage('localStorage').setItem(STORED_KEY, JSON.stringify(all));
+        w.localStorage.setItem(STORED_KEY, JSON.stringify(all));
       });
     }
     return result;
@@ -466,9 +463,16 @@
       });
   }
 
+  // Whether the embed still hides the marked elements (false without the embed).
+  const hiding = () => !!stub && attempt(() => doc.documentElement.classList.contains(HIDE_CLASS));
+  const shown = () => answer('control', null, false, 'timeout');
+
   // Promise of the assignment of one experiment; calls within one microtask share a request.
+  // What the page asked while the embed hid it must arrive before the hiding ends; later, the
+  // page shows its own markup (the control) already, and keeps it.
   function assignment(experiment) {
-    if (late) cache[experiment] = cache[experiment] || Promise.resolve(answer('control', null, false, 'timeout'));
+    const hidden = hiding();
+    if (late) cache[experiment] = cache[experiment] || Promise.resolve(shown());
     if (!cache[experiment]) {
       if (!batch) {
         const list = (batch = []);
@@ -478,13 +482,15 @@
         });
       }
       batch.push(experiment);
-      cache[experiment] = batch.result.then((all) => settle(experiment, all[experiment], all.$reason));
+      cache[experiment] = batch.result.then((all) =>
+        hidden && !hiding() ? shown() : settle(experiment, all[experiment], all.$reason)
+      );
     }
     return cache[experiment];
   }
 
   function assignAll(list) {
-    const names = list && list.length ? list : options.experiments;
+    const names = list?.length ? list : options.experiments;
     return (
       names.length
         ? Promise.all(names.map((key) => assignment(key).then((a) => [key, a])))
@@ -522,7 +528,7 @@
     api[name] = (...args) => {
       try {
         const result = fn(...args);
-        return result && result.then ? result.catch((e) => (debug(e), fallback(...args))) : result;
+        return result?.then ? result.catch((e) => (debug(e), fallback(...args))) : result;
       } catch (e) {
         debug(e);
         return fallback(...args);
@@ -591,7 +597,7 @@
   w.splitwerk = api;
   try {
     const script = doc.currentScript || doc.querySelector('script[src*="sdk.js"]');
-    const o = Object.assign({}, script && script.dataset, w.splitwerkConfig);
+    const o = Object.assign({}, script?.dataset, w.splitwerkConfig);
     options = {
       timeoutMs: +o.timeoutMs > 0 ? +o.timeoutMs : TIMEOUT_MS,
       local: /^(true|)$/.test(o.local), // true, "true" or a bare data-local
@@ -601,7 +607,7 @@
     };
     // The embed's hiding already ended: what this page requests now shows the control, so
     // that content never changes after the shop became visible.
-    late = !!(stub && stub.q) && !doc.documentElement.classList.contains(HIDE_CLASS);
+    late = !!stub?.q && !hiding();
     attributes = Object.assign(
       { source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other' },
       isObject(o.attributes) ? o.attributes : {}
@@ -626,7 +632,7 @@
     // Calls the page made before this script arrived, in their order; each answers its promise.
     // Later calls through a kept reference to the stub run at once.
     const perform = (call) => call[1](api(...call[0]));
-    if (stub && stub.q) (stub.q.forEach(perform), (stub.q.push = perform));
+    if (stub?.q) (stub.q.forEach(perform), (stub.q.push = perform));
     late = false;
     domReady.then(() => setTimeout(() => pending || batch || reveal()));
   } catch (e) {

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.browser
 PAGES = 10  # page views after consent, as in the walk through a shop
 SLOW_SNIPPET_SECONDS = 5.0  # how late /sdk.js arrives in the slow-server test
 # The marked content must show within this many ms even when /sdk.js is late or missing: the
-# embed's cap (1 s) plus a page's timer lag on a busy 2-core machine.
+# embed's cap (800 ms) plus a page's timer lag on a busy 2-core machine.
 VISIBLE_WITHIN_MS = 1200
 WIRE_BUDGET_BYTES = 4096  # the snippet's budget on the wire (sdk/js/size.mjs)
 # Samples, from before the first byte is parsed, whether the title and the marked button are

@@ -231,7 +231,7 @@ test('a visitor cookie set by the shop backend is read and kept', async () => {
 
 test('without crypto.randomUUID the id comes from getRandomValues', () => {
   const page = loadSnippet({ crypto: { getRandomValues: (a) => a.fill(0xab) } });
-  assert.equal(cookieOf(page), 'abababab-abab-4bab-abab-abababababab');
+  assert.equal(cookieOf(page), 'ab'.repeat(16)); // 128 random bits
 });
 
 test('on plain http the cookie is not marked Secure', () => {
@@ -486,6 +486,26 @@ test('a snippet arriving after the cap keeps the control on this page', async ()
   assert.deepEqual(page.record.fetches, []);
   assert.equal(await page.splitwerk.variant('c'), 'control'); // later calls ask the server again
   assert.equal(page.record.fetches.length, 1);
+});
+
+test('an answer that comes after the cap keeps the control the page already shows', async () => {
+  let answer;
+  const page = loadSnippet({
+    embed: 1000,
+    deferred: true,
+    dataset: { experiments: 'a', timeoutMs: '5000' },
+    fetch: () => new Promise((resolve) => (answer = resolve)),
+  });
+  await page.clock.advance(500);
+  page.load();
+  const applied = [];
+  page.splitwerk.onVariant('a', (variant) => applied.push(variant));
+  await page.clock.advance(500); // the stub's cap: the page shows its markup
+  assert.equal(page.classes.has('splitwerk-loading'), false);
+  answer(respond(200, { assignments: { a: GREEN } }));
+  await page.clock.advance(0);
+  assert.deepEqual(plain((await page.splitwerk.ready).a), { variant: 'control', payload: null, enrolled: false, reason: 'timeout' });
+  assert.deepEqual(applied, ['control']);
 });
 
 test('without the embed nothing is hidden', () => {
