@@ -301,7 +301,6 @@
     return c.randomUUID ? c.randomUUID() : Array.from(c.getRandomValues(new Uint8Array(16)), (x) => (x + 256).toString(16).slice(1)).join('');
   }
 
-
   // The value of cookie `name`, or '' (also for a name that only ends like it).
   function readCookie(name) {
     const m = doc.cookie.match(new RegExp('(?:^|;\\s*)' + name.replace(/\W/g, '\\$&') + '=([^;]*)'));
