@@ -9,7 +9,7 @@ RUN npm ci --no-audit --no-fund
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    SPLITWERK_SNIPPET_PATH=/app/sdk/js/splitwerk.js
+    SPLITWERK_SNIPPET_PATH=/app/sdk/js/splitwerk.min.js
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
 COPY server ./server

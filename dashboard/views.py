@@ -258,10 +258,10 @@ def install_page() -> ResponseReturnValue:
     """What a shop copies to start: embed code, Python SDK, an ingest key, the example shop."""
     base_url = request.url_root.rstrip("/")
     settings = app_context.settings()
-    version = app_context.snippet_version()
+    version = install.current_version()
     return render_template(
         "dashboard/install.html",
-        embed_code=install.embed_code(base_url, version=version),
+        embed_code=install.embed_code(base_url),
         snippet_version=version,
         sdk_install=install.SDK_INSTALL_COMMAND,
         sdk_code=install.python_sdk_code(base_url),

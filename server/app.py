@@ -18,7 +18,6 @@ from server import schemas
 from server.api import (
     assignments,
     configuration,
-    embed,
     events,
     experiments,
     results,
@@ -151,7 +150,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (
         assignments.blp,
         configuration.blp,
-        embed.blp,
         events.blp,
         experiments.blp,
         results.blp,

@@ -97,7 +97,7 @@ class DefaultConfig:
     DATA_DIR: str = ".splitwerk"
     # Logging level of the server's loggers.
     LOG_LEVEL: str = "INFO"
-    # Path of the browser snippet served at /sdk.js; empty: sdk/js/splitwerk.js of this checkout.
+    # File served at /sdk.js; empty: sdk/js/splitwerk.min.js (the committed build) of this checkout.
     SNIPPET_PATH: str = ""
 
 

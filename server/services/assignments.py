@@ -211,7 +211,8 @@ class Assigner:
             )
             if request.has_consent and _needs_record(target, decision):
                 pending.append((len(answers) - 1, target, decision))
-        is_recorded = True
+        # Without consent nothing is recorded, so the answer must not say it was.
+        is_recorded = request.has_consent
         if pending:
             is_recorded = self._record(request, pending, answers, now)
         if request.experiments is None:

@@ -229,10 +229,14 @@ def test_allow_list_forces_a_variant_without_counting(
 
 def test_without_consent_nothing_is_recorded(client: Any, redis_client: redis.Redis) -> None:
     start(client)
-    answer = assign(client, consent=False).json["assignments"]["checkout-button"]
+    response = assign(client, consent=False)
+    answer = response.json["assignments"]["checkout-button"]
     assert answer["enrolled"] is False
     assert answer["reason"] == "no_consent"
     assert not redis_client.exists(ENROLMENTS)
+    # the answer says so, too: nothing was recorded
+    assert response.json["recorded"] is False
+    assert response.headers["X-Splitwerk-Recorded"] == "false"
 
 
 def test_redis_holds_no_raw_visitor_id_ip_or_user_agent(
