@@ -17,6 +17,7 @@ from dashboard import views as dashboard_views
 from server import schemas
 from server.api import assignments, configuration, events, experiments, results, snippet
 from server.api.fastpath import AssignFastPath
+from server.api.jsonio import StrictJsonProvider
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.privacy import Pseudonymiser
@@ -83,6 +84,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         )
     logging.getLogger("server").setLevel(settings.LOG_LEVEL.upper())
     app = Flask("server")
+    app.json = StrictJsonProvider(app)  # bodies parsed strictly; no NaN in any response
     app.config.update(_api_config(settings))
     app.config.update(settings.extra)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

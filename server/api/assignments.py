@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import Forbidden
 
 from server import schemas
 from server.api.auth import actor_for, presented_token
+from server.api.jsonio import Blueprint
 from server.api.public import json_body
 from server.context import assigner, bot_detector, settings
+from server.core import strict_json
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services.assignments import AssignRequest, AssignResult
@@ -51,7 +51,7 @@ def request_of(data: dict[str, Any], is_bot: bool) -> AssignRequest:
 
 def answer_of(result: AssignResult) -> tuple[bytes, list[tuple[str, str]]]:
     """The answer's body and headers (shared with the WSGI fast path)."""
-    body = json.dumps(schemas.dump_assign_result(result), separators=(",", ":")).encode()
+    body = strict_json.dumps(schemas.dump_assign_result(result)).encode()
     return body, [
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(body))),

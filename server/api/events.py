@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from server import schemas
 from server.api.auth import actor_for, presented_token, require
+from server.api.jsonio import Blueprint
 from server.api.public import json_body
 from server.context import event_recorder, pseudonymiser, store
+from server.core import strict_json
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services import events as services
@@ -69,7 +69,7 @@ def record_events() -> Response:
         # Nothing valid at all: the whole request is bad input, which clients must not retry.
         raise InvalidInput("every event of the batch was rejected", {"events": rejections})
     outcomes = recorder.record(loaded, now)
-    body = json.dumps(schemas.dump_event_results(outcomes), separators=(",", ":"))
+    body = strict_json.dumps(schemas.dump_event_results(outcomes))
     return Response(body, mimetype="application/json")
 
 

@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from flask import g
-from flask_smorest import Blueprint
 
 from server import schemas
 from server.api.auth import require
+from server.api.jsonio import Blueprint
 from server.context import experiment_cache, settings, store
 from server.core.models import AuditEntry, Experiment, Role
 from server.services import experiments as services

@@ -16,7 +16,6 @@ byte for byte alike.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from server import schemas
 from server.api.assignments import answer_of, request_of
+from server.core import strict_json
 from server.core.bots import BotDetector
 from server.services.assignments import Assigner
 
@@ -59,8 +59,8 @@ class AssignFastPath:
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if we hand over
         try:
-            data = schemas.fast_assign_request(json.loads(body))
-        except ValueError:  # not JSON, or not UTF-8: Flask's 400
+            data = schemas.fast_assign_request(strict_json.loads(body))
+        except ValueError:  # not JSON, not UTF-8, too deep, NaN: Flask's 400
             return self.flask_app(environ, start_response)
         if data is None:
             return self.flask_app(environ, start_response)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import request
-from werkzeug.exceptions import BadRequest
+
+from server.api.jsonio import parse_body
 
 
 def json_body() -> Any:
@@ -14,7 +14,4 @@ def json_body() -> Any:
     body = request.get_data(cache=False)
     if not body:
         return {}
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("Invalid JSON body.") from None
+    return parse_body(body)

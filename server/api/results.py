@@ -8,11 +8,12 @@ import time
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from server import schemas
 from server.api.auth import require
+from server.api.jsonio import Blueprint
 from server.context import results_reader, store
+from server.core import strict_json
 from server.core.models import Role
 from server.services import experiments as experiment_services
 from server.services.results import ExperimentResults
@@ -72,4 +73,8 @@ def get_results(query: dict[str, Any], key: str) -> Response:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{key}-results.csv"'},
         )
-    return Response(RESULTS.dumps(results), mimetype="application/json")
+    return Response(
+        # statistics that are not numbers (an empty variant) are null, never NaN
+        strict_json.dumps(strict_json.without_nonfinite(RESULTS.dump(results))),
+        mimetype="application/json",
+    )

@@ -6,7 +6,8 @@ import hashlib
 from pathlib import Path
 
 from flask import Response, current_app, request
-from flask_smorest import Blueprint
+
+from server.api.jsonio import Blueprint
 
 blp = Blueprint("snippet", __name__, description="The JavaScript snippet shop pages load.")
 
