@@ -101,18 +101,29 @@ def assign_by_query(query: dict[str, Any]) -> Response:
     force = None
     if query["force"]:
         pairs = [item.partition(":") for item in query["force"].split(",") if item]
+        if not all(separator for _, separator, _ in pairs):
+            raise InvalidInput(
+                "invalid input: force", {"force": ["must be experiment:variant pairs"]}
+            )
         force = {experiment: variant for experiment, _, variant in pairs}
-    loaded = schemas.ASSIGN_REQUEST.load(
-        {
-            "visitor": query["visitor"],
-            "experiments": names,
-            "attributes": {
-                name[len(ATTRIBUTE_PREFIX) :]: value
-                for name, value in request.args.items()
-                if name.startswith(ATTRIBUTE_PREFIX)
-            },
-            "consent": query["consent"],
-            "force": force,
-        }
-    )
+    try:
+        loaded = schemas.ASSIGN_REQUEST.load(
+            {
+                "visitor": query["visitor"],
+                "experiments": names,
+                "attributes": {
+                    name[len(ATTRIBUTE_PREFIX) :]: value
+                    for name, value in request.args.items()
+                    if name.startswith(ATTRIBUTE_PREFIX)
+                },
+                "consent": query["consent"],
+                "force": force,
+            }
+        )
+    except ValidationError as error:
+        # the query's names: attributes are the attr.* parameters
+        raise InvalidInput(
+            "invalid input: " + ", ".join(sorted(map(str, error.messages))),
+            dict(error.messages),  # type: ignore[arg-type]  # messages of a dict are a dict
+        ) from None
     return _assign(loaded, None)
