@@ -18,6 +18,7 @@ from server import schemas
 from server.api import assignments, configuration, events, experiments, results, snippet
 from server.api.fastpath import AssignFastPath
 from server.api.jsonio import StrictJsonProvider
+from server.api.limits import MAX_BODY_BYTES, refuse_oversized_requests
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.privacy import Pseudonymiser
@@ -30,7 +31,6 @@ from server.storage.store import Store, connect
 
 DASHBOARD_PREFIX = "/dashboard"  # the only routes that use cookie sessions
 API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a full batch of 500 events is far below; larger is a 413
 
 
 class DashboardOnlySessions(SecureCookieSessionInterface):
@@ -88,6 +88,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(_api_config(settings))
     app.config.update(settings.extra)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.before_request(refuse_oversized_requests)  # chunked bodies and long URLs, as JSON
     app.url_map.converters["key"] = KeyConverter
     app.session_interface = DashboardOnlySessions()
 
