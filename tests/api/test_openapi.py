@@ -32,3 +32,13 @@ def test_openapi_lists_the_admin_routes_with_security(client: Any) -> None:
         assert path in paths, path
     assert paths["/v1/experiments"]["post"]["security"] == [{"bearerAuth": []}]
     assert "requestBody" in paths["/v1/experiments"]["post"]
+
+
+def test_openapi_describes_the_csv_results(client: Any) -> None:
+    document = client.get("/v1/openapi.json").json
+    validate(document)
+    answer = document["paths"]["/v1/experiments/{key}/results"]["get"]["responses"]["200"]
+    assert set(answer["content"]) == {"application/json", "text/csv"}
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Results"
+    }
