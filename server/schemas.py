@@ -608,6 +608,14 @@ class EventBatchResultSchema(Schema):
     results = fields.List(fields.Nested(EventResultSchema))
 
 
+class ErasureRequestSchema(BaseSchema):
+    visitor = fields.String(
+        required=True,
+        validate=visitor_field,
+        metadata={"description": "any id /v1/assign accepts, also with '/', '%' or spaces"},
+    )
+
+
 class ErasureSchema(Schema):
     removed = fields.Dict(keys=fields.String(), values=fields.Integer())
     experiments = fields.List(fields.String())

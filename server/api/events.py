@@ -83,8 +83,25 @@ def _messages(error: ValidationError) -> dict[str, Any]:
 @blp.response(200, schemas.ErasureSchema)
 @blp.doc(security=[{"bearerAuth": []}])
 def erase_visitor(visitor: str) -> dict[str, Any]:
-    """Erase every per-visitor record (enrolments, order attributions, idempotency keys)."""
+    """Erase every per-visitor record (enrolments, order attributions, idempotency keys).
+
+    A visitor id with a '/' cannot travel in a URL path: use POST /v1/visitors/erase.
+    """
     if not 0 < len(visitor) <= schemas.VISITOR_MAX_LENGTH:
         raise InvalidInput("invalid visitor id", {"visitor": ["must be 1..128 characters"]})
+    return _erase(visitor)
+
+
+@blp.route("/v1/visitors/erase", methods=["POST"])
+@require(Role.EDITOR)
+@blp.arguments(schemas.ErasureRequestSchema)
+@blp.response(200, schemas.ErasureSchema)
+@blp.doc(security=[{"bearerAuth": []}])
+def erase_visitor_by_body(data: dict[str, Any]) -> dict[str, Any]:
+    """The same erasure for any visitor id, given in the body: ``{"visitor": "a/b"}``."""
+    return _erase(data["visitor"])
+
+
+def _erase(visitor: str) -> dict[str, Any]:
     removed, experiments = services.erase_visitor(store(), pseudonymiser(), visitor)
     return {"removed": removed, "experiments": experiments}

@@ -27,6 +27,7 @@ def test_openapi_lists_the_admin_routes_with_security(client: Any) -> None:
         "/v1/assign",
         "/v1/events",
         "/v1/visitors/{visitor}",
+        "/v1/visitors/erase",
         "/sdk.js",
     ):
         assert path in paths, path
