@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_cors import CORS
 from flask_smorest import Api
@@ -155,13 +155,30 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     # well-formed POST /v1/assign requests are answered below Flask (see api.fastpath)
     app.wsgi_app = AssignFastPath(  # type: ignore[method-assign]
-        app.wsgi_app, assigner, app.extensions["splitwerk.bot_detector"], MAX_BODY_BYTES
+        app.wsgi_app,
+        assigner,
+        app.extensions["splitwerk.bot_detector"],
+        MAX_BODY_BYTES,
+        vary_origin=bool(settings.CORS_ORIGINS),
     )
     return app
 
 
 # Public routes that shop pages call from the browser; the admin API never gets CORS headers.
 BROWSER_ROUTES = (r"/v1/assign", r"/v1/events", r"/v1/config", r"/sdk\.js")
+BROWSER_PATHS = frozenset(route.replace("\\", "") for route in BROWSER_ROUTES)
+
+
+def _vary_by_origin(response: Response) -> Response:
+    """Say that the CORS headers of a browser route depend on the Origin, on every answer.
+
+    flask-cors names the Origin in Vary only when it echoes one, and then not for a single
+    allowed origin; a shared cache could then hand a response made for one origin (or for a
+    request without any) to another, whose browser refuses it.
+    """
+    if request.path in BROWSER_PATHS:
+        response.vary.add("Origin")
+    return response
 
 
 def _allow_browsers(app: Flask, settings: Settings) -> None:
@@ -178,3 +195,4 @@ def _allow_browsers(app: Flask, settings: Settings) -> None:
         max_age=86_400,  # seconds browsers may cache a preflight answer
         supports_credentials=False,  # the visitor cookie is first-party; never sent here
     )
+    app.after_request(_vary_by_origin)

@@ -39,12 +39,20 @@ class AssignFastPath:
     """WSGI middleware in front of the Flask app (``app.wsgi_app``)."""
 
     def __init__(
-        self, flask_app: WSGIApplication, assigner: Assigner, bots: BotDetector, max_body: int
+        self,
+        flask_app: WSGIApplication,
+        assigner: Assigner,
+        bots: BotDetector,
+        max_body: int,
+        *,
+        vary_origin: bool = False,
     ) -> None:
         self.flask_app = flask_app  # everything the fast path does not answer goes here
         self._assigner = assigner
         self._bots = bots
         self._max_body = max_body
+        # with CORS configured, answers name the Origin in Vary, as the Flask route's do
+        self._extra_headers = [("Vary", "Origin")] if vary_origin else []
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if (
@@ -71,5 +79,5 @@ class AssignFastPath:
             log.debug("assign fast path handed a request to Flask", exc_info=True)
             return self.flask_app(environ, start_response)
         payload, headers = answer_of(result)
-        start_response("200 OK", headers)
+        start_response("200 OK", headers + self._extra_headers)
         return [payload]
