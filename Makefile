@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := sdk/js/node_modules/.installed-stamp
 DASHBOARD_STAMP := dashboard/node_modules/.installed-stamp
 
-.PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench clean
+.PHONY: install run test check lint format typecheck imports test-python test-js loadtest bench fuzz clean
 
 $(STAMP): setup.cfg pyproject.toml sdk/setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ loadtest: $(STAMP)
 	$(BIN)/python loadtests/bench.py
 
 bench: loadtest
+
+## schemathesis against a real server: more examples than the suite's run (tests/fuzz).
+FUZZ_MAX_EXAMPLES ?= 200
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/pytest tests/fuzz -q -p no:randomly --timeout 0
 
 clean:
 	rm -rf $(VENV) sdk/js/node_modules dashboard/node_modules dashboard/static/vendor build \

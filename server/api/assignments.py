@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import Forbidden
 
 from server import schemas
+from server.api import links
 from server.api.auth import actor_for, presented_token
 from server.api.jsonio import Blueprint
 from server.api.public import json_body
@@ -71,13 +72,14 @@ def _assign(data: dict[str, Any], user_agent: str | None) -> Response:
 
 @blp.route("/v1/assign", methods=["POST"])
 @blp.doc(
+    responses={200: {"links": links.ASSIGNED}},
     requestBody={
         "required": True,
         "content": {
             "application/json": {"schema": "AssignRequest"},
             "text/plain": {"schema": "AssignRequest"},
         },
-    }
+    },
 )
 @blp.response(200, schemas.AssignResponseSchema)
 def assign() -> Response:

@@ -81,13 +81,10 @@ def results_csv(results: ExperimentResults) -> str:
 @blp.doc(
     security=[{"bearerAuth": []}],
     responses={
-        "200": {
+        200: {
             "description": "Results; as CSV (one row per goal, segment value and variant) "
             "with ?format=csv",
-            "content": {
-                "application/json": {"schema": schemas.ResultsSchema},
-                "text/csv": {"schema": {"type": "string"}},
-            },
+            "content": {"text/csv": {"schema": {"type": "string"}}},
         }
     },
 )

@@ -1,0 +1,96 @@
+"""schemathesis against `splitwerk serve` (gunicorn, real redis-server): no 5xx, no schema drift.
+
+A bounded, seeded run of every phase (coverage, fuzzing, and stateful scenarios that follow the
+OpenAPI links from creating an experiment to starting it, assigning a visitor, sending their
+event and reading results). The suite runs few examples; `make fuzz` sets FUZZ_MAX_EXAMPLES
+higher. Both must find no server error and no answer that its schema does not describe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import EDITOR_TOKEN, serving
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))  # per operation; `make fuzz`: 200
+SEED = int(os.environ.get("FUZZ_SEED", "20261202"))  # fixed: a failure replays with the seed
+RUN_TIMEOUT = 60 + 6 * MAX_EXAMPLES  # seconds for the whole run on a busy 2-core machine
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
+# The chain of links (server.api.links) a long run (`make fuzz`) must walk; the links are
+# picked at random, so the suite's short run only has to follow some links from a create.
+FULL_RUN = 100  # examples from which the whole chain is required
+CHAIN = (
+    "POST /v1/experiments -> [201] StartExperiment -> POST /v1/experiments/{key}/start",
+    "POST /v1/experiments/{key}/start -> [200] AssignVisitor -> POST /v1/assign",
+    "POST /v1/assign -> [200] SendConversion -> POST /v1/events",
+)
+
+
+def transitions(report: Path) -> set[str]:
+    """The ids of the link transitions the stateful phase took (from the NDJSON events)."""
+    taken: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            transition = value.get("transition")
+            if isinstance(transition, dict) and isinstance(transition.get("id"), str):
+                taken.add(transition["id"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for line in report.read_text().splitlines():
+        walk(json.loads(line))
+    return taken
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    redis_server: Any, redis_client: Any, tmp_path: Path
+) -> None:
+    report = tmp_path / "events.ndjson"
+    with serving(redis_server.url, tmp_path / "serve.log", CORS_ORIGINS="*") as url:
+        command = [
+            sys.executable, "-m", "schemathesis.cli",
+            "--config-file", str(HERE / "schemathesis.toml"),
+            "run", f"{url}/v1/openapi.json", "--url", url,
+            "--header", f"Authorization: Bearer {EDITOR_TOKEN}",
+            "--checks", ",".join(CHECKS),
+            "--phases", "coverage,fuzzing,stateful",
+            "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
+            "--workers", "1", "--request-timeout", "10",
+            "--report", "ndjson", "--report-ndjson-path", str(report),
+        ]  # fmt: skip
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
+            "NO_COLOR": "1",
+        }
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+        )
+    output = done.stdout[-6000:] + done.stderr[-2000:]
+    assert done.returncode == 0, output
+    assert "0 passed" not in output.split("Test cases:")[-1], output
+    taken = transitions(report)
+    assert any(step.startswith("POST /v1/experiments -> [201]") for step in taken), output
+    if MAX_EXAMPLES >= FULL_RUN:
+        missing = [step for step in CHAIN if step not in taken]
+        assert not missing, f"the stateful phase never took {missing}\n{output}"
