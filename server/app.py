@@ -18,7 +18,7 @@ from server import schemas
 from server.api import assignments, configuration, events, experiments, results, snippet
 from server.api.fastpath import AssignFastPath
 from server.api.jsonio import StrictJsonProvider
-from server.api.limits import MAX_BODY_BYTES, refuse_oversized_requests
+from server.api.limits import ERRORS_DESCRIPTION, MAX_BODY_BYTES, refuse_oversized_requests
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.privacy import Pseudonymiser
@@ -63,6 +63,7 @@ def _api_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {"info": {"description": ERRORS_DESCRIPTION}},
         "SECRET_KEY": settings.SECRET_KEY,
         "JSON_SORT_KEYS": False,
         "SESSION_COOKIE_HTTPONLY": True,

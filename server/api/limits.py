@@ -17,6 +17,18 @@ MAX_BODY_BYTES = 2 * 1024 * 1024  # a full batch of 500 events is far below; lar
 MAX_REQUEST_LINE = 4094  # bytes of "GET /v1/assign?... HTTP/1.1": gunicorn's usual default
 GUNICORN_REQUEST_LINE_LIMIT = 8190  # gunicorn's largest allowed value; above it, its HTML 414
 
+# The OpenAPI document's description of errors, the ones gunicorn answers included.
+ERRORS_DESCRIPTION = f"""\
+Every error the application answers has one JSON body: `{{"code", "status", "message",
+"errors"}}`. Bad JSON is a 400 (also nesting deeper than 64 levels, NaN or Infinity; the
+reason is under `errors.json`), validation a 422 naming the field, bodies over
+{MAX_BODY_BYTES} bytes (chunked too) a 413, request lines over {MAX_REQUEST_LINE} bytes a 414.
+
+Answered by gunicorn before the application, as HTML, not JSON: request lines over
+{GUNICORN_REQUEST_LINE_LIMIT} bytes (414), a header over 8190 bytes or more than 100 headers
+(431 or 400) and malformed HTTP (400).
+"""
+
 
 def request_line_length() -> int:
     """Bytes of the request line as the client sent it (method, target, protocol, 2 spaces)."""

@@ -76,3 +76,10 @@ def test_openapi_links_lead_from_create_to_start_assign_events_and_results(clien
             for answer in operation.get("responses", {}).values():
                 for link in answer.get("links", {}).values():
                     _target(document, link)
+
+
+def test_openapi_documents_the_errors_gunicorn_answers_in_html(client: Any) -> None:
+    description = client.get("/v1/openapi.json").json["info"]["description"]
+    assert "as HTML, not JSON" in description
+    assert "8190" in description
+    assert "414" in description

@@ -84,7 +84,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             "NO_COLOR": "1",
         }
         done = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
         )
     output = done.stdout[-6000:] + done.stderr[-2000:]
     assert done.returncode == 0, output
