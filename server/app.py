@@ -17,7 +17,7 @@ from dashboard import views as dashboard_views
 from server import schemas
 from server.api import assignments, configuration, events, experiments, results, snippet
 from server.api.fastpath import AssignFastPath
-from server.api.jsonio import StrictJsonProvider
+from server.api.jsonio import StrictJsonProvider, template_dumps
 from server.api.limits import ERRORS_DESCRIPTION, MAX_BODY_BYTES, refuse_oversized_requests
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
@@ -86,6 +86,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logging.getLogger("server").setLevel(settings.LOG_LEVEL.upper())
     app = Flask("server")
     app.json = StrictJsonProvider(app)  # bodies parsed strictly; no NaN in any response
+    app.jinja_env.policies["json.dumps_function"] = template_dumps  # |tojson: NaN → null
     app.config.update(_api_config(settings))
     app.config.update(settings.extra)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

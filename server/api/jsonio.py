@@ -70,6 +70,14 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
     ARGUMENTS_PARSER = StrictParser()
 
 
+def template_dumps(value: Any, **kwargs: Any) -> str:
+    """JSON for templates (``|tojson``, chart data): a computed NaN becomes null, never NaN.
+
+    A page must not fail on an odd number, and a NaN there would break the chart's JSON.parse.
+    """
+    return json.dumps(strict_json.without_nonfinite(value), allow_nan=False, **kwargs)
+
+
 class StrictJsonProvider(DefaultJSONProvider):
     """Flask's JSON with strict parsing and without NaN or Infinity in responses."""
 

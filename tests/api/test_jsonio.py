@@ -122,3 +122,10 @@ def test_results_never_carry_nan(client: Any) -> None:
 def test_flask_json_refuses_to_write_nan(app: Any) -> None:
     with app.app_context(), pytest.raises(ValueError):
         app.json.dumps({"price": float("nan")})
+
+
+def test_templates_write_null_for_nan(app: Any) -> None:
+    with app.app_context():
+        template = app.jinja_env.from_string("{{ value|tojson }}")
+        rendered = template.render(value={"estimate": float("nan"), "n": [1.5, float("inf")]})
+    assert strict_parse(rendered.replace("&#34;", '"')) == {"estimate": None, "n": [1.5, None]}
