@@ -89,3 +89,11 @@ def test_request_line_beyond_gunicorn_is_its_documented_html_414(live: int) -> N
 def test_dockerfile_runs_gunicorn_with_the_same_request_line_limit() -> None:
     dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
     assert f'"--limit-request-line", "{GUNICORN_REQUEST_LINE_LIMIT}"' in dockerfile
+
+
+@pytest.mark.parametrize("path", ["/v1/assign", "/v1/events"])
+def test_deep_json_under_gunicorn_is_the_json_400(live: int, path: str) -> None:
+    body = b'{"visitor": "v", "events": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    status, content_type, answer = send(live, "POST", path, body, **{"Content-Type": "text/plain"})
+    assert (status, content_type) == (400, "application/json")  # was gunicorn's HTML 500
+    assert "nested deeper than" in json.loads(answer)["errors"]["json"][0]
