@@ -31,7 +31,6 @@ def _on_experiment(path: str, method: str, description: str) -> dict[str, Any]:
 CREATED = {
     "StartExperiment": _on_experiment("/start", "post", "Start it."),
     "UpdateExperiment": _on_experiment("", "patch", "Change the draft."),
-    "GetAudit": _on_experiment("/audit", "get", "Who created it."),
     "DeleteExperiment": _on_experiment("", "delete", "Delete the draft."),
 }
 
@@ -42,7 +41,18 @@ STARTED = {
         "description": "Assign a visitor in the started experiment.",
     },
     "GetResults": _on_experiment("/results", "get", "Results while it runs."),
-    "PauseExperiment": _on_experiment("/pause", "post", "Pause it."),
+}
+
+RESULTS_KEY = {"key": "$response.body#/experiment"}  # the key in a ResultsSchema answer
+
+# From results to deciding: pause or stop the experiment they are about, or read its trail.
+READ = {
+    name: {**link, "parameters": RESULTS_KEY}
+    for name, link in {
+        "PauseExperiment": _on_experiment("/pause", "post", "Pause it."),
+        "StopExperiment": _on_experiment("/stop", "post", "Stop it."),
+        "GetAudit": _on_experiment("/audit", "get", "Who changed it."),
+    }.items()
 }
 
 PAUSED = {

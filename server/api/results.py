@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response
 
 from server import schemas
+from server.api import links
 from server.api.auth import require
 from server.api.jsonio import Blueprint
 from server.context import results_reader, store
@@ -82,6 +83,7 @@ def results_csv(results: ExperimentResults) -> str:
     security=[{"bearerAuth": []}],
     responses={
         200: {
+            "links": links.READ,
             "description": "Results; as CSV (one row per goal, segment value and variant) "
             "with ?format=csv",
             "content": {"text/csv": {"schema": {"type": "string"}}},

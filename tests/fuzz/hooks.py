@@ -4,7 +4,9 @@ The create schema cannot say everything the API checks (variant keys unique, exa
 primary goal, allow-list entries naming variants, condition syntax), so nearly every generated
 experiment was refused and the stateful phase never got past the first link. In the stateful
 phase only, a positive create body is made to satisfy those cross-field rules; every other phase
-still sends bodies exactly as generated, invalid ones included.
+still sends bodies exactly as generated, invalid ones included. Assignments in the stateful
+phase likewise drop a random ``force`` (it names no variant) and attributes that are not an
+object, so that the link from an assignment to its visitor's event is followed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import schemathesis
 
 CREATE_PATH = "/v1/experiments"
+ASSIGN_PATH = "/v1/assign"
 
 
 def _valid_experiment(body: dict[str, Any]) -> dict[str, Any]:
@@ -33,17 +36,28 @@ def _valid_experiment(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _valid_assignment(body: dict[str, Any]) -> dict[str, Any]:
+    # a random force names no variant (a 422), and attributes are any JSON in the schema
+    body = {name: value for name, value in body.items() if name != "force"}
+    attributes = body.get("attributes")
+    if not isinstance(attributes, dict) or not all(0 < len(name) <= 64 for name in attributes):
+        body["attributes"] = {}
+    return body
+
+
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
     operation = context.operation
     if (
-        operation is not None
-        and operation.path == CREATE_PATH
-        and operation.method.upper() == "POST"
-        and case.meta is not None
-        and case.meta.phase.name == "stateful"
-        and isinstance(case.body, dict)
-        and len(case.body.get("variants") or []) >= 2
+        operation is None
+        or operation.method.upper() != "POST"
+        or case.meta is None
+        or case.meta.phase.name != "stateful"
+        or not isinstance(case.body, dict)
     ):
+        return case
+    if operation.path == CREATE_PATH and len(case.body.get("variants") or []) >= 2:
         case.body = _valid_experiment(case.body)
+    elif operation.path == ASSIGN_PATH:
+        case.body = _valid_assignment(case.body)
     return case

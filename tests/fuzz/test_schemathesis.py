@@ -30,9 +30,10 @@ CHECKS = (
     "content_type_conformance",
     "response_schema_conformance",
 )
-# The chain of links (server.api.links) a long run (`make fuzz`) must walk; the links are
-# picked at random, so the suite's short run only has to follow some links from a create.
-FULL_RUN = 100  # examples from which the whole chain is required
+# The chain of links (server.api.links) the stateful phase must walk. Its scheduler spends few
+# steps per link, so a short run reliably takes the first and the last link; from FULL_RUN
+# examples (`make fuzz`) every link of the chain is required.
+FULL_RUN = 100
 CHAIN = (
     "POST /v1/experiments -> [201] StartExperiment -> POST /v1/experiments/{key}/start",
     "POST /v1/experiments/{key}/start -> [200] AssignVisitor -> POST /v1/assign",
@@ -89,8 +90,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     output = done.stdout[-6000:] + done.stderr[-2000:]
     assert done.returncode == 0, output
     assert "0 passed" not in output.split("Test cases:")[-1], output
-    taken = transitions(report)
-    assert any(step.startswith("POST /v1/experiments -> [201]") for step in taken), output
-    if MAX_EXAMPLES >= FULL_RUN:
-        missing = [step for step in CHAIN if step not in taken]
-        assert not missing, f"the stateful phase never took {missing}\n{output}"
+    required = CHAIN if MAX_EXAMPLES >= FULL_RUN else (CHAIN[0], CHAIN[-1])
+    missing = [step for step in required if step not in transitions(report)]
+    assert not missing, f"the stateful phase never took {missing}\n{output}"
