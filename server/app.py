@@ -86,10 +86,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logging.getLogger("server").setLevel(settings.LOG_LEVEL.upper())
     app = Flask("server")
     app.json = StrictJsonProvider(app)  # bodies parsed strictly; no NaN in any response
-    app.jinja_env.policies["json.dumps_function"] = template_dumps  # |tojson: NaN → null
     app.config.update(_api_config(settings))
     app.config.update(settings.extra)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.jinja_env.policies["json.dumps_function"] = template_dumps  # |tojson: NaN → null
     app.before_request(refuse_oversized_requests)  # chunked bodies and long URLs, as JSON
     app.url_map.converters["key"] = KeyConverter
     app.session_interface = DashboardOnlySessions()

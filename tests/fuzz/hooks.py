@@ -2,7 +2,8 @@
 
 The create schema cannot say everything the API checks (variant keys unique, exactly one
 primary goal, allow-list entries naming variants, condition syntax), so nearly every generated
-experiment was refused and the stateful phase never got past the first link. In the stateful
+experiment was refused, or could not start without a goal, and the stateful phase never got
+past the first link. In the stateful
 phase only, a positive create body is made to satisfy those cross-field rules; every other phase
 still sends bodies exactly as generated, invalid ones included. Assignments in the stateful
 phase likewise drop a random ``force`` (it names no variant) and attributes that are not an
@@ -24,7 +25,8 @@ def _valid_experiment(body: dict[str, Any]) -> dict[str, Any]:
     for index, variant in enumerate(variants):
         variant["key"] = f"v{index}"  # unique, and valid by the key pattern
         variant["weight"] = 1
-    goals = [dict(g) for g in body.get("goals", []) if isinstance(g, dict)]
+    # an experiment starts only with a goal (409 otherwise)
+    goals = [dict(g) for g in body.get("goals", []) if isinstance(g, dict)] or [{}]
     for index, goal in enumerate(goals):
         goal["key"] = "purchase" if index == 0 else f"goal-{index}"
         goal["primary"] = index == 0
