@@ -24,4 +24,5 @@ HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; ur
 # SPLITWERK_REDIS_URL, SPLITWERK_SECRET_KEY and SPLITWERK_TOKENS must be set (see README).
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
      "--worker-class", "gthread", "--timeout", "30", "--graceful-timeout", "10", \
+     "--limit-request-line", "8190", \
      "server.app:create_app()"]

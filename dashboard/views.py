@@ -134,13 +134,17 @@ def _protect(response: Response) -> Response:
 @blp.context_processor
 def _template_context() -> dict[str, Any]:
     translator = _t()
+    try:
+        user = auth.current_user()
+    except StorageUnavailable:  # sessions live in Redis: the outage page shows nobody signed in
+        user = None
     return {
         "t": translator,
         "locale": translator.locale,
         "html_lang": BROWSER_TAGS[translator.locale],
         "other_locales": [code for code in SUPPORTED if code != translator.locale],
         "csrf_token": csrf.token,
-        "user": auth.current_user(),
+        "user": user,
     }
 
 

@@ -608,6 +608,14 @@ class EventBatchResultSchema(Schema):
     results = fields.List(fields.Nested(EventResultSchema))
 
 
+class ErasureRequestSchema(BaseSchema):
+    visitor = fields.String(
+        required=True,
+        validate=visitor_field,
+        metadata={"description": "any id /v1/assign accepts, also with '/', '%' or spaces"},
+    )
+
+
 class ErasureSchema(Schema):
     removed = fields.Dict(keys=fields.String(), values=fields.Integer())
     experiments = fields.List(fields.String())
@@ -772,17 +780,30 @@ _ASSIGN_FIELDS = frozenset({"visitor", "experiments", "attributes", "consent"})
 _SCALARS = (str, int, float, bool)
 
 
+_SMALL_INT = 10**30  # ints below this in magnitude take at most 32 bytes of JSON
+
+
+def _json_size_bound(item: str | float | bool | None) -> int:
+    """At least as many bytes as ``item`` takes in JSON; exact enough for the fast path."""
+    if isinstance(item, str):
+        return (6 if item.isascii() else 12) * len(item) + 2
+    if isinstance(item, int) and not -_SMALL_INT < item < _SMALL_INT:
+        return len(str(item))  # at most 4,300 digits: json refuses longer ints
+    return 32
+
+
 def _fast_attributes(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
         return None
-    # an upper bound of the JSON size: a character takes at most 6 ("\\uXXXX"), a number 32
+    # an upper bound of the JSON size: an ASCII character takes at most 6 bytes ("\\u001f"),
+    # another 12 (two "\\uXXXX" for one beyond the BMP); a float at most 24, an int its digits
     size = 2
     for name, item in value.items():
         if not 0 < len(name) <= 64 or not (item is None or isinstance(item, _SCALARS)):
             return None
         if isinstance(item, float) and not math.isfinite(item):
             return None
-        size += 6 * len(name) + (6 * len(item) if isinstance(item, str) else 32) + 8
+        size += _json_size_bound(name) + _json_size_bound(item) + 2
     # close calls go through the schema, which measures exactly
     return value if size <= MAX_ATTRIBUTES_BYTES else None
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import brotli  # type: ignore[import-untyped]  # Brotli ships no type hints
 from flask import Response, current_app, request
-from flask_smorest import Blueprint
+
+from server.api.jsonio import Blueprint
 
 from server.services import install
 

@@ -99,6 +99,27 @@ def _day_name(day_number: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(day_number * SECONDS_PER_DAY))
 
 
+def _check_forced(snapshot: Snapshot, forced: Mapping[str, str]) -> None:
+    """Refuse a force parameter that names no experiment or no variant of it.
+
+    A misspelt QA link must not fall back to ordinary bucketing, which would enrol and count
+    the tester (core.assignment.decide ignores unknown keys and leaves the refusal to us).
+
+    Raises:
+        InvalidInput: naming each bad pair under ``force``.
+    """
+    problems: dict[str, list[str]] = {}
+    for key, variant in forced.items():
+        experiment = snapshot.experiments.get(key)
+        if experiment is None:
+            problems[key] = [f"no experiment {key!r}"]
+        elif experiment.variant(variant) is None:
+            known = ", ".join(v.key for v in experiment.variants)
+            problems[key] = [f"no variant {variant!r} (variants: {known})"]
+    if problems:
+        raise InvalidInput("forced variant does not exist", {"force": problems})
+
+
 class EnrolmentCache:
     """Enrolments this worker has seen, so that returning visitors need no Redis round trip.
 
@@ -173,7 +194,8 @@ class Assigner:
         """Answer every experiment of the request; record first enrolments exactly once.
 
         Raises:
-            InvalidInput: more experiments named than MAX_EXPERIMENTS_PER_REQUEST.
+            InvalidInput: more experiments named than MAX_EXPERIMENTS_PER_REQUEST, or a forced
+                variant that does not exist (nothing is recorded then).
             StorageUnavailable: Redis is down and this worker never loaded the configuration.
         """
         if request.experiments is not None and len(request.experiments) > self._experiments_limit:
@@ -182,6 +204,8 @@ class Assigner:
                 {"experiments": [f"at most {self._experiments_limit} per request"]},
             )
         snapshot = self._cache.get(now)
+        if request.forced:
+            _check_forced(snapshot, request.forced)
         self._known.sync(snapshot.erasures)
         if request.experiments is None:
             targets: Sequence[Experiment | str] = [

@@ -14,6 +14,10 @@ sw:config-version                          string  counter, +1 on every experime
                                                    the ETag of /v1/config; never expires
 sw:erasures                                string  counter, +1 on every visitor erasure; workers
                                                    drop their cached enrolments when it changes
+sw:dashboard-session:<sha256>              string  "1" while a dashboard sign-in is valid; the
+                                                   SHA-256 of the session id in its cookie;
+                                                   expires with the session (12 h), deleted at
+                                                   sign-out
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
@@ -62,6 +66,12 @@ AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
 EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"
 ERASURES = f"{PREFIX}:erasures"
+DASHBOARD_SESSION_PREFIX = f"{PREFIX}:dashboard-session:"
+
+
+def dashboard_session(digest: str) -> str:
+    """The marker of one open dashboard session, by the hex SHA-256 of its id."""
+    return DASHBOARD_SESSION_PREFIX + digest
 
 
 def experiment_prefix(experiment: str) -> str:

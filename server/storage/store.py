@@ -207,6 +207,21 @@ class Store:
         with _guard("ping"):
             self._redis.ping()
 
+    def open_session(self, digest: str, lifetime: int) -> None:
+        """Mark a dashboard session open for ``lifetime`` seconds."""
+        with _guard("open session"):
+            self._redis.set(keys.dashboard_session(digest), b"1", ex=lifetime)
+
+    def is_session_open(self, digest: str) -> bool:
+        """Whether a dashboard session is open (neither expired nor closed)."""
+        with _guard("check session"):
+            return bool(self._redis.exists(keys.dashboard_session(digest)))
+
+    def close_session(self, digest: str) -> None:
+        """Close a dashboard session at once (sign-out)."""
+        with _guard("close session"):
+            self._redis.delete(keys.dashboard_session(digest))
+
     def versions(self) -> tuple[int, int]:
         """The counters of experiment changes (the /v1/config ETag) and of visitor erasures."""
         with _guard("versions"):
