@@ -455,7 +455,6 @@ GERMAN: dict[str, str] = {
     "example shop command": "Befehl für den Beispielshop",
     "Copy": "Kopieren",
     "Copied": "Kopiert",
-
     # results that never mislead (issue 13)
     "Not enough data yet: a verdict needs {visitors} visitors in each variant and "
     "{conversions} conversions in both together.": (

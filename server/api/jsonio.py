@@ -20,6 +20,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from server.core import strict_json
 from server.errors import InvalidJson
 
+
 def refuse_body(reason: str | None = None) -> NoReturn:
     """Answer a body that is not acceptable JSON with the one bad-JSON 400.
 

@@ -9,7 +9,6 @@ import brotli  # type: ignore[import-untyped]  # Brotli ships no type hints
 from flask import Response, current_app, request
 
 from server.api.jsonio import Blueprint
-
 from server.services import install
 
 blp = Blueprint("snippet", __name__, description="The JavaScript snippet shop pages load.")

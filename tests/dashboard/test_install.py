@@ -55,9 +55,7 @@ def test_the_versioned_url_of_the_embed_code_is_cached_for_good(
     app: Flask, viewer: FlaskClient
 ) -> None:
     page = viewer.get("/dashboard/install").get_data(as_text=True)
-    source = re.search(
-        r'"http://localhost(/sdk\.js\?v=[0-9a-f]+)"', code_block(page, "embed-code")
-    )
+    source = re.search(r'"http://localhost(/sdk\.js\?v=[0-9a-f]+)"', code_block(page, "embed-code"))
     assert source is not None
     loaded = app.test_client().get(source.group(1))
     assert loaded.status_code == 200

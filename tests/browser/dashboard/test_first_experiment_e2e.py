@@ -36,7 +36,9 @@ SHOP_PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>Shop</title>
-<script>window.splitwerkConfig = {{experiments: ['{experiment}'], consentMode: 'required'}};</script>
+<script>
+  window.splitwerkConfig = {{experiments: ['{experiment}'], consentMode: 'required'}};
+</script>
 {embed_code}
 </head>
 <body>
