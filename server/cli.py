@@ -153,6 +153,7 @@ def serve(
                 "threads": settings.THREADS,
                 "worker_class": "gthread",
                 "timeout": GUNICORN_TIMEOUT,
+                "keepalive": settings.KEEPALIVE,
                 "graceful_timeout": GRACEFUL_TIMEOUT,
                 "accesslog": None,
                 # no runtime control socket: it lives in a shared home folder path and

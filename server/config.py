@@ -86,6 +86,11 @@ class DefaultConfig:
     WORKERS: int = 2
     # Threads per gunicorn worker; Redis round trips release the GIL while they wait.
     THREADS: int = 4
+    # Seconds gunicorn keeps an idle client connection open. Longer than the idle time of
+    # client pools and proxies (nginx's upstream keepalive_timeout is 60 s), so that the
+    # client, never the server, closes an idle connection: a server closing first races the
+    # client's next request on that connection, which then fails with a reset.
+    KEEPALIVE: int = 75
     # Folder for the embedded Redis's data and the development secrets.
     DATA_DIR: str = ".splitwerk"
     # Logging level of the server's loggers.
@@ -168,6 +173,7 @@ def _check(settings: Settings) -> None:
         "ENROLMENT_CACHE_SIZE",
         "WORKERS",
         "THREADS",
+        "KEEPALIVE",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
