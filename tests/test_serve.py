@@ -136,5 +136,5 @@ def test_a_keep_alive_shorter_than_the_clients_idle_time_breaks_requests(
     gunicorn_server: str, redis_client: object
 ) -> None:
     # the race the KEEPALIVE default avoids: the server closes, the client sends anyway
-    answered, failed, _ = _idle_clients(gunicorn_server, clients=2, requests=2)
+    _, failed, _ = _idle_clients(gunicorn_server, clients=2, requests=2)
     assert failed > 0
