@@ -6,8 +6,10 @@ import http.client
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -138,3 +140,72 @@ def test_a_keep_alive_shorter_than_the_clients_idle_time_breaks_requests(
     # the race the KEEPALIVE default avoids: the server closes, the client sends anyway
     _, failed, _ = _idle_clients(gunicorn_server, clients=2, requests=2)
     assert failed > 0
+
+
+def _serve_dev(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("SPLITWERK_")
+    }
+    environment["SPLITWERK_DATA_DIR"] = str(data_dir)
+    command = ["serve", "--dev", "--no-demo", "--port", str(port), "--workers", "1"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", *command],
+        env=environment,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_until_up(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().status == 200
+            connection.close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+
+
+def _redis_processes(folder: Path) -> list[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", f"redis-server.*{folder}"], capture_output=True, text=True, check=False
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.mark.slow
+def test_one_embedded_redis_per_data_folder_even_after_a_kill_9() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="sw-serve-"))  # short: it holds a unix socket
+    first_port, second_port = free_port(), free_port()
+    first = _serve_dev(folder, first_port)
+    try:
+        _wait_until_up(first_port, first)
+        second = _serve_dev(folder, second_port)
+        output, _ = second.communicate(timeout=60)
+        assert second.returncode != 0
+        assert f"another Splitwerk server (pid {first.pid})" in output
+        assert len(_redis_processes(folder)) == 1
+        _wait_until_up(first_port, first)  # the first one still serves
+    finally:
+        first.kill()  # kill -9: its redis-server is orphaned
+        first.wait()
+    orphans = _redis_processes(folder)
+    assert len(orphans) == 1
+    third = _serve_dev(folder, second_port)
+    try:
+        _wait_until_up(second_port, third)
+        running = _redis_processes(folder)
+        assert len(running) == 1
+        assert running != orphans
+    finally:
+        third.terminate()
+        third.communicate(timeout=30)
+    assert _redis_processes(folder) == []
+    shutil.rmtree(folder, ignore_errors=True)
