@@ -47,6 +47,10 @@ class DefaultConfig:
     REDIS_SOCKET_TIMEOUT: float = 0.25
     # Seconds to wait for a new Redis connection.
     REDIS_CONNECT_TIMEOUT: float = 0.25
+    # Seconds all Redis work of one public request (/v1/assign, /v1/events, /v1/config, /readyz)
+    # may take, retries and reconnects included; then it degrades or answers 503. Admin and
+    # dashboard requests are bounded by the socket timeouts per command instead.
+    REDIS_REQUEST_TIMEOUT: float = 0.3
     # Retries of a failed Redis command; one retry rides over a reconnect, more would stack delays.
     REDIS_RETRIES: int = 1
     # Connections per worker process; gunicorn threads share them, and up to half stay pinned
@@ -165,6 +169,7 @@ def _check(settings: Settings) -> None:
     positive = (
         "REDIS_SOCKET_TIMEOUT",
         "REDIS_CONNECT_TIMEOUT",
+        "REDIS_REQUEST_TIMEOUT",
         "REDIS_MAX_CONNECTIONS",
         "CONFIG_REFRESH_INTERVAL",
         "RETENTION_DAYS",

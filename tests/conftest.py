@@ -36,8 +36,9 @@ def _scrubbed_environment() -> Iterator[None]:
 class RedisServer:
     """A redis-server child process on a unix socket in a temporary folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *extra_arguments: str) -> None:
         self.folder = folder
+        self.extra_arguments = extra_arguments  # more redis-server options, e.g. a maxmemory
         self.socket = folder / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -64,6 +65,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self.extra_arguments,
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -27,7 +28,8 @@ from server.core.models import (
     RefundWrite,
 )
 from server.storage import codec, keys
-from server.storage.errors import StorageUnavailable
+from server.storage.connection import EvictingRedis, Rules, bind
+from server.storage.errors import RedisRefused, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +188,8 @@ class Store:
     """Reads and writes Splitwerk's data in one Redis (see ``server.storage.keys``)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
+        self._rules = Rules()
+        self._redis = bind(client, self._rules)
         self._pinned = PinnedClients(client)
         self._enrol = LuaScript("enrol")
         self._record_event = LuaScript("record_event")
@@ -201,6 +204,28 @@ class Store:
         """Check that Redis answers; raises StorageUnavailable otherwise."""
         with _guard("ping"):
             self._redis.ping()
+
+    def check_at_start(self) -> None:
+        """Refuse a Redis that would evict our keys; one that does not answer only degrades.
+
+        Every later reconnect checks the memory policy again (see ``storage.connection``).
+
+        Raises:
+            RedisRefused: Redis runs an ``allkeys-*`` maxmemory-policy.
+        """
+        try:
+            self._redis.ping()
+        except EvictingRedis as error:
+            raise RedisRefused(str(error)) from None
+        except redis.RedisError as error:
+            log.warning(
+                "redis does not answer at start (%s); requests degrade until it does",
+                error.__class__.__name__,
+            )
+
+    def budget(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Bound all Redis work of the calling thread inside the block, retries included."""
+        return self._rules.budget(seconds)
 
     def versions(self) -> tuple[int, int]:
         """The counters of experiment changes (the /v1/config ETag) and of visitor erasures."""
