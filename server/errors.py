@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from server.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from server.storage.errors import StorageUnavailable
+from server.storage.errors import NotReady, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,13 @@ def handle_domain_error(error: DomainError) -> Response:
 
 def handle_storage_unavailable(error: StorageUnavailable) -> Response:
     """Redis is down or slow: 503 and a hint when to come back."""
+    if isinstance(error, NotReady):
+        return error_response(
+            503,
+            str(error),
+            {"redis": [error.redis_state]},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return error_response(
         503,
         "storage unavailable, try again shortly",

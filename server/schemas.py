@@ -840,3 +840,29 @@ def dump_event_results(outcomes: Any) -> dict[str, Any]:
 
 
 EVENT_BATCH = EventBatchSchema()  # the slow path of load_event_batch
+
+
+class ReadinessQuerySchema(BaseSchema):
+    """Query of /readyz."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    strict = fields.Boolean(
+        load_default=False,
+        metadata={"description": "also 503 while Redis does not take writes (deploy gates)"},
+    )
+
+
+class ReadinessSchema(Schema):
+    """Body of a ready /readyz."""
+
+    status = fields.String(
+        required=True, metadata={"description": "ok, or degraded while Redis does not take writes"}
+    )
+    redis = fields.String(
+        required=True,
+        metadata={
+            "description": "ok, unreachable, out_of_memory, read_only, evicting or refusing_writes"
+        },
+    )

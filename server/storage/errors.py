@@ -2,7 +2,8 @@
 
 StorageError
 └── StorageUnavailable      Redis did not answer in time or refused the connection
-    └── RedisRefused        Redis is set up to lose our data (allkeys-* eviction): never start
+    ├── RedisRefused        Redis is set up to lose our data (allkeys-* eviction): never start
+    └── NotReady            a readiness check failed; names the Redis state
 """
 
 
@@ -17,3 +18,11 @@ class StorageUnavailable(StorageError):
 class RedisRefused(StorageUnavailable):
     """Redis would delete our keys when full (``maxmemory-policy allkeys-*``); the message says
     which setting to change. Raised at start-up, so the server does not start."""
+
+
+class NotReady(StorageUnavailable):
+    """The worker cannot answer, or (strict readiness) Redis does not take writes."""
+
+    def __init__(self, redis_state: str) -> None:
+        super().__init__(f"not ready: redis {redis_state}")
+        self.redis_state = redis_state

@@ -205,6 +205,23 @@ class Store:
         with _guard("ping"):
             self._redis.ping()
 
+    def redis_state(self) -> str:
+        """How Redis takes a small write: ``ok``, ``unreachable``, ``out_of_memory``,
+        ``read_only`` (a replica), ``evicting`` (an allkeys-* policy) or ``refusing_writes``."""
+        try:
+            self._redis.set(keys.READINESS_PROBE, "1", ex=keys.READINESS_PROBE_TTL)
+        except redis.exceptions.OutOfMemoryError:
+            return "out_of_memory"
+        except redis.exceptions.ReadOnlyError:
+            return "read_only"
+        except EvictingRedis:
+            return "evicting"
+        except redis.ResponseError:
+            return "refusing_writes"  # e.g. MISCONF after a failed persistence write
+        except redis.RedisError:
+            return "unreachable"
+        return "ok"
+
     def check_at_start(self) -> None:
         """Refuse a Redis that would evict our keys; one that does not answer only degrades.
 
@@ -234,13 +251,23 @@ class Store:
         return int(config or 0), int(erasures or 0)
 
     def load_experiments(self) -> tuple[int, dict[str, Experiment]]:
-        """Every experiment with the config version they belong to, read atomically."""
+        """Every experiment with the config version they belong to, read consistently.
+
+        Not with MULTI/EXEC: Redis refuses to queue commands when it is out of memory, and the
+        configuration must stay readable then. Every change bumps the version in the same
+        transaction as the experiments, so a version that is equal before and after the read
+        proves that no change happened in between; a concurrent change just reads again.
+        """
         with _guard("load experiments"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.get(keys.CONFIG_VERSION)
-            pipe.hgetall(keys.EXPERIMENTS)
-            version, documents = pipe.execute()
-        return int(version or 0), _decode_experiments(documents)
+            for _ in range(OPTIMISTIC_ATTEMPTS):
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.get(keys.CONFIG_VERSION)
+                pipe.hgetall(keys.EXPERIMENTS)
+                pipe.get(keys.CONFIG_VERSION)
+                before, documents, after = pipe.execute()
+                if before == after:
+                    return int(before or 0), _decode_experiments(documents)
+        raise StorageUnavailable("experiments changed concurrently too often; try again")
 
     def load_experiment(self, key: str) -> Experiment | None:
         """One experiment, or None."""

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,25 +31,6 @@ EXPERIMENT: dict[str, Any] = {
 }
 BUDGET = 0.3  # seconds: the default REDIS_REQUEST_TIMEOUT
 SLACK = 0.05  # seconds a request may take beyond its budget (the issue's limit)
-
-
-@pytest.fixture
-def own_redis() -> Iterator[Callable[..., RedisServer]]:
-    """Start redis-servers with extra options; each is stopped (and resumed first) at the end."""
-    started: list[RedisServer] = []
-
-    def start(*options: str) -> RedisServer:
-        server = RedisServer(Path(tempfile.mkdtemp(prefix="sw-own-")), *options)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.process is not None:
-            os.kill(server.process.pid, signal.SIGCONT)
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 def _policy(server: RedisServer, policy: str) -> None:
