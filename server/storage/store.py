@@ -172,6 +172,12 @@ class LuaScript:
 
     redis-py's own Script objects check every script with SCRIPT EXISTS before each pipeline
     runs: one more round trip on the hot path, which this avoids.
+
+    Every script opens with the ``#!lua`` shebang and no flags, which declares it as one that
+    writes and may not run out of memory: Redis 7 then refuses it *before* it runs when memory
+    is full (``OOM``), so a refused script has written nothing. Without the shebang Redis
+    checks each command as it runs, and a script whose first write frees or needs no memory
+    (ZREMRANGEBYSCORE, HDEL) may then write part of its work.
     """
 
     def __init__(self, name: str) -> None:
