@@ -397,9 +397,27 @@ class AssignmentSchema(Schema):
 ASSIGNMENT = AssignmentSchema()  # built once: schema construction costs more than a dump
 
 
+RECORDED_UNKNOWN = "unknown"  # `recorded` when Redis got the enrolment but never answered
+
+
+def recorded_value(is_recorded: bool | None) -> bool | str:
+    """`recorded` of an assign answer: true, false, or "unknown"."""
+    return RECORDED_UNKNOWN if is_recorded is None else is_recorded
+
+
 class AssignResponseSchema(Schema):
     visitor = fields.String()
-    recorded = fields.Boolean(attribute="is_recorded")
+    recorded = fields.Function(
+        lambda result: recorded_value(result.is_recorded),
+        metadata={
+            "description": "true: Redis acknowledged every enrolment of this answer; false: "
+            'nothing was written (Redis unreachable, full, or no consent); "unknown": the '
+            "enrolment was sent but Redis did not answer in time, so it may have been "
+            "recorded (assigning the same visitor again is safe: enrolments are sticky "
+            "and counted once)",
+            "oneOf": [{"type": "boolean"}, {"type": "string", "enum": [RECORDED_UNKNOWN]}],
+        },
+    )
     assignments = fields.Method("_by_experiment")
 
     def _by_experiment(self, result: Any) -> dict[str, Any]:
@@ -799,7 +817,7 @@ def dump_assign_result(result: Any) -> dict[str, Any]:
     """The assign answer as AssignResponseSchema dumps it, built directly."""
     return {
         "visitor": result.visitor,
-        "recorded": result.is_recorded,
+        "recorded": recorded_value(result.is_recorded),
         "assignments": {
             item.experiment: {
                 "variant": item.variant_key,

@@ -6,6 +6,11 @@ Two rules hold for every connection a client opens, whichever kind (TCP, TLS, un
   (``Rules.budget``); every connect, send and read of that thread then waits at most until the
   deadline, retries and reconnects included, so a sleeping or stopped Redis costs a request its
   budget and no more. Without a deadline (the CLI, start-up) the socket timeouts alone apply.
+- **No blind re-sends of writes.** redis-py retries a command after a timeout or a lost
+  connection by sending it again. For a write that is not idempotent (our Lua scripts) the
+  first send may have run, and the second would then answer "duplicate" for it. Inside
+  ``Rules.write`` such a command is retried only if it never left this process (a failed
+  connect), and ``Rules.was_sent`` tells whether it might have run.
 - **No eviction of our data.** On every (re)connect the connection reads ``maxmemory-policy``.
   An ``allkeys-*`` policy would silently delete experiments, enrolments and orders when memory
   runs out, so such a Redis is refused (``EvictingRedis``); a ``volatile-*`` policy may delete the
@@ -24,7 +29,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
 from redis.connection import AbstractConnection
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,30 @@ class Rules:
         finally:
             self._local.deadline = previous
 
+    @contextmanager
+    def write(self, is_idempotent: bool) -> Iterator[None]:
+        """Track whether the block's commands left this process (``was_sent``); unless they are
+        idempotent, a command that did is never sent again."""
+        self._local.is_single_send = not is_idempotent
+        self._local.was_sent = False
+        try:
+            yield
+        finally:
+            self._local.is_single_send = False
+
+    def was_sent(self) -> bool:
+        """Whether a command of the last ``write`` block left this process (it may have
+        run in Redis even when its answer never came)."""
+        return bool(getattr(self._local, "was_sent", False))
+
+    def mark_sent(self, was_sent: bool = True) -> None:
+        """Note (or, after a connection handshake, restore) whether a command was sent."""
+        self._local.was_sent = was_sent
+
+    def may_resend(self) -> bool:
+        """Whether a failed command may be sent again."""
+        return not (getattr(self._local, "is_single_send", False) and self.was_sent())
+
     def remaining(self) -> float | None:
         """Seconds left of the calling thread's budget; None when it has none."""
         deadline: float | None = getattr(self._local, "deadline", None)
@@ -80,6 +111,27 @@ class Rules:
         if message not in self._warned:
             self._warned.add(message)
             log.warning("%s", message)
+
+
+class GuardedRetry(Retry):
+    """redis-py's retry without backoff, which refuses to re-send what ``Rules`` forbids."""
+
+    def __init__(self, rules: Rules, retries: int) -> None:
+        super().__init__(NoBackoff(), retries)
+        self.rules = rules
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GuardedRetry:
+        return GuardedRetry(self.rules, self.get_retries())  # Rules holds a threading.local
+
+    def call_with_retry(
+        self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+    ) -> Any:
+        def retryable(error: Exception) -> bool:
+            if not self.rules.may_resend():
+                return False
+            return bool(is_retryable(error)) if is_retryable is not None else True
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 class BoundedConnection(AbstractConnection):
@@ -138,12 +190,28 @@ class BoundedConnection(AbstractConnection):
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         remaining = self._remaining()
-        if remaining is None or not self._sock:
-            super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]  # redis stub gap
-            return
-        self._sock.settimeout(min(remaining, self.socket_timeout or remaining))
+        was_sent = self.rules.was_sent()
+        try:  # connect and health check first: their commands are not the caller's
+            if not self._sock:
+                self.connect_check_health(check_health=False)
+            if check_health:
+                self.check_health()  # type: ignore[no-untyped-call]  # redis stub gap
+        finally:
+            self.rules.mark_sent(was_sent)
+        assert self._sock is not None  # connected above, or the connect raised
+        if remaining is not None:
+            self._sock.settimeout(
+                max(SHORTEST_WAIT, min(remaining, self.socket_timeout or remaining))
+            )
         try:
-            super().send_packed_command(command, check_health)
+            super().send_packed_command(command, check_health=False)
+        except redis.ConnectionError:
+            raise  # the peer had closed the connection: none of this reached Redis
+        except BaseException:
+            self.rules.mark_sent()  # a timeout may have sent part of it
+            raise
+        else:
+            self.rules.mark_sent()
         finally:
             if self._sock:
                 self._sock.settimeout(self.socket_timeout)
@@ -157,11 +225,13 @@ class BoundedConnection(AbstractConnection):
         return super().read_response(*args, **kwargs)
 
 
-def bind(client: redis.Redis, rules: Rules) -> redis.Redis:
-    """Make every connection ``client``'s pool opens from now on follow ``rules``."""
+def bind(client: redis.Redis, rules: Rules, retries: int) -> redis.Redis:
+    """Make every connection ``client``'s pool opens from now on follow ``rules``, retrying a
+    failed command ``retries`` times where ``rules`` allow it."""
     pool = client.connection_pool
     base = pool.connection_class
     pool.connection_class = type(
         f"Bounded{base.__name__}", (BoundedConnection, base), {"rules": rules}
     )
+    pool.connection_kwargs["retry"] = GuardedRetry(rules, retries)
     return client

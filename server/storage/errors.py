@@ -2,6 +2,7 @@
 
 StorageError
 └── StorageUnavailable      Redis did not answer in time or refused the connection
+    ├── OutcomeUnknown      a write was sent, its answer never came: it may have happened
     ├── RedisRefused        Redis is set up to lose our data (allkeys-* eviction): never start
     └── NotReady            a readiness check failed; names the Redis state
 """
@@ -26,3 +27,9 @@ class NotReady(StorageUnavailable):
     def __init__(self, redis_state: str) -> None:
         super().__init__(f"not ready: redis {redis_state}")
         self.redis_state = redis_state
+
+
+class OutcomeUnknown(StorageUnavailable):
+    """A write left for Redis but its answer never came (a timeout, a lost connection): it may
+    or may not have happened. Plain ``StorageUnavailable`` from a write means nothing was
+    written."""

@@ -29,7 +29,7 @@ from server.core.models import (
 )
 from server.storage import codec, keys
 from server.storage.connection import EvictingRedis, Rules, bind
-from server.storage.errors import RedisRefused, StorageUnavailable
+from server.storage.errors import OutcomeUnknown, RedisRefused, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,9 @@ class Store:
 
     def __init__(self, client: redis.Redis) -> None:
         self._rules = Rules()
-        self._redis = bind(client, self._rules)
+        configured = client.connection_pool.connection_kwargs.get("retry")
+        retries = configured.get_retries() if isinstance(configured, Retry) else 0
+        self._redis = bind(client, self._rules, retries)
         self._pinned = PinnedClients(client)
         self._enrol = LuaScript("enrol")
         self._record_event = LuaScript("record_event")
@@ -348,28 +350,57 @@ class Store:
         return [codec.audit_from_json(document) for document in documents]
 
     def _run_scripts(
+        self,
+        operation: str,
+        script: LuaScript,
+        calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
+        *,
+        is_idempotent: bool = False,
+    ) -> list[Any]:
+        """Run one script several times in a single round trip, loading it if Redis lost it.
+
+        A script that is not idempotent (a second run answers "duplicate" for the first) is
+        never re-sent once it left this process; an idempotent one (enrol: a second run reads
+        what the first wrote) is retried like a read.
+
+        Raises:
+            OutcomeUnknown: the scripts were sent but their answer never came.
+            StorageUnavailable: nothing was written (Redis unreachable, or it refused the
+                scripts up front, e.g. when out of memory).
+        """
+        try:
+            with self._rules.write(is_idempotent):
+                for attempt in range(2):
+                    try:
+                        return self._send_scripts(script, calls)
+                    except redis.exceptions.NoScriptError:
+                        if attempt:
+                            raise
+                        # Redis restarted or its script cache was flushed: nothing ran
+                        self._rules.mark_sent(False)
+                        script.load(self._redis)
+        except redis.RedisError as error:
+            log.warning("redis %s failed: %s", operation, error.__class__.__name__)
+            if self._rules.was_sent() and not isinstance(error, redis.ResponseError):
+                raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
+            raise StorageUnavailable(f"redis {operation} failed") from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_scripts(
         self, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
-        """Run one script several times in a single round trip, loading it if Redis lost it."""
-        for attempt in range(2):
+        if len(calls) == 1:  # the common case; a pipeline would only add client work
+            script_keys, args = calls[0]
+            client = self._pinned.take()
             try:
-                if len(calls) == 1:  # the common case; a pipeline would only add client work
-                    script_keys, args = calls[0]
-                    client = self._pinned.take()
-                    try:
-                        reply = client.evalsha(script.sha, len(script_keys), *script_keys, *args)
-                    finally:
-                        self._pinned.give_back(client)
-                    return [reply]
-                pipe = self._redis.pipeline(transaction=False)
-                for script_keys, args in calls:
-                    pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-                return pipe.execute()
-            except redis.exceptions.NoScriptError:
-                if attempt:
-                    raise
-                script.load(self._redis)  # Redis restarted or its script cache was flushed
-        raise AssertionError("unreachable")  # pragma: no cover
+                reply = client.evalsha(script.sha, len(script_keys), *script_keys, *args)
+            finally:
+                self._pinned.give_back(client)
+            return [reply]
+        pipe = self._redis.pipeline(transaction=False)
+        for script_keys, args in calls:
+            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+        return pipe.execute()
 
     def enrol(
         self, enrolments: Sequence[Enrolment], day: str, value_limit: int
@@ -386,8 +417,7 @@ class Store:
             variant = "" if item.variant_index is None else str(item.variant_index)
             args = [item.visitor, variant, day, value_limit, *item.segments, *item.segment_values]
             calls.append((script_keys, args))
-        with _guard("enrol"):
-            replies = self._run_scripts(self._enrol, calls)
+        replies = self._run_scripts("enrol", self._enrol, calls, is_idempotent=True)
         return [
             EnrolmentOutcome(None if index < 0 else int(index), status == 1)
             for status, index in replies
@@ -445,8 +475,7 @@ class Store:
             calls.append((script_keys, args))
         if not calls:
             return []
-        with _guard("record events"):
-            replies = self._run_scripts(self._record_event, calls)
+        replies = self._run_scripts("record events", self._record_event, calls)
         results = [0] * len(attributions)
         for positions, group_replies in zip(groups.values(), replies, strict=True):
             for position, reply in zip(positions, group_replies, strict=True):
@@ -493,8 +522,7 @@ class Store:
             calls.append((script_keys, args))
         if not calls:
             return []
-        with _guard("refund"):
-            return [int(reply) for reply in self._run_scripts(self._refund, calls)]
+        return [int(reply) for reply in self._run_scripts("refund", self._refund, calls)]
 
     def erase_visitor(self, visitor: str, places: Sequence[tuple[str, int]]) -> dict[str, int]:
         """Delete every per-visitor record of a pseudonym in the given experiment phases.

@@ -82,7 +82,8 @@ def test_a_full_redis_refuses_every_write_whole_keeps_reads_and_recovers(
     assert client.post("/v1/events", json={"events": [refund]}, headers=INGEST).status_code == 503
     fresh = client.post("/v1/assign", json={"visitor": "newcomer"})
     assert fresh.status_code == 200
-    assert fresh.json["recorded"] is not True
+    assert fresh.json["recorded"] is False  # refused up front: nothing was written
+    assert fresh.headers["X-Splitwerk-Recorded"] == "false"
     created = client.post("/v1/experiments", json={**EXPERIMENT, "key": "second"}, headers=EDITOR)
     assert created.status_code == 503
     assert _snapshot(admin) == before
