@@ -18,6 +18,10 @@ from typing import Any
 from server.core.models import Role
 
 ENV_PREFIX = "SPLITWERK_"  # every setting NAME can be set as SPLITWERK_NAME
+# redis+sentinel://[:password@]host:port[,host:port…]/service[/db]
+SENTINEL_URL = re.compile(
+    r"^redis\+sentinel://([^@/]*@)?[^@/,:]+:\d+(,[^@/,:]+:\d+)*/[^/]+(/\d+)?$"
+)
 TOKEN_PATTERN = re.compile(
     r"^(viewer|editor|preview|ingest):([A-Za-z0-9_.@-]{1,64}):([0-9a-f]{64})$"
 )
@@ -40,7 +44,8 @@ class Token:
 class DefaultConfig:
     """All settings with their defaults. Units are in the comments."""
 
-    # Redis URL (redis://, rediss:// or unix://). Empty: `splitwerk serve` starts an embedded one.
+    # Redis URL (redis://, rediss://, unix:// or redis+sentinel://host:port[,…]/service[/db]).
+    # Empty: `splitwerk serve` starts an embedded one.
     REDIS_URL: str = ""
     # Seconds a Redis command may take before the request degrades to a 503 or an unrecorded
     # answer; well under gunicorn's timeout so that a stuck Redis never kills a worker.
@@ -190,9 +195,19 @@ def _check(settings: Settings) -> None:
     if not 0 < settings.PORT < 65536:
         raise ConfigError(f"{ENV_PREFIX}PORT: must be between 1 and 65535")
     if settings.REDIS_URL and not settings.REDIS_URL.startswith(
-        ("redis://", "rediss://", "unix://")
+        ("redis://", "rediss://", "unix://", "redis+sentinel://")
     ):
-        raise ConfigError(f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss:// or unix://")
+        raise ConfigError(
+            f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss://, unix:// or "
+            "redis+sentinel://"
+        )
+    if settings.REDIS_URL.startswith("redis+sentinel://") and not SENTINEL_URL.match(
+        settings.REDIS_URL
+    ):
+        raise ConfigError(
+            f"{ENV_PREFIX}REDIS_URL: a sentinel URL is "
+            "redis+sentinel://[:password@]host:port[,host:port…]/service[/db]"
+        )
     if len(settings.SECRET_KEY) < 32:
         raise ConfigError(
             f"{ENV_PREFIX}SECRET_KEY: must be at least 32 characters "

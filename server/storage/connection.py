@@ -193,7 +193,9 @@ class BoundedConnection(AbstractConnection):
         was_sent = self.rules.was_sent()
         try:  # connect and health check first: their commands are not the caller's
             if not self._sock:
-                self.connect_check_health(check_health=False)
+                # connect(), not connect_check_health(): a Sentinel connection asks for the
+                # current master there
+                self.connect()  # type: ignore[no-untyped-call]  # redis stub gap
             if check_health:
                 self.check_health()  # type: ignore[no-untyped-call]  # redis stub gap
         finally:

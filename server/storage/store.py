@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import threading
+import urllib.parse
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -66,6 +68,32 @@ def _decode_experiments(
     return {_text(key): codec.experiment_from_json(document) for key, document in documents.items()}
 
 
+SENTINEL_SCHEME = "redis+sentinel://"  # redis+sentinel://[:password@]host:port[,…]/service[/db]
+HEALTH_CHECK_INTERVAL = 30  # seconds; revalidates idle pooled connections before use
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
+    """The sentinels, service name, db and password of a ``redis+sentinel://`` URL.
+
+    Raises:
+        ValueError: the URL does not have that form.
+    """
+    rest = url.removeprefix(SENTINEL_SCHEME)
+    location, _, path = rest.partition("/")
+    credentials, _, hosts = location.rpartition("@")
+    password = urllib.parse.unquote(credentials.partition(":")[2]) or None
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel {item!r} is not host:port")
+        sentinels.append((host, int(port)))
+    service, _, db = path.partition("/")
+    if not service or not (db == "" or db.isdigit()):
+        raise ValueError("expected /service or /service/db after the sentinels")
+    return sentinels, service, int(db or 0), password
+
+
 def connect(
     url: str,
     *,
@@ -74,16 +102,34 @@ def connect(
     retries: int,
     max_connections: int,
 ) -> redis.Redis:
-    """Build a Redis client with explicit timeouts and retries (never the library defaults)."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), retries),
-        retry_on_timeout=retries > 0,
-        max_connections=max_connections,
-        health_check_interval=30,  # seconds; revalidates idle pooled connections before use
+    """Build a Redis client with explicit timeouts and retries (never the library defaults).
+
+    ``redis+sentinel://`` URLs give a client of the service's current master, which the
+    sentinels name again after every failover (redis-py asks them on each new connection).
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(NoBackoff(), retries),
+        "retry_on_timeout": retries > 0,
+        "max_connections": max_connections,
+        "health_check_interval": HEALTH_CHECK_INTERVAL,
+    }
+    if not url.startswith(SENTINEL_SCHEME):
+        return redis.Redis.from_url(url, **options)
+    sentinels, service, db, password = parse_sentinel_url(url)
+    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # redis stub gap
+        sentinels,
+        sentinel_kwargs={
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "password": password,
+        },
     )
+    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]  # redis stub gap
+        service, db=db, password=password, **options
+    )
+    return client
 
 
 class PinnedClients:
