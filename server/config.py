@@ -57,6 +57,8 @@ class DefaultConfig:
     # dashboard requests are bounded by the socket timeouts per command instead.
     REDIS_REQUEST_TIMEOUT: float = 0.3
     # Retries of a failed Redis command; one retry rides over a reconnect, more would stack delays.
+    # Event and refund scripts are retried only when they never left the server (a failed
+    # connect): a re-sent batch would answer "duplicate" for its own first send.
     REDIS_RETRIES: int = 1
     # Connections per worker process; gunicorn threads share them, and up to half stay pinned
     # to the threads that run the hot paths' scripts (see storage.store.PinnedClients).
