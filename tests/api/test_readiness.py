@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -101,3 +102,19 @@ def test_a_bad_strict_value_is_a_422_naming_it(client: Any) -> None:
     response = client.get("/readyz?strict=maybe")
     assert response.status_code == 422
     assert "strict" in response.json["errors"]
+
+
+def test_healthz_never_waits_for_redis(own_redis: Callable[..., RedisServer]) -> None:
+    server = own_redis()
+    client = create_app(app_settings(server.url)).test_client()
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        timings = []
+        for _ in range(20):
+            begin = time.monotonic()
+            assert client.get("/healthz").json == {"status": "ok"}
+            timings.append(time.monotonic() - begin)
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert sorted(timings)[len(timings) // 2] < 0.05  # the median: scheduler noise aside
