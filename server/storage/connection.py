@@ -189,7 +189,7 @@ class BoundedConnection(AbstractConnection):
             )
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        remaining = self._remaining()
+        self._remaining()
         was_sent = self.rules.was_sent()
         try:  # connect and health check first: their commands are not the caller's
             if not self._sock:
@@ -201,6 +201,7 @@ class BoundedConnection(AbstractConnection):
         finally:
             self.rules.mark_sent(was_sent)
         assert self._sock is not None  # connected above, or the connect raised
+        remaining = self._remaining()  # what the connect and the health check left
         if remaining is not None:
             self._sock.settimeout(
                 max(SHORTEST_WAIT, min(remaining, self.socket_timeout or remaining))
