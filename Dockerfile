@@ -22,7 +22,7 @@ USER splitwerk
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"
 # SPLITWERK_REDIS_URL, SPLITWERK_SECRET_KEY and SPLITWERK_TOKENS must be set (see README).
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
-     "--worker-class", "gthread", "--timeout", "30", "--graceful-timeout", "10", \
-     "--limit-request-line", "8190", \
-     "server.app:create_app()"]
+# `splitwerk serve` runs gunicorn with the settings' workers, threads and keep-alive
+# (SPLITWERK_WORKERS, SPLITWERK_THREADS, SPLITWERK_KEEPALIVE): one command, not two to keep equal.
+ENV SPLITWERK_HOST=0.0.0.0 SPLITWERK_PORT=8000
+CMD ["splitwerk", "serve"]

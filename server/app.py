@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -39,6 +39,30 @@ from server.storage.store import Store, connect
 
 DASHBOARD_PREFIX = "/dashboard"  # the only routes that use cookie sessions
 API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json
+# Routes whose Redis work shares one time budget (REDIS_REQUEST_TIMEOUT): the public ones that
+# shops and load balancers call at volume and that must answer fast or degrade. Admin routes
+# may scan (deleting, erasing) and keep the per-command socket timeouts only.
+BUDGETED_PATHS = ("/v1/assign", "/v1/events", "/v1/config", "/readyz")
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+class BudgetedFlask(Flask):
+    """Flask whose public requests share one time budget for all their Redis work.
+
+    Applied outside every WSGI middleware, so that the assign fast path is bounded too.
+    """
+
+    store: Store | None = None  # set by create_app
+    redis_request_timeout = 0.0  # seconds; REDIS_REQUEST_TIMEOUT
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if self.store is None or not path.startswith(BUDGETED_PATHS):
+            return super().__call__(environ, start_response)
+        with self.store.budget(self.redis_request_timeout):
+            return super().__call__(environ, start_response)
 
 
 class DashboardOnlySessions(SecureCookieSessionInterface):
@@ -92,7 +116,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             "when it is not set"
         )
     logging.getLogger("server").setLevel(settings.LOG_LEVEL.upper())
-    app = Flask("server")
+    app = BudgetedFlask("server")
     app.json = StrictJsonProvider(app)  # bodies parsed strictly; no NaN in any response
     app.config.update(_api_config(settings))
     app.config.update(settings.extra)
@@ -112,6 +136,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         ),
         value_cap_cents=round(settings.VALUE_CAP * CENTS_PER_UNIT),
     )
+    store.check_at_start()
     app.extensions["splitwerk.settings"] = settings
     app.extensions["splitwerk.store"] = store
     cache = ExperimentCache(store, settings.CONFIG_REFRESH_INTERVAL)
@@ -172,6 +197,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         MAX_BODY_BYTES,
         vary_origin=bool(settings.CORS_ORIGINS),
     )
+    app.store = store
+    app.redis_request_timeout = settings.REDIS_REQUEST_TIMEOUT
     return app
 
 

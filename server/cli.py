@@ -214,6 +214,7 @@ def serve(
                 "threads": settings.THREADS,
                 "worker_class": "gthread",
                 "timeout": GUNICORN_TIMEOUT,
+                "keepalive": settings.KEEPALIVE,
                 "graceful_timeout": GRACEFUL_TIMEOUT,
                 # lines up to this reach the app, which answers the longer ones with a JSON 414
                 "limit_request_line": GUNICORN_REQUEST_LINE_LIMIT,

@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from server.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from server.storage.errors import StorageUnavailable
+from server.storage.errors import NotReady, OutcomeUnknown, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,20 @@ def handle_domain_error(error: DomainError) -> Response:
 
 def handle_storage_unavailable(error: StorageUnavailable) -> Response:
     """Redis is down or slow: 503 and a hint when to come back."""
-    return error_response(
-        503,
-        "storage unavailable, try again shortly",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    if isinstance(error, NotReady):
+        return error_response(
+            503,
+            str(error),
+            {"redis": [error.redis_state]},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    message = "storage unavailable, try again shortly"
+    if isinstance(error, OutcomeUnknown):
+        message = (
+            "storage did not answer in time; the request may have been stored: send it again "
+            "(stored events then answer duplicate)"
+        )
+    return error_response(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def handle_unexpected(error: Exception) -> Response:

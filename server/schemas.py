@@ -397,9 +397,27 @@ class AssignmentSchema(Schema):
 ASSIGNMENT = AssignmentSchema()  # built once: schema construction costs more than a dump
 
 
+RECORDED_UNKNOWN = "unknown"  # `recorded` when Redis got the enrolment but never answered
+
+
+def recorded_value(is_recorded: bool | None) -> bool | str:
+    """`recorded` of an assign answer: true, false, or "unknown"."""
+    return RECORDED_UNKNOWN if is_recorded is None else is_recorded
+
+
 class AssignResponseSchema(Schema):
     visitor = fields.String()
-    recorded = fields.Boolean(attribute="is_recorded")
+    recorded = fields.Function(
+        lambda result: recorded_value(result.is_recorded),
+        metadata={
+            "description": "true: Redis acknowledged every enrolment of this answer; false: "
+            'nothing was written (Redis unreachable, full, or no consent); "unknown": the '
+            "enrolment was sent but Redis did not answer in time, so it may have been "
+            "recorded (assigning the same visitor again is safe: enrolments are sticky "
+            "and counted once)",
+            "oneOf": [{"type": "boolean"}, {"type": "string", "enum": [RECORDED_UNKNOWN]}],
+        },
+    )
     assignments = fields.Method("_by_experiment")
 
     def _by_experiment(self, result: Any) -> dict[str, Any]:
@@ -856,7 +874,7 @@ def dump_assign_result(result: Any) -> dict[str, Any]:
     """The assign answer as AssignResponseSchema dumps it, built directly."""
     return {
         "visitor": result.visitor,
-        "recorded": result.is_recorded,
+        "recorded": recorded_value(result.is_recorded),
         "assignments": {
             item.experiment: {
                 "variant": item.variant_key,
@@ -897,3 +915,29 @@ def dump_event_results(outcomes: Any) -> dict[str, Any]:
 
 
 EVENT_BATCH = EventBatchSchema()  # the slow path of load_event_batch
+
+
+class ReadinessQuerySchema(BaseSchema):
+    """Query of /readyz."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    strict = fields.Boolean(
+        load_default=False,
+        metadata={"description": "also 503 while Redis does not take writes (deploy gates)"},
+    )
+
+
+class ReadinessSchema(Schema):
+    """Body of a ready /readyz."""
+
+    status = fields.String(
+        required=True, metadata={"description": "ok, or degraded while Redis does not take writes"}
+    )
+    redis = fields.String(
+        required=True,
+        metadata={
+            "description": "ok, unreachable, out_of_memory, read_only, evicting or refusing_writes"
+        },
+    )

@@ -24,7 +24,9 @@ blp = Blueprint(
     "assignments", __name__, description="Which variants a visitor sees (public, hot path)."
 )
 
-RECORDED_HEADER = "X-Splitwerk-Recorded"  # "false" when Redis could not record (degraded mode)
+# "true", "false" when nothing was recorded (degraded mode), "unknown" when Redis got the
+# enrolment but did not answer in time
+RECORDED_HEADER = "X-Splitwerk-Recorded"
 ATTRIBUTE_PREFIX = "attr."  # GET /v1/assign?attr.source=facebook
 # Schema instances built once: passing classes to blp.arguments builds one per request.
 QUERY = schemas.AssignQuerySchema()
@@ -56,7 +58,7 @@ def answer_of(result: AssignResult) -> tuple[bytes, list[tuple[str, str]]]:
     return body, [
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(body))),
-        (RECORDED_HEADER, "true" if result.is_recorded else "false"),
+        (RECORDED_HEADER, str(schemas.recorded_value(result.is_recorded)).lower()),
         ("Cache-Control", "no-store"),
     ]
 

@@ -44,8 +44,10 @@ def liveness() -> dict[str, str]:
 
 
 @blp.route("/readyz", methods=["GET"])
-@blp.response(200)
-def readiness() -> dict[str, str]:
-    """Redis answers too (for load balancers); 503 otherwise."""
-    store().ping()
-    return {"status": "ok"}
+@blp.arguments(schemas.ReadinessQuerySchema, location="query")
+@blp.response(200, schemas.ReadinessSchema)
+@blp.alt_response(503, description="Not ready; `errors.redis` names the Redis state")
+def readiness(query: dict[str, bool]) -> dict[str, str]:
+    """Ready while this worker can answer, degraded included (for load balancers); with
+    ``strict=true`` only while Redis also takes writes (for deploy gates)."""
+    return services.readiness(store(), experiment_cache(), time.time(), query["strict"])

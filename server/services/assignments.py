@@ -22,7 +22,7 @@ from server.core.errors import InvalidInput
 from server.core.models import Enrolment, Experiment, Status, Variant
 from server.core.privacy import Pseudonymiser
 from server.services.experiments import SECONDS_PER_DAY, ExperimentCache, Snapshot
-from server.storage.errors import StorageUnavailable
+from server.storage.errors import OutcomeUnknown, StorageUnavailable
 from server.storage.store import Store
 
 UNKNOWN_EXPERIMENT = "unknown_experiment"  # reason for a named experiment that does not exist
@@ -69,7 +69,9 @@ class AssignResult:
 
     visitor: str
     assignments: tuple[Assignment, ...]
-    is_recorded: bool
+    # True: Redis acknowledged every enrolment; False: nothing was written; None: unknown
+    # (the enrolment was sent, its answer never came: it may have been recorded).
+    is_recorded: bool | None
 
 
 def segment_value(value: Any) -> str:
@@ -235,8 +237,9 @@ class Assigner:
             )
             if request.has_consent and _needs_record(target, decision):
                 pending.append((len(answers) - 1, target, decision))
-        # Without consent nothing is recorded, so the answer must not say it was.
-        is_recorded = request.has_consent
+        # Without consent nothing is recorded, so the answer must not say it was; with it,
+        # _record says true, false or None (unknown: Redis may have written it).
+        is_recorded: bool | None = request.has_consent
         if pending:
             is_recorded = self._record(request, pending, answers, now)
         if request.experiments is None:
@@ -249,10 +252,11 @@ class Assigner:
         pending: list[tuple[int, Experiment, Decision]],
         answers: list[Assignment],
         now: float,
-    ) -> bool:
+    ) -> bool | None:
         """Enrol and look up in one round trip; apply stored variants (stickiness).
 
-        Enrolments this worker already knows are answered without Redis.
+        Enrolments this worker already knows are answered without Redis. Returns whether
+        Redis recorded them (None: unknown, see AssignResult).
         """
         pseudonym = self._pseudonymiser.pseudonymise(request.visitor)
         unknown: list[tuple[int, Experiment, Decision]] = []
@@ -281,6 +285,8 @@ class Assigner:
         ]
         try:
             outcomes = self._store.enrol(enrolments, utc_day(now), self._segment_value_limit)
+        except OutcomeUnknown:
+            return None  # degraded as below, but the enrolment may have been recorded
         except StorageUnavailable:
             # Degraded: the answers stand as decided, none of them enrolled or sticky.
             return False

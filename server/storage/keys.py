@@ -18,6 +18,8 @@ sw:dashboard-session:<sha256>              string  "1" while a dashboard sign-in
                                                    SHA-256 of the session id in its cookie;
                                                    expires with the session (12 h), deleted at
                                                    sign-out
+sw:readiness                               string  "1", written by each /readyz to see that
+                                                   Redis takes writes; expires after 60 s
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
@@ -65,6 +67,8 @@ AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
 
 EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"
+READINESS_PROBE = f"{PREFIX}:readiness"
+READINESS_PROBE_TTL = 60  # seconds; the probe is rewritten by every readiness check
 ERASURES = f"{PREFIX}:erasures"
 DASHBOARD_SESSION_PREFIX = f"{PREFIX}:dashboard-session:"
 

@@ -1,3 +1,4 @@
+#!lua
 -- refund.lua: take a refund off the order it belongs to, in the variant the order counted for.
 --
 -- KEYS[1]  sw:{exp}:p<phase>:orders   hash  order id -> order record (record_event.lua)
