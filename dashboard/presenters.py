@@ -253,7 +253,9 @@ def goal_view(
     challengers = len(result.variants) - 1
     best = _best(result)
     headline = (
-        t("Not enough data yet.")
+        t("Results unavailable: {reason}", reason=report.unavailable)
+        if report.unavailable
+        else t("Not enough data yet.")
         if best is None
         else _sentence(report.kind, keys[best.variant], best, control, t, currency)
     )
