@@ -3,12 +3,16 @@ namespaces, browser values, per-visitor bounds (issue #12)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import redis
 
+from decimal import Decimal
+
 from tests.api.test_events import INGEST, enrol, order, send, start
+from tests.helpers import EDITOR, VIEWER
 
 
 def keyspace(redis_client: redis.Redis) -> dict[bytes, bytes]:
@@ -44,3 +48,257 @@ def test_malformed_amounts_are_a_422_naming_the_field(
         assert response.status_code == 422, (event, response.json)
         assert field in response.json["errors"]["events"]["0"]
     assert keyspace(redis_client) == before
+
+
+# --- money limits: exact at the documented bounds ---------------------------------------------
+
+COUNTS = "sw:{checkout-button}:p1:counts"
+CENT = 100
+MILLION = 1_000_000 * CENT  # the largest |visitor total| in cents (README "Limits")
+BOUND_VISITORS = 10_000_000  # visitors per variant the counters stay exact for
+
+
+def parts(total: int) -> tuple[int, int]:
+    """A square split into the two stored parts (storage/keys.py), computed with Python ints."""
+    high, low = divmod(abs(total), 10_000)
+    cross = 2 * high * low
+    return high * high + cross // 10_000, (cross % 10_000) * 10_000 + low * low
+
+
+def stored_squares(found: dict[str, int], field: str) -> int:
+    return found.get(field.replace("q:", "qh:", 1), 0) * 10**8 + found.get(field, 0)
+
+
+def counters(redis_client: redis.Redis) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+
+
+def test_counters_are_exact_for_ten_million_visitors_of_a_million_each(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    real = ["kunde-a", "kunde-b", "kunde-c"]
+    variants = {name: enrol(client, name) for name in real}
+    # Nobody enrols ten million visitors in a test: the counters of all but the real three are
+    # planted as the scripts would have left them, each of those visitors at 999,999.99.
+    planted = BOUND_VISITORS - len(real)
+    others = MILLION - 1
+    high, low = parts(others)
+    for v in (0, 1):
+        base = counters(redis_client)
+        mapping = {
+            f"e:{v}": base.get(f"e:{v}", 0) + planted,
+            f"c:{v}:revenue": planted,
+            f"n:{v}:revenue": planted,
+            f"s:{v}:revenue": planted * others,
+            f"qh:{v}:revenue": planted * high,
+            f"q:{v}:revenue": planted * low,
+        }
+        redis_client.hset(COUNTS, mapping=mapping)  # type: ignore[arg-type]
+    # the real three: exactly a million, 999,999.99 in two orders, and a refunded order
+    assert send(client, order("kunde-a", "a-1", "1000000.00")).json["accepted"] == 1
+    assert send(client, order("kunde-b", "b-1", "999999.98")).json["accepted"] == 1
+    assert send(client, order("kunde-b", "b-2", "0.01")).json["accepted"] == 1
+    assert send(client, order("kunde-c", "c-1", "123456.78")).json["accepted"] == 1
+    refund = {"type": "refund", "id": "r", "order_id": "c-1", "amount": "0.79"}
+    assert send(client, refund).json["accepted"] == 1
+    totals = {"kunde-a": MILLION, "kunde-b": MILLION - 1, "kunde-c": 12345678 - 79}
+
+    found = counters(redis_client)
+    body = client.get("/v1/experiments/checkout-button/results", headers=VIEWER).json
+    report = next(goal for goal in body["goals"] if goal["key"] == "revenue")
+    assert report["unavailable"] is None
+    for v, variant in enumerate(["control", "green"]):
+        mine = [totals[name] for name in real if variants[name] == variant]
+        visitors = planted + len(mine)
+        total = planted * others + sum(mine)
+        squares = planted * others * others + sum(t * t for t in mine)
+        assert found[f"s:{v}:revenue"] == total
+        assert stored_squares(found, f"q:{v}:revenue") == squares
+        assert squares > 2**63  # a single int64 counter would have overflowed long before
+        # what the results API reads agrees with exact arithmetic
+        totals_row = report["totals"][v]
+        assert totals_row["visitors"] == visitors
+        assert Decimal(str(totals_row["value_sum"])) == Decimal(total) / CENT
+        mean = Decimal(total) / CENT / visitors
+        assert abs(Decimal(str(report["result"]["variants"][v]["estimate"])) - mean) < Decimal(
+            "1e-6"
+        )
+
+
+def test_amounts_over_the_limits_are_422_and_write_nothing(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    enrol(client, "a2")
+    before = keyspace(redis_client)
+    # the issue's request: one browser conversion whose square overflowed the old counters
+    browser = send(client, conversion("a2", "p1", value="30370005"), headers={})
+    assert browser.status_code == 422
+    assert "value" in browser.json["errors"]["events"]["0"]
+    too_big = send(client, order("a2", "o-1", "99999999.99"))
+    assert too_big.status_code == 422
+    assert "revenue" in too_big.json["errors"]["events"]["0"]
+    assert keyspace(redis_client) == before
+    # a visitor total may reach the limit, not pass it
+    assert send(client, order("a2", "o-2", "600000.00")).json["accepted"] == 1
+    assert send(client, order("a2", "o-3", "400000.00")).json["accepted"] == 1
+    before = keyspace(redis_client)
+    over = send(client, order("a2", "o-4", "0.01"))
+    assert over.status_code == 422
+    assert "revenue" in over.json["errors"]["events"]["0"]
+    assert keyspace(redis_client) == before
+    # a margin below minus the limit is refused the same way
+    enrol(client, "a3")
+    before = keyspace(redis_client)
+    costly = order("a3", "o-5", "0.00", cost_of_goods="1000000.00", payment_fee="0.01")
+    assert send(client, costly).status_code == 422
+    assert keyspace(redis_client) == before
+
+
+# --- all or nothing: a failure inside a script writes nothing ---------------------------------
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        pytest.param(lambda r: r.set("sw:{checkout-button}:p1:totals", "x"), id="totals-string"),
+        pytest.param(lambda r: r.set("sw:{checkout-button}:p1:counts", "x"), id="counts-string"),
+        pytest.param(lambda r: r.set("sw:{checkout-button}:p1:orders", "x"), id="orders-string"),
+        pytest.param(lambda r: r.rpush("sw:{checkout-button}:p1:seen", "x"), id="seen-list"),
+    ],
+)
+def test_record_event_with_a_wrong_type_key_writes_nothing(
+    client: Any, redis_client: redis.Redis, plant: Any
+) -> None:
+    start(client)
+    enrol(client, "kunde-1")
+    # the first event of the batch would count; the script refuses before writing it
+    batch = [conversion("kunde-1", "c-1", "add_to_cart"), order("kunde-1", "o-1")]
+    plant(redis_client)
+    before = keyspace(redis_client)
+    response = send(client, *batch)
+    assert response.status_code == 503
+    assert keyspace(redis_client) == before
+
+
+@pytest.mark.parametrize(
+    "counter",
+    [
+        "c:{v}:purchase",
+        "n:{v}:purchase",
+        "s:{v}:revenue",
+        "q:{v}:margin:d:{day}",
+        "c:{v}:add_to_cart",
+    ],
+)
+@pytest.mark.parametrize("value", [str(INT64_MAX), "-9007199254740992", "12abc", "1e3"])
+def test_record_event_refuses_a_counter_it_cannot_add_to_exactly_and_writes_nothing(
+    client: Any, redis_client: redis.Redis, counter: str, value: str
+) -> None:
+    start(client)
+    v = ["control", "green"].index(enrol(client, "kunde-1"))
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    redis_client.hset(COUNTS, counter.format(v=v, day=day), value)
+    before = keyspace(redis_client)
+    event = order("kunde-1", "o-1") if "cart" not in counter else None
+    event = event or conversion("kunde-1", "c-1", "add_to_cart")
+    response = send(client, event)
+    assert response.status_code == 422
+    assert "goal" in response.json["errors"]["events"]["0"]
+    assert keyspace(redis_client) == before
+
+
+def test_refund_with_an_odd_counter_or_key_writes_nothing(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    v = ["control", "green"].index(enrol(client, "kunde-1"))
+    assert send(client, order("kunde-1", "o-1", "100.00")).json["accepted"] == 1
+    refund = {"type": "refund", "id": "r-1", "order_id": "o-1", "amount": "10.00"}
+    redis_client.hset(COUNTS, f"q:{v}:margin", str(INT64_MAX))
+    before = keyspace(redis_client)
+    response = send(client, refund)
+    assert response.status_code == 422
+    assert keyspace(redis_client) == before
+    redis_client.hset(COUNTS, f"q:{v}:margin", "0")
+    redis_client.delete("sw:{checkout-button}:p1:seen")
+    redis_client.set("sw:{checkout-button}:p1:seen", "x")
+    before = keyspace(redis_client)
+    assert send(client, refund).status_code == 503
+    assert keyspace(redis_client) == before
+
+
+def test_enrolment_with_an_odd_counter_or_key_writes_nothing(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    redis_client.hset(COUNTS, mapping={"e:0": "x", "e:1": "x"})
+    before = keyspace(redis_client)
+    response = client.post(
+        "/v1/assign", json={"visitor": "kunde-1", "attributes": {"source": "facebook"}}
+    )
+    assert response.status_code == 200  # degraded: decided, not enrolled
+    assert response.json["recorded"] is False
+    assert keyspace(redis_client) == before
+    redis_client.hset(COUNTS, mapping={"e:0": "0", "e:1": "0"})
+    redis_client.set("sw:{checkout-button}:p1:segment-values:source", "x")
+    before = keyspace(redis_client)
+    response = client.post(
+        "/v1/assign", json={"visitor": "kunde-2", "attributes": {"source": "facebook"}}
+    )
+    assert response.json["recorded"] is False
+    assert keyspace(redis_client) == before
+
+
+# --- results never fail on odd counters ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("odd", "goal"),
+    [
+        ({"s:1:revenue": 5000, "q:1:revenue": 1}, "revenue"),  # negative variance
+        ({"s:0:margin": 2**62, "c:0:margin": 1}, "margin"),  # an overflow of the old script
+        ({"q:0:revenue": -4}, "revenue"),
+        ({"c:1:add_to_cart": 999}, "add_to_cart"),  # more converted than visitors
+        ({"c:0:purchase": -1}, "purchase"),
+        ({"s:0:margin": "12abc"}, "margin"),  # not a number at all
+        ({"qh:1:revenue:source=facebook": -7}, None),  # a segment only: that table goes
+        ({"c:0:purchase:d:2026-01-01": "x"}, "purchase"),
+    ],
+)
+def test_odd_counters_make_their_goal_unavailable_and_nothing_else(
+    app: Any, client: Any, redis_client: redis.Redis, odd: dict[str, Any], goal: str | None
+) -> None:
+    from tests.dashboard.conftest import sign_in
+    from tests.helpers import EDITOR_TOKEN
+
+    start(client)
+    for index in range(6):
+        enrol(client, f"kunde-{index}")
+        send(client, order(f"kunde-{index}", f"o-{index}", f"{10 + index}.00"))
+    redis_client.hset(COUNTS, mapping=odd)
+    response = client.get("/v1/experiments/checkout-button/results", headers=VIEWER)
+    assert response.status_code == 200
+    reports = {report["key"]: report for report in response.json["goals"]}
+    for key, report in reports.items():
+        if key == goal:
+            assert report["unavailable"], report
+            assert "unavailable" in report["summary"]
+        else:
+            assert report["unavailable"] is None
+    assert reports["purchase" if goal != "purchase" else "revenue"]["result"]["variants"]
+    if goal is None:
+        tables = {(s["attribute"], s["goal"]) for s in response.json["segments"]}
+        assert ("source", "revenue") not in tables and ("source", "purchase") in tables
+    editor = sign_in(app.test_client(), EDITOR_TOKEN)
+    page = editor.get("/dashboard/experiments/checkout-button")
+    assert page.status_code == 200
+    if goal is not None:
+        assert "Results unavailable" in page.get_data(as_text=True)
+    assert editor.get("/dashboard/").status_code == 200
+    assert client.post("/v1/experiments/checkout-button/stop", headers=EDITOR).status_code == 200
+    assert editor.get("/dashboard/").status_code == 200
+    assert client.get("/v1/experiments/checkout-button/results", headers=VIEWER).status_code == 200
