@@ -4,15 +4,15 @@ namespaces, browser values, per-visitor bounds (issue #12)."""
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
 
-from decimal import Decimal
-
 from tests.api.test_events import INGEST, enrol, order, send, start
-from tests.helpers import EDITOR, VIEWER
+from tests.dashboard.conftest import sign_in
+from tests.helpers import EDITOR, EDITOR_TOKEN, VIEWER
 
 
 def keyspace(redis_client: redis.Redis) -> dict[bytes, bytes]:
@@ -272,9 +272,6 @@ def test_enrolment_with_an_odd_counter_or_key_writes_nothing(
 def test_odd_counters_make_their_goal_unavailable_and_nothing_else(
     app: Any, client: Any, redis_client: redis.Redis, odd: dict[str, Any], goal: str | None
 ) -> None:
-    from tests.dashboard.conftest import sign_in
-    from tests.helpers import EDITOR_TOKEN
-
     start(client)
     for index in range(6):
         enrol(client, f"kunde-{index}")
