@@ -612,13 +612,20 @@ class EventBatchSchema(BaseSchema):
 
 
 class EventResultSchema(Schema):
-    status = fields.String()
+    status = fields.String(
+        metadata={
+            "description": "accepted (counted now, or by an earlier send of the same content), "
+            "duplicate (an order counted before the idempotency window), conflict (the id "
+            "came before with other content; nothing counted), ignored, or rejected"
+        }
+    )
     errors = fields.Dict(load_default=None)
 
 
 class EventBatchResultSchema(Schema):
     accepted = fields.Integer()
     duplicate = fields.Integer()
+    conflict = fields.Integer()
     ignored = fields.Integer()
     rejected = fields.Integer()
     results = fields.List(fields.Nested(EventResultSchema))
@@ -854,7 +861,7 @@ def load_event_batch(raw: Any) -> list[Any]:
 
 def dump_event_results(outcomes: Any) -> dict[str, Any]:
     """The batch answer as EventBatchResultSchema dumps it, built directly (hot path)."""
-    summary = {status: 0 for status in ("accepted", "duplicate", "ignored", "rejected")}
+    summary = {status: 0 for status in ("accepted", "duplicate", "conflict", "ignored", "rejected")}
     results = []
     for outcome in outcomes:
         summary[outcome.status] += 1

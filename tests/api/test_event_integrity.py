@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.api.test_events import INGEST, enrol, order, send, start
+from server.services.events import CONVERSIONS_PER_VISITOR_DAY
+from tests.api.test_events import INGEST, SHOP, enrol, order, send, start
 from tests.dashboard.conftest import sign_in
 from tests.helpers import EDITOR, EDITOR_TOKEN, VIEWER
 
@@ -299,3 +300,130 @@ def test_odd_counters_make_their_goal_unavailable_and_nothing_else(
     assert client.post("/v1/experiments/checkout-button/stop", headers=EDITOR).status_code == 200
     assert editor.get("/dashboard/").status_code == 200
     assert client.get("/v1/experiments/checkout-button/results", headers=VIEWER).status_code == 200
+
+
+# --- money only through the ingest key -------------------------------------------------------
+
+BROWSER = {"Origin": "https://shop.example"}  # no ingest key: what a page's snippet sends
+
+
+def test_a_browser_conversion_with_a_value_counts_no_money(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    v = ["control", "green"].index(enrol(client, "a2"))
+    response = send(client, conversion("a2", "p1", value="999.00"), headers=BROWSER)
+    assert response.json["results"][0]["status"] == "accepted"
+    found = counters(redis_client)
+    assert found[f"c:{v}:purchase"] == 1  # the conversion counts
+    assert not [name for name in found if ":revenue" in name or ":margin" in name]
+    # the same conversion from the shop's backend carries money
+    send(client, conversion("a2", "p2", value="999.00"))
+    assert counters(redis_client)[f"s:{v}:revenue"] == 99900
+
+
+def test_a_value_goal_takes_browser_values_only_when_it_says_so(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    goals = [
+        {"key": "purchase", "primary": True},
+        {"key": "basket", "kind": "revenue", "event": "purchase", "accept_browser_value": True},
+        {"key": "revenue", "kind": "revenue", "event": "purchase"},
+    ]
+    start(client, goals=goals)
+    described = client.get("/v1/experiments/checkout-button", headers=VIEWER).json
+    assert [g["accept_browser_value"] for g in described["goals"]] == [False, True, False]
+    v = ["control", "green"].index(enrol(client, "a2"))
+    send(client, conversion("a2", "p1", value="12.34"), headers=BROWSER)
+    found = counters(redis_client)
+    assert found[f"s:{v}:basket"] == 1234
+    assert f"s:{v}:revenue" not in found
+
+
+def test_only_value_goals_may_accept_browser_values(client: Any) -> None:
+    goals = [{"key": "purchase", "accept_browser_value": True}]
+    response = client.post("/v1/experiments", json={**SHOP, "goals": goals}, headers=EDITOR)
+    assert response.status_code == 422
+    assert "accept_browser_value" in response.json["errors"]["goals"]["0"]
+
+
+# --- idempotency: namespaces per kind, exact erasure, replays and conflicts ------------------
+
+
+def test_a_conversion_id_cannot_shadow_an_order(client: Any, redis_client: redis.Redis) -> None:
+    start(client)
+    v = ["control", "green"].index(enrol(client, "kunde-1"))
+    forged = conversion("kunde-1", "order:G-123", "add_to_cart")
+    assert send(client, forged, headers=BROWSER).json["results"][0]["status"] == "accepted"
+    real = send(client, order("kunde-1", "G-123", "50.00")).json
+    assert real["results"][0]["status"] == "accepted"
+    assert counters(redis_client)[f"s:{v}:revenue"] == 5000
+
+
+def test_refund_ids_of_different_orders_never_collide(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    enrol(client, "kunde-1")
+    enrol(client, "kunde-2")
+    send(client, order("kunde-1", "k", "100.00"), order("kunde-2", "k:r", "100.00"))
+    first = {"type": "refund", "id": "r:x", "order_id": "k", "amount": "10.00"}
+    second = {"type": "refund", "id": "x", "order_id": "k:r", "amount": "10.00"}
+    statuses = [r["status"] for r in send(client, first, second).json["results"]]
+    assert statuses == ["accepted", "accepted"]
+    seen = "sw:{checkout-button}:p1:seen"
+    members = {m.decode() for m in redis_client.zrange(seen, 0, -1)}
+    assert {"r:1:k:r:x", "r:3:k:r:x"} <= members
+    # erasing the owner of order "k" removes its refund, never the one of order "k:r"
+    removed = client.delete("/v1/visitors/kunde-1", headers=EDITOR).json["removed"]
+    assert removed["idempotency_keys"] == 2  # the order and its refund
+    left = {m.decode() for m in redis_client.zrange(seen, 0, -1)}
+    assert left == {"o:k:r", "r:3:k:r:x"}
+
+
+def test_a_retry_answers_like_the_first_send_and_other_content_is_a_conflict(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    enrol(client, "kunde-1")
+    events = [
+        conversion("kunde-1", "c-1", value="5.00"),
+        order("kunde-1", "o-1", "20.00"),
+        {"type": "refund", "id": "r-1", "order_id": "o-1", "amount": "2.00"},
+    ]
+    first = send(client, *events).json["results"]
+    assert [r["status"] for r in first] == ["accepted"] * 3
+    before = keyspace(redis_client)
+    again = send(client, *events).json["results"]
+    assert [r["status"] for r in again] == ["accepted"] * 3
+    changed = [
+        conversion("kunde-1", "c-1", value="6.00"),
+        order("kunde-1", "o-1", "21.00"),
+        {"type": "refund", "id": "r-1", "order_id": "o-1", "amount": "3.00"},
+    ]
+    conflicts = send(client, *changed).json["results"]
+    assert [r["status"] for r in conflicts] == ["conflict"] * 3
+    assert all("id" in r["errors"] for r in conflicts)
+    assert keyspace(redis_client) == before
+
+
+# --- bounded memory per anonymous client -----------------------------------------------------
+
+
+def test_a_visitor_adds_at_most_the_daily_number_of_conversion_ids(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    enrol(client, "a2")
+    batch = [conversion("a2", f"c-{i}", "add_to_cart") for i in range(CONVERSIONS_PER_VISITOR_DAY)]
+    response = send(client, *batch, headers=BROWSER)
+    assert response.json["accepted"] == CONVERSIONS_PER_VISITOR_DAY
+    before = keyspace(redis_client)
+    over = send(client, conversion("a2", "one-more", "add_to_cart"), headers=BROWSER)
+    assert over.status_code == 422
+    assert "id" in over.json["errors"]["events"]["0"]
+    assert keyspace(redis_client) == before
+    # replays of ids already counted still answer as the first send did
+    assert send(client, batch[0], headers=BROWSER).json["results"][0]["status"] == "accepted"
+    enrol(client, "a3")  # other visitors are not affected
+    assert send(client, conversion("a3", "c-0", "add_to_cart")).json["accepted"] == 1

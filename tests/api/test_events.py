@@ -259,8 +259,8 @@ def test_refund_bigger_than_the_order_is_rejected(client: Any, redis_client: red
     send(client, order("kunde-5", "o-5", "50.00"))
     before = counts(redis_client)
     result = send(client, {"type": "refund", "id": "r-1", "order_id": "o-5", "amount": "50.01"})
-    assert result.json["results"][0]["status"] == "rejected"
-    assert "amount" in result.json["results"][0]["errors"]
+    assert result.status_code == 422  # the batch's only event was refused
+    assert "amount" in result.json["errors"]["events"]["0"]
     assert counts(redis_client) == before
     full = send(client, {"type": "refund", "id": "r-2", "order_id": "o-5", "amount": "50.00"})
     assert full.json["accepted"] == 1
@@ -489,8 +489,9 @@ def test_direct_batch_answer_equals_the_response_schema() -> None:
         EventOutcome("duplicate"),
         EventOutcome("rejected", {"revenue": ["must not be negative"]}),
         EventOutcome("ignored"),
+        EventOutcome("conflict", {"id": ["was sent before with other content"]}),
     ]
-    summary = {"accepted": 1, "duplicate": 1, "ignored": 1, "rejected": 1}
+    summary = {"accepted": 1, "duplicate": 1, "conflict": 1, "ignored": 1, "rejected": 1}
     expected = schemas.EventBatchResultSchema().dump({**summary, "results": outcomes})
     assert schemas.dump_event_results(outcomes) == expected
 
