@@ -30,8 +30,10 @@ CENTS_PER_UNIT = 100  # two decimal places: every currency the shops we serve us
 MAX_AMOUNT_CENTS = 1_000_000_00  # one amount of an event
 MAX_VISITOR_TOTAL_CENTS = 1_000_000_00  # |a visitor's total| of one goal
 # ASCII digits, an optional dot with one or two decimals: no sign, exponent, spaces, "_" or
-# other scripts' digits, all of which Python's Decimal would take.
-_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]{1,2}))?", re.ASCII)
+# other scripts' digits, all of which Python's Decimal would take. Zeros after the second
+# decimal (up to six decimals, like the Python SDK) are taken: Decimal arithmetic in a shop
+# writes 11.9000 for 10.00 × 1.19, which is exactly 11.90.
+_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]{1,2})0{0,4})?", re.ASCII)
 _DECIMALS = re.compile(r"[0-9]+\.[0-9]{3,}", re.ASCII)  # to say what is wrong with "1.001"
 _MAX_DIGITS = 12  # integer digits looked at: more are over MAX_AMOUNT_CENTS in any case
 
@@ -43,8 +45,9 @@ class MoneyError(ValueError):
 def parse_cents(value: object) -> int:
     """Turn a decimal string (``"49.90"``) or JSON number into integer cents, exactly.
 
-    Strings are ASCII digits with an optional dot and one or two decimals. A JSON number is
-    read as the shortest decimal that gives the same double (49.9, not 49.899999…).
+    Strings are ASCII digits with an optional dot and one or two decimals (zeros may follow,
+    up to six decimals). A JSON number is read as the shortest decimal that gives the same
+    double (49.9, not 49.899999…).
 
     Raises:
         MoneyError: not such a number, negative, more than two decimal places, or too large.

@@ -35,6 +35,7 @@ def test_cents_survive_a_round_trip_through_text(amount: int) -> None:
         (19.99, 1999),
         (100.0, 10000),
         ("007.5", 750),
+        ("11.9000", 1190),  # Decimal("10.00") * Decimal("1.19")
         ("1000000", 100_000_000),
         (1000000, 100_000_000),
     ],
@@ -67,7 +68,8 @@ def test_invalid_amounts_are_refused(raw: object) -> None:
         ("7.", "decimal number"),
         (".5", "decimal number"),
         ("+5", "decimal number"),
-        ("1.000", "two decimal places"),
+        ("1.001", "two decimal places"),
+        ("1.0000000", "two decimal places"),
         ("1000000.01", "at most 1000000.00"),
         (1000001, "at most 1000000.00"),
         (10**400, "at most 1000000.00"),
