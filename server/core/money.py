@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 CENTS_PER_UNIT = 100  # two decimal places: every currency the shops we serve use (EUR, CHF, …)
-# The limits that keep every counter exact (README "Limits"): one amount, and one visitor's
-# running total of a revenue or margin goal, at most one million in the shop's currency. A
-# variant's sum of 10 million such totals is 1e15 cents, below 2^53: exact in Redis's int64
-# and in the doubles of its Lua scripts; sums of squares are kept in two parts (storage/keys).
+# The limits that keep every counter exact (README "Limits and security"): one amount, and
+# one visitor's running total of a revenue or margin goal, at most one million in the shop's
+# currency. A variant's sum of 10 million such totals is 1e15 cents, below 2^53: exact in
+# Redis's int64 and in the doubles of its Lua scripts; sums of squares are kept in two parts
+# (storage/keys.py).
 MAX_AMOUNT_CENTS = 1_000_000_00  # one amount of an event
 MAX_VISITOR_TOTAL_CENTS = 1_000_000_00  # |a visitor's total| of one goal
 # ASCII digits, an optional dot with one or two decimals: no sign, exponent, spaces, "_" or

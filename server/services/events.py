@@ -43,7 +43,8 @@ FUTURE_TOLERANCE = 300  # seconds an event's ts may lie ahead of the server cloc
 MONEY_EVENTS = frozenset({"order", "refund"})  # need the ingest key: a visitor cannot forge them
 # New conversion ids one visitor may add per experiment phase and server day. A conversion is
 # a goal reached (sign-up, add to cart, purchase), not a page view: 200 a day is beyond any
-# person, and it bounds what one visitor id makes Redis keep (README "Limits").
+# person, and it bounds what one visitor id makes Redis keep (README "Limits and security":
+# at most 200 × 7 days × 265 bytes of idempotency entries).
 CONVERSIONS_PER_VISITOR_DAY = 200
 DIGEST_BYTES = 3  # 24 bits of content digest per idempotency entry (storage/keys.py)
 _NOT_CONTENT = frozenset({"id", "ts"})  # fields a retry with the "same content" may change

@@ -57,15 +57,16 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   (cents²) in two parts: squares = qh·10^8 + q. Each visitor's t² is split as
   ``(h² + ⌊2hl/10^4⌋)·10^8 + ((2hl mod 10^4)·10^4 + l²)`` with t = h·10^4 + l, so both parts
   stay below 2^53 for 10 million visitors of up to MAX_VISITOR_TOTAL_CENTS each (a single
-  int64 would overflow at 9.2e18 cents², about 30 visitors of a million). ``q`` written by
+  int64 overflows at 9.2e18 cents², about 920 visitors of a million). ``q`` written by
   versions before the split holds whole squares (``qh`` absent), which reads the same.
 - c/s/q/qh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q``/``qh`` are the change of the squares that day, so the
   days up to D add up to the sum of squares of the totals as of D)
 
-Bounds (README "Limits"): every counter stays within ±2^53 when a variant has at most 10
-million visitors, each with totals within ±MAX_VISITOR_TOTAL_CENTS; the Lua scripts check each
-counter they change before their first write and refuse an event that would leave ±2^53.
+Bounds (README "Limits and security"): every counter stays within ±2^53 when a variant has
+at most 10 million visitors, each with totals within ±MAX_VISITOR_TOTAL_CENTS (in
+server.core.money); the Lua scripts check each counter they change before their first write
+and refuse an event that would leave ±2^53.
 """
 
 from __future__ import annotations
