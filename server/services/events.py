@@ -41,11 +41,6 @@ IGNORED = "ignored"
 REJECTED = "rejected"
 FUTURE_TOLERANCE = 300  # seconds an event's ts may lie ahead of the server clock (clock skew)
 MONEY_EVENTS = frozenset({"order", "refund"})  # need the ingest key: a visitor cannot forge them
-# New conversion ids one visitor may add per experiment phase and server day. A conversion is
-# a goal reached (sign-up, add to cart, purchase), not a page view: 200 a day is beyond any
-# person, and it bounds what one visitor id makes Redis keep (README "Limits and security":
-# at most 200 × 7 days × 265 bytes of idempotency entries).
-CONVERSIONS_PER_VISITOR_DAY = 200
 DIGEST_BYTES = 3  # 24 bits of content digest per idempotency entry (storage/keys.py)
 _NOT_CONTENT = frozenset({"id", "ts"})  # fields a retry with the "same content" may change
 
@@ -62,10 +57,11 @@ class EventOutcome:
     errors: Mapping[str, Any] | None = None
 
 
-def _combine(replies: Sequence[int], money_field: str) -> EventOutcome:
+def _combine(replies: Sequence[int], money_field: str, daily_conversions: int) -> EventOutcome:
     """An event is accepted if any experiment counted it (now or when first sent with the same
     content), a conflict if its id came before with other content, a duplicate if all had
-    seen it; ``money_field`` is the field a refused amount is named by."""
+    seen it; ``money_field`` is the field a refused amount is named by, ``daily_conversions``
+    the cap a refused conversion met."""
     if _COUNTED in replies or _REPLAYED in replies:
         return EventOutcome(ACCEPTED)
     if _CONFLICT in replies:
@@ -85,7 +81,7 @@ def _combine(replies: Sequence[int], money_field: str) -> EventOutcome:
     if _DAILY_LIMIT in replies:
         return EventOutcome(
             REJECTED,
-            {"id": [f"more than {CONVERSIONS_PER_VISITOR_DAY} conversions of this visitor today"]},
+            {"id": [f"more than {daily_conversions} new conversion ids of this visitor today"]},
         )
     if _ODD_COUNTER in replies:
         return EventOutcome(
@@ -185,6 +181,7 @@ class EventRecorder:
         *,
         idempotency_window: int,
         currency: str,
+        daily_conversions: int,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -192,6 +189,7 @@ class EventRecorder:
         self._assigner = assigner
         self._window = idempotency_window
         self._currency = currency
+        self._daily_conversions = daily_conversions
         self._listeners: tuple[int, Listeners] = (-1, {})
 
     def _listeners_of(self, snapshot: Snapshot) -> Listeners:
@@ -294,13 +292,13 @@ class EventRecorder:
             now,
             self._window,
             today=utc_day(now),
-            daily_conversions=CONVERSIONS_PER_VISITOR_DAY,
+            daily_conversions=self._daily_conversions,
             total_limit=MAX_VISITOR_TOTAL_CENTS,
         )
         for owner, reply in zip(owners, recorded, strict=True):
             replies.setdefault(owner, []).append(reply)
         for owner, owner_replies in replies.items():
-            outcomes[owner] = _combine(owner_replies, money_fields[owner])
+            outcomes[owner] = _combine(owner_replies, money_fields[owner], self._daily_conversions)
         for index, event in refunds:
             outcomes[index] = self._refund(event, snapshot.experiments.values(), now)
         return [outcome or EventOutcome(IGNORED) for outcome in outcomes]
@@ -336,7 +334,7 @@ class EventRecorder:
             for order in orders
         ]
         replies = self._store.refund(writes, now, self._window, total_limit=MAX_VISITOR_TOTAL_CENTS)
-        return _combine(replies, "amount")
+        return _combine(replies, "amount", self._daily_conversions)
 
     def _expose(self, event: Mapping[str, Any], now: float) -> EventOutcome:
         """A local-mode SDK's exposure: the server decides again and enrols once."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from server.services.events import CONVERSIONS_PER_VISITOR_DAY
+from server.config import DefaultConfig
 from tests.api.test_events import INGEST, SHOP, enrol, order, send, start
 from tests.dashboard.conftest import sign_in
 from tests.helpers import EDITOR, EDITOR_TOKEN, VIEWER
@@ -413,11 +413,12 @@ def test_a_retry_answers_like_the_first_send_and_other_content_is_a_conflict(
 def test_a_visitor_adds_at_most_the_daily_number_of_conversion_ids(
     client: Any, redis_client: redis.Redis
 ) -> None:
+    cap = DefaultConfig.CONVERSIONS_PER_VISITOR_DAY
     start(client)
     enrol(client, "a2")
-    batch = [conversion("a2", f"c-{i}", "add_to_cart") for i in range(CONVERSIONS_PER_VISITOR_DAY)]
+    batch = [conversion("a2", f"c-{i}", "add_to_cart") for i in range(cap)]
     response = send(client, *batch, headers=BROWSER)
-    assert response.json["accepted"] == CONVERSIONS_PER_VISITOR_DAY
+    assert response.json["accepted"] == cap
     before = keyspace(redis_client)
     over = send(client, conversion("a2", "one-more", "add_to_cart"), headers=BROWSER)
     assert over.status_code == 422
