@@ -44,8 +44,9 @@ MONEY_EVENTS = frozenset({"order", "refund"})  # need the ingest key: a visitor 
 DIGEST_BYTES = 3  # 24 bits of content digest per idempotency entry (storage/keys.py)
 _NOT_CONTENT = frozenset({"id", "ts"})  # fields a retry with the "same content" may change
 
-# Replies of the Lua scripts (storage/lua/*.lua) that are not a plain count
-_COUNTED, _REPLAYED, _DUPLICATE, _NOT_ENROLLED, _OVER_REFUND = 1, 2, 0, -1, -2
+# Replies of the Lua scripts (storage/lua/*.lua); -1, "not enrolled" or "no such order", and
+# anything unknown make an event "ignored"
+_COUNTED, _REPLAYED, _DUPLICATE, _OVER_REFUND = 1, 2, 0, -2
 _DAILY_LIMIT, _CONFLICT, _TOTAL_LIMIT, _ODD_COUNTER = -3, -4, -5, -6
 
 

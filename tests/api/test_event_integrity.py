@@ -195,7 +195,7 @@ def test_record_event_with_a_wrong_type_key_writes_nothing(
         "c:{v}:add_to_cart",
     ],
 )
-@pytest.mark.parametrize("value", [str(INT64_MAX), "-9007199254740992", "12abc", "1e3"])
+@pytest.mark.parametrize("value", [str(INT64_MAX), "-9007199254740992", "12abc", "1.5"])
 def test_record_event_refuses_a_counter_it_cannot_add_to_exactly_and_writes_nothing(
     client: Any, redis_client: redis.Redis, counter: str, value: str
 ) -> None:

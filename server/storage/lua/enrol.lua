@@ -59,12 +59,12 @@ end
 local current = redis.call("HMGET", KEYS[2], unpack(fields))
 local counters = {}
 for f = 1, #fields do
-  local raw = current[f] or "0"
-  if #raw > 17 or not string.find(raw, "^%-?%d+$") or math.abs(tonumber(raw)) >= EXACT then
+  local value = tonumber(current[f] or 0)
+  if value == nil or value % 1 ~= 0 or math.abs(value) >= EXACT then
     return redis.error_reply("ERR counter " .. fields[f] .. " of " .. KEYS[2] .. " is not a count")
   end
   counters[#counters + 1] = fields[f]
-  counters[#counters + 1] = string.format("%.0f", tonumber(raw) + 1)
+  counters[#counters + 1] = string.format("%.0f", value + 1)
 end
 
 -- every check passed: from here on, only writes

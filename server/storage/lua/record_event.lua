@@ -41,16 +41,11 @@ for k = 1, #KEYS do
   end
 end
 
--- a stored integer, or nil when it is not one that stays exact here
+-- a stored integer, or nil when it is not a number that is an integer exact here ("1e3"
+-- reads as 1000 and is written back as "1000+…": odd, but a number)
 local function number(raw)
-  if not raw then
-    return 0
-  end
-  if #raw > 17 or not string.find(raw, "^%-?%d+$") then
-    return nil
-  end
-  local value = tonumber(raw)
-  if math.abs(value) > EXACT then
+  local value = tonumber(raw or 0)
+  if value == nil or value % 1 ~= 0 or math.abs(value) > EXACT then
     return nil
   end
   return value
@@ -76,7 +71,8 @@ if trim_below ~= "" then
   redis.call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
 end
 
--- one event: its reply, and when it counts the writes {field -> delta} and totals {field -> new}
+-- one event: its reply and, when it counts, the counters it changes (fields and deltas), the
+-- totals to write (field, value, field, value, …) and what its order record needs
 local function plan(visitor, member, score, day, order_id, first_goal, last_goal)
   local record = redis.call("HGET", enrolments, visitor)
   if not record then
@@ -96,13 +92,13 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   local variant = parts[1]
 
   -- the visitor's totals of these goals, and (for a conversion) today's count
-  local fields = {}
+  local total_fields = {}
   for g = first_goal, last_goal, 3 do
-    fields[#fields + 1] = visitor .. ":" .. ARGV[g]
+    total_fields[#total_fields + 1] = visitor .. ":" .. ARGV[g]
   end
   local day_field = visitor .. ":@day"
-  fields[#fields + 1] = day_field
-  local stored = redis.call("HMGET", totals, unpack(fields))
+  total_fields[#total_fields + 1] = day_field
+  local stored = redis.call("HMGET", totals, unpack(total_fields))
   local new_totals = {}
   if order_id == "" then
     local count = 0
@@ -113,13 +109,16 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     if count >= daily_limit then
       return -3
     end
-    new_totals[day_field] = today .. ":" .. (count + 1)
+    new_totals[#new_totals + 1] = day_field
+    new_totals[#new_totals + 1] = today .. ":" .. (count + 1)
   end
 
-  local deltas, order_goals = {}, {}
+  -- the counters this event changes (each field once) and by how much, in two arrays
+  local fields, deltas, order_goals = {}, {}, {}
   local function add(field, amount)
     if amount ~= 0 then
-      deltas[field] = (deltas[field] or 0) + amount
+      fields[#fields + 1] = field
+      deltas[#deltas + 1] = amount
     end
   end
   for g = first_goal, last_goal, 3 do
@@ -134,7 +133,8 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     if kind == "c" then
       -- the visitor's number of events of this goal; the first one makes them converted
       converted = before == 0 and 1 or 0
-      new_totals[total_field] = before + 1
+      new_totals[#new_totals + 1] = total_field
+      new_totals[#new_totals + 1] = string.format("%.0f", before + 1)
     else
       -- the visitor's total in cents (refunds lower it, so 0 does not mean "never")
       converted = raw and 0 or 1
@@ -142,7 +142,8 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       if math.abs(after) > total_limit or math.abs(before) > total_limit then
         return -5
       end
-      new_totals[total_field] = after
+      new_totals[#new_totals + 1] = total_field
+      new_totals[#new_totals + 1] = string.format("%.0f", after)
       local high_after, low_after = square(after)
       local high_before, low_before = square(before)
       high, low = high_after - high_before, low_after - low_before
@@ -167,19 +168,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       add("qh:" .. segment, high)
     end
   end
-  return 1, deltas, new_totals, variant, parts, order_goals
-end
-
--- write a table {field -> value} into a hash in one command, integers without an exponent
-local function write(key, values)
-  local flat = {}
-  for field, value in pairs(values) do
-    flat[#flat + 1] = field
-    flat[#flat + 1] = type(value) == "number" and string.format("%.0f", value) or value
-  end
-  if #flat > 0 then
-    redis.call("HSET", key, unpack(flat))
-  end
+  return 1, fields, deltas, new_totals, variant, parts, order_goals
 end
 
 local replies = {}
@@ -189,31 +178,30 @@ while i <= #ARGV do
   local order_id, gross, net, goals = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
   local first_goal = i + 8
   i = first_goal + 3 * goals
-  local reply, deltas, new_totals, variant, parts, order_goals =
+  local reply, fields, deltas, new_totals, variant, parts, order_goals =
     plan(visitor, member, score, day, order_id, first_goal, i - 1)
   if reply == 1 then
     -- the counters this event changes, checked before anything is written
-    local fields = {}
-    for field in pairs(deltas) do
-      fields[#fields + 1] = field
-    end
     local values = {}
     if #fields > 0 then
       local current = redis.call("HMGET", counts, unpack(fields))
       for f = 1, #fields do
         local old = number(current[f])
-        local new = old and old + deltas[fields[f]]
+        local new = old and old + deltas[f]
         if new == nil or math.abs(new) > EXACT then
           reply = -6
           break
         end
-        values[fields[f]] = new
+        values[2 * f - 1] = fields[f]
+        values[2 * f] = string.format("%.0f", new)
       end
     end
     if reply == 1 then
       redis.call("ZADD", seen, score, member)
-      write(totals, new_totals)
-      write(counts, values)
+      redis.call("HSET", totals, unpack(new_totals))
+      if #values > 0 then
+        redis.call("HSET", counts, unpack(values))
+      end
       if order_id ~= "" then
         local order = {visitor, variant, gross, net, "0", table.concat(order_goals, ",")}
         for s = 1, segments do

@@ -35,15 +35,10 @@ for k = 1, #KEYS do
   end
 end
 
+-- a stored integer, or nil when it is not a number that is an integer exact here
 local function number(raw)
-  if not raw then
-    return 0
-  end
-  if #raw > 17 or not string.find(raw, "^%-?%d+$") then
-    return nil
-  end
-  local value = tonumber(raw)
-  if math.abs(value) > EXACT then
+  local value = tonumber(raw or 0)
+  if value == nil or value % 1 ~= 0 or math.abs(value) > EXACT then
     return nil
   end
   return value
