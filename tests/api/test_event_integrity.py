@@ -297,9 +297,14 @@ def test_odd_counters_make_their_goal_unavailable_and_nothing_else(
     if goal is not None:
         assert "Results unavailable" in page.get_data(as_text=True)
     assert editor.get("/dashboard/").status_code == 200
-    assert client.post("/v1/experiments/checkout-button/stop", headers=EDITOR).status_code == 200
-    assert editor.get("/dashboard/").status_code == 200
-    assert client.get("/v1/experiments/checkout-button/results", headers=VIEWER).status_code == 200
+    for action, status in (("stop", "stopped"), ("archive", "archived")):
+        path = f"/v1/experiments/checkout-button/{action}"
+        assert client.post(path, headers=EDITOR).status_code == 200
+        listed = editor.get(f"/dashboard/?status={status}")
+        assert listed.status_code == 200 and "checkout-button" in listed.get_data(as_text=True)
+        assert editor.get("/dashboard/experiments/checkout-button").status_code == 200
+        results = client.get("/v1/experiments/checkout-button/results", headers=VIEWER)
+        assert results.status_code == 200
 
 
 # --- money only through the ingest key -------------------------------------------------------
