@@ -133,6 +133,8 @@ GERMAN: dict[str, str] = {
     "No data yet for {variant}.": "Noch keine Daten für {variant}.",
     "No data yet.": "Noch keine Daten.",
     "Not enough data yet.": "Noch nicht genug Daten.",
+    "Results unavailable: {reason}": "Ergebnisse nicht verfügbar: {reason}",
+    "Counts values sent from browsers (can be forged)": ("Zählt Werte aus dem Browser (fälschbar)"),
     "margin": "Deckungsbeitrag",
     "net revenue": "Nettoumsatz",
     "{value} pp": "{value} Pp.",
@@ -455,7 +457,6 @@ GERMAN: dict[str, str] = {
     "example shop command": "Befehl für den Beispielshop",
     "Copy": "Kopieren",
     "Copied": "Kopiert",
-
     # results that never mislead (issue 13)
     "Not enough data yet: a verdict needs {visitors} visitors in each variant and "
     "{conversions} conversions in both together.": (
