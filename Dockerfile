@@ -9,7 +9,7 @@ RUN npm ci --no-audit --no-fund
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    SPLITWERK_SNIPPET_PATH=/app/sdk/js/splitwerk.js
+    SPLITWERK_SNIPPET_PATH=/app/sdk/js/splitwerk.min.js
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md ./
 COPY server ./server
@@ -22,6 +22,7 @@ USER splitwerk
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"
 # SPLITWERK_REDIS_URL, SPLITWERK_SECRET_KEY and SPLITWERK_TOKENS must be set (see README).
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
-     "--worker-class", "gthread", "--timeout", "30", "--graceful-timeout", "10", \
-     "server.app:create_app()"]
+# `splitwerk serve` runs gunicorn with the settings' workers, threads and keep-alive
+# (SPLITWERK_WORKERS, SPLITWERK_THREADS, SPLITWERK_KEEPALIVE): one command, not two to keep equal.
+ENV SPLITWERK_HOST=0.0.0.0 SPLITWERK_PORT=8000
+CMD ["splitwerk", "serve"]

@@ -15,7 +15,7 @@ endif
 PIP := $(BIN)/python -m pip install -q
 
 .PHONY: install install-runtime run check-port test check lint format typecheck imports \
-	test-python test-js loadtest bench simulate clean
+	test-python test-js loadtest bench simulate snippet fuzz clean
 
 $(RUNTIME_STAMP): setup.cfg pyproject.toml sdk/setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ test: $(DEV_STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
 	$(BIN)/pytest
 	node --test tests/js/
 
+## Rebuild sdk/js/splitwerk.min.js (served at /sdk.js) after a change of sdk/js/splitwerk.js;
+## commit both: tests/js/size.test.mjs fails while they differ.
+snippet: $(NODE_STAMP)
+	node sdk/js/build.mjs
+	node sdk/js/size.mjs
+
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -82,6 +88,11 @@ bench: loadtest
 ## prints the table of docs/statistics.md and fails when a method breaks its promise.
 simulate: $(DEV_STAMP)
 	$(BIN)/python scripts/simulate_stats.py
+
+## schemathesis against a real server: more examples than the suite's run (tests/fuzz).
+FUZZ_MAX_EXAMPLES ?= 200
+fuzz: $(DEV_STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/pytest tests/fuzz -q -p no:randomly --timeout 0
 
 clean:
 	rm -rf $(VENV) sdk/js/node_modules dashboard/node_modules dashboard/static/vendor build \

@@ -4,7 +4,9 @@ The dashboard takes the same tokens as the admin API (viewer or editor role, con
 SHA-256 in ``SPLITWERK_TOKENS``), checks one once at the login form and then keeps a signed
 session cookie. The session holds a fingerprint of the token, never the token, and every
 request checks that fingerprint against the configured tokens again, so removing a token from
-the settings signs its sessions out at the next restart.
+the settings signs its sessions out at the next restart. The session also carries the id of a
+server-side session (``server.services.sessions``): signing out closes it, so a copy of the
+cookie stops working too.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from flask import redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden
 
 from server.config import Token, hash_token
-from server.context import settings
+from server.context import settings, store
 from server.core.models import Role
+from server.services import sessions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -86,10 +89,14 @@ def sign_in(user: User, fingerprint: str) -> None:
     session["role"] = user.role.value
     session["fingerprint"] = fingerprint
     session["signed_in_at"] = time.time()
+    session["id"] = sessions.open_session(store(), SESSION_LIFETIME)
 
 
 def sign_out() -> None:
-    """Forget the session entirely."""
+    """Revoke the session on the server and forget it in this browser."""
+    session_id = session.get("id")
+    if isinstance(session_id, str):
+        sessions.close_session(store(), session_id)
     session.clear()
 
 
@@ -97,10 +104,13 @@ def current_user() -> User | None:
     """The signed-in user, or None when the session is missing, expired or revoked."""
     signed_in_at = session.get("signed_in_at")
     fingerprint = session.get("fingerprint")
+    session_id = session.get("id")
     if not isinstance(signed_in_at, float) or not isinstance(fingerprint, str):
         return None
     if time.time() - signed_in_at > SESSION_LIFETIME:
         return None
+    if not isinstance(session_id, str) or not sessions.is_open(store(), session_id):
+        return None  # signed out (perhaps in another browser holding the same cookie)
     if fingerprint == DEV_FINGERPRINT:
         return User(DEV_ACTOR, Role.EDITOR) if is_tokenless_dev() else None
     for token in _dashboard_tokens():

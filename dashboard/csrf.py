@@ -36,5 +36,8 @@ def check() -> None:
         return
     expected = session.get(FIELD)
     presented = request.form.get(FIELD, "")
-    if not isinstance(expected, str) or not hmac.compare_digest(expected, presented):
+    # compare bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500)
+    if not isinstance(expected, str) or not hmac.compare_digest(
+        expected.encode(), presented.encode(errors="replace")
+    ):
         raise BadRequest("the form expired or came from another site; reload the page and retry")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.core import strict_json
 from server.core.lifecycle import EDITABLE
 from server.core.models import Experiment, Status
 from server.schemas import MAX_GOALS, MAX_VARIANTS
@@ -68,7 +69,7 @@ def number(raw: str, name: str, errors: dict[str, list[str]]) -> float | None:
 
 def _json(raw: str, name: str, errors: dict[str, list[str]]) -> Any:
     try:
-        return json.loads(raw)
+        return strict_json.loads(raw)
     except ValueError as error:
         errors.setdefault(name, []).append(f"not valid JSON: {error}")
         return None

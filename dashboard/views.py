@@ -134,13 +134,17 @@ def _protect(response: Response) -> Response:
 @blp.context_processor
 def _template_context() -> dict[str, Any]:
     translator = _t()
+    try:
+        user = auth.current_user()
+    except StorageUnavailable:  # sessions live in Redis: the outage page shows nobody signed in
+        user = None
     return {
         "t": translator,
         "locale": translator.locale,
         "html_lang": BROWSER_TAGS[translator.locale],
         "other_locales": [code for code in SUPPORTED if code != translator.locale],
         "csrf_token": csrf.token,
-        "user": auth.current_user(),
+        "user": user,
     }
 
 
@@ -258,10 +262,10 @@ def install_page() -> ResponseReturnValue:
     """What a shop copies to start: embed code, Python SDK, an ingest key, the example shop."""
     base_url = request.url_root.rstrip("/")
     settings = app_context.settings()
-    version = app_context.snippet_version()
+    version = install.current_version()
     return render_template(
         "dashboard/install.html",
-        embed_code=install.embed_code(base_url, version=version),
+        embed_code=install.embed_code(base_url),
         snippet_version=version,
         sdk_install=install.SDK_INSTALL_COMMAND,
         sdk_code=install.python_sdk_code(base_url),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_cors import CORS
 from flask_smorest import Api
@@ -18,13 +18,14 @@ from server import schemas
 from server.api import (
     assignments,
     configuration,
-    embed,
     events,
     experiments,
     results,
     snippet,
 )
 from server.api.fastpath import AssignFastPath
+from server.api.jsonio import StrictJsonProvider, template_dumps
+from server.api.limits import ERRORS_DESCRIPTION, MAX_BODY_BYTES, refuse_oversized_requests
 from server.config import ConfigError, Settings, load_config
 from server.core.bots import BotDetector
 from server.core.money import CENTS_PER_UNIT
@@ -38,7 +39,30 @@ from server.storage.store import Store, connect
 
 DASHBOARD_PREFIX = "/dashboard"  # the only routes that use cookie sessions
 API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a full batch of 500 events is far below; larger is a 413
+# Routes whose Redis work shares one time budget (REDIS_REQUEST_TIMEOUT): the public ones that
+# shops and load balancers call at volume and that must answer fast or degrade. Admin routes
+# may scan (deleting, erasing) and keep the per-command socket timeouts only.
+BUDGETED_PATHS = ("/v1/assign", "/v1/events", "/v1/config", "/readyz")
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+class BudgetedFlask(Flask):
+    """Flask whose public requests share one time budget for all their Redis work.
+
+    Applied outside every WSGI middleware, so that the assign fast path is bounded too.
+    """
+
+    store: Store | None = None  # set by create_app
+    redis_request_timeout = 0.0  # seconds; REDIS_REQUEST_TIMEOUT
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if self.store is None or not path.startswith(BUDGETED_PATHS):
+            return super().__call__(environ, start_response)
+        with self.store.budget(self.redis_request_timeout):
+            return super().__call__(environ, start_response)
 
 
 class DashboardOnlySessions(SecureCookieSessionInterface):
@@ -71,6 +95,7 @@ def _api_config(settings: Settings) -> dict[str, Any]:
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {"info": {"description": ERRORS_DESCRIPTION}},
         "SECRET_KEY": settings.SECRET_KEY,
         "JSON_SORT_KEYS": False,
         "SESSION_COOKIE_HTTPONLY": True,
@@ -91,10 +116,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             "when it is not set"
         )
     logging.getLogger("server").setLevel(settings.LOG_LEVEL.upper())
-    app = Flask("server")
+    app = BudgetedFlask("server")
+    app.json = StrictJsonProvider(app)  # bodies parsed strictly; no NaN in any response
     app.config.update(_api_config(settings))
     app.config.update(settings.extra)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.jinja_env.policies["json.dumps_function"] = template_dumps  # |tojson: NaN → null
+    app.before_request(refuse_oversized_requests)  # chunked bodies and long URLs, as JSON
     app.url_map.converters["key"] = KeyConverter
     app.session_interface = DashboardOnlySessions()
 
@@ -108,6 +136,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         ),
         value_cap_cents=round(settings.VALUE_CAP * CENTS_PER_UNIT),
     )
+    store.check_at_start()
     app.extensions["splitwerk.settings"] = settings
     app.extensions["splitwerk.store"] = store
     cache = ExperimentCache(store, settings.CONFIG_REFRESH_INTERVAL)
@@ -152,7 +181,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (
         assignments.blp,
         configuration.blp,
-        embed.blp,
         events.blp,
         experiments.blp,
         results.blp,
@@ -164,13 +192,32 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     # well-formed POST /v1/assign requests are answered below Flask (see api.fastpath)
     app.wsgi_app = AssignFastPath(  # type: ignore[method-assign]
-        app.wsgi_app, assigner, app.extensions["splitwerk.bot_detector"], MAX_BODY_BYTES
+        app.wsgi_app,
+        assigner,
+        app.extensions["splitwerk.bot_detector"],
+        MAX_BODY_BYTES,
+        vary_origin=bool(settings.CORS_ORIGINS),
     )
+    app.store = store
+    app.redis_request_timeout = settings.REDIS_REQUEST_TIMEOUT
     return app
 
 
 # Public routes that shop pages call from the browser; the admin API never gets CORS headers.
 BROWSER_ROUTES = (r"/v1/assign", r"/v1/events", r"/v1/config", r"/sdk\.js")
+BROWSER_PATHS = frozenset(route.replace("\\", "") for route in BROWSER_ROUTES)
+
+
+def _vary_by_origin(response: Response) -> Response:
+    """Say that the CORS headers of a browser route depend on the Origin, on every answer.
+
+    flask-cors names the Origin in Vary only when it echoes one, and then not for a single
+    allowed origin; a shared cache could then hand a response made for one origin (or for a
+    request without any) to another, whose browser refuses it.
+    """
+    if request.path in BROWSER_PATHS:
+        response.vary.add("Origin")
+    return response
 
 
 def _allow_browsers(app: Flask, settings: Settings) -> None:
@@ -187,3 +234,4 @@ def _allow_browsers(app: Flask, settings: Settings) -> None:
         max_age=86_400,  # seconds browsers may cache a preflight answer
         supports_credentials=False,  # the visitor cookie is first-party; never sent here
     )
+    app.after_request(_vary_by_origin)

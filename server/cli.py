@@ -20,6 +20,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from server.api.limits import GUNICORN_REQUEST_LINE_LIMIT
 from server.app import create_app
 from server.config import (
     DEV_TOKEN_FILE,
@@ -213,7 +214,10 @@ def serve(
                 "threads": settings.THREADS,
                 "worker_class": "gthread",
                 "timeout": GUNICORN_TIMEOUT,
+                "keepalive": settings.KEEPALIVE,
                 "graceful_timeout": GRACEFUL_TIMEOUT,
+                # lines up to this reach the app, which answers the longer ones with a JSON 414
+                "limit_request_line": GUNICORN_REQUEST_LINE_LIMIT,
                 "accesslog": None,
                 # no runtime control socket: it lives in a shared home folder path and
                 # would clash between several servers on one machine

@@ -21,6 +21,10 @@ ENV_PREFIX = "SPLITWERK_"  # every setting NAME can be set as SPLITWERK_NAME
 # The development editor token `splitwerk serve --dev` keeps under DATA_DIR; the CLI reads it
 # when no token is given, and the dashboard's login page names it in development.
 DEV_TOKEN_FILE = "dev-token"
+# redis+sentinel://[:password@]host:port[,host:port…]/service[/db]
+SENTINEL_URL = re.compile(
+    r"^redis\+sentinel://([^@/]*@)?[^@/,:]+:\d+(,[^@/,:]+:\d+)*/[^/]+(/\d+)?$"
+)
 TOKEN_PATTERN = re.compile(
     r"^(viewer|editor|preview|ingest):([A-Za-z0-9_.@-]{1,64}):([0-9a-f]{64})$"
 )
@@ -43,14 +47,21 @@ class Token:
 class DefaultConfig:
     """All settings with their defaults. Units are in the comments."""
 
-    # Redis URL (redis://, rediss:// or unix://). Empty: `splitwerk serve` starts an embedded one.
+    # Redis URL (redis://, rediss://, unix:// or redis+sentinel://host:port[,…]/service[/db]).
+    # Empty: `splitwerk serve` starts an embedded one.
     REDIS_URL: str = ""
     # Seconds a Redis command may take before the request degrades to a 503 or an unrecorded
     # answer; well under gunicorn's timeout so that a stuck Redis never kills a worker.
     REDIS_SOCKET_TIMEOUT: float = 0.25
     # Seconds to wait for a new Redis connection.
     REDIS_CONNECT_TIMEOUT: float = 0.25
+    # Seconds all Redis work of one public request (/v1/assign, /v1/events, /v1/config, /readyz)
+    # may take, retries and reconnects included; then it degrades or answers 503. Admin and
+    # dashboard requests are bounded by the socket timeouts per command instead.
+    REDIS_REQUEST_TIMEOUT: float = 0.3
     # Retries of a failed Redis command; one retry rides over a reconnect, more would stack delays.
+    # Event and refund scripts are retried only when they never left the server (a failed
+    # connect): a re-sent batch would answer "duplicate" for its own first send.
     REDIS_RETRIES: int = 1
     # Connections per worker process; gunicorn threads share them, and up to half stay pinned
     # to the threads that run the hot paths' scripts (see storage.store.PinnedClients).
@@ -98,11 +109,16 @@ class DefaultConfig:
     WORKERS: int = 2
     # Threads per gunicorn worker; Redis round trips release the GIL while they wait.
     THREADS: int = 4
+    # Seconds gunicorn keeps an idle client connection open. Longer than the idle time of
+    # client pools and proxies (nginx's upstream keepalive_timeout is 60 s), so that the
+    # client, never the server, closes an idle connection: a server closing first races the
+    # client's next request on that connection, which then fails with a reset.
+    KEEPALIVE: int = 75
     # Folder for the embedded Redis's data and the development secrets.
     DATA_DIR: str = ".splitwerk"
     # Logging level of the server's loggers.
     LOG_LEVEL: str = "INFO"
-    # Path of the browser snippet served at /sdk.js; empty: sdk/js/splitwerk.js of this checkout.
+    # File served at /sdk.js; empty: sdk/js/splitwerk.min.js (the committed build) of this checkout.
     SNIPPET_PATH: str = ""
 
 
@@ -172,6 +188,7 @@ def _check(settings: Settings) -> None:
     positive = (
         "REDIS_SOCKET_TIMEOUT",
         "REDIS_CONNECT_TIMEOUT",
+        "REDIS_REQUEST_TIMEOUT",
         "REDIS_MAX_CONNECTIONS",
         "CONFIG_REFRESH_INTERVAL",
         "RETENTION_DAYS",
@@ -181,6 +198,7 @@ def _check(settings: Settings) -> None:
         "ENROLMENT_CACHE_SIZE",
         "WORKERS",
         "THREADS",
+        "KEEPALIVE",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -194,9 +212,19 @@ def _check(settings: Settings) -> None:
     if not 0 < settings.PORT < 65536:
         raise ConfigError(f"{ENV_PREFIX}PORT: must be between 1 and 65535")
     if settings.REDIS_URL and not settings.REDIS_URL.startswith(
-        ("redis://", "rediss://", "unix://")
+        ("redis://", "rediss://", "unix://", "redis+sentinel://")
     ):
-        raise ConfigError(f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss:// or unix://")
+        raise ConfigError(
+            f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss://, unix:// or "
+            "redis+sentinel://"
+        )
+    if settings.REDIS_URL.startswith("redis+sentinel://") and not SENTINEL_URL.match(
+        settings.REDIS_URL
+    ):
+        raise ConfigError(
+            f"{ENV_PREFIX}REDIS_URL: a sentinel URL is "
+            "redis+sentinel://[:password@]host:port[,host:port…]/service[/db]"
+        )
     # The secret and the tokens are what a first production start lacks: name both at once.
     missing = []
     if len(settings.SECRET_KEY) < 32:

@@ -60,10 +60,3 @@ def pseudonymiser() -> Pseudonymiser:
     """The keyed pseudonymiser of visitor ids."""
     value: Pseudonymiser = current_app.extensions["splitwerk.pseudonymiser"]
     return value
-
-
-def snippet_version() -> str:
-    """The content version of the snippet at /sdk.js (the ``v`` of its long-cached URL)."""
-    # the extension key is server.api.snippet's SNIPPET_EXTENSION, which this layer cannot import
-    version: str = current_app.extensions["splitwerk.snippet"].version
-    return version

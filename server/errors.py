@@ -16,22 +16,26 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from server.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from server.storage.errors import StorageUnavailable
+from server.storage.errors import NotReady, OutcomeUnknown, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5  # what a 503 asks clients to wait; Redis reconnects within that
 # One answer to a body that is not JSON (or not UTF-8), whichever route reads it.
 INVALID_JSON_MESSAGE = "The request body is not valid JSON."
-INVALID_JSON_ERRORS = {"body": ["Not valid JSON (UTF-8)."]}
+INVALID_JSON_REASON = "Not valid JSON (UTF-8)."  # listed under errors.body when no finer reason
 # How webargs (the admin routes' parser) reports such a body.
 WEBARGS_INVALID_JSON = {"json": ["Invalid JSON body."]}
 
 
 class InvalidJson(BadRequest):
-    """A request body that the public routes could not decode as JSON."""
+    """A request body that is not acceptable JSON: not UTF-8, not JSON, too deep, NaN inside."""
 
     description = INVALID_JSON_MESSAGE
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__()
+        self.reason = reason or INVALID_JSON_REASON
 
 
 # Domain exception → HTTP status; the most specific class listed first wins.
@@ -77,8 +81,10 @@ def handle_http_exception(error: HTTPException) -> Response:
     """Werkzeug's errors (404, 405, 400 bad JSON, webargs' 422) in the common shape."""
     code = error.code or 500
     data = getattr(error, "data", None) or {}
-    if isinstance(error, InvalidJson) or data.get("messages") == WEBARGS_INVALID_JSON:
-        return error_response(400, INVALID_JSON_MESSAGE, INVALID_JSON_ERRORS)
+    if isinstance(error, InvalidJson):
+        return error_response(400, INVALID_JSON_MESSAGE, {"body": [error.reason]})
+    if data.get("messages") == WEBARGS_INVALID_JSON:
+        return error_response(400, INVALID_JSON_MESSAGE, {"body": [INVALID_JSON_REASON]})
     errors = _flatten_locations(data.get("messages", {}) or data.get("errors", {}))
     message = data.get("message") or error.description
     if code == 422 and errors:
@@ -99,11 +105,20 @@ def handle_domain_error(error: DomainError) -> Response:
 
 def handle_storage_unavailable(error: StorageUnavailable) -> Response:
     """Redis is down or slow: 503 and a hint when to come back."""
-    return error_response(
-        503,
-        "storage unavailable, try again shortly",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    if isinstance(error, NotReady):
+        return error_response(
+            503,
+            str(error),
+            {"redis": [error.redis_state]},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    message = "storage unavailable, try again shortly"
+    if isinstance(error, OutcomeUnknown):
+        message = (
+            "storage did not answer in time; the request may have been stored: send it again "
+            "(stored events then answer duplicate)"
+        )
+    return error_response(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def handle_unexpected(error: Exception) -> Response:

@@ -413,9 +413,27 @@ class AssignmentSchema(Schema):
 ASSIGNMENT = AssignmentSchema()  # built once: schema construction costs more than a dump
 
 
+RECORDED_UNKNOWN = "unknown"  # `recorded` when Redis got the enrolment but never answered
+
+
+def recorded_value(is_recorded: bool | None) -> bool | str:
+    """`recorded` of an assign answer: true, false, or "unknown"."""
+    return RECORDED_UNKNOWN if is_recorded is None else is_recorded
+
+
 class AssignResponseSchema(Schema):
     visitor = fields.String()
-    recorded = fields.Boolean(attribute="is_recorded")
+    recorded = fields.Function(
+        lambda result: recorded_value(result.is_recorded),
+        metadata={
+            "description": "true: Redis acknowledged every enrolment of this answer; false: "
+            'nothing was written (Redis unreachable, full, or no consent); "unknown": the '
+            "enrolment was sent but Redis did not answer in time, so it may have been "
+            "recorded (assigning the same visitor again is safe: enrolments are sticky "
+            "and counted once)",
+            "oneOf": [{"type": "boolean"}, {"type": "string", "enum": [RECORDED_UNKNOWN]}],
+        },
+    )
     assignments = fields.Method("_by_experiment")
 
     def _by_experiment(self, result: Any) -> dict[str, Any]:
@@ -631,6 +649,14 @@ class EventBatchResultSchema(Schema):
     results = fields.List(fields.Nested(EventResultSchema))
 
 
+class ErasureRequestSchema(BaseSchema):
+    visitor = fields.String(
+        required=True,
+        validate=visitor_field,
+        metadata={"description": "any id /v1/assign accepts, also with '/', '%' or spaces"},
+    )
+
+
 class ErasureSchema(Schema):
     removed = fields.Dict(keys=fields.String(), values=fields.Integer())
     experiments = fields.List(fields.String())
@@ -802,17 +828,30 @@ _ASSIGN_FIELDS = frozenset({"visitor", "experiments", "attributes", "consent"})
 _SCALARS = (str, int, float, bool)
 
 
+_SMALL_INT = 10**30  # ints below this in magnitude take at most 32 bytes of JSON
+
+
+def _json_size_bound(item: str | float | bool | None) -> int:
+    """At least as many bytes as ``item`` takes in JSON; exact enough for the fast path."""
+    if isinstance(item, str):
+        return (6 if item.isascii() else 12) * len(item) + 2
+    if isinstance(item, int) and not -_SMALL_INT < item < _SMALL_INT:
+        return len(str(item))  # at most 4,300 digits: json refuses longer ints
+    return 32
+
+
 def _fast_attributes(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
         return None
-    # an upper bound of the JSON size: a character takes at most 6 ("\\uXXXX"), a number 32
+    # an upper bound of the JSON size: an ASCII character takes at most 6 bytes ("\\u001f"),
+    # another 12 (two "\\uXXXX" for one beyond the BMP); a float at most 24, an int its digits
     size = 2
     for name, item in value.items():
         if not 0 < len(name) <= 64 or not (item is None or isinstance(item, _SCALARS)):
             return None
         if isinstance(item, float) and not math.isfinite(item):
             return None
-        size += 6 * len(name) + (6 * len(item) if isinstance(item, str) else 32) + 8
+        size += _json_size_bound(name) + _json_size_bound(item) + 2
     # close calls go through the schema, which measures exactly
     return value if size <= MAX_ATTRIBUTES_BYTES else None
 
@@ -865,7 +904,7 @@ def dump_assign_result(result: Any) -> dict[str, Any]:
     """The assign answer as AssignResponseSchema dumps it, built directly."""
     return {
         "visitor": result.visitor,
-        "recorded": result.is_recorded,
+        "recorded": recorded_value(result.is_recorded),
         "assignments": {
             item.experiment: {
                 "variant": item.variant_key,
@@ -906,3 +945,29 @@ def dump_event_results(outcomes: Any) -> dict[str, Any]:
 
 
 EVENT_BATCH = EventBatchSchema()  # the slow path of load_event_batch
+
+
+class ReadinessQuerySchema(BaseSchema):
+    """Query of /readyz."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    strict = fields.Boolean(
+        load_default=False,
+        metadata={"description": "also 503 while Redis does not take writes (deploy gates)"},
+    )
+
+
+class ReadinessSchema(Schema):
+    """Body of a ready /readyz."""
+
+    status = fields.String(
+        required=True, metadata={"description": "ok, or degraded while Redis does not take writes"}
+    )
+    redis = fields.String(
+        required=True,
+        metadata={
+            "description": "ok, unreachable, out_of_memory, read_only, evicting or refusing_writes"
+        },
+    )

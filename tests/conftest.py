@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,9 @@ def _scrubbed_environment() -> Iterator[None]:
 class RedisServer:
     """A redis-server child process on a unix socket in a temporary folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *extra_arguments: str) -> None:
         self.folder = folder
+        self.extra_arguments = extra_arguments  # more redis-server options, e.g. a maxmemory
         self.socket = folder / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -64,6 +66,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self.extra_arguments,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -115,3 +118,22 @@ def app(redis_server: RedisServer, redis_client: redis.Redis):  # type: ignore[n
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[Callable[..., RedisServer]]:
+    """Start redis-servers with extra options; each is stopped (and resumed first) at the end."""
+    started: list[RedisServer] = []
+
+    def start(*options: str) -> RedisServer:
+        server = RedisServer(Path(tempfile.mkdtemp(prefix="sw-own-")), *options)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process is not None:
+            os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)

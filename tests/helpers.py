@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,9 @@ def app_settings(redis_url: str, **overrides: object) -> dict[str, object]:
         "SECRET_KEY": SECRET,
         "TOKENS": TOKENS,
         "TESTING": True,
+        # A shared 2-core machine can starve a request of CPU for longer than the production
+        # budget; the tests of the budget itself set it back (tests/storage/test_connection.py).
+        "REDIS_REQUEST_TIMEOUT": 1.0,
     }
     settings.update(overrides)
     return settings
@@ -84,3 +95,58 @@ def enrolled_total(redis_client: redis.Redis, experiment: str = "checkout-button
     """Visitors enrolled in phase 1 of an experiment over all variants (its e:<variant> counts)."""
     counts = redis_client.hgetall(f"sw:{{{experiment}}}:p1:counts")
     return sum(int(v) for k, v in counts.items() if k.decode().count(":") == 1)
+
+
+SERVE_START_TIMEOUT = 30.0  # seconds for `splitwerk serve` to answer; a loaded 2-core machine
+SERVE_STOP_TIMEOUT = 10.0  # seconds after SIGTERM before the process group is killed
+
+
+@contextlib.contextmanager
+def serving(redis_url: str, log: Path, **settings: str) -> Iterator[str]:
+    """`splitwerk serve` (gunicorn, the production path) on a free port; yields its base URL."""
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "SPLITWERK_SECRET_KEY": SECRET,
+        "SPLITWERK_TOKENS": TOKENS,
+        **{f"SPLITWERK_{name}": value for name, value in settings.items()},
+    }
+    command = [sys.executable, "-c", "from server.cli import main; main()", "serve"]
+    options = ["--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url]
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [*command, *options, "--workers", "1", "--threads", "4"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,  # its own process group: the gunicorn workers stop with it
+        )
+        try:
+            _wait_until_answering(process, port, log)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(SERVE_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(SERVE_STOP_TIMEOUT)
+
+
+def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + SERVE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"splitwerk serve exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            try:
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    return
+            finally:
+                connection.close()
+        time.sleep(0.1)
+    raise RuntimeError(f"splitwerk serve did not answer: {log.read_text()[-2000:]}")

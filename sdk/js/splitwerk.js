@@ -1,18 +1,21 @@
 // Splitwerk browser snippet: assigns variants, reports conversions, one global `splitwerk`.
-// Plain ES2017+ classic script, served by the Splitwerk server at /sdk.js. Rules (STYLE.md 3.8):
-// nothing here ever throws into the page, nothing blocks rendering, and `track` never makes
-// the page wait on the network. Every failure path ends in the control variant.
+// Plain ES2020 classic script, loaded asynchronously by the embed code (server/services/
+// install.py) and served minified and compressed as /sdk.js. Rules (STYLE.md 3.8): nothing here
+// ever throws into the page, nothing blocks rendering, and `track` never makes the page wait
+// on the network. Every failure path ends in the control variant, or in the variant this
+// browser stored for a visitor who consented.
 (function (w) {
   'use strict';
-  if (w.splitwerk) return; // loaded twice: the first instance keeps its state and queue
+  const stub = w.splitwerk; // the embed's command queue, or an instance loaded before this one
+  if (stub?.version) return; // loaded twice: the first instance keeps its state and queue
 
-  const VERSION = '0.1.0';
+  const VERSION = '0.2.0';
   const COOKIE = 'splitwerk_vid'; // also read when the shop's backend set it (outlives ITP's 7-day cap)
   const COOKIE_MAX_AGE = 31536000; // one year in seconds, under Chrome's 400-day cookie cap
   const SOURCE_KEY = 'splitwerk_source'; // sessionStorage key of the session's first touch
-  const HIDE_CLASS = 'splitwerk-loading'; // on <html> while anti-flicker hides [data-splitwerk]
+  const STORED_KEY = 'splitwerk_variants'; // localStorage: enrolled variants, for outages (consent only)
+  const HIDE_CLASS = 'splitwerk-loading'; // on <html> while the embed hides [data-splitwerk-hide]
   const TIMEOUT_MS = 800; // default wait for /v1/assign and /v1/config: past it a delay costs more than a variant
-  const ANTI_FLICKER_MS = 800; // default hard cap on hiding, so a dead server never hides content long
   const FLUSH_MS = 2000; // events wait this long (+ jitter) to share one beacon with their neighbours
   const FLUSH_JITTER_MS = 500; // spreads flushes of many tabs opened at once
   const BATCH_SIZE = 20; // events per beacon: keeps a body far below the 64 KB keepalive limit
@@ -83,77 +86,140 @@
   }
 
   const isObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
-  const isOperators = (x) => isObject(x) && Object.keys(x).every((k) => k[0] === '$');
+  const isArray = Array.isArray;
+  const keys = Object.keys;
+  // An own property only: an attribute named toString or constructor is not Object.prototype's.
+  const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+  const own = (o, k) => (isObject(o) && has(o, k) ? o[k] ?? null : null);
   // JSON equality as the server compares: arrays element by element, objects in any key order;
   // an array attribute is not searched (only $in looks inside it).
   const equals = (a, b) =>
-    Array.isArray(b)
-      ? Array.isArray(a) && a.length === b.length && b.every((x, i) => equals(a[i], x))
+    isArray(b)
+      ? isArray(a) && a.length === b.length && b.every((x, i) => equals(a[i], x))
       : isObject(b)
-        ? isObject(a) && Object.keys(a).length === Object.keys(b).length && Object.keys(b).every((k) => k in a && equals(a[k], b[k]))
+        ? isObject(a) && keys(a).length === keys(b).length && keys(b).every((k) => has(a, k) && equals(a[k], b[k]))
         : a === b;
-  const within = (a, b) => Array.isArray(b) && (Array.isArray(a) ? a : [a]).some((x) => b.some((y) => equals(x, y)));
-  // Ordering only between two numbers or two strings; anything else does not match.
-  const ordered = (a, b, test) =>
-    typeof a === typeof b && (typeof a === 'number' || typeof a === 'string') && test(a, b);
-
-  const OPERATORS = {
-    $eq: equals,
-    $ne: (a, b) => !equals(a, b),
-    $in: within,
-    $nin: (a, b) => Array.isArray(b) && !within(a, b),
-    $gt: (a, b) => ordered(a, b, (x, y) => x > y),
-    $gte: (a, b) => ordered(a, b, (x, y) => x >= y),
-    $lt: (a, b) => ordered(a, b, (x, y) => x < y),
-    $lte: (a, b) => ordered(a, b, (x, y) => x <= y),
-    $exists: (a, b) => (a !== null) === !!b,
-    $not: (a, b) => !test(a, b),
+  const within = (a, b) => (isArray(a) ? a : [a]).some((x) => b.some((y) => equals(x, y)));
+  // Strings compare by code point, as Python does (JS's < compares UTF-16 units, which puts
+  // an emoji before U+E000..U+FFFF); numbers by value.
+  function order(a, b) {
+    if (typeof a === 'number') return a - b;
+    a = [...a];
+    b = [...b];
+    let i = 0;
+    while (i < a.length && a[i] === b[i]) i++;
+    return i < a.length && i < b.length ? a[i].codePointAt() - b[i].codePointAt() : a.length - b.length;
+  }
+  const ORDERS = { $gt: (d) => d > 0, $gte: (d) => d >= 0, $lt: (d) => d < 0, $lte: (d) => d <= 0 };
+  // Thrown while compiling what only the server evaluates: $regex (the browser's backtracking
+  // RegExp can freeze a page on a pattern like (a+)+$, the server's engine is linear), $type,
+  // $size, $all, $elemMatch, and integers beyond 2^53 (JSON.parse has already rounded them).
+  const SERVER = {};
+  const refuse = (what) => {
+    throw new Error('condition ' + what); // what the server refuses (core/conditions.py)
   };
+  // A JSON literal of a condition; a rounded integer is left to the server.
+  const literal = (v) => {
+    if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) throw SERVER;
+    if (v && typeof v === 'object') keys(v).forEach((k) => literal(v[k]));
+    return v;
+  };
+  const all = (tests) => (x) => tests.every((t) => t(x));
 
-  function test(actual, expected) {
-    if (!isOperators(expected)) return equals(actual, expected);
-    // An unknown operator fails the match: control is the safe answer, never a guess.
-    return Object.keys(expected).every((op) => OPERATORS[op] && OPERATORS[op](actual, expected[op]));
+  // A test of one attribute value: a literal (equality) or an object of operators.
+  function value(operand) {
+    if (isObject(operand)) {
+      const names = keys(operand);
+      const count = names.filter((k) => k[0] === '$').length;
+      if (!names.length || (count && count < names.length)) refuse(names);
+      if (count) return all(names.map((name) => operator(name, operand[name])));
+    }
+    literal(operand);
+    return (x) => equals(x, operand);
   }
 
-  // Operators this snippet evaluates; a condition with any other one targets nobody here
-  // (control), even under $not: the server's full language is never guessed at. No $regex:
-  // the browser's backtracking RegExp can freeze a page on a pattern like (a+)+$.
-  const KNOWN = /^\$(and|or|nor|not|eq|ne|in|nin|gt|gte|lt|lte|exists)$/;
-  const isKnown = (c) =>
-    Array.isArray(c) ? c.every(isKnown) : !isObject(c) || Object.keys(c).every((k) => (k[0] !== "$" || KNOWN.test(k)) && isKnown(c[k]));
+  function operator(name, b) {
+    if (name === '$not') {
+      const inner = value(b);
+      return (x) => !inner(x);
+    }
+    if (/^\$(all|elemMatch|size|regex|type)$/.test(name)) throw SERVER;
+    if (name === '$exists') {
+      if (typeof b !== 'boolean') refuse(name);
+      return (x) => (x !== null) === b;
+    }
+    if (/^\$n?in$/.test(name)) {
+      if (!isArray(literal(b))) refuse(name);
+      return (x) => within(x, b) === (name === '$in');
+    }
+    if (ORDERS[name]) {
+      // ordering only between two numbers or two strings; anything else does not match
+      if (!/^(number|string)$/.test(typeof literal(b))) refuse(name);
+      return (x) => typeof x === typeof b && ORDERS[name](order(x, b));
+    }
+    if (!/^\$(eq|ne)$/.test(name)) refuse(name);
+    literal(b);
+    return (x) => equals(x, b) === (name === '$eq');
+  }
 
-  /** Whether `attributes` satisfy MongoDB-style `conditions` (null matches everyone). */
+  // A condition compiled into a test of the attributes; throws as the server refuses.
+  function condition(c) {
+    if (!isObject(c)) refuse(c);
+    return all(
+      keys(c).map((key) => {
+        const v = c[key];
+        if (/^\$(and|or|nor)$/.test(key)) {
+          // an empty list is refused, as on the server: more likely a mistake than an intent
+          if (!isArray(v) || !v.length) refuse(key);
+          const parts = v.map(condition);
+          const any = (a) => parts.some((p) => p(a));
+          return key === '$and' ? all(parts) : key === '$or' ? any : (a) => !any(a);
+        }
+        if (key === '$not') {
+          const inner = condition(v);
+          return (a) => !inner(a);
+        }
+        const path = key.split('.');
+        if (key[0] === '$' || !path.every(Boolean)) refuse(key);
+        const test = value(v);
+        // "a.b" reaches into nested attributes; missing is null, as on the server
+        return (a) => test(path.reduce(own, a));
+      })
+    );
+  }
+
+  /**
+   * Whether `attributes` satisfy MongoDB-style `conditions` (null matches everyone); null when
+   * only the server can tell. Throws for a condition the server refuses.
+   */
   function matches(conditions, attributes) {
     if (!conditions) return true;
-    if (!isKnown(conditions)) return false;
-    return Object.keys(conditions).every((key) => {
-      const value = conditions[key];
-      if (key === '$and') return value.every((c) => matches(c, attributes));
-      if (key === '$or') return value.some((c) => matches(c, attributes));
-      if (key === '$nor') return !value.some((c) => matches(c, attributes));
-      if (key === '$not') return !matches(value, attributes);
-      // "a.b" reaches into nested attributes, as in MongoDB; missing is null, as on the server
-      const actual = key.split('.').reduce((o, part) => (isObject(o) ? o[part] ?? null : null), attributes);
-      return test(actual, value);
-    });
+    try {
+      return condition(conditions)(attributes);
+    } catch (e) {
+      if (e === SERVER) return null;
+      throw e;
+    }
   }
 
   const answer = (variant, payload, enrolled, reason) => ({ variant, payload, enrolled, reason });
 
-  /** The assignment of a visitor to an experiment (spec steps 1, 3, 4, 5). */
+  /**
+   * The assignment of a visitor to an experiment (spec steps 1, 3, 4, 5), with the server's
+   * reason names; null when the server must decide (see matches).
+   */
   function evaluate(experiment, visitor, attributes) {
-    const variants = experiment.variants || [];
+    const { variants, layer, coverage, status } = experiment;
     const control = variants[0] || {};
-    const layer = experiment.layer;
-    const coverage = experiment.coverage;
-    const status = experiment.status;
     const miss = (reason) => answer(control.key, control.payload, false, reason);
     if (status !== 'running') {
       const winner = status === 'stopped' && variants.find((v) => v.key === experiment.winner);
-      return winner ? answer(winner.key, winner.payload, false, status) : miss(status);
+      if (winner) return answer(winner.key, winner.payload, false, 'winner');
+      return miss(/^(paused|stopped)$/.test(status) ? status : 'not_running');
     }
-    if (!matches(experiment.conditions, attributes || {})) return miss('conditions');
+    const isMatch = matches(experiment.conditions, attributes || {});
+    if (isMatch === null) return null;
+    if (!isMatch) return miss('not_targeted');
     if (layer) {
       const slot = bucket(visitor, layer.salt);
       if (slot < layer.start || slot >= layer.end) return miss('layer');
@@ -168,7 +234,7 @@
       }
       cum += v.allocation;
     }
-    return miss('coverage');
+    return miss('outside_coverage');
   }
 
   /** Traffic source of a landing page: a click id, UTM tags, then the referrer's domain. */
@@ -181,14 +247,12 @@
       const words = name.split(/[^a-z]+/);
       // x.com and t.co are too short to be found as words without false hits
       if (/(^|\.)(x\.com|t\.co)$|^x$/.test(name)) return 'twitter';
-      return Object.keys(SOURCE_WORDS).find((source) =>
-        SOURCE_WORDS[source].split(' ').some((word) => words.includes(word))
-      );
+      return keys(SOURCE_WORDS).find((source) => SOURCE_WORDS[source].split(' ').some((word) => words.includes(word)));
     };
     if (/^(e-?mail|newsletter)$/.test(medium)) return 'newsletter';
     const tagged = utm && named(utm);
     if (tagged) return tagged;
-    const clickId = Object.keys(CLICK_IDS).find((id) => url.searchParams.has(id));
+    const clickId = keys(CLICK_IDS).find((id) => url.searchParams.has(id));
     if (clickId) return CLICK_IDS[clickId];
     if (utm) return 'other';
     let host;
@@ -207,9 +271,7 @@
 
   const doc = w.document;
   const nav = w.navigator;
-  const api = { version: VERSION, dropped: 0, core: { bucket, matches, evaluate, detectSource } };
   const cache = {}; // experiment -> Promise of its assignment, one request per experiment per page
-  const served = {}; // experiment -> assignment shown on this page (for enrolment after consent)
   const exposed = {}; // experiment -> true once its exposure event is queued (local mode)
   const events = [];
   let options = {};
@@ -223,7 +285,7 @@
   let pending = 0; // requests in flight, for anti-flicker
   let flushTimer = 0;
   let blockedUntil = 0; // Date.now() before which the server asked us (Retry-After) to stay away
-  let revealed = false;
+  let late = false; // this script came after the embed's hiding ended: the page keeps the control
   let domReady = Promise.resolve();
 
   const storage = () => {
@@ -232,20 +294,17 @@
     } catch (e) {} // blocked storage throws on access: then nothing is kept
   };
 
+  // A random id: a UUID, or (outside secure contexts, plain http, where randomUUID is missing)
+  // the same 128 random bits as 32 hex digits.
   function newId() {
     const c = w.crypto;
-    if (c.randomUUID) return c.randomUUID(); // missing outside secure contexts (plain http)
-    const b = c.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 15) | 64; // RFC 4122 version 4 ...
-    b[8] = (b[8] & 63) | 128; // ... and variant bits
-    const hex = Array.from(b, (x) => (x + 256).toString(16).slice(1)).join('');
-    return hex.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+    return c.randomUUID ? c.randomUUID() : Array.from(c.getRandomValues(new Uint8Array(16)), (x) => (x + 256).toString(16).slice(1)).join('');
   }
 
-  function readCookie() {
-    const m = doc.cookie.match(/(?:^|;\s*)splitwerk_vid=([^;]+)/); // the name in COOKIE
-    const id = m && decodeURIComponent(m[1]);
-    return id && id.length <= 128 ? id : '';
+  // The value of cookie `name`, or '' (also for a name that only ends like it).
+  function readCookie(name) {
+    const m = doc.cookie.match(new RegExp('(?:^|;\\s*)' + name.replace(/\W/g, '\\$&') + '=([^;]*)'));
+    return m ? decodeURIComponent(m[1]) : '';
   }
 
   function writeCookie(value, maxAge) {
@@ -253,44 +312,61 @@
     doc.cookie = `${COOKIE}=${encodeURIComponent(value)}; Path=/; Max-Age=${maxAge}; SameSite=Lax${secure}`;
   }
 
-  // The persistent visitor: the cookie, else the given id stored as the cookie.
-  function persistVisitor(id) {
-    const stored = readCookie();
-    if (!stored) writeCookie(id, COOKIE_MAX_AGE);
-    return stored || id;
+  // The persistent visitor: the cookie (at most 128 characters), else a new id stored as the cookie.
+  function persistVisitor() {
+    let id = readCookie(COOKIE);
+    if (!id || id.length > 128) writeCookie((id = newId()), COOKIE_MAX_AGE);
+    return id;
   }
 
   function persistSource() {
     const s = storage();
-    const first = s && s.getItem(SOURCE_KEY);
+    const first = s?.getItem(SOURCE_KEY);
     if (first) attributes.source = first;
     else if (s) s.setItem(SOURCE_KEY, attributes.source);
   }
 
+  // Consent in consent mode: the shop's consent cookie when one is configured ("name" or
+  // "name=value"), else our own cookie, which only consent (ours or the backend's) writes.
+  function hasConsent() {
+    const [name, wanted] = String(options.consentCookie || COOKIE).split('=');
+    const found = readCookie(name);
+    return !!found && (!wanted || found === wanted);
+  }
+
+  // Removes everything this snippet stored (consent withdrawn).
+  function forget() {
+    events.length = 0;
+    writeCookie('', 0);
+    attempt(() => storage().removeItem(SOURCE_KEY));
+    attempt(() => w.localStorage.removeItem(STORED_KEY));
+  }
+
+  // Variants this browser was enrolled in: {experiment: [variant, payload]} (consent only).
+  const stored = () => attempt(() => JSON.parse(w.localStorage.getItem(STORED_KEY))) || {};
+
   // ---- network ----------------------------------------------------------------------------
 
   // POST text/plain JSON (or GET without a body): a CORS simple request, so no preflight.
-  // Resolves to the parsed response or rejects; never waits longer than timeoutMs.
+  // Resolves to the parsed response or rejects (with 'timeout' when it took longer than
+  // timeoutMs); never waits longer than that.
   function request(path, body) {
-    if (!base || Date.now() < blockedUntil) return Promise.reject(new Error('unavailable'));
-    const controller = new AbortController();
-    let timer;
-    const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject(new Error('timeout'));
-      }, options.timeoutMs);
+    // the executor turns a fetch that throws synchronously into a rejection
+    return new Promise((resolve, reject) => {
+      if (!base || Date.now() < blockedUntil) throw 'unavailable';
+      const controller = new AbortController();
+      // a fetch that ignores its abort signal still loses the race against the timer
+      const timer = setTimeout(() => (controller.abort(), reject('timeout')), options.timeoutMs);
+      Promise.resolve(w.fetch(base + path, { method: body ? 'POST' : 'GET', body, signal: controller.signal }))
+        .then((r) => {
+          const retryAfter = parseFloat(r.headers.get('Retry-After'));
+          if (retryAfter > 0) blockedUntil = Date.now() + retryAfter * 1000;
+          if (!r.ok) throw 'HTTP ' + r.status;
+          return r.json();
+        })
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer));
     });
-    const init = { method: body ? 'POST' : 'GET', body, signal: controller.signal };
-    // new Promise(...) turns a fetch that throws synchronously into a rejection
-    const response = new Promise((resolve) => resolve(w.fetch(base + path, init))).then((r) => {
-      const retryAfter = parseFloat(r.headers.get('Retry-After'));
-      if (retryAfter > 0) blockedUntil = Date.now() + retryAfter * 1000;
-      if (!r.ok) throw new Error('HTTP ' + r.status);
-      return r.json();
-    });
-    // a fetch that ignores its abort signal still loses the race against the timer
-    return Promise.race([response, timeout]).finally(() => clearTimeout(timer));
   }
 
   function flush() {
@@ -302,7 +378,7 @@
       });
       const url = base + 'v1/events';
       // sendBeacon survives the page's unload; false means the browser refused to queue it
-      if (!(nav.sendBeacon && nav.sendBeacon(url, body))) {
+      if (!nav.sendBeacon?.(url, body)) {
         w.fetch(url, { method: 'POST', body, keepalive: true }).catch(debug);
       }
     }
@@ -321,53 +397,63 @@
 
   // ---- assignment -------------------------------------------------------------------------
 
-  function expose(experiment, a) {
-    if (options.local && granted && a.enrolled && !exposed[experiment]) {
-      exposed[experiment] = true;
-      queueEvent({ type: 'exposure', experiment, variant: a.variant, attributes });
-    }
-  }
-
-  // experiments -> { experiment: raw assignment }, from the server or from /v1/config
-  function fetchAssignments(list) {
-    if (options.local) {
-      config = config || request('v1/config').then((c) => c.experiments.forEach((e) => (known[e.key] = e)));
-      return config.then(() => {
-        const result = {};
-        (list.length ? list : Object.keys(known)).forEach((key) => {
-          result[key] = known[key]
-            ? evaluate(known[key], visitor, attributes)
-            : answer(null, null, false, 'unknown_experiment');
-        });
-        return result;
-      });
-    }
-    const body = { visitor, attributes, consent: granted };
+  const remote = (list) => {
+    const body = { visitor, attributes, consent: true };
     if (list.length) body.experiments = list;
     return request('v1/assign', JSON.stringify(body)).then((r) => r.assignments);
+  };
+
+  // experiments -> { experiment: raw assignment }, from the server or from /v1/config. In local
+  // mode the server decides the experiments whose conditions the browser cannot evaluate.
+  function fetchAssignments(list) {
+    if (!options.local) return remote(list);
+    config = config || request('v1/config').then((c) => c.experiments.forEach((e) => (known[e.key] = e)));
+    return config.then(() => {
+      const result = {};
+      const rest = [];
+      (list.length ? list : keys(known)).forEach((key) => {
+        const a = known[key] ? attempt(() => evaluate(known[key], visitor, attributes)) : answer(null, null, false, 'unknown_experiment');
+        if (a) {
+          result[key] = a;
+          if (a.enrolled && granted && !exposed[key]) {
+            exposed[key] = true;
+            queueEvent({ type: 'exposure', experiment: key, variant: a.variant, attributes });
+          }
+        } else rest.push(key);
+      });
+      return rest.length ? remote(rest).then((r) => Object.assign(result, r)) : result;
+    });
   }
 
-  // Normalises one raw assignment; anything missing or broken becomes the control: the first
-  // variant from /v1/config when that was loaded, else the conventional name.
+  // Normalises one raw assignment. Anything missing or broken becomes the variant stored for
+  // this visitor (an outage), else the control: the first variant from /v1/config when that
+  // was loaded, else the conventional name.
   function settle(experiment, raw, reason) {
-    const a = isObject(raw) ? raw : answer(null, null, false, reason || 'error');
-    const first = ((known[experiment] || {}).variants || [])[0] || {};
+    const saved = isObject(raw) ? 0 : granted && stored()[experiment];
+    const a = isObject(raw) ? raw : saved ? answer(saved[0], saved[1], true, reason) : answer(null, null, false, reason || 'error');
     const payload = a.payload === undefined ? null : a.payload;
-    const result = answer(a.variant || first.key || 'control', payload, !!a.enrolled, a.reason);
-    if (a === raw) served[experiment] = result; // a fallback was not the server's answer: never enrol it
-    expose(experiment, result);
+    const result = answer(a.variant || known[experiment]?.variants[0]?.key || 'control', payload, !!a.enrolled, a.reason);
+    if (granted && isObject(raw)) {
+      attempt(() => {
+        const all = stored();
+        if (result.enrolled) all[experiment] = [result.variant, payload];
+        else delete all[experiment];
+        w.localStorage.setItem(STORED_KEY, JSON.stringify(all));
+      });
+    }
     return result;
   }
 
   function run(list) {
     pending++;
+    const fail = (reason) => ({ $reason: reason });
     return Promise.resolve(list)
-      .then(fetchAssignments)
+      .then((l) => (granted ? fetchAssignments(l) : fail('no_consent')))
       .then(
         (assignments) => assignments || {},
         (error) => {
           debug(error);
-          return { $reason: error.message === 'timeout' ? 'timeout' : 'error' };
+          return fail(error === 'timeout' ? error : 'error');
         }
       )
       .finally(() => {
@@ -376,8 +462,16 @@
       });
   }
 
+  // Whether the embed still hides the marked elements (false without the embed).
+  const hiding = () => !!stub && attempt(() => doc.documentElement.classList.contains(HIDE_CLASS));
+  const shown = () => answer('control', null, false, 'timeout');
+
   // Promise of the assignment of one experiment; calls within one microtask share a request.
+  // What the page asked while the embed hid it must arrive before the hiding ends; later, the
+  // page shows its own markup (the control) already, and keeps it.
   function assignment(experiment) {
+    const hidden = hiding();
+    if (late) cache[experiment] = cache[experiment] || Promise.resolve(shown());
     if (!cache[experiment]) {
       if (!batch) {
         const list = (batch = []);
@@ -387,82 +481,66 @@
         });
       }
       batch.push(experiment);
-      cache[experiment] = batch.result.then((all) => settle(experiment, all[experiment], all.$reason));
+      cache[experiment] = batch.result.then((all) =>
+        hidden && !hiding() ? shown() : settle(experiment, all[experiment], all.$reason)
+      );
     }
     return cache[experiment];
   }
 
   function assignAll(list) {
-    const keys = list && list.length ? list : options.experiments;
+    const names = list?.length ? list : options.experiments;
     return (
-      keys.length
-        ? Promise.all(keys.map((key) => assignment(key).then((a) => [key, a])))
+      names.length
+        ? Promise.all(names.map((key) => assignment(key).then((a) => [key, a])))
         : // nothing named: whatever the server (or the config) returns for this visitor
           run([]).then((all) =>
-            Object.keys(all)
+            keys(all)
               .filter((key) => key !== '$reason')
               .map((key) => [key, settle(key, all[key])])
           )
     ).then(Object.fromEntries);
   }
 
-  // ---- anti-flicker -----------------------------------------------------------------------
+  // Ends the embed's hiding of [data-splitwerk-hide] (its own timer ends it at the latest).
+  const reveal = () => attempt(() => doc.documentElement.classList.remove(HIDE_CLASS));
 
-  // Hides only [data-splitwerk] elements while <html> has HIDE_CLASS. The rule goes into a
-  // constructed stylesheet, which a Content-Security-Policy style-src does not govern; where
-  // those are missing it falls back to a <style> carrying this script's nonce. A shop with a
-  // strict CSP and no nonce puts `.splitwerk-loading [data-splitwerk]{visibility:hidden}`
-  // into its own stylesheet; the class alone then does the job.
-  function hide(nonce) {
-    const rule = `.${HIDE_CLASS} [data-splitwerk]{visibility:hidden}`;
-    doc.documentElement.classList.add(HIDE_CLASS);
-    setTimeout(reveal, options.antiFlickerMs);
-    try {
-      const sheet = new w.CSSStyleSheet();
-      sheet.replaceSync(rule);
-      doc.adoptedStyleSheets = doc.adoptedStyleSheets.concat(sheet);
-    } catch (e) {
-      const style = doc.createElement('style');
-      style.nonce = nonce || '';
-      style.textContent = rule;
-      (doc.head || doc.documentElement).appendChild(style);
-    }
-  }
+  // ---- public API -------------------------------------------------------------------------
 
-  function reveal() {
-    if (revealed) return;
-    revealed = true;
+  /** splitwerk('name', ...args) calls splitwerk.name(...args) (or reads splitwerk.name). */
+  function api(name, ...args) {
     try {
-      doc.documentElement.classList.remove(HIDE_CLASS);
+      // own properties only: not call, apply or bind of every function
+      if (!has(api, name)) return debug(name);
+      const value = api[name];
+      return typeof value === 'function' ? value(...args) : value;
     } catch (e) {
       debug(e);
     }
   }
-
-  // ---- public API -------------------------------------------------------------------------
+  api.version = VERSION;
+  api.dropped = 0;
+  api.core = { bucket, matches, evaluate, detectSource };
 
   // Wraps a public function: no exception, and no rejected promise, ever reaches the page.
-  function guard(name, fn, fallback) {
-    api[name] = function () {
+  function guard(name, fn, fallback = () => {}) {
+    api[name] = (...args) => {
       try {
-        const result = fn.apply(null, arguments);
-        return result && result.then ? result.catch((e) => (debug(e), fallback.apply(null, arguments))) : result;
+        const result = fn(...args);
+        return result?.then ? result.catch((e) => (debug(e), fallback(...args))) : result;
       } catch (e) {
         debug(e);
-        return fallback.apply(null, arguments);
+        return fallback(...args);
       }
     };
   }
-  const nothing = () => {};
 
   /** Promise of the variant key of `experiment` for this visitor. */
-  guard('variant', (experiment) => assignment(String(experiment)).then((a) => a.variant), () =>
-    Promise.resolve('control')
-  );
+  guard('variant', (experiment) => assignment(String(experiment)).then((a) => a.variant), async () => 'control');
 
   /** Promise of {experiment: {variant, payload, enrolled, reason}}, one request for the list. */
-  guard('assign', assignAll, (list) =>
-    Promise.resolve(Object.fromEntries([].concat(list || []).map((key) => [key, answer('control', null, false, 'error')])))
+  guard('assign', assignAll, async (list) =>
+    Object.fromEntries([].concat(list || []).map((key) => [key, answer('control', null, false, 'error')]))
   );
 
   /** Calls `callback(variant, payload)` once the variant is known and the DOM is parsed. */
@@ -472,8 +550,7 @@
       assignment(String(experiment))
         .then((a) => domReady.then(() => callback(a.variant, a.payload)))
         .catch(debug);
-    },
-    nothing
+    }
   );
 
   /** Queues a conversion of `goal`; `props.value` is an optional decimal amount. */
@@ -484,49 +561,34 @@
       const value = props.value;
       // Orders and refunds carry money and come only from the shop's backend (ingest key).
       if ((props.type || 'conversion') !== 'conversion' || typeof goal !== 'string' || !/^.{1,128}$/.test(goal)) {
-        debug('track refused', goal);
+        debug(goal);
         return;
       }
       const event = { type: 'conversion', goal, ts: Math.floor(Date.now() / 1000) };
       // only whitelisted fields leave the page: never `revenue`, never arbitrary props
       if (value !== undefined && /^-?\d+(\.\d+)?$/.test(String(value))) event.value = String(value);
       queueEvent(event);
-    },
-    nothing
+    }
   );
 
-  /** Records the visitor's consent decision (needed first with data-consent-mode="required"). */
+  /**
+   * Records the visitor's consent decision (with consent mode "required"). `true` stores the
+   * visitor cookie, which later pages read as the consent; this page keeps the control it
+   * showed, enrolment starts with the next page. `false` removes what the snippet stored.
+   */
   guard(
     'consent',
     (yes) => {
-      yes = !!yes;
-      if (yes === granted) return;
-      granted = yes;
-      const s = storage();
-      if (!yes) {
-        // withdrawn: remove what we stored, send nothing that is still queued
-        events.length = 0;
-        writeCookie('', 0);
-        if (s) s.removeItem(SOURCE_KEY);
-        return;
-      }
-      const pageId = visitor;
-      visitor = persistVisitor(pageId);
+      granted = !!yes;
+      if (!granted) return forget();
+      visitor = persistVisitor();
       persistSource();
-      // The page id became the cookie: what this page showed can now be enrolled. A different
-      // (backend) id may bucket differently, so it is enrolled from the next page on instead.
-      const shown = Object.keys(served);
-      if (visitor === pageId && shown.length) {
-        if (options.local) shown.forEach((key) => expose(key, served[key]));
-        else request('v1/assign', JSON.stringify({ visitor, experiments: shown, attributes, consent: true })).catch(debug);
-      }
       flush();
-    },
-    nothing
+    }
   );
 
   /** Sends queued events now (they are also sent on a timer and when the page is hidden). */
-  guard('flush', flush, nothing);
+  guard('flush', flush);
 
   // ---- start ------------------------------------------------------------------------------
 
@@ -534,44 +596,44 @@
   w.splitwerk = api;
   try {
     const script = doc.currentScript || doc.querySelector('script[src*="sdk.js"]');
-    const o = Object.assign({}, script && script.dataset, w.splitwerkConfig);
-    const flag = (x) => x === true || x === 'true' || x === '';
-    const ms = (x, fallback) => (+x > 0 ? +x : fallback);
+    const o = Object.assign({}, script?.dataset, w.splitwerkConfig);
     options = {
-      timeoutMs: ms(o.timeoutMs, TIMEOUT_MS),
-      antiFlickerMs: ms(o.antiFlickerMs, ANTI_FLICKER_MS),
-      local: flag(o.local),
+      timeoutMs: +o.timeoutMs > 0 ? +o.timeoutMs : TIMEOUT_MS,
+      local: /^(true|)$/.test(o.local), // true, "true" or a bare data-local
+      consentCookie: o.consentCookie,
       // "a,b" from data-experiments, or an array from splitwerkConfig (String() joins it with commas)
-      experiments: String(o.experiments || '')
-        .split(',')
-        .map((e) => e.trim())
-        .filter(Boolean),
+      experiments: String(o.experiments || '').match(/[^,\s]+/g) || [],
     };
-    // The server is where this script came from (a path prefix such as /ab/sdk.js included),
-    // unless splitwerkConfig.server or data-server says otherwise.
-    granted = o.consentMode !== 'required';
-    // Without consent: a per-page id and nothing stored, so nothing outlives the page.
-    visitor = newId();
+    // The embed's hiding already ended: what this page requests now shows the control, so
+    // that content never changes after the shop became visible.
+    late = !!stub?.q && !hiding();
     attributes = Object.assign(
       { source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other' },
       isObject(o.attributes) ? o.attributes : {}
     );
+    granted = o.consentMode !== 'required' || attempt(hasConsent);
+    // Without consent: a per-page id, nothing stored, nothing sent but queued conversions
+    // after a consent on this very page.
     if (granted) {
-      attempt(() => (visitor = persistVisitor(visitor))); // document.cookie throws in sandboxed frames
+      attempt(() => (visitor = persistVisitor())); // document.cookie throws in sandboxed frames
       attempt(persistSource);
-    }
+    } else attempt(() => readCookie(COOKIE) && forget()); // consent withdrawn in the shop's consent tool
+    visitor = visitor || newId();
     if (doc.readyState === 'loading') {
       domReady = new Promise((resolve) => doc.addEventListener('DOMContentLoaded', resolve));
     }
-    if (flag(o.antiFlicker)) {
-      attempt(() => hide(script && script.nonce));
-      domReady.then(() => setTimeout(() => pending || batch || reveal()));
-    }
-    base =
-      attempt(() => (o.server ? String(o.server).replace(/\/?$/, '/') : new URL('.', script.src).href)) || '';
+    // The server is where this script came from (a path prefix such as /ab/sdk.js included),
+    // unless splitwerkConfig.server or data-server says otherwise.
+    base = attempt(() => (o.server ? String(o.server).replace(/\/?$/, '/') : new URL('.', script.src).href)) || '';
     doc.addEventListener('visibilitychange', () => doc.visibilityState === 'hidden' && api.flush());
     w.addEventListener('pagehide', api.flush);
     if (options.experiments.length) api.ready = api.assign(options.experiments);
+    // Calls the page made before this script arrived, in their order; each answers its promise.
+    // Later calls through a kept reference to the stub run at once.
+    const perform = (call) => call[1](api(...call[0]));
+    if (stub?.q) (stub.q.forEach(perform), (stub.q.push = perform));
+    late = false;
+    domReady.then(() => setTimeout(() => pending || batch || reveal()));
   } catch (e) {
     debug(e);
     reveal();

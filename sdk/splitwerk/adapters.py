@@ -40,8 +40,9 @@ class DjangoVisitorMiddleware:
         **cookie_options: Any,
     ) -> None:
         if consent is None:
-            from django.conf import settings  # type: ignore[import-not-found]  # Django is optional
-            from django.utils.module_loading import import_string  # type: ignore[import-not-found]  # optional
+            # Django is optional and untyped: setup.cfg tells mypy to skip it
+            from django.conf import settings
+            from django.utils.module_loading import import_string
 
             setting = getattr(settings, "SPLITWERK_CONSENT", None)
             if setting is None:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from werkzeug.exceptions import Forbidden
 
 from server import schemas
+from server.api import links
 from server.api.auth import actor_for, presented_token
+from server.api.jsonio import Blueprint
 from server.api.public import json_body
 from server.context import assigner, bot_detector, settings
+from server.core import strict_json
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services.assignments import AssignRequest, AssignResult
@@ -23,7 +24,9 @@ blp = Blueprint(
     "assignments", __name__, description="Which variants a visitor sees (public, hot path)."
 )
 
-RECORDED_HEADER = "X-Splitwerk-Recorded"  # "false" when Redis could not record (degraded mode)
+# "true", "false" when nothing was recorded (degraded mode), "unknown" when Redis got the
+# enrolment but did not answer in time
+RECORDED_HEADER = "X-Splitwerk-Recorded"
 ATTRIBUTE_PREFIX = "attr."  # GET /v1/assign?attr.source=facebook
 # Schema instances built once: passing classes to blp.arguments builds one per request.
 QUERY = schemas.AssignQuerySchema()
@@ -51,11 +54,11 @@ def request_of(data: dict[str, Any], is_bot: bool) -> AssignRequest:
 
 def answer_of(result: AssignResult) -> tuple[bytes, list[tuple[str, str]]]:
     """The answer's body and headers (shared with the WSGI fast path)."""
-    body = json.dumps(schemas.dump_assign_result(result), separators=(",", ":")).encode()
+    body = strict_json.dumps(schemas.dump_assign_result(result)).encode()
     return body, [
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(body))),
-        (RECORDED_HEADER, "true" if result.is_recorded else "false"),
+        (RECORDED_HEADER, str(schemas.recorded_value(result.is_recorded)).lower()),
         ("Cache-Control", "no-store"),
     ]
 
@@ -71,13 +74,14 @@ def _assign(data: dict[str, Any], user_agent: str | None) -> Response:
 
 @blp.route("/v1/assign", methods=["POST"])
 @blp.doc(
+    responses={200: {"links": links.ASSIGNED}},
     requestBody={
         "required": True,
         "content": {
             "application/json": {"schema": "AssignRequest"},
             "text/plain": {"schema": "AssignRequest"},
         },
-    }
+    },
 )
 @blp.response(200, schemas.AssignResponseSchema)
 def assign() -> Response:
@@ -101,18 +105,29 @@ def assign_by_query(query: dict[str, Any]) -> Response:
     force = None
     if query["force"]:
         pairs = [item.partition(":") for item in query["force"].split(",") if item]
+        if not all(separator for _, separator, _ in pairs):
+            raise InvalidInput(
+                "invalid input: force", {"force": ["must be experiment:variant pairs"]}
+            )
         force = {experiment: variant for experiment, _, variant in pairs}
-    loaded = schemas.ASSIGN_REQUEST.load(
-        {
-            "visitor": query["visitor"],
-            "experiments": names,
-            "attributes": {
-                name[len(ATTRIBUTE_PREFIX) :]: value
-                for name, value in request.args.items()
-                if name.startswith(ATTRIBUTE_PREFIX)
-            },
-            "consent": query["consent"],
-            "force": force,
-        }
-    )
+    try:
+        loaded = schemas.ASSIGN_REQUEST.load(
+            {
+                "visitor": query["visitor"],
+                "experiments": names,
+                "attributes": {
+                    name[len(ATTRIBUTE_PREFIX) :]: value
+                    for name, value in request.args.items()
+                    if name.startswith(ATTRIBUTE_PREFIX)
+                },
+                "consent": query["consent"],
+                "force": force,
+            }
+        )
+    except ValidationError as error:
+        # the query's names: attributes are the attr.* parameters
+        raise InvalidInput(
+            "invalid input: " + ", ".join(sorted(map(str, error.messages))),
+            dict(error.messages),  # type: ignore[arg-type]  # messages of a dict are a dict
+        ) from None
     return _assign(loaded, None)

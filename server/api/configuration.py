@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from server import schemas
+from server.api.jsonio import Blueprint
 from server.context import experiment_cache, store
+from server.core import strict_json
 from server.services import experiments as services
 
 blp = Blueprint(
@@ -31,7 +32,7 @@ def get_config() -> Response:
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={CONFIG_MAX_AGE}"}
     if etag in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
-    body = CONFIG_SCHEMA.dumps(services.public_config(snapshot))
+    body = strict_json.dumps(CONFIG_SCHEMA.dump(services.public_config(snapshot)))
     return Response(body, status=200, headers=headers, mimetype="application/json")
 
 
@@ -43,8 +44,10 @@ def liveness() -> dict[str, str]:
 
 
 @blp.route("/readyz", methods=["GET"])
-@blp.response(200)
-def readiness() -> dict[str, str]:
-    """Redis answers too (for load balancers); 503 otherwise."""
-    store().ping()
-    return {"status": "ok"}
+@blp.arguments(schemas.ReadinessQuerySchema, location="query")
+@blp.response(200, schemas.ReadinessSchema)
+@blp.alt_response(503, description="Not ready; `errors.redis` names the Redis state")
+def readiness(query: dict[str, bool]) -> dict[str, str]:
+    """Ready while this worker can answer, degraded included (for load balancers); with
+    ``strict=true`` only while Redis also takes writes (for deploy gates)."""
+    return services.readiness(store(), experiment_cache(), time.time(), query["strict"])

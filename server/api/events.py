@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from server import schemas
 from server.api.auth import actor_for, presented_token, require
+from server.api.jsonio import Blueprint
 from server.api.public import json_body
 from server.context import event_recorder, pseudonymiser, store
+from server.core import strict_json
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services import events as services
@@ -73,7 +73,7 @@ def record_events() -> Response:
         # refused while recording (an amount beyond a visitor limit, say), written nowhere
         rejected = {str(i): dict(outcome.errors or {}) for i, outcome in enumerate(outcomes)}
         raise InvalidInput("every event of the batch was rejected", {"events": rejected})
-    body = json.dumps(schemas.dump_event_results(outcomes), separators=(",", ":"))
+    body = strict_json.dumps(schemas.dump_event_results(outcomes))
     return Response(body, mimetype="application/json")
 
 
@@ -87,8 +87,25 @@ def _messages(error: ValidationError) -> dict[str, Any]:
 @blp.response(200, schemas.ErasureSchema)
 @blp.doc(security=[{"bearerAuth": []}])
 def erase_visitor(visitor: str) -> dict[str, Any]:
-    """Erase every per-visitor record (enrolments, order attributions, idempotency keys)."""
+    """Erase every per-visitor record (enrolments, order attributions, idempotency keys).
+
+    A visitor id with a '/' cannot travel in a URL path: use POST /v1/visitors/erase.
+    """
     if not 0 < len(visitor) <= schemas.VISITOR_MAX_LENGTH:
         raise InvalidInput("invalid visitor id", {"visitor": ["must be 1..128 characters"]})
+    return _erase(visitor)
+
+
+@blp.route("/v1/visitors/erase", methods=["POST"])
+@require(Role.EDITOR)
+@blp.arguments(schemas.ErasureRequestSchema)
+@blp.response(200, schemas.ErasureSchema)
+@blp.doc(security=[{"bearerAuth": []}])
+def erase_visitor_by_body(data: dict[str, Any]) -> dict[str, Any]:
+    """The same erasure for any visitor id, given in the body: ``{"visitor": "a/b"}``."""
+    return _erase(data["visitor"])
+
+
+def _erase(visitor: str) -> dict[str, Any]:
     removed, experiments = services.erase_visitor(store(), pseudonymiser(), visitor)
     return {"removed": removed, "experiments": experiments}

@@ -6,10 +6,11 @@ import time
 from typing import Any
 
 from flask import g
-from flask_smorest import Blueprint
 
 from server import schemas
+from server.api import links
 from server.api.auth import require
+from server.api.jsonio import Blueprint
 from server.context import experiment_cache, settings, store
 from server.core.models import AuditEntry, Experiment, Role
 from server.services import experiments as services
@@ -53,7 +54,7 @@ def list_experiments(query: dict[str, Any]) -> dict[str, Any]:
 @require(Role.EDITOR)
 @blp.arguments(schemas.ExperimentCreateSchema)
 @blp.response(201, schemas.ExperimentSchema)
-@blp.doc(**EDITOR_DOC)
+@blp.doc(**EDITOR_DOC, responses={201: {"links": links.CREATED}})
 def create_experiment(data: dict[str, Any]) -> Experiment:
     """Create a draft experiment; weights are normalised to basis points."""
     return _changed(services.create_experiment(store(), data, g.actor, time.time()))
@@ -102,9 +103,12 @@ def _action(action: str) -> Any:
 
 
 for _name in ("start", "pause", "resume", "archive"):
+    _links = {"responses": {200: {"links": links.AFTER_ACTION[_name]}}}
     blp.route(f"/<key:key>/{_name}", methods=["POST"])(
         require(Role.EDITOR)(
-            blp.response(200, schemas.ExperimentSchema)(blp.doc(**EDITOR_DOC)(_action(_name)))
+            blp.response(200, schemas.ExperimentSchema)(
+                blp.doc(**EDITOR_DOC, **_links)(_action(_name))
+            )
         )
     )
 
@@ -113,7 +117,7 @@ for _name in ("start", "pause", "resume", "archive"):
 @require(Role.EDITOR)
 @blp.arguments(schemas.StopSchema)
 @blp.response(200, schemas.ExperimentSchema)
-@blp.doc(**EDITOR_DOC)
+@blp.doc(**EDITOR_DOC, responses={200: {"links": links.AFTER_ACTION["stop"]}})
 def stop_experiment(data: dict[str, Any], key: str) -> Experiment:
     """Stop the experiment; an optional winner is what everybody sees from now on."""
     return _changed(

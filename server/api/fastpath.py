@@ -16,7 +16,6 @@ byte for byte alike.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from server import schemas
 from server.api.assignments import answer_of, request_of
+from server.core import strict_json
 from server.core.bots import BotDetector
 from server.services.assignments import Assigner
 
@@ -39,12 +39,20 @@ class AssignFastPath:
     """WSGI middleware in front of the Flask app (``app.wsgi_app``)."""
 
     def __init__(
-        self, flask_app: WSGIApplication, assigner: Assigner, bots: BotDetector, max_body: int
+        self,
+        flask_app: WSGIApplication,
+        assigner: Assigner,
+        bots: BotDetector,
+        max_body: int,
+        *,
+        vary_origin: bool = False,
     ) -> None:
         self.flask_app = flask_app  # everything the fast path does not answer goes here
         self._assigner = assigner
         self._bots = bots
         self._max_body = max_body
+        # with CORS configured, answers name the Origin in Vary, as the Flask route's do
+        self._extra_headers = [("Vary", "Origin")] if vary_origin else []
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if (
@@ -59,8 +67,8 @@ class AssignFastPath:
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if we hand over
         try:
-            data = schemas.fast_assign_request(json.loads(body))
-        except ValueError:  # not JSON, or not UTF-8: Flask's 400
+            data = schemas.fast_assign_request(strict_json.loads(body))
+        except ValueError:  # not JSON, not UTF-8, too deep, NaN: Flask's 400
             return self.flask_app(environ, start_response)
         if data is None:
             return self.flask_app(environ, start_response)
@@ -71,5 +79,5 @@ class AssignFastPath:
             log.debug("assign fast path handed a request to Flask", exc_info=True)
             return self.flask_app(environ, start_response)
         payload, headers = answer_of(result)
-        start_response("200 OK", headers)
+        start_response("200 OK", headers + self._extra_headers)
         return [payload]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import request
 
-from server.errors import InvalidJson
+from server.api.jsonio import parse_body
 
 
 def json_body() -> Any:
@@ -15,7 +14,4 @@ def json_body() -> Any:
     body = request.get_data(cache=False)
     if not body:
         return {}
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidJson() from None
+    return parse_body(body)

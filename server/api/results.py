@@ -8,11 +8,13 @@ import time
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from server import schemas
+from server.api import links
 from server.api.auth import require
+from server.api.jsonio import Blueprint
 from server.context import results_reader, store
+from server.core import strict_json
 from server.core.models import Role
 from server.services import experiments as experiment_services
 from server.services.results import ExperimentResults
@@ -26,6 +28,22 @@ CSV_COLUMNS = (
     "adjusted_p_value", "significant", "chance_to_beat_control", "expected_loss", "status",
     "reason",
 )  # fmt: skip
+
+
+# OWASP "CSV injection": a text cell starting with one of these is a formula to spreadsheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A cell that no spreadsheet evaluates: text that starts a formula gets a leading quote.
+
+    Only text is touched: computed numbers (uplifts are often negative) are Python numbers and
+    stay numbers. Text comes from outside (segment values that browsers send), so text that
+    merely looks like a number ("-2.85") is quoted too; it is shown as that text.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def results_csv(results: ExperimentResults) -> str:
@@ -47,13 +65,14 @@ def results_csv(results: ExperimentResults) -> str:
     for goal, kind, attribute, value, judged, result in blocks:
         for row in result.variants:
             interval = row.uplift_interval
-            writer.writerow(
-                [goal, kind, attribute, value, judged, keys[row.variant], row.visitors,
-                 row.converted, row.estimate, row.uplift,
-                 interval.lower if interval else None, interval.upper if interval else None,
-                 row.relative_uplift, row.p_value, row.adjusted_p_value, row.is_significant,
-                 row.chance_to_beat_control, row.expected_loss, row.status, row.reason]
-            )  # fmt: skip
+            cells = [
+                goal, kind, attribute, value, judged, keys[row.variant], row.visitors,
+                row.converted, row.estimate, row.uplift,
+                interval.lower if interval else None, interval.upper if interval else None,
+                row.relative_uplift, row.p_value, row.adjusted_p_value, row.is_significant,
+                row.chance_to_beat_control, row.expected_loss, row.status, row.reason,
+            ]  # fmt: skip
+            writer.writerow([spreadsheet_cell(cell) for cell in cells])
     return out.getvalue()
 
 
@@ -61,8 +80,17 @@ def results_csv(results: ExperimentResults) -> str:
 @require(Role.VIEWER)
 @blp.arguments(schemas.ResultsQuerySchema, location="query")
 @blp.response(200, schemas.ResultsSchema)
-@blp.alt_response(200, description="CSV with ?format=csv", content_type="text/csv")
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(
+    security=[{"bearerAuth": []}],
+    responses={
+        200: {
+            "links": links.READ,
+            "description": "Results; as CSV (one row per goal, segment value and variant) "
+            "with ?format=csv",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def get_results(query: dict[str, Any], key: str) -> Response:
     """Statistics of the current phase: per goal, variant, segment value and day."""
     experiment = experiment_services.get_experiment(store(), key)
@@ -73,4 +101,8 @@ def get_results(query: dict[str, Any], key: str) -> Response:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{key}-results.csv"'},
         )
-    return Response(RESULTS.dumps(results), mimetype="application/json")
+    return Response(
+        # statistics that are not numbers (an empty variant) are null, never NaN
+        strict_json.dumps(strict_json.without_nonfinite(RESULTS.dump(results))),
+        mimetype="application/json",
+    )

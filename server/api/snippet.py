@@ -1,31 +1,50 @@
-"""Serves the browser snippet at /sdk.js: long-lived caching for the versioned URL."""
+"""Serves the snippet at /sdk.js (compressed, versioned URLs cached a year) and its embed code."""
 
 from __future__ import annotations
 
-import hashlib
+import gzip
 from pathlib import Path
 
+import brotli  # type: ignore[import-untyped]  # Brotli ships no type hints
 from flask import Response, current_app, request
-from flask_smorest import Blueprint
+
+from server.api.jsonio import Blueprint
+from server.services import install
 
 blp = Blueprint("snippet", __name__, description="The JavaScript snippet shop pages load.")
 
 IMMUTABLE_MAX_AGE = 31_536_000  # one year: /sdk.js?v=<version> never changes content
 UNVERSIONED_MAX_AGE = 300  # seconds: a plain /sdk.js picks up a new release within minutes
 SNIPPET_EXTENSION = "splitwerk.snippet"
+GZIP_LEVEL = 9  # compressed once at start-up, so the slowest, smallest setting costs nothing
+BROTLI_QUALITY = 11  # likewise brotli's best; size.mjs measures the budget with the same
 
 
 class Snippet:
-    """The snippet's bytes and their content version, read once at start-up."""
+    """The snippet's bytes, compressed forms and content version, prepared once at start-up."""
 
     def __init__(self, path: Path) -> None:
         self.body = path.read_bytes()
-        self.version = hashlib.sha256(self.body).hexdigest()[:12]
+        self.version = install.snippet_version(self.body)
+        # mtime=0: the same bytes on every start, so ETags and caches agree across workers
+        self.encoded = {
+            "br": brotli.compress(self.body, quality=BROTLI_QUALITY),
+            "gzip": gzip.compress(self.body, GZIP_LEVEL, mtime=0),
+        }
+
+    def encoding_for(self, accepted: str) -> str | None:
+        """The smallest encoding the client accepts (``Accept-Encoding``), None for plain bytes."""
+        offered = {part.split(";")[0].strip().lower(): part for part in accepted.split(",")}
+        for name in ("br", "gzip"):
+            part = offered.get(name)
+            if part is not None and not part.replace(" ", "").endswith(";q=0"):
+                return name
+        return None
 
 
 def default_snippet_path() -> Path:
-    """Where the repository keeps the snippet (sdk/js/splitwerk.js beside server/)."""
-    return Path(__file__).resolve().parents[2] / "sdk" / "js" / "splitwerk.js"
+    """Where the repository keeps the built snippet (sdk/js/splitwerk.min.js beside server/)."""
+    return install.SNIPPET_FILE
 
 
 @blp.route("/sdk.js", methods=["GET"])
@@ -33,7 +52,9 @@ def default_snippet_path() -> Path:
 def snippet() -> Response:
     """The snippet; `?v=<version>` (see X-Splitwerk-Snippet-Version) makes it cacheable forever."""
     current: Snippet = current_app.extensions[SNIPPET_EXTENSION]
-    etag = f'"{current.version}"'
+    encoding = current.encoding_for(request.headers.get("Accept-Encoding", ""))
+    # one ETag per representation: a cache must not answer a gzip client with brotli bytes
+    etag = f'"{current.version}-{encoding}"' if encoding else f'"{current.version}"'
     if request.args.get("v") == current.version:
         cache = f"public, max-age={IMMUTABLE_MAX_AGE}, immutable"
     else:
@@ -41,9 +62,22 @@ def snippet() -> Response:
     headers = {
         "ETag": etag,
         "Cache-Control": cache,
+        "Vary": "Accept-Encoding",
         "X-Splitwerk-Snippet-Version": current.version,
         "X-Content-Type-Options": "nosniff",
     }
     if etag in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
-    return Response(current.body, headers=headers, mimetype="application/javascript")
+    if encoding:
+        headers["Content-Encoding"] = encoding
+        body = current.encoded[encoding]
+    else:
+        body = current.body
+    return Response(body, headers=headers, mimetype="application/javascript")
+
+
+@blp.route("/v1/snippet/embed", methods=["GET"])
+@blp.response(200, description='{"html": the embed code for <head>, "version": of /sdk.js}')
+def embed() -> dict[str, str]:
+    """The exact embed code for this server's URL, with the current snippet version (public)."""
+    return {"html": install.embed_code(request.host_url), "version": install.current_version()}

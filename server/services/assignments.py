@@ -22,7 +22,7 @@ from server.core.errors import InvalidInput
 from server.core.models import Enrolment, Experiment, Status, Variant
 from server.core.privacy import Pseudonymiser
 from server.services.experiments import SECONDS_PER_DAY, ExperimentCache, Snapshot
-from server.storage.errors import StorageUnavailable
+from server.storage.errors import OutcomeUnknown, StorageUnavailable
 from server.storage.store import Store
 
 UNKNOWN_EXPERIMENT = "unknown_experiment"  # reason for a named experiment that does not exist
@@ -69,7 +69,9 @@ class AssignResult:
 
     visitor: str
     assignments: tuple[Assignment, ...]
-    is_recorded: bool
+    # True: Redis acknowledged every enrolment; False: nothing was written; None: unknown
+    # (the enrolment was sent, its answer never came: it may have been recorded).
+    is_recorded: bool | None
 
 
 def segment_value(value: Any) -> str:
@@ -97,6 +99,27 @@ def utc_day(now: float) -> str:
 def _day_name(day_number: int) -> str:
     """YYYY-MM-DD of a day counted from 1970-01-01 (cached: the hot paths ask every request)."""
     return time.strftime("%Y-%m-%d", time.gmtime(day_number * SECONDS_PER_DAY))
+
+
+def _check_forced(snapshot: Snapshot, forced: Mapping[str, str]) -> None:
+    """Refuse a force parameter that names no experiment or no variant of it.
+
+    A misspelt QA link must not fall back to ordinary bucketing, which would enrol and count
+    the tester (core.assignment.decide ignores unknown keys and leaves the refusal to us).
+
+    Raises:
+        InvalidInput: naming each bad pair under ``force``.
+    """
+    problems: dict[str, list[str]] = {}
+    for key, variant in forced.items():
+        experiment = snapshot.experiments.get(key)
+        if experiment is None:
+            problems[key] = [f"no experiment {key!r}"]
+        elif experiment.variant(variant) is None:
+            known = ", ".join(v.key for v in experiment.variants)
+            problems[key] = [f"no variant {variant!r} (variants: {known})"]
+    if problems:
+        raise InvalidInput("forced variant does not exist", {"force": problems})
 
 
 class EnrolmentCache:
@@ -173,7 +196,8 @@ class Assigner:
         """Answer every experiment of the request; record first enrolments exactly once.
 
         Raises:
-            InvalidInput: more experiments named than MAX_EXPERIMENTS_PER_REQUEST.
+            InvalidInput: more experiments named than MAX_EXPERIMENTS_PER_REQUEST, or a forced
+                variant that does not exist (nothing is recorded then).
             StorageUnavailable: Redis is down and this worker never loaded the configuration.
         """
         if request.experiments is not None and len(request.experiments) > self._experiments_limit:
@@ -182,6 +206,8 @@ class Assigner:
                 {"experiments": [f"at most {self._experiments_limit} per request"]},
             )
         snapshot = self._cache.get(now)
+        if request.forced:
+            _check_forced(snapshot, request.forced)
         self._known.sync(snapshot.erasures)
         if request.experiments is None:
             targets: Sequence[Experiment | str] = [
@@ -211,7 +237,9 @@ class Assigner:
             )
             if request.has_consent and _needs_record(target, decision):
                 pending.append((len(answers) - 1, target, decision))
-        is_recorded = True
+        # Without consent nothing is recorded, so the answer must not say it was; with it,
+        # _record says true, false or None (unknown: Redis may have written it).
+        is_recorded: bool | None = request.has_consent
         if pending:
             is_recorded = self._record(request, pending, answers, now)
         if request.experiments is None:
@@ -224,10 +252,11 @@ class Assigner:
         pending: list[tuple[int, Experiment, Decision]],
         answers: list[Assignment],
         now: float,
-    ) -> bool:
+    ) -> bool | None:
         """Enrol and look up in one round trip; apply stored variants (stickiness).
 
-        Enrolments this worker already knows are answered without Redis.
+        Enrolments this worker already knows are answered without Redis. Returns whether
+        Redis recorded them (None: unknown, see AssignResult).
         """
         pseudonym = self._pseudonymiser.pseudonymise(request.visitor)
         unknown: list[tuple[int, Experiment, Decision]] = []
@@ -256,6 +285,8 @@ class Assigner:
         ]
         try:
             outcomes = self._store.enrol(enrolments, utc_day(now), self._segment_value_limit)
+        except OutcomeUnknown:
+            return None  # degraded as below, but the enrolment may have been recorded
         except StorageUnavailable:
             # Degraded: the answers stand as decided, none of them enrolled or sticky.
             return False

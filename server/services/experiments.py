@@ -21,7 +21,7 @@ from server.core.models import (
     Status,
     Variant,
 )
-from server.storage.errors import StorageUnavailable
+from server.storage.errors import NotReady, StorageUnavailable
 from server.storage.store import Store
 
 SPEC_VERSION = "assignment v1"  # the contract of spec/ASSIGNMENT.md that /v1/config follows
@@ -327,6 +327,27 @@ class ExperimentCache:
         snapshot = self._snapshot
         if snapshot is not None:
             self._snapshot = dataclasses.replace(snapshot, fetched_at=float("-inf"))
+
+
+def readiness(store: Store, cache: ExperimentCache, now: float, is_strict: bool) -> dict[str, str]:
+    """Whether this worker can answer, and the state of Redis, for /readyz.
+
+    Ready while the worker can answer the public API, degraded answers included: Redis takes
+    writes, or the worker holds a configuration to answer assigns from. A load balancer that
+    dropped every instance whenever Redis stalls would turn degraded answers into no answers.
+    ``is_strict`` (deploy gates) also demands that Redis takes writes.
+
+    Raises:
+        NotReady: not ready; names the Redis state.
+    """
+    state = store.redis_state()
+    try:
+        cache.get(now)
+    except StorageUnavailable:
+        raise NotReady(state) from None
+    if state != "ok" and is_strict:
+        raise NotReady(state)
+    return {"status": "ok" if state == "ok" else "degraded", "redis": state}
 
 
 def public_config(snapshot: Snapshot) -> dict[str, Any]:

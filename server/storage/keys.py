@@ -14,6 +14,12 @@ sw:config-version                          string  counter, +1 on every experime
                                                    the ETag of /v1/config; never expires
 sw:erasures                                string  counter, +1 on every visitor erasure; workers
                                                    drop their cached enrolments when it changes
+sw:dashboard-session:<sha256>              string  "1" while a dashboard sign-in is valid; the
+                                                   SHA-256 of the session id in its cookie;
+                                                   expires with the session (12 h), deleted at
+                                                   sign-out
+sw:readiness                               string  "1", written by each /readyz to see that
+                                                   Redis takes writes; expires after 60 s
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
@@ -82,7 +88,15 @@ AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
 
 EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"
+READINESS_PROBE = f"{PREFIX}:readiness"
+READINESS_PROBE_TTL = 60  # seconds; the probe is rewritten by every readiness check
 ERASURES = f"{PREFIX}:erasures"
+DASHBOARD_SESSION_PREFIX = f"{PREFIX}:dashboard-session:"
+
+
+def dashboard_session(digest: str) -> str:
+    """The marker of one open dashboard session, by the hex SHA-256 of its id."""
+    return DASHBOARD_SESSION_PREFIX + digest
 
 
 def experiment_prefix(experiment: str) -> str:

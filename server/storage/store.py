@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import threading
+import urllib.parse
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -27,7 +30,8 @@ from server.core.models import (
     RefundWrite,
 )
 from server.storage import codec, keys
-from server.storage.errors import StorageUnavailable
+from server.storage.connection import EvictingRedis, Rules, bind
+from server.storage.errors import OutcomeUnknown, RedisRefused, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,32 @@ def _decode_experiments(
     return {_text(key): codec.experiment_from_json(document) for key, document in documents.items()}
 
 
+SENTINEL_SCHEME = "redis+sentinel://"  # redis+sentinel://[:password@]host:port[,…]/service[/db]
+HEALTH_CHECK_INTERVAL = 30  # seconds; revalidates idle pooled connections before use
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
+    """The sentinels, service name, db and password of a ``redis+sentinel://`` URL.
+
+    Raises:
+        ValueError: the URL does not have that form.
+    """
+    rest = url.removeprefix(SENTINEL_SCHEME)
+    location, _, path = rest.partition("/")
+    credentials, _, hosts = location.rpartition("@")
+    password = urllib.parse.unquote(credentials.partition(":")[2]) or None
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel {item!r} is not host:port")
+        sentinels.append((host, int(port)))
+    service, _, db = path.partition("/")
+    if not service or not (db == "" or db.isdigit()):
+        raise ValueError("expected /service or /service/db after the sentinels")
+    return sentinels, service, int(db or 0), password
+
+
 def connect(
     url: str,
     *,
@@ -90,16 +120,34 @@ def connect(
     retries: int,
     max_connections: int,
 ) -> redis.Redis:
-    """Build a Redis client with explicit timeouts and retries (never the library defaults)."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), retries),
-        retry_on_timeout=retries > 0,
-        max_connections=max_connections,
-        health_check_interval=30,  # seconds; revalidates idle pooled connections before use
+    """Build a Redis client with explicit timeouts and retries (never the library defaults).
+
+    ``redis+sentinel://`` URLs give a client of the service's current master, which the
+    sentinels name again after every failover (redis-py asks them on each new connection).
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "retry": Retry(NoBackoff(), retries),
+        "retry_on_timeout": retries > 0,
+        "max_connections": max_connections,
+        "health_check_interval": HEALTH_CHECK_INTERVAL,
+    }
+    if not url.startswith(SENTINEL_SCHEME):
+        return redis.Redis.from_url(url, **options)
+    sentinels, service, db, password = parse_sentinel_url(url)
+    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # redis stub gap
+        sentinels,
+        sentinel_kwargs={
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "password": password,
+        },
     )
+    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]  # redis stub gap
+        service, db=db, password=password, **options
+    )
+    return client
 
 
 class PinnedClients:
@@ -188,6 +236,12 @@ class LuaScript:
 
     redis-py's own Script objects check every script with SCRIPT EXISTS before each pipeline
     runs: one more round trip on the hot path, which this avoids.
+
+    Every script opens with the ``#!lua`` shebang and no flags, which declares it as one that
+    writes and may not run out of memory: Redis 7 then refuses it *before* it runs when memory
+    is full (``OOM``), so a refused script has written nothing. Without the shebang Redis
+    checks each command as it runs, and a script whose first write frees or needs no memory
+    (ZREMRANGEBYSCORE, HDEL) may then write part of its work.
     """
 
     def __init__(self, name: str) -> None:
@@ -204,7 +258,10 @@ class Store:
     """Reads and writes Splitwerk's data in one Redis (see ``server.storage.keys``)."""
 
     def __init__(self, client: redis.Redis, value_cap_cents: int = DEFAULT_VALUE_CAP_CENTS) -> None:
-        self._redis = client
+        self._rules = Rules()
+        configured = client.connection_pool.connection_kwargs.get("retry")
+        retries = configured.get_retries() if isinstance(configured, Retry) else 0
+        self._redis = bind(client, self._rules, retries)
         # each visitor's total of a value goal counts at most this much in the capped sums
         self._value_cap_cents = value_cap_cents
         self._pinned = PinnedClients(client)
@@ -222,6 +279,60 @@ class Store:
         with _guard("ping"):
             self._redis.ping()
 
+    def open_session(self, digest: str, lifetime: int) -> None:
+        """Mark a dashboard session open for ``lifetime`` seconds."""
+        with _guard("open session"):
+            self._redis.set(keys.dashboard_session(digest), b"1", ex=lifetime)
+
+    def is_session_open(self, digest: str) -> bool:
+        """Whether a dashboard session is open (neither expired nor closed)."""
+        with _guard("check session"):
+            return bool(self._redis.exists(keys.dashboard_session(digest)))
+
+    def close_session(self, digest: str) -> None:
+        """Close a dashboard session at once (sign-out)."""
+        with _guard("close session"):
+            self._redis.delete(keys.dashboard_session(digest))
+
+    def redis_state(self) -> str:
+        """How Redis takes a small write: ``ok``, ``unreachable``, ``out_of_memory``,
+        ``read_only`` (a replica), ``evicting`` (an allkeys-* policy) or ``refusing_writes``."""
+        try:
+            self._redis.set(keys.READINESS_PROBE, "1", ex=keys.READINESS_PROBE_TTL)
+        except redis.exceptions.OutOfMemoryError:
+            return "out_of_memory"
+        except redis.exceptions.ReadOnlyError:
+            return "read_only"
+        except EvictingRedis:
+            return "evicting"
+        except redis.ResponseError:
+            return "refusing_writes"  # e.g. MISCONF after a failed persistence write
+        except redis.RedisError:
+            return "unreachable"
+        return "ok"
+
+    def check_at_start(self) -> None:
+        """Refuse a Redis that would evict our keys; one that does not answer only degrades.
+
+        Every later reconnect checks the memory policy again (see ``storage.connection``).
+
+        Raises:
+            RedisRefused: Redis runs an ``allkeys-*`` maxmemory-policy.
+        """
+        try:
+            self._redis.ping()
+        except EvictingRedis as error:
+            raise RedisRefused(str(error)) from None
+        except redis.RedisError as error:
+            log.warning(
+                "redis does not answer at start (%s); requests degrade until it does",
+                error.__class__.__name__,
+            )
+
+    def budget(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Bound all Redis work of the calling thread inside the block, retries included."""
+        return self._rules.budget(seconds)
+
     def versions(self) -> tuple[int, int]:
         """The counters of experiment changes (the /v1/config ETag) and of visitor erasures."""
         with _guard("versions"):
@@ -229,13 +340,23 @@ class Store:
         return int(config or 0), int(erasures or 0)
 
     def load_experiments(self) -> tuple[int, dict[str, Experiment]]:
-        """Every experiment with the config version they belong to, read atomically."""
+        """Every experiment with the config version they belong to, read consistently.
+
+        Not with MULTI/EXEC: Redis refuses to queue commands when it is out of memory, and the
+        configuration must stay readable then. Every change bumps the version in the same
+        transaction as the experiments, so a version that is equal before and after the read
+        proves that no change happened in between; a concurrent change just reads again.
+        """
         with _guard("load experiments"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.get(keys.CONFIG_VERSION)
-            pipe.hgetall(keys.EXPERIMENTS)
-            version, documents = pipe.execute()
-        return int(version or 0), _decode_experiments(documents)
+            for _ in range(OPTIMISTIC_ATTEMPTS):
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.get(keys.CONFIG_VERSION)
+                pipe.hgetall(keys.EXPERIMENTS)
+                pipe.get(keys.CONFIG_VERSION)
+                before, documents, after = pipe.execute()
+                if before == after:
+                    return int(before or 0), _decode_experiments(documents)
+        raise StorageUnavailable("experiments changed concurrently too often; try again")
 
     def load_experiment(self, key: str) -> Experiment | None:
         """One experiment, or None."""
@@ -310,28 +431,57 @@ class Store:
         return [codec.audit_from_json(document) for document in documents]
 
     def _run_scripts(
+        self,
+        operation: str,
+        script: LuaScript,
+        calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
+        *,
+        is_idempotent: bool = False,
+    ) -> list[Any]:
+        """Run one script several times in a single round trip, loading it if Redis lost it.
+
+        A script that is not idempotent (a second run answers "duplicate" for the first) is
+        never re-sent once it left this process; an idempotent one (enrol: a second run reads
+        what the first wrote) is retried like a read.
+
+        Raises:
+            OutcomeUnknown: the scripts were sent but their answer never came.
+            StorageUnavailable: nothing was written (Redis unreachable, or it refused the
+                scripts up front, e.g. when out of memory).
+        """
+        try:
+            with self._rules.write(is_idempotent):
+                for attempt in range(2):
+                    try:
+                        return self._send_scripts(script, calls)
+                    except redis.exceptions.NoScriptError:
+                        if attempt:
+                            raise
+                        # Redis restarted or its script cache was flushed: nothing ran
+                        self._rules.mark_sent(False)
+                        script.load(self._redis)
+        except redis.RedisError as error:
+            log.warning("redis %s failed: %s", operation, error.__class__.__name__)
+            if self._rules.was_sent() and not isinstance(error, redis.ResponseError):
+                raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
+            raise StorageUnavailable(f"redis {operation} failed") from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_scripts(
         self, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
-        """Run one script several times in a single round trip, loading it if Redis lost it."""
-        for attempt in range(2):
+        if len(calls) == 1:  # the common case; a pipeline would only add client work
+            script_keys, args = calls[0]
+            client = self._pinned.take()
             try:
-                if len(calls) == 1:  # the common case; a pipeline would only add client work
-                    script_keys, args = calls[0]
-                    client = self._pinned.take()
-                    try:
-                        reply = client.evalsha(script.sha, len(script_keys), *script_keys, *args)
-                    finally:
-                        self._pinned.give_back(client)
-                    return [reply]
-                pipe = self._redis.pipeline(transaction=False)
-                for script_keys, args in calls:
-                    pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-                return pipe.execute()
-            except redis.exceptions.NoScriptError:
-                if attempt:
-                    raise
-                script.load(self._redis)  # Redis restarted or its script cache was flushed
-        raise AssertionError("unreachable")  # pragma: no cover
+                reply = client.evalsha(script.sha, len(script_keys), *script_keys, *args)
+            finally:
+                self._pinned.give_back(client)
+            return [reply]
+        pipe = self._redis.pipeline(transaction=False)
+        for script_keys, args in calls:
+            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+        return pipe.execute()
 
     def enrol(
         self, enrolments: Sequence[Enrolment], day: str, value_limit: int
@@ -348,8 +498,7 @@ class Store:
             variant = "" if item.variant_index is None else str(item.variant_index)
             args = [item.visitor, variant, day, value_limit, *item.segments, *item.segment_values]
             calls.append((script_keys, args))
-        with _guard("enrol"):
-            replies = self._run_scripts(self._enrol, calls)
+        replies = self._run_scripts("enrol", self._enrol, calls, is_idempotent=True)
         return [
             EnrolmentOutcome(None if index < 0 else int(index), status == 1)
             for status, index in replies
@@ -427,8 +576,7 @@ class Store:
             calls.append((script_keys, args))
         if not calls:
             return []
-        with _guard("record events"):
-            replies = self._run_scripts(self._record_event, calls)
+        replies = self._run_scripts("record events", self._record_event, calls)
         results = [0] * len(attributions)
         for positions, group_replies in zip(groups.values(), replies, strict=True):
             for position, reply in zip(positions, group_replies, strict=True):
@@ -481,8 +629,7 @@ class Store:
             calls.append((script_keys, args))
         if not calls:
             return []
-        with _guard("refund"):
-            return [int(reply) for reply in self._run_scripts(self._refund, calls)]
+        return [int(reply) for reply in self._run_scripts("refund", self._refund, calls)]
 
     def erase_visitor(self, visitor: str, places: Sequence[tuple[str, int]]) -> dict[str, int]:
         """Delete every per-visitor record of a pseudonym in the given experiment phases.

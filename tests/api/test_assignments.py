@@ -229,10 +229,14 @@ def test_allow_list_forces_a_variant_without_counting(
 
 def test_without_consent_nothing_is_recorded(client: Any, redis_client: redis.Redis) -> None:
     start(client)
-    answer = assign(client, consent=False).json["assignments"]["checkout-button"]
+    response = assign(client, consent=False)
+    answer = response.json["assignments"]["checkout-button"]
     assert answer["enrolled"] is False
     assert answer["reason"] == "no_consent"
     assert not redis_client.exists(ENROLMENTS)
+    # the answer says so, too: nothing was recorded
+    assert response.json["recorded"] is False
+    assert response.headers["X-Splitwerk-Recorded"] == "false"
 
 
 def test_redis_holds_no_raw_visitor_id_ip_or_user_agent(
@@ -377,6 +381,37 @@ def test_degraded_without_any_known_config_is_a_503(tmp_path: Any) -> None:
     assert "Retry-After" in response.headers
 
 
+@pytest.mark.parametrize(
+    "allowed", ["https://shop.example.de", "https://a.example,https://b.example", "*"]
+)
+def test_every_browser_route_answer_varies_by_origin(
+    redis_server: Any, redis_client: Any, allowed: str
+) -> None:
+    app: Flask = create_app(app_settings(redis_server.url, CORS_ORIGINS=allowed))
+    client = app.test_client()
+    start(client)
+    config = client.get("/v1/config")
+    snippet = client.get("/sdk.js")
+    requests = [
+        ("GET", "/v1/config", {}, {}),
+        ("GET", "/v1/config", {"If-None-Match": config.headers["ETag"]}, {}),  # 304
+        ("GET", "/sdk.js", {}, {}),
+        ("GET", "/sdk.js", {"If-None-Match": snippet.headers["ETag"]}, {}),  # 304
+        ("POST", "/v1/assign", {}, {"json": {"visitor": "v"}}),  # the WSGI fast path
+        ("POST", "/v1/assign", {}, {"json": {"visitor": ""}}),  # an error
+        ("GET", "/v1/assign?visitor=v", {}, {}),
+        ("POST", "/v1/events", {}, {"json": {"events": []}}),
+    ]
+    for origin in (None, "https://shop.example.de", "https://evil.example"):
+        headers = {"Origin": origin} if origin else {}
+        for method, path, extra, body in requests:
+            response = client.open(path, method=method, headers={**headers, **extra}, **body)
+            assert "Origin" in response.headers.get("Vary", ""), (origin, method, path)
+            assert response.headers.get("Vary", "").count("Origin") == 1
+    admin = client.get("/v1/experiments", headers={"Origin": "https://shop.example.de", **EDITOR})
+    assert "Origin" not in admin.headers.get("Vary", "")
+
+
 def test_cors_only_for_configured_origins_on_public_routes(
     redis_server: Any, redis_client: Any
 ) -> None:
@@ -487,3 +522,62 @@ def test_direct_answer_equals_the_response_schema(client: Any) -> None:
             AssignRequest(visitor, ("checkout-button", "nope"), {"source": "x"}), time.time()
         )
         assert schemas.dump_assign_result(result) == schemas.AssignResponseSchema().dump(result)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("experiments=BAD", "experiments"),
+        ("experiments=ok,-bad", "experiments"),
+        ("force=abc", "force"),
+        ("force=checkout-button:BAD", "force"),
+        ("&".join(f"attr.a{i}=1" for i in range(51)), "attributes"),
+        ("attr." + "a" * 65 + "=1", "attributes"),
+    ],
+)
+def test_get_assign_validation_errors_are_422_naming_the_field(
+    client: Any, redis_client: redis.Redis, query: str, field: str
+) -> None:
+    start(client)
+    response = client.get(f"/v1/assign?visitor=v&{query}", headers=auth(PREVIEW_TOKEN))
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/json"
+    assert field in response.json["errors"]
+    assert field in response.json["message"]
+    assert enrolled_total(redis_client) == 0
+
+
+def test_attributes_are_measured_by_their_serialised_size(client: Any) -> None:
+    start(client)
+    big = int("9" * 4000)  # 4,000 bytes of JSON, not the 32 of an ordinary number
+    for body in (
+        {"visitor": "v", "attributes": {"a": big, "b": big, "c": big}},
+        {"visitor": "v", "attributes": {"a": "\U0001f600" * 700}},  # 12 bytes each: 8,402
+    ):
+        response = client.post("/v1/assign", data=json.dumps(body), content_type="text/plain")
+        assert response.status_code == 422, body
+        assert "8192 bytes" in response.json["errors"]["attributes"][0]
+    fits = {"visitor": "v", "attributes": {"a": big, "b": big}}
+    assert client.post("/v1/assign", json=fits).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "force",
+    [{"checkout-button": "gren"}, {"checkout-buton": "green"}],
+)
+def test_forcing_a_variant_that_does_not_exist_is_422_and_counts_nobody(
+    client: Any, redis_client: redis.Redis, force: dict[str, str]
+) -> None:
+    start(client)
+    body = {"visitor": "qa", "experiments": ["checkout-button"], "force": force}
+    response = client.post("/v1/assign", json=body, headers=auth(PREVIEW_TOKEN))
+    assert response.status_code == 422
+    assert list(response.json["errors"]["force"]) == list(force)
+    pair = ",".join(f"{k}:{v}" for k, v in force.items())
+    query = client.get(
+        f"/v1/assign?visitor=qa&experiments=checkout-button&force={pair}",
+        headers=auth(PREVIEW_TOKEN),
+    )
+    assert query.status_code == 422
+    assert enrolled_total(redis_client) == 0
+    assert redis_client.hlen(ENROLMENTS) == 0

@@ -506,3 +506,32 @@ def test_batch_fast_path_refuses_what_the_schema_refuses(body: Any) -> None:
 
     with pytest.raises(ValidationError):
         schemas.load_event_batch(body)
+
+
+@pytest.mark.parametrize(
+    "visitor", ["a/b", "/", "100%", "%2F", "ü ñ 😀", "with space", " ", "a//b/", "?x=1#y"]
+)
+def test_erasure_by_body_works_for_every_visitor_id_assign_accepts(
+    client: Any, redis_client: redis.Redis, visitor: str
+) -> None:
+    start(client)
+    enrol(client, visitor)
+    enrol(client, "someone-else")
+    send(client, order(visitor, "o-1"))
+    enrolments = "sw:{checkout-button}:p1:enrolments"
+    assert redis_client.hlen(enrolments) == 2
+    denied = client.post("/v1/visitors/erase", json={"visitor": visitor}, headers=VIEWER)
+    assert denied.status_code == 403
+    response = client.post("/v1/visitors/erase", json={"visitor": visitor}, headers=EDITOR)
+    assert response.status_code == 200, response.json
+    assert response.json["removed"]["enrolments"] == 1
+    assert response.json["removed"]["orders"] == 1
+    assert redis_client.hlen(enrolments) == 1
+    assert redis_client.hlen("sw:{checkout-button}:p1:orders") == 0
+
+
+@pytest.mark.parametrize("body", [{}, {"visitor": ""}, {"visitor": "v" * 129}, {"visitor": 5}])
+def test_erasure_by_body_refuses_what_assign_refuses(client: Any, body: dict[str, Any]) -> None:
+    response = client.post("/v1/visitors/erase", json=body, headers=EDITOR)
+    assert response.status_code == 422
+    assert "visitor" in response.json["errors"]

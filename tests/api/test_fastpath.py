@@ -123,6 +123,17 @@ def test_fast_path_answers_byte_for_byte_like_the_flask_route(apps: Any) -> None
     assert handed_over.calls == 0  # all of them were answered below Flask
 
 
+def test_fast_path_says_recorded_false_without_consent(
+    apps: Any, redis_client: redis.Redis
+) -> None:
+    fast, _, _ = apps
+    status, headers, answer = call(fast, ANSWERED_FAST["no consent"])
+    assert status == "200 OK"
+    assert json.loads(answer)["recorded"] is False
+    assert headers["X-Splitwerk-Recorded"] == "false"
+    assert enrolled_total(redis_client) == 0
+
+
 def test_fast_path_counts_an_enrolment_once(apps: Any, redis_client: redis.Redis) -> None:
     fast, _, _ = apps
     payload = body(visitor="v-8", experiments=["checkout-button"])

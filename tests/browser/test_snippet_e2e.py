@@ -189,17 +189,21 @@ def test_with_consent_required_nothing_is_stored_or_enrolled_before_consent(
     assert enrolled(site.server) == 0
     assert_shows(page, before["variant"])
 
+    assert before["variant"] == "control"  # the same control on every page without consent
+
     # The banner's button calls splitwerk.consent(true) (static/shop.js).
     page.get_by_role("button", name="Zustimmen").click()
     expect(page.locator("#consent-banner")).to_be_hidden()
     assert wait_for(lambda: "splitwerk_vid" in cookies(context))
-    assert wait_for(lambda: enrolled(site.server) == 1)
     assert cookies(context)["shop_consent"] == "ab-testing"
+    visitor = cookies(context)["splitwerk_vid"]
+    assert enrolled(site.server) == 0  # this page keeps showing the control it showed
 
-    page.reload()
+    page.reload()  # enrolment starts with the next page, for the stored visitor
     after = page.evaluate("window.splitwerk.ready")["checkout-button"]
-    assert after["variant"] == before["variant"]  # the page id became the cookie
     assert after["enrolled"] is True
+    assert_shows(page, after["variant"])
+    assert cookies(context)["splitwerk_vid"] == visitor
     assert enrolled(site.server) == 1
     assert page_log.errors() == []
 

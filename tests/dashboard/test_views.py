@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
@@ -107,6 +108,38 @@ def test_sign_out_ends_the_session(editor: FlaskClient) -> None:
     assert editor.get("/dashboard/").status_code == 302
 
 
+def test_sign_out_revokes_every_copy_of_the_session_cookie(
+    app: Flask, editor: FlaskClient, redis_client: redis.Redis
+) -> None:
+    key = create(app, start=True)
+    token = csrf_token(editor, "/dashboard/")
+    cookie = editor.get_cookie("session")  # with the CSRF token: a full copy of the session
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value, domain="localhost")
+    assert thief.get("/dashboard/").status_code == 200  # the copy works while signed in
+    assert editor.post("/dashboard/logout", data={"csrf_token": token}).status_code == 302
+
+    assert thief.get("/dashboard/").status_code == 302
+    post = thief.post(f"/dashboard/experiments/{key}/actions/pause", data={"csrf_token": token})
+    assert post.status_code == 302
+    assert post.headers["Location"].startswith("/dashboard/login")
+    assert status_of(app, key) == "running"
+
+
+def test_server_side_sessions_hold_only_a_digest_and_expire(
+    editor: FlaskClient, redis_client: redis.Redis
+) -> None:
+    from dashboard.auth import SESSION_LIFETIME
+
+    stored = list(redis_client.scan_iter(keys.DASHBOARD_SESSION_PREFIX + "*"))
+    assert len(stored) == 1
+    assert 0 < redis_client.ttl(stored[0]) <= SESSION_LIFETIME
+    cookie = editor.get_cookie("session")
+    assert cookie is not None
+    assert stored[0].decode().rsplit(":", 1)[1] not in cookie.value
+
+
 def test_a_session_ends_when_its_token_is_removed(app: Flask, redis_server) -> None:  # type: ignore[no-untyped-def]
     from server.app import create_app
     from tests.helpers import app_settings
@@ -151,6 +184,19 @@ def test_a_post_with_a_foreign_csrf_token_is_refused(app: Flask, editor: FlaskCl
         f"/dashboard/experiments/{key}/actions/pause", data={"csrf_token": "x" * 43}
     )
     assert response.status_code == 400
+    assert status_of(app, key) == "running"
+
+
+@pytest.mark.parametrize("presented", ["é", "\u00e9" * 43, "\u20ac" * 43, "x" * 43])
+def test_a_post_with_a_non_ascii_csrf_token_is_a_400_page(
+    app: Flask, editor: FlaskClient, presented: str
+) -> None:
+    key = create(app, start=True)
+    response = editor.post(
+        f"/dashboard/experiments/{key}/actions/pause", data={"csrf_token": presented}
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
     assert status_of(app, key) == "running"
 
 
@@ -339,13 +385,16 @@ def test_a_sample_ratio_mismatch_is_flagged(
     assert "Do not trust these results" in page
 
 
-def test_a_dashboard_page_says_so_when_redis_is_down(tmp_path: Path) -> None:
+def test_a_dashboard_page_says_so_when_redis_is_down(app: Flask, tmp_path: Path) -> None:
     from server.app import create_app
     from tests.dashboard.conftest import sign_in
     from tests.helpers import EDITOR_TOKEN, app_settings
 
-    app = create_app(app_settings(f"unix://{tmp_path}/gone.sock"))
-    client = sign_in(app.test_client(), EDITOR_TOKEN)
+    cookie = sign_in(app.test_client(), EDITOR_TOKEN).get_cookie("session")
+    assert cookie is not None  # signed in while Redis answered
+    down = create_app(app_settings(f"unix://{tmp_path}/gone.sock"))
+    client = down.test_client()
+    client.set_cookie("session", cookie.value, domain="localhost")
     response = client.get("/dashboard/", headers={"Accept-Language": "de"})
     assert response.status_code == 503
     assert response.mimetype == "text/html"

@@ -4,6 +4,11 @@ import { webcrypto } from 'node:crypto';
 import vm from 'node:vm';
 
 export const SNIPPET = readFileSync(new URL('../../sdk/js/splitwerk.js', import.meta.url), 'utf8');
+// The embed's loader stub, as server/services/install.py inlines it (without its comment line).
+export const STUB = readFileSync(new URL('../../sdk/js/stub.js', import.meta.url), 'utf8')
+  .split('\n')
+  .filter((line) => !line.startsWith('//'))
+  .join('');
 const START_MS = 1_700_000_000_000; // fixed wall-clock start, so event timestamps are predictable
 
 /** Lets pending promise callbacks (of every realm) run. */
@@ -92,7 +97,8 @@ function fakeStorage(writes) {
  * src (the script's URL), config (window.splitwerkConfig), fetch(url, init) -> Response |
  * Promise, sendBeacon(url, body) -> boolean, readyState, nonce, constructableSheets,
  * crypto, cookieThrows, overrides (applied to the window after it is built), source (the
- * script text, by default sdk/js/splitwerk.js).
+ * script text, by default sdk/js/splitwerk.js), embed (run the embed's stub first, with this
+ * hiding cap in ms), deferred (don't run the snippet yet: call page.load() later).
  */
 export function loadSnippet(options = {}) {
   const clock = new FakeClock();
@@ -104,6 +110,7 @@ export function loadSnippet(options = {}) {
     debugs: [],
     console: [],
     styles: [],
+    appended: [],
   };
   const listeners = { window: {}, document: {} };
   const on = (target) => (type, fn) => (listeners[target][type] ||= []).push(fn);
@@ -124,7 +131,7 @@ export function loadSnippet(options = {}) {
       classList: { add: (c) => classes.add(c), remove: (c) => classes.delete(c), contains: (c) => classes.has(c) },
       appendChild: (node) => record.styles.push(node),
     },
-    head: { appendChild: (node) => record.styles.push(node) },
+    head: { appendChild: (node) => (node.tag === 'script' ? record.appended : record.styles).push(node) },
     createElement: (tag) => ({ tag }),
     querySelector: () => script,
     addEventListener: on('document'),
@@ -180,9 +187,15 @@ export function loadSnippet(options = {}) {
   Object.assign(window, options.overrides);
   window.window = window;
   vm.createContext(window);
-  vm.runInContext(options.source || SNIPPET, window);
+  if (options.embed) vm.runInContext(`${STUB}(window,document,${JSON.stringify(script.src)},${options.embed})`, window);
   const fire = (target, type) => (listeners[target][type] || []).forEach((fn) => fn({ type }));
-  return { window, document, splitwerk: window.splitwerk, clock, record, classes, fire };
+  const page = { window, document, splitwerk: window.splitwerk, clock, record, classes, fire };
+  page.load = () => {
+    vm.runInContext(options.source || SNIPPET, window);
+    page.splitwerk = window.splitwerk;
+    return page;
+  };
+  return options.deferred ? page : page.load();
 }
 
 /** Deep copy into this realm, so assert.deepStrictEqual does not trip over vm prototypes. */

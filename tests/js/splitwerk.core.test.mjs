@@ -40,7 +40,7 @@ test('evaluate gives the winner, not enrolled, for a stopped experiment', () => 
   assert.deepEqual(plain(evaluate(EXPERIMENTS.won, 'anyone', {})), {
     variant: 'b',
     enrolled: false,
-    reason: 'stopped',
+    reason: 'winner',
   });
 });
 
@@ -63,6 +63,22 @@ test('evaluate returns the payload of the chosen variant', () => {
   });
 });
 
+test('evaluate names its reasons as the server does', () => {
+  const base = { ...EXPERIMENTS.ab, conditions: null };
+  const reason = (changes) => evaluate({ ...base, ...changes }, 'v-1', {}).reason;
+  assert.equal(reason({ status: 'paused' }), 'paused');
+  assert.equal(reason({ status: 'stopped', winner: null }), 'stopped');
+  assert.equal(reason({ status: 'draft' }), 'not_running');
+  assert.equal(reason({ coverage: 0 }), 'outside_coverage');
+});
+
+test('evaluate leaves to the server what only the server evaluates, or what it refuses', () => {
+  const experiment = (conditions) => ({ ...EXPERIMENTS.ab, conditions });
+  assert.equal(evaluate(experiment({ page: { $regex: '^/checkout' } }), 'v-1', {}), null);
+  assert.equal(evaluate(experiment({ id: 9007199254740993 }), 'v-1', {}), null);
+  assert.throws(() => evaluate(experiment({ $or: 1 }), 'v-1', {}));
+});
+
 test('evaluate gives the control, not enrolled, when conditions do not match', () => {
   const experiment = { ...EXPERIMENTS.ab, conditions: { source: 'facebook' } };
   const visitor = VECTORS.assign.find((v) => v.experiment === 'ab' && v.variant === 'b').visitor;
@@ -70,7 +86,7 @@ test('evaluate gives the control, not enrolled, when conditions do not match', (
   assert.deepEqual(plain(evaluate(experiment, visitor, { source: 'search' })), {
     variant: 'control',
     enrolled: false,
-    reason: 'conditions',
+    reason: 'not_targeted',
   });
 });
 
@@ -110,14 +126,49 @@ const CONDITIONS = [
   [{ $nor: [{ source: 'facebook' }, { source: 'instagram' }] }, { source: 'facebook' }, false],
   [{ $not: { source: 'facebook' } }, { source: 'direct' }, true],
   [{ 'device.type': 'mobile' }, { device: { type: 'mobile' } }, true],
-  // $regex is left to the server: a backtracking browser RegExp could freeze the page
-  [{ page: { $regex: '^/checkout' } }, { page: '/checkout/pay' }, false],
-  [{ $not: { page: { $regex: '(a+)+$' } } }, { page: 'a'.repeat(40) + '!' }, false],
+  // $regex is left to the server (null): a backtracking browser RegExp could freeze the page
+  [{ page: { $regex: '^/checkout' } }, { page: '/checkout/pay' }, null],
+  [{ $not: { page: { $regex: '(a+)+$' } } }, { page: 'a'.repeat(40) + '!' }, null],
   [{ tags: 'sale' }, { tags: ['sale', 'new'] }, false], // equality does not search arrays…
   [{ tags: { $in: ['sale'] } }, { tags: ['sale', 'new'] }, true], // …$in does
   [{ coupon: null }, {}, true], // a missing attribute is null, as on the server
-  [{ page: { $where: 'true' } }, { page: '/' }, false], // unknown operator: no match
+  // attributes are own properties: what every object inherits is missing (null)
+  [{ toString: { $exists: true } }, {}, false],
+  [{ constructor: null }, {}, true],
+  [{ 'a.constructor': { $exists: true } }, { a: {} }, false],
+  [{ m: { toString: 1 } }, { m: {} }, false],
+  // strings compare by code point, as in Python: U+1F600 (a surrogate pair) > U+FFFD
+  [{ s: { $gt: '\ufffd' } }, { s: '\u{1f600}' }, true],
+  [{ s: { $lt: '\ufffd' } }, { s: '\u{1f600}' }, false],
+  [{ s: { $lt: 'ab' } }, { s: 'a' }, true],
+  // integers beyond 2^53 were rounded by JSON.parse: the server decides
+  [{ id: 9007199254740993 }, { id: 9007199254740992 }, null],
+  [{ id: { $in: [1, 2 ** 60] } }, { id: 1 }, null],
+  [{ n: 9007199254740991 }, { n: 9007199254740991 }, true],
 ];
+
+// Conditions the server refuses (server/core/conditions.py): refused here too, never a guess.
+const REFUSED = [
+  { $or: [] },
+  { $or: 1 },
+  { $and: [] },
+  { $nor: {} },
+  { page: { $where: 'true' } },
+  { $where: 'true' },
+  { meta: {} },
+  { v: { $eq: 1, x: 2 } },
+  { v: { $in: 'DE' } },
+  { v: { $gt: null } },
+  { v: { $exists: 1 } },
+  { 'a..b': 1 },
+  ['a'],
+];
+
+test('matches refuses, with an error, what the server refuses', () => {
+  for (const condition of REFUSED) {
+    assert.throws(() => matches(condition, {}), /condition/, JSON.stringify(condition));
+  }
+});
 
 test('matches implements the MongoDB-style operator subset', () => {
   for (const [conditions, attributes, expected] of CONDITIONS) {

@@ -1,4 +1,4 @@
-// The snippet on a fake page: assignment, fallbacks, consent, tracking, anti-flicker, local mode.
+// The snippet on a fake page: assignment, fallbacks, consent, outages, tracking, the embed, local mode.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadSnippet, plain, respond, settle, SNIPPET } from './fake-browser.mjs';
@@ -150,16 +150,17 @@ const BREAKAGES = {
   'crypto throws': { overrides: { crypto: { randomUUID: boom, getRandomValues: boom } } },
   'document.cookie throws': { cookieThrows: true }, // as in a sandboxed frame
   'sessionStorage is blocked': { overrides: { sessionStorage: undefined } },
-  'stylesheets throw': { overrides: { CSSStyleSheet: boom }, constructableSheets: false, nonce: 'x' },
+  'localStorage is blocked': { overrides: { localStorage: undefined } },
+  'localStorage holds garbage': { overrides: { localStorage: { getItem: () => '{', setItem: boom, removeItem: boom } } },
   'the script has no src': { src: null },
   'location is garbage': { overrides: { location: { href: '::', protocol: 'x' } } },
 };
 
 for (const [name, breakage] of Object.entries(BREAKAGES)) {
   test(`no public function throws or rejects when ${name}`, async () => {
-    const page = loadSnippet({ dataset: { experiments: 'a', antiFlicker: 'true' }, ...breakage });
+    const page = loadSnippet({ dataset: { experiments: 'a' }, embed: 1000, ...breakage });
     const sw = page.splitwerk;
-    assert.equal(typeof sw, 'object');
+    assert.equal(typeof sw, 'function');
     assert.ok(['control', 'green'].includes(await sw.variant('a')));
     assert.equal(typeof (await sw.variant()), 'string');
     assert.equal(typeof (await sw.assign(['a', 'b'])).b.variant, 'string');
@@ -173,6 +174,9 @@ for (const [name, breakage] of Object.entries(BREAKAGES)) {
     assert.doesNotThrow(() => sw.consent(false));
     assert.doesNotThrow(() => sw.consent(true));
     assert.doesNotThrow(() => sw.flush());
+    assert.doesNotThrow(() => sw('track', 'x'));
+    assert.doesNotThrow(() => sw('no-such-command'));
+    assert.doesNotThrow(() => sw('call'));
     assert.doesNotThrow(() => page.fire('window', 'pagehide'));
     await page.clock.advance(5000);
     assert.equal(page.classes.has('splitwerk-loading'), false, 'nothing stays hidden');
@@ -227,7 +231,7 @@ test('a visitor cookie set by the shop backend is read and kept', async () => {
 
 test('without crypto.randomUUID the id comes from getRandomValues', () => {
   const page = loadSnippet({ crypto: { getRandomValues: (a) => a.fill(0xab) } });
-  assert.equal(cookieOf(page), 'abababab-abab-4bab-abab-abababababab');
+  assert.equal(cookieOf(page), 'ab'.repeat(16)); // 128 random bits
 });
 
 test('on plain http the cookie is not marked Secure', () => {
@@ -235,65 +239,112 @@ test('on plain http the cookie is not marked Secure', () => {
   assert.doesNotMatch(page.record.cookieWrites[0], /Secure/);
 });
 
-test('before consent nothing is stored and the server is told not to enrol', async () => {
+test('before consent nothing is stored, nothing is sent, and every page shows the control', async () => {
   const page = loadSnippet({
-    cookie: 'splitwerk_vid=from-backend',
     dataset: { consentMode: 'required', experiments: 'a' },
     href: 'https://shop.example/?fbclid=1',
     fetch: server({ a: GREEN }),
   });
-  await page.splitwerk.ready;
+  const ready = await page.splitwerk.ready;
+  assert.deepEqual(plain(ready.a), { variant: 'control', payload: null, enrolled: false, reason: 'no_consent' });
   page.splitwerk.track('add_to_cart');
   await page.clock.advance(10_000);
+  assert.deepEqual(page.record.fetches, []); // not even a per-page id leaves the browser
   assert.deepEqual(page.record.cookieWrites, []);
   assert.deepEqual(page.record.storageWrites, []);
-  assert.deepEqual(page.record.beacons, []); // conversions wait for consent
-  const body = page.record.fetches[0].body;
-  assert.equal(body.consent, false);
-  assert.match(body.visitor, UUID); // a per-page id, not the stored one
-  assert.equal(body.attributes.source, 'facebook'); // kept in memory for the page
+  assert.deepEqual(page.record.beacons, []); // conversions wait for consent on this page
 });
 
-test('consent stores the page id as the cookie, enrols what was shown and sends queued events', async () => {
-  const page = loadSnippet({ dataset: { consentMode: 'required', experiments: 'a' }, fetch: server({ a: GREEN }) });
-  await page.splitwerk.ready;
-  page.splitwerk.track('add_to_cart');
-  const pageId = page.record.fetches[0].body.visitor;
+test('consent stores the cookie that later pages read as consent; this page keeps the control', async () => {
+  const first = loadSnippet({ dataset: { consentMode: 'required', experiments: 'a' }, fetch: server({ a: GREEN }) });
+  await first.splitwerk.ready;
+  first.splitwerk.track('add_to_cart');
+  first.splitwerk('consent', true); // the command form, as a consent tool calls it
+  await first.clock.advance(0);
+  const visitor = cookieOf(first);
+  assert.match(visitor, UUID);
+  assert.deepEqual(first.record.fetches, []); // what this page shows does not change
+  assert.equal(await first.splitwerk.variant('a'), 'control');
+  assert.equal(first.record.beacons[0].body.events[0].visitor, visitor);
 
-  page.splitwerk.consent(true);
-  await page.clock.advance(0);
-  assert.equal(cookieOf(page), pageId);
-  assert.deepEqual(page.record.storageWrites, [['set', 'splitwerk_source', 'direct']]);
-  const enrol = page.record.fetches[1].body;
-  assert.deepEqual(plain(enrol), { visitor: pageId, experiments: ['a'], attributes: { source: 'direct' }, consent: true });
-  assert.equal(page.record.beacons.length, 1);
-  assert.equal(page.record.beacons[0].body.events[0].visitor, pageId);
+  const next = loadSnippet({
+    cookie: `splitwerk_vid=${visitor}`,
+    dataset: { consentMode: 'required', experiments: 'a' },
+    fetch: server({ a: GREEN }),
+  });
+  assert.equal((await next.splitwerk.ready).a.variant, 'green');
+  assert.equal(next.record.fetches[0].body.visitor, visitor);
+  assert.equal(next.record.fetches[0].body.consent, true);
+  assert.equal(cookieOf(next), visitor);
 });
 
-test('consent keeps a backend cookie and enrols from the next page on', async () => {
+test('a cookie set by the backend with consent counts as consent', async () => {
   const page = loadSnippet({
     cookie: 'splitwerk_vid=from-backend',
     dataset: { consentMode: 'required', experiments: 'a' },
     fetch: server({ a: GREEN }),
   });
   await page.splitwerk.ready;
-  page.splitwerk.consent(true);
-  await page.splitwerk.variant('b');
   assert.deepEqual(page.record.cookieWrites, []);
-  assert.equal(page.record.fetches.length, 2); // no re-enrolment of a, which a different id may bucket elsewhere
-  assert.equal(page.record.fetches[1].body.visitor, 'from-backend');
-  assert.equal(page.record.fetches[1].body.consent, true);
+  assert.equal(page.record.fetches[0].body.visitor, 'from-backend');
+  assert.equal(page.record.fetches[0].body.consent, true);
 });
 
-test('withdrawn consent deletes the cookie and the stored source and drops queued events', async () => {
+test("a configured consent cookie grants consent, and without it the snippet's data is removed", async () => {
+  const config = { consentMode: 'required', consentCookie: 'shop_consent=ab-testing', experiments: ['a'] };
+  const agreed = loadSnippet({ cookie: 'shop_consent=ab-testing', config, fetch: server({ a: GREEN }) });
+  assert.equal((await agreed.splitwerk.ready).a.variant, 'green');
+  assert.match(cookieOf(agreed), UUID);
+
+  const declined = loadSnippet({ cookie: 'shop_consent=declined; splitwerk_vid=old', config, fetch: server({ a: GREEN }) });
+  assert.equal((await declined.splitwerk.ready).a.reason, 'no_consent');
+  assert.equal(cookieOf(declined), undefined);
+  assert.deepEqual(declined.record.fetches, []);
+  assert.deepEqual(declined.record.storageWrites.at(-1), ['remove', 'splitwerk_variants']);
+
+  const anyValue = loadSnippet({ cookie: 'cmplz_ab=1', config: { ...config, consentCookie: 'cmplz_ab' }, fetch: server({ a: GREEN }) });
+  assert.equal((await anyValue.splitwerk.ready).a.variant, 'green');
+});
+
+test('withdrawn consent deletes the cookie, the stored source and variants, and drops queued events', async () => {
   const page = loadSnippet();
   page.splitwerk.track('add_to_cart');
   page.splitwerk.consent(false);
   await page.clock.advance(10_000);
   assert.equal(cookieOf(page), undefined);
   assert.match(page.record.cookieWrites.at(-1), /^splitwerk_vid=; Path=\/; Max-Age=0/);
-  assert.deepEqual(page.record.storageWrites.at(-1), ['remove', 'splitwerk_source']);
+  assert.deepEqual(page.record.storageWrites.slice(-2), [
+    ['remove', 'splitwerk_source'],
+    ['remove', 'splitwerk_variants'],
+  ]);
   assert.deepEqual(page.record.beacons, []);
+});
+
+// ---- outages ------------------------------------------------------------------------------
+
+test('a consenting visitor keeps the stored variant when the server does not answer', async () => {
+  const first = loadSnippet({ dataset: { experiments: 'a' }, fetch: server({ a: GREEN }) });
+  assert.equal((await first.splitwerk.ready).a.variant, 'green');
+  const down = loadSnippet({
+    cookie: `splitwerk_vid=${cookieOf(first)}`,
+    dataset: { experiments: 'a,b' },
+    overrides: { localStorage: first.window.localStorage },
+    fetch: () => Promise.reject(new TypeError('Failed to fetch')),
+  });
+  const ready = await down.splitwerk.ready;
+  assert.deepEqual(plain(ready.a), { ...GREEN, reason: 'error' });
+  assert.equal(ready.b.variant, 'control'); // never enrolled: the control
+});
+
+test('a variant the server no longer enrols is forgotten', async () => {
+  const first = loadSnippet({ dataset: { experiments: 'a' }, fetch: server({ a: GREEN }) });
+  await first.splitwerk.ready;
+  const stopped = { variant: 'control', payload: null, enrolled: false, reason: 'stopped' };
+  const storage = { localStorage: first.window.localStorage };
+  const second = loadSnippet({ dataset: { experiments: 'a' }, overrides: storage, fetch: server({ a: stopped }) });
+  await second.splitwerk.ready;
+  const down = loadSnippet({ dataset: { experiments: 'a' }, overrides: storage, fetch: () => respond(503, {}) });
+  assert.equal((await down.splitwerk.ready).a.variant, 'control');
 });
 
 // ---- tracking -----------------------------------------------------------------------------
@@ -374,13 +425,15 @@ test('the event queue is bounded and counts what it drops', async () => {
   assert.ok(page.record.beacons.every((b) => b.body.events.length <= 20));
 });
 
-// ---- anti-flicker -------------------------------------------------------------------------
+// ---- the embed ----------------------------------------------------------------------------
 
-test('anti-flicker hides only [data-splitwerk] until the variants are applied', async () => {
-  const page = loadSnippet({ dataset: { antiFlicker: 'true', experiments: 'a' }, fetch: server({ a: GREEN }) });
+test('the embed hides marked elements until the variants are applied and loads the snippet async', async () => {
+  const page = loadSnippet({ embed: 1000, deferred: true, dataset: { experiments: 'a' }, fetch: server({ a: GREEN }) });
   assert.ok(page.classes.has('splitwerk-loading'));
-  assert.equal(page.document.adoptedStyleSheets.length, 1);
-  assert.equal(page.document.adoptedStyleSheets[0].text, '.splitwerk-loading [data-splitwerk]{visibility:hidden}');
+  const [script] = page.record.appended;
+  assert.equal(script.async, 1);
+  assert.equal(script.src, 'https://ab.example.com/sdk.js?v=17');
+  page.load();
   let appliedWhileHidden;
   page.splitwerk.onVariant('a', () => (appliedWhileHidden = page.classes.has('splitwerk-loading')));
   await page.clock.advance(0);
@@ -388,28 +441,76 @@ test('anti-flicker hides only [data-splitwerk] until the variants are applied', 
   assert.equal(page.classes.has('splitwerk-loading'), false);
 });
 
-test('anti-flicker shows everything at its cap when the server hangs', async () => {
-  const page = loadSnippet({
-    dataset: { antiFlicker: 'true', antiFlickerMs: '300', timeoutMs: '5000', experiments: 'a' },
-    fetch: never,
-  });
-  await page.clock.advance(299);
+test('the embed shows everything at its cap when the snippet never arrives', async () => {
+  const page = loadSnippet({ embed: 1000, deferred: true });
+  await page.clock.advance(999);
   assert.ok(page.classes.has('splitwerk-loading'));
   await page.clock.advance(1);
   assert.equal(page.classes.has('splitwerk-loading'), false);
 });
 
-test('anti-flicker without constructable stylesheets uses a style element with the script nonce', () => {
-  const page = loadSnippet({ dataset: { antiFlicker: '' }, nonce: 'n0nce', constructableSheets: false });
-  assert.deepEqual(plain(page.record.styles), [
-    { tag: 'style', nonce: 'n0nce', textContent: '.splitwerk-loading [data-splitwerk]{visibility:hidden}' },
-  ]);
+test('calls made before the snippet arrives are queued, then run by it in order', async () => {
+  const page = loadSnippet({ embed: 1000, deferred: true, fetch: server({ a: GREEN }) });
+  const stub = page.splitwerk;
+  const variant = stub.variant('a');
+  const viaCommand = stub('variant', 'a');
+  stub.track('add_to_cart');
+  stub('track', 'newsletter_signup');
+  const ready = stub.ready;
+  page.load();
+  assert.notEqual(page.window.splitwerk, stub);
+  assert.deepEqual([await variant, await viaCommand], ['green', 'green']);
+  assert.deepEqual(plain(await ready), {});
+  page.splitwerk.flush();
+  assert.deepEqual(page.record.beacons[0].body.events.map((e) => e.goal), ['add_to_cart', 'newsletter_signup']);
+  assert.equal(await stub.variant('a'), 'green'); // a reference kept to the stub still works
 });
 
-test('without anti-flicker nothing is hidden', () => {
+test('the stub never throws, and settles its calls when the snippet cannot load', async () => {
+  const page = loadSnippet({ embed: 1000, deferred: true });
+  const stub = page.splitwerk;
+  const calls = [stub.variant('a'), stub.assign(['a']), stub.onVariant('a', () => {}), stub.track('x'), stub.consent(true), stub.flush(), stub('anything'), stub.ready];
+  page.record.appended[0].onerror(); // 404, or the server is down
+  assert.equal(page.classes.has('splitwerk-loading'), false);
+  assert.deepEqual(await Promise.all(calls), calls.map(() => undefined));
+  assert.equal(await stub.variant('a'), undefined); // later calls, too
+});
+
+test('a snippet arriving after the cap keeps the control on this page', async () => {
+  const page = loadSnippet({ embed: 1000, deferred: true, dataset: { experiments: 'a' }, fetch: server({ a: GREEN }) });
+  const queued = page.splitwerk.variant('b');
+  await page.clock.advance(5000);
+  page.load();
+  assert.deepEqual(plain((await page.splitwerk.ready).a), { variant: 'control', payload: null, enrolled: false, reason: 'timeout' });
+  assert.equal(await queued, 'control');
+  assert.deepEqual(page.record.fetches, []);
+  assert.equal(await page.splitwerk.variant('c'), 'control'); // later calls ask the server again
+  assert.equal(page.record.fetches.length, 1);
+});
+
+test('an answer that comes after the cap keeps the control the page already shows', async () => {
+  let answer;
+  const page = loadSnippet({
+    embed: 1000,
+    deferred: true,
+    dataset: { experiments: 'a', timeoutMs: '5000' },
+    fetch: () => new Promise((resolve) => (answer = resolve)),
+  });
+  await page.clock.advance(500);
+  page.load();
+  const applied = [];
+  page.splitwerk.onVariant('a', (variant) => applied.push(variant));
+  await page.clock.advance(500); // the stub's cap: the page shows its markup
+  assert.equal(page.classes.has('splitwerk-loading'), false);
+  answer(respond(200, { assignments: { a: GREEN } }));
+  await page.clock.advance(0);
+  assert.deepEqual(plain((await page.splitwerk.ready).a), { variant: 'control', payload: null, enrolled: false, reason: 'timeout' });
+  assert.deepEqual(applied, ['control']);
+});
+
+test('without the embed nothing is hidden', () => {
   const page = loadSnippet({ dataset: { experiments: 'a' }, fetch: never });
   assert.equal(page.classes.size, 0);
-  assert.equal(page.document.adoptedStyleSheets.length, 0);
 });
 
 // ---- local evaluation ---------------------------------------------------------------------
@@ -458,7 +559,7 @@ test('local mode evaluates /v1/config and reports exposures once', async () => {
   const ready = await page.splitwerk.ready;
   assert.equal(ready.ab.variant, 'b');
   assert.deepEqual(plain(ready.ab.payload), { text: 'Jetzt kaufen' });
-  assert.deepEqual(plain(ready['fb-only']), { variant: 'plain', payload: null, enrolled: false, reason: 'conditions' });
+  assert.deepEqual(plain(ready['fb-only']), { variant: 'plain', payload: null, enrolled: false, reason: 'not_targeted' });
   await page.splitwerk.variant('ab');
   page.splitwerk.flush();
   assert.deepEqual(
@@ -490,15 +591,27 @@ test('local mode uses the source for conditions', async () => {
   assert.equal(await page.splitwerk.variant('fb-only'), 'social');
 });
 
-test('local mode reports no exposure before consent, and the shown ones after it', async () => {
-  const page = loadSnippet({ dataset: { local: 'true', consentMode: 'required' }, fetch: () => respond(200, CONFIG) });
-  await page.splitwerk.assign(['ab', 'fb-only']);
+test('local mode asks the server for experiments whose conditions only the server evaluates', async () => {
+  const regex = { ...CONFIG.experiments[1], key: 'ua', conditions: { ua: { $regex: 'Mobile' } } };
+  const config = { ...CONFIG, experiments: [...CONFIG.experiments, regex] };
+  const page = loadSnippet({
+    dataset: { local: 'true', experiments: 'ab,ua' },
+    fetch: (url) => respond(200, url.endsWith('config') ? config : { assignments: { ua: GREEN } }),
+  });
+  const ready = await page.splitwerk.ready;
+  assert.equal(ready.ua.variant, 'green');
+  assert.deepEqual(plain(page.record.fetches[1].body.experiments), ['ua']);
   page.splitwerk.flush();
+  const exposures = page.record.beacons.flatMap((b) => b.body.events).map((e) => e.experiment);
+  assert.ok(!exposures.includes('ua')); // /v1/assign enrolled it already
+});
+
+test('local mode sends nothing before consent', async () => {
+  const page = loadSnippet({ dataset: { local: 'true', consentMode: 'required' }, fetch: () => respond(200, CONFIG) });
+  assert.equal((await page.splitwerk.assign(['ab'])).ab.reason, 'no_consent');
+  page.splitwerk.flush();
+  assert.deepEqual(page.record.fetches, []);
   assert.deepEqual(page.record.beacons, []);
-  page.splitwerk.consent(true);
-  const events = page.record.beacons.flatMap((b) => b.body.events);
-  assert.deepEqual(events.map((e) => e.experiment), ['ab']); // fb-only did not enrol: no exposure
-  assert.equal(events[0].visitor, cookieOf(page));
 });
 
 test('local mode falls back to the control when /v1/config fails', async () => {

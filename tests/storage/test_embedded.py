@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import redis
 
-from server.storage.embedded import EmbeddedRedis, find_redis_server
+from server.storage.embedded import EmbeddedRedis, FolderInUse, find_redis_server
 from server.storage.errors import StorageUnavailable
 
 
@@ -59,3 +63,71 @@ def test_a_binary_that_exits_at_once_is_reported(
 ) -> None:
     with pytest.raises(StorageUnavailable, match="exited"):
         EmbeddedRedis(short_folder(tmp_path_factory), binary="/bin/false").start()
+
+
+def _redis_processes(folder: Path) -> list[int]:
+    """Pids of redis-servers whose command line names ``folder``."""
+    found = subprocess.run(
+        ["pgrep", "-f", f"redis-server.*{folder}"], capture_output=True, text=True, check=False
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_second_server_on_the_same_folder_refuses_and_names_the_first(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = short_folder(tmp_path_factory)
+    with EmbeddedRedis(folder) as first:
+        with pytest.raises(FolderInUse, match=rf"pid {os.getpid()}\).*{folder}"):
+            EmbeddedRedis(folder).start()
+        assert _answers(first)
+        assert len(_redis_processes(folder)) == 1
+    with EmbeddedRedis(folder) as again:  # the lock went with the first server
+        assert _answers(again)
+
+
+ORPHAN_MAKER = """
+import sys, time
+from pathlib import Path
+import redis
+from server.storage.embedded import EmbeddedRedis
+embedded = EmbeddedRedis(Path(sys.argv[1]))
+embedded.start()
+redis.Redis.from_url(embedded.url).set("sw:test", "written before the kill")
+print(embedded._process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["running", "sigstopped"])
+def test_an_orphan_of_a_killed_server_is_stopped_before_a_new_one_starts(
+    tmp_path_factory: pytest.TempPathFactory, stopped: bool
+) -> None:
+    folder = short_folder(tmp_path_factory)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_MAKER, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    orphan = int(owner.stdout.readline())
+    owner.kill()  # kill -9: no chance to stop its redis-server
+    owner.wait()
+    assert _redis_processes(folder) == [orphan]
+    if stopped:
+        os.kill(orphan, signal.SIGSTOP)
+    with EmbeddedRedis(folder) as embedded:
+        running = _redis_processes(folder)
+        assert orphan not in running
+        assert len(running) == 1  # never two redis-servers on one AOF
+        client = redis.Redis.from_url(embedded.url)
+        assert client.get("sw:test") == b"written before the kill"
+        client.close()
+    assert _redis_processes(folder) == []
+
+
+def test_a_stale_pidfile_naming_another_process_is_ignored(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = short_folder(tmp_path_factory)
+    (folder / "redis.pid").write_text(str(os.getpid()))  # a live process, not redis-server
+    with EmbeddedRedis(folder) as embedded:
+        assert _answers(embedded)

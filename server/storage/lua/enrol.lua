@@ -1,3 +1,4 @@
+#!lua
 -- enrol.lua: record a visitor's first enrolment in one experiment phase and count it once.
 -- A visitor already recorded keeps the recorded variant (sticky): nothing is counted again.
 --

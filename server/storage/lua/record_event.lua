@@ -1,3 +1,4 @@
+#!lua
 -- record_event.lua: attribute a batch of conversions and orders, all of one experiment phase,
 -- to the variants their visitors are enrolled in; each event counts once.
 --

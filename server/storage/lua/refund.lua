@@ -1,3 +1,4 @@
+#!lua
 -- refund.lua: take a refund off the order it belongs to, in the variant the order counted for.
 --
 -- All or nothing: every key's type, the order record, the visitor's totals and every counter

@@ -36,10 +36,13 @@ SHOP_PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>Shop</title>
+<script>
+  window.splitwerkConfig = {{experiments: ['{experiment}'], consentMode: 'required'}};
+</script>
 {embed_code}
 </head>
 <body>
-<button id="buy" data-splitwerk>Kaufen</button>
+<button id="buy" data-splitwerk-hide>Kaufen</button>
 <script>
   splitwerk.consent(true);
   splitwerk.onVariant('{experiment}', function (variant, payload) {{
@@ -144,15 +147,18 @@ def test_the_first_experiment_from_the_dashboard_to_its_results(
     page.locator("button[data-copy='embed-code']").click()
     expect(page.locator("button[data-copy='embed-code']")).to_have_text("Copied")
     embed_code = page.evaluate("navigator.clipboard.readText()")
-    assert f'src="{splitwerk.url}/sdk.js?v=' in embed_code
+    assert f'"{splitwerk.url}/sdk.js?v=' in embed_code
     assert csp_violations(page) == []
     (shop.folder / "index.html").write_text(
         SHOP_PAGE.format(embed_code=embed_code, experiment=EXPERIMENT)
     )
 
-    # a visitor opens the shop: the snippet assigns and enrols them
+    # a visitor opens the shop and consents (the control until then); from the next page on the
+    # snippet assigns and enrols them
     visitor_page = page.context.new_page()
     visitor_page.goto(shop.url + "/")
+    expect(visitor_page.locator("#buy[data-variant]")).to_have_count(1)
+    visitor_page.reload()
     expect(visitor_page.locator("#buy[data-variant]")).to_have_count(1)
     variant = visitor_page.locator("#buy").get_attribute("data-variant")
     assert variant in {"control", "green"}

@@ -29,7 +29,7 @@ def test_a_copy_button_copies_its_block(
         clipboard = page.evaluate("navigator.clipboard.readText()")
         assert clipboard == page.locator(f"#{block}").text_content()
     embed = page.locator("#embed-code").text_content() or ""
-    assert f'src="{site.url}/sdk.js?v=' in embed
+    assert f'"{site.url}/sdk.js?v=' in embed
     assert csp_violations(page) == []
     assert page_log.errors() == []
     screenshot(page, f"dashboard-install-{language}")

@@ -1,0 +1,24 @@
+// Builds splitwerk.min.js, the file the server serves at /sdk.js, from splitwerk.js with terser.
+// Run after every change of the source: node sdk/js/build.mjs (after npm ci in sdk/js), or
+// `make snippet`. The minified file is committed, so that `pip install` needs no node;
+// tests/js/size.test.mjs fails when it no longer matches the source.
+import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { minify } from 'terser';
+
+export const SOURCE = fileURLToPath(new URL('splitwerk.js', import.meta.url));
+export const MINIFIED = fileURLToPath(new URL('splitwerk.min.js', import.meta.url));
+
+/** The snippet as terser minifies it (the same terser as package-lock.json: the same bytes). */
+export async function minifySnippet() {
+  const source = await readFile(SOURCE, 'utf8');
+  // ecma 2020, the newest syntax the snippet uses (?. and ??): terser writes nothing newer
+  const { code } = await minify(source, { ecma: 2020, compress: { passes: 2 }, mangle: true });
+  return code + '\n';
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const code = await minifySnippet();
+  await writeFile(MINIFIED, code);
+  console.log(`wrote ${MINIFIED} (${Buffer.byteLength(code)} B)`);
+}

@@ -1,0 +1,2 @@
+// The embed code's loader stub (server/services/install.py adds the arguments): queues calls until /sdk.js runs them.
+((w,d,u,m)=>{let h=d.documentElement,c="splitwerk-loading",q=[],p=n=>(...a)=>new Promise(r=>q.push([n?[n,...a]:a,r])),s=w.splitwerk=p(),e=d.createElement("script"),o=()=>h.classList.remove(c),t=x=>x[1]();s.q=q;"variant assign onVariant track consent flush".split(" ").map(n=>s[n]=p(n));s.ready=s("ready");h.classList.add(c);setTimeout(o,m);e.src=u;e.async=1;e.onerror=()=>{o();q.map(t);q.push=t};d.head.appendChild(e)})

@@ -1,0 +1,240 @@
+"""Redis connections that keep a request's time budget and refuse a Redis that evicts our keys.
+
+Two rules hold for every connection a client opens, whichever kind (TCP, TLS, unix socket):
+
+- **One time budget per request.** A request sets a deadline for the calling thread
+  (``Rules.budget``); every connect, send and read of that thread then waits at most until the
+  deadline, retries and reconnects included, so a sleeping or stopped Redis costs a request its
+  budget and no more. Without a deadline (the CLI, start-up) the socket timeouts alone apply.
+- **No blind re-sends of writes.** redis-py retries a command after a timeout or a lost
+  connection by sending it again. For a write that is not idempotent (our Lua scripts) the
+  first send may have run, and the second would then answer "duplicate" for it. Inside
+  ``Rules.write`` such a command is retried only if it never left this process (a failed
+  connect), and ``Rules.was_sent`` tells whether it might have run.
+- **No eviction of our data.** On every (re)connect the connection reads ``maxmemory-policy``.
+  An ``allkeys-*`` policy would silently delete experiments, enrolments and orders when memory
+  runs out, so such a Redis is refused (``EvictingRedis``); a ``volatile-*`` policy may delete the
+  records of stopped experiments (they carry TTLs) and is logged as a warning; ``noeviction``
+  (refuse writes when full) is what Splitwerk needs. A Redis that forbids CONFIG is accepted
+  with a warning, since the policy cannot be checked there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import AbstractConnection
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+SHORTEST_WAIT = (
+    0.0001  # seconds; a spent budget still reads what already arrived (0 = non-blocking)
+)
+SAFE_POLICY = "noeviction"  # Redis refuses writes when full instead of deleting keys
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class EvictingRedis(redis.ConnectionError):
+    """Redis is configured to evict any key when memory runs out (``allkeys-*``)."""
+
+
+def policy_problem(policy: str) -> str | None:
+    """Why a maxmemory-policy is refused, or None when it is acceptable."""
+    if policy.startswith("allkeys-"):
+        return (
+            f"Redis maxmemory-policy is {policy}: it deletes experiments, enrolments and orders "
+            f"when memory runs out; set maxmemory-policy {SAFE_POLICY} (see README, Redis memory)"
+        )
+    return None
+
+
+class Rules:
+    """The deadlines of the threads using one client, and what its connections learnt."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._warned: set[str] = set()  # warnings already logged, so reconnects don't repeat them
+
+    @contextmanager
+    def budget(self, seconds: float) -> Iterator[None]:
+        """Bound all Redis work of the calling thread within the block to ``seconds``."""
+        previous: float | None = getattr(self._local, "deadline", None)
+        deadline = time.monotonic() + seconds
+        self._local.deadline = deadline if previous is None else min(deadline, previous)
+        try:
+            yield
+        finally:
+            self._local.deadline = previous
+
+    @contextmanager
+    def write(self, is_idempotent: bool) -> Iterator[None]:
+        """Track whether the block's commands left this process (``was_sent``); unless they are
+        idempotent, a command that did is never sent again."""
+        self._local.is_single_send = not is_idempotent
+        self._local.was_sent = False
+        try:
+            yield
+        finally:
+            self._local.is_single_send = False
+
+    def was_sent(self) -> bool:
+        """Whether a command of the last ``write`` block left this process (it may have
+        run in Redis even when its answer never came)."""
+        return bool(getattr(self._local, "was_sent", False))
+
+    def mark_sent(self, was_sent: bool = True) -> None:
+        """Note (or, after a connection handshake, restore) whether a command was sent."""
+        self._local.was_sent = was_sent
+
+    def may_resend(self) -> bool:
+        """Whether a failed command may be sent again."""
+        return not (getattr(self._local, "is_single_send", False) and self.was_sent())
+
+    def remaining(self) -> float | None:
+        """Seconds left of the calling thread's budget; None when it has none."""
+        deadline: float | None = getattr(self._local, "deadline", None)
+        return None if deadline is None else deadline - time.monotonic()
+
+    def warn_once(self, message: str) -> None:
+        """Log a warning the first time it occurs for this client."""
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+
+class GuardedRetry(Retry):
+    """redis-py's retry without backoff, which refuses to re-send what ``Rules`` forbids."""
+
+    def __init__(self, rules: Rules, retries: int) -> None:
+        super().__init__(NoBackoff(), retries)
+        self.rules = rules
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GuardedRetry:
+        return GuardedRetry(self.rules, self.get_retries())  # Rules holds a threading.local
+
+    def call_with_retry(
+        self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+    ) -> Any:
+        def retryable(error: Exception) -> bool:
+            if not self.rules.may_resend():
+                return False
+            return bool(is_retryable(error)) if is_retryable is not None else True
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
+
+
+class BoundedConnection(AbstractConnection):
+    """Mixed in front of redis-py's connection classes (see ``bind``); ``rules`` is set there."""
+
+    rules: Rules
+
+    def _remaining(self) -> float | None:
+        remaining = self.rules.remaining()
+        if remaining is not None and remaining <= 0:
+            raise redis.TimeoutError("the request's Redis time budget is spent")
+        return remaining
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        remaining = self._remaining()
+        if remaining is None or self._sock:
+            super().connect_check_health(*args, **kwargs)
+            return
+        configured = self.socket_connect_timeout
+        self.socket_connect_timeout = min(remaining, configured or remaining)
+        try:
+            super().connect_check_health(*args, **kwargs)
+        finally:
+            self.socket_connect_timeout = configured
+
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        super().on_connect_check_health(check_health)
+        self.send_command(  # type: ignore[no-untyped-call]  # redis stub gap
+            "CONFIG", "GET", "maxmemory-policy", check_health=False
+        )
+        try:
+            reply = self.read_response()
+        except redis.ResponseError as error:  # CONFIG renamed away or denied by an ACL
+            self.rules.warn_once(
+                f"cannot read Redis maxmemory-policy ({error}); make sure it is {SAFE_POLICY}"
+            )
+            return
+        # a map in RESP3, a flat [name, value] list in RESP2
+        pairs = (
+            list(reply.items())
+            if isinstance(reply, dict)
+            else list(zip(reply[::2], reply[1::2], strict=False))
+        )
+        policy = next(
+            (_text(value) for name, value in pairs if _text(name) == "maxmemory-policy"), ""
+        )
+        problem = policy_problem(policy)
+        if problem:
+            self.rules.warn_once(problem)
+            raise EvictingRedis(problem)
+        if policy.startswith("volatile-"):
+            self.rules.warn_once(
+                f"Redis maxmemory-policy is {policy}: when memory runs out it deletes the "
+                f"records of stopped experiments, which their refunds need; use {SAFE_POLICY}"
+            )
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._remaining()
+        was_sent = self.rules.was_sent()
+        try:  # connect and health check first: their commands are not the caller's
+            if not self._sock:
+                # connect(), not connect_check_health(): a Sentinel connection asks for the
+                # current master there
+                self.connect()  # type: ignore[no-untyped-call]  # redis stub gap
+            if check_health:
+                self.check_health()  # type: ignore[no-untyped-call]  # redis stub gap
+        finally:
+            self.rules.mark_sent(was_sent)
+        assert self._sock is not None  # connected above, or the connect raised
+        remaining = self._remaining()  # what the connect and the health check left
+        if remaining is not None:
+            self._sock.settimeout(
+                max(SHORTEST_WAIT, min(remaining, self.socket_timeout or remaining))
+            )
+        try:
+            super().send_packed_command(command, check_health=False)
+        except redis.ConnectionError:
+            raise  # the peer had closed the connection: none of this reached Redis
+        except BaseException:
+            self.rules.mark_sent()  # a timeout may have sent part of it
+            raise
+        else:
+            self.rules.mark_sent()
+        finally:
+            if self._sock:
+                self._sock.settimeout(self.socket_timeout)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        remaining = self.rules.remaining()
+        if remaining is not None:
+            timeout = kwargs.get("timeout")
+            limit = self.socket_timeout if not isinstance(timeout, int | float) else timeout
+            kwargs["timeout"] = max(SHORTEST_WAIT, min(remaining, limit or remaining))
+        return super().read_response(*args, **kwargs)
+
+
+def bind(client: redis.Redis, rules: Rules, retries: int) -> redis.Redis:
+    """Make every connection ``client``'s pool opens from now on follow ``rules``, retrying a
+    failed command ``retries`` times where ``rules`` allow it."""
+    pool = client.connection_pool
+    base = pool.connection_class
+    pool.connection_class = type(
+        f"Bounded{base.__name__}", (BoundedConnection, base), {"rules": rules}
+    )
+    pool.connection_kwargs["retry"] = GuardedRetry(rules, retries)
+    return client
