@@ -133,6 +133,8 @@ GERMAN: dict[str, str] = {
     "No data yet for {variant}.": "Noch keine Daten für {variant}.",
     "No data yet.": "Noch keine Daten.",
     "Not enough data yet.": "Noch nicht genug Daten.",
+    "Results unavailable: {reason}": "Ergebnisse nicht verfügbar: {reason}",
+    "Counts values sent from browsers (can be forged)": ("Zählt Werte aus dem Browser (fälschbar)"),
     "margin": "Deckungsbeitrag",
     "net revenue": "Nettoumsatz",
     "{value} pp": "{value} Pp.",

@@ -115,6 +115,7 @@ def parse(values: Mapping[str, str]) -> Parsed:
             "kind": values.get(f"goals-{row}-kind", "conversion"),
             "event": values.get(f"goals-{row}-event", "").strip() or None,
             "primary": primary == str(row),
+            "accept_browser_value": values.get(f"goals-{row}-browser") == "on",
         }
         for row in goal_rows
     ]
@@ -171,6 +172,8 @@ def values_of(experiment: Experiment) -> dict[str, str]:
         values[f"goals-{row}-key"] = goal.key
         values[f"goals-{row}-kind"] = goal.kind.value
         values[f"goals-{row}-event"] = goal.event
+        if goal.accepts_browser_value:
+            values[f"goals-{row}-browser"] = "on"
         if goal.is_primary:
             values["goals-primary"] = str(row)
     return values

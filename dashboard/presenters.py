@@ -272,7 +272,9 @@ def goal_view(
     challengers = len(result.variants) - 1
     best = best_challenger(result)
     has_data = any(v.uplift is not None for v in result.variants[1:])
-    if best is not None:
+    if report.unavailable:
+        headline = t("Results unavailable: {reason}", reason=report.unavailable)
+    elif best is not None:
         headline = _sentence(report.kind, keys[best.variant], best, control, t, currency)
     else:
         headline = not_enough_data_note(t) if has_data else t("Not enough data yet.")

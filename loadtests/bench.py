@@ -409,6 +409,9 @@ class Setup:
                 "SPLITWERK_TOKENS": f"editor:bench:{hash_token(self.editor_token)},"
                 f"ingest:shop:{hash_token(self.ingest_token)}",
                 "SPLITWERK_LOG_LEVEL": "WARNING",
+                # (e) sends some 300 conversions to each of its 1,000 visitors per run, far
+                # beyond a person's day: every event should count, as before the cap existed
+                "SPLITWERK_CONVERSIONS_PER_VISITOR_DAY": "100000000",
             }
         )
         return env

@@ -167,6 +167,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         assigner,
         idempotency_window=settings.IDEMPOTENCY_DAYS * SECONDS_PER_DAY,
         currency=settings.CURRENCY,
+        daily_conversions=settings.CONVERSIONS_PER_VISITOR_DAY,
     )
 
     api = Api(app)

@@ -88,6 +88,11 @@ class DefaultConfig:
     ENROLMENT_CACHE_SIZE: int = 100_000
     # Distinct values per segment attribute per experiment; later values count as "other".
     SEGMENT_VALUE_LIMIT: int = 50
+    # New conversion ids one visitor id may add per experiment phase and UTC day. A conversion
+    # is a goal reached (sign-up, add to cart), not a page view: 200 a day is beyond any
+    # person, and it bounds the Redis memory one visitor id can take (README "Limits and
+    # security": at most 200 × 7 days × 265 bytes of idempotency entries).
+    CONVERSIONS_PER_VISITOR_DAY: int = 200
     # Browser origins allowed to call the public endpoints (comma-separated, "*" for any).
     CORS_ORIGINS: tuple[str, ...] = ()
     # Seconds results of an experiment are cached per worker.
@@ -189,6 +194,7 @@ def _check(settings: Settings) -> None:
         "RETENTION_DAYS",
         "MAX_EXPERIMENTS_PER_REQUEST",
         "SEGMENT_VALUE_LIMIT",
+        "CONVERSIONS_PER_VISITOR_DAY",
         "ENROLMENT_CACHE_SIZE",
         "WORKERS",
         "THREADS",

@@ -104,6 +104,21 @@ class GoalInSchema(BaseSchema):
     kind = fields.Enum(GoalKind, by_value=True, load_default=GoalKind.CONVERSION)
     primary = fields.Boolean(load_default=False)
     event = fields.String(validate=key_field, load_default=None, allow_none=True)
+    accept_browser_value = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "revenue and margin goals only: also count the value of conversions "
+            "sent without the ingest key (from browsers). Anyone can send such a conversion "
+            "with any value, so the goal's money figures can be forged."
+        },
+    )
+
+    @validates_schema
+    def _value_goals_only(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("accept_browser_value") and data.get("kind") == GoalKind.CONVERSION:
+            raise ValidationError(
+                {"accept_browser_value": ["only revenue and margin goals take values"]}
+            )
 
 
 def _unique_keys(items: list[dict[str, Any]], name: str) -> None:
@@ -227,6 +242,7 @@ class GoalSchema(Schema):
     kind = fields.Enum(GoalKind, by_value=True)
     primary = fields.Boolean(attribute="is_primary")
     event = fields.String(attribute="event_name")
+    accept_browser_value = fields.Boolean(attribute="accepts_browser_value")
 
 
 class ExperimentSchema(Schema):
@@ -614,13 +630,20 @@ class EventBatchSchema(BaseSchema):
 
 
 class EventResultSchema(Schema):
-    status = fields.String()
+    status = fields.String(
+        metadata={
+            "description": "accepted (counted now, or by an earlier send of the same content), "
+            "duplicate (an order counted before the idempotency window), conflict (the id "
+            "came before with other content; nothing counted), ignored, or rejected"
+        }
+    )
     errors = fields.Dict(load_default=None)
 
 
 class EventBatchResultSchema(Schema):
     accepted = fields.Integer()
     duplicate = fields.Integer()
+    conflict = fields.Integer()
     ignored = fields.Integer()
     rejected = fields.Integer()
     results = fields.List(fields.Nested(EventResultSchema))
@@ -725,6 +748,13 @@ class GoalReportSchema(Schema):
         },
     )
     summary = fields.String()
+    unavailable = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why this goal's stored counters cannot be analysed (its result "
+            "then shows no data); null when they can"
+        },
+    )
 
 
 class SegmentResultSchema(Schema):
@@ -906,7 +936,7 @@ def load_event_batch(raw: Any) -> list[Any]:
 
 def dump_event_results(outcomes: Any) -> dict[str, Any]:
     """The batch answer as EventBatchResultSchema dumps it, built directly (hot path)."""
-    summary = {status: 0 for status in ("accepted", "duplicate", "ignored", "rejected")}
+    summary = {status: 0 for status in ("accepted", "duplicate", "conflict", "ignored", "rejected")}
     results = []
     for outcome in outcomes:
         summary[outcome.status] += 1

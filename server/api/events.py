@@ -68,7 +68,11 @@ def record_events() -> Response:
     if len(rejections) == len(loaded):
         # Nothing valid at all: the whole request is bad input, which clients must not retry.
         raise InvalidInput("every event of the batch was rejected", {"events": rejections})
-    outcomes = recorder.record(loaded, now)
+    outcomes = recorder.record(loaded, now, is_trusted=may_send_money)
+    if all(outcome.status == services.REJECTED for outcome in outcomes):
+        # refused while recording (an amount beyond a visitor limit, say), written nowhere
+        rejected = {str(i): dict(outcome.errors or {}) for i, outcome in enumerate(outcomes)}
+        raise InvalidInput("every event of the batch was rejected", {"events": rejected})
     body = strict_json.dumps(schemas.dump_event_results(outcomes))
     return Response(body, mimetype="application/json")
 

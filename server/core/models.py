@@ -80,6 +80,9 @@ class Goal:
     kind: GoalKind = GoalKind.CONVERSION
     is_primary: bool = False
     event: str = ""
+    # a revenue or margin goal that takes the value of conversions sent without the ingest key,
+    # which anyone can forge (README "Security")
+    accepts_browser_value: bool = False
 
     @property
     def event_name(self) -> str:
@@ -181,7 +184,8 @@ class GoalValue(NamedTuple):
 class Attribution(NamedTuple):
     """One conversion or order, to be counted in one experiment phase if the visitor is in it.
 
-    ``member`` is the idempotency key of the event; ``order_id`` is empty for conversions.
+    ``member`` is the idempotency key of the event and ``digest`` 24 bits of a hash of its
+    content (a retry with other content is a conflict); ``order_id`` is empty for conversions.
     """
 
     experiment: str
@@ -194,6 +198,7 @@ class Attribution(NamedTuple):
     order_id: str = ""
     gross: int = 0
     net_revenue: int = 0
+    digest: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +222,4 @@ class RefundWrite:
     amount: int
     reduction: int
     segments: tuple[str, ...]
+    digest: int = 0  # 24 bits of a hash of the refund's content (see Attribution)

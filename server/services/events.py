@@ -7,6 +7,7 @@ to Redis in one round trip per batch; refunds need a look-up of their order firs
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,18 +22,32 @@ from server.core.models import (
     RefundWrite,
     Status,
 )
-from server.core.money import order_amounts, refund_reduction
+from server.core.money import (
+    MAX_VISITOR_TOTAL_CENTS,
+    format_cents,
+    order_amounts,
+    refund_reduction,
+)
 from server.core.privacy import Pseudonymiser
 from server.services.assignments import Assigner, AssignRequest, utc_day
 from server.services.experiments import SECONDS_PER_DAY, ExperimentCache, Snapshot
+from server.storage import keys
 from server.storage.store import Store
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
+CONFLICT = "conflict"
 IGNORED = "ignored"
 REJECTED = "rejected"
 FUTURE_TOLERANCE = 300  # seconds an event's ts may lie ahead of the server clock (clock skew)
 MONEY_EVENTS = frozenset({"order", "refund"})  # need the ingest key: a visitor cannot forge them
+DIGEST_MASK = (1 << 24) - 1  # 24 bits of content digest per idempotency entry (storage/keys.py)
+_NOT_CONTENT = frozenset({"id", "ts"})  # fields a retry with the "same content" may change
+
+# Replies of the Lua scripts (storage/lua/*.lua); -1, "not enrolled" or "no such order", and
+# anything unknown make an event "ignored"
+_COUNTED, _REPLAYED, _DUPLICATE, _OVER_REFUND = 1, 2, 0, -2
+_DAILY_LIMIT, _CONFLICT, _TOTAL_LIMIT, _ODD_COUNTER = -3, -4, -5, -6
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,21 +58,59 @@ class EventOutcome:
     errors: Mapping[str, Any] | None = None
 
 
-def _combine(replies: Sequence[int]) -> EventOutcome:
-    """An event is accepted if any experiment counted it, a duplicate if all had seen it."""
-    if 1 in replies:
+def _combine(replies: Sequence[int], money_field: str, daily_conversions: int) -> EventOutcome:
+    """An event is accepted if any experiment counted it (now or when first sent with the same
+    content), a conflict if its id came before with other content, a duplicate if all had
+    seen it; ``money_field`` is the field a refused amount is named by, ``daily_conversions``
+    the cap a refused conversion met."""
+    if _COUNTED in replies or _REPLAYED in replies:
         return EventOutcome(ACCEPTED)
-    if 0 in replies:
+    if _CONFLICT in replies:
+        return EventOutcome(CONFLICT, {"id": ["was sent before with other content; send a new id"]})
+    if _DUPLICATE in replies:
         return EventOutcome(DUPLICATE)
-    if -2 in replies:
+    if _OVER_REFUND in replies:
         return EventOutcome(
             REJECTED, {"amount": ["exceeds what is left of the order after earlier refunds"]}
+        )
+    if _TOTAL_LIMIT in replies:
+        limit = format_cents(MAX_VISITOR_TOTAL_CENTS)
+        return EventOutcome(
+            REJECTED,
+            {money_field: [f"takes the visitor's total of a value goal beyond ±{limit}"]},
+        )
+    if _DAILY_LIMIT in replies:
+        return EventOutcome(
+            REJECTED,
+            {"id": [f"more than {daily_conversions} new conversion ids of this visitor today"]},
+        )
+    if _ODD_COUNTER in replies:
+        return EventOutcome(
+            REJECTED, {"goal": ["a stored counter of this goal is inconsistent; not counted"]}
         )
     return EventOutcome(IGNORED)
 
 
+def _digest(event: Mapping[str, Any]) -> int:
+    """24 bits of a checksum of what an event counts: every loaded field but ``id`` (the key of
+    conversions and refunds; a fresh one per send of an order by the SDK) and ``ts`` (a
+    re-sent order may carry the time of sending).
+
+    CRC-32, not a cryptographic hash: the digest only tells a retry from a different event
+    under the same id (a collision, 1 in 16.7 million, answers "accepted" where "conflict" was
+    due; it never counts anything twice), and it costs a few microseconds per event.
+    """
+    values = [event[name] for name in sorted(event) if name not in _NOT_CONTENT]
+    return zlib.crc32(repr(values).encode()) & DIGEST_MASK
+
+
 # event name -> the running experiments whose goals listen to it, with those goals
 Listeners = dict[str, list[tuple[Experiment, tuple[Goal, ...]]]]
+
+
+def _takes_from_browser(goal: Goal) -> bool:
+    """Whether an anonymous conversion counts in this goal (its value can be forged)."""
+    return goal.kind == GoalKind.CONVERSION or goal.accepts_browser_value
 
 
 def _attribute(
@@ -65,8 +118,20 @@ def _attribute(
     listening: Sequence[tuple[Experiment, tuple[Goal, ...]]],
     visitor: str,
     day: str,
+    *,
+    is_trusted: bool,
 ) -> list[Attribution]:
-    """One attribution per running experiment with a goal that listens to this event."""
+    """One attribution per running experiment with a goal that listens to this event.
+
+    A conversion sent without the ingest key counts only in conversion goals and in value
+    goals that opted in with ``accept_browser_value``: anyone can send it with any value.
+    """
+    if not is_trusted:
+        listening = [
+            (experiment, taking)
+            for experiment, goals in listening
+            if (taking := tuple(goal for goal in goals if _takes_from_browser(goal)))
+        ]
     if not listening:
         return []
     if event["type"] == "order":
@@ -83,11 +148,13 @@ def _attribute(
             GoalKind.MARGIN: amounts.margin,
         }
         order_id, gross, net_revenue = event["order_id"], amounts.gross, amounts.net_revenue
+        member = keys.order_member(order_id)
     else:
         value = event["value"]
         values = {GoalKind.CONVERSION: 0, GoalKind.REVENUE: value, GoalKind.MARGIN: value}
         order_id, gross, net_revenue = "", 0, 0
-    member = f"{visitor}:{event['id'] or 'order:' + event['order_id']}"
+        member = keys.conversion_member(visitor, event["id"])
+    digest = _digest(event)
     return [
         Attribution(
             experiment.key,
@@ -100,6 +167,7 @@ def _attribute(
             order_id,
             gross,
             net_revenue,
+            digest,
         )
         for experiment, goals in listening
     ]
@@ -117,6 +185,7 @@ class EventRecorder:
         *,
         idempotency_window: int,
         currency: str,
+        daily_conversions: int,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -124,6 +193,7 @@ class EventRecorder:
         self._assigner = assigner
         self._window = idempotency_window
         self._currency = currency
+        self._daily_conversions = daily_conversions
         self._listeners: tuple[int, Listeners] = (-1, {})
 
     def _listeners_of(self, snapshot: Snapshot) -> Listeners:
@@ -170,9 +240,17 @@ class EventRecorder:
                 raise InvalidInput("invalid order", {"tax": ["cannot exceed revenue"]})
 
     def record(
-        self, events: Sequence[Mapping[str, Any] | EventOutcome], now: float
+        self,
+        events: Sequence[Mapping[str, Any] | EventOutcome],
+        now: float,
+        *,
+        is_trusted: bool,
     ) -> list[EventOutcome]:
-        """Record loaded events (or keep the given outcomes of rejected ones), in order."""
+        """Record loaded events (or keep the given outcomes of rejected ones), in order.
+
+        ``is_trusted``: the batch came with the ingest key (the shop's backend), so the value
+        of a conversion may count in revenue and margin goals.
+        """
         snapshot = self._cache.get(now)
         listeners = self._listeners_of(snapshot)
         outcomes: list[EventOutcome | None] = [
@@ -184,6 +262,7 @@ class EventRecorder:
         pseudonyms: dict[str, str] = {}
         days: dict[float, str] = {}
         refunds: list[tuple[int, Mapping[str, Any]]] = []
+        money_fields: dict[int, str] = {}  # the field a refused amount of an event is named by
         for index, event in enumerate(events):
             if isinstance(event, EventOutcome):
                 continue
@@ -200,19 +279,30 @@ class EventRecorder:
                 if moment not in days:
                     days[moment] = utc_day(moment)
                 found = _attribute(
-                    event, listeners.get(event["goal"], ()), pseudonyms[visitor], days[moment]
+                    event,
+                    listeners.get(event["goal"], ()),
+                    pseudonyms[visitor],
+                    days[moment],
+                    is_trusted=is_trusted,
                 )
                 if not found:
                     outcomes[index] = EventOutcome(IGNORED)
+                money_fields[index] = "value" if kind == "conversion" else "revenue"
                 attributions += found
                 owners += [index] * len(found)
         replies: dict[int, list[int]] = {}
-        for owner, reply in zip(
-            owners, self._store.record_events(attributions, now, self._window), strict=True
-        ):
+        recorded = self._store.record_events(
+            attributions,
+            now,
+            self._window,
+            today=utc_day(now),
+            daily_conversions=self._daily_conversions,
+            total_limit=MAX_VISITOR_TOTAL_CENTS,
+        )
+        for owner, reply in zip(owners, recorded, strict=True):
             replies.setdefault(owner, []).append(reply)
         for owner, owner_replies in replies.items():
-            outcomes[owner] = _combine(owner_replies)
+            outcomes[owner] = _combine(owner_replies, money_fields[owner], self._daily_conversions)
         for index, event in refunds:
             outcomes[index] = self._refund(event, snapshot.experiments.values(), now)
         return [outcome or EventOutcome(IGNORED) for outcome in outcomes]
@@ -231,21 +321,24 @@ class EventRecorder:
         orders = self._store.find_orders(places, event["order_id"])
         if not orders:
             return EventOutcome(IGNORED)
-        refund_key = event["id"] or event["order_id"]
         day = utc_day(event["ts"] if event["ts"] is not None else now)
+        member = keys.refund_member(event["order_id"], event["id"] or "")
+        digest = _digest(event)
         writes = [
             RefundWrite(
                 order=order,
                 order_id=event["order_id"],
-                member=f"r:{event['order_id']}:{refund_key}",
+                member=member,
                 day=day,
                 amount=event["amount"],
                 reduction=refund_reduction(event["amount"], order.gross, order.net_revenue),
                 segments=by_key[order.experiment].segments,
+                digest=digest,
             )
             for order in orders
         ]
-        return _combine(self._store.refund(writes, now, self._window))
+        replies = self._store.refund(writes, now, self._window, total_limit=MAX_VISITOR_TOTAL_CENTS)
+        return _combine(replies, "amount", self._daily_conversions)
 
     def _expose(self, event: Mapping[str, Any], now: float) -> EventOutcome:
         """A local-mode SDK's exposure: the server decides again and enrols once."""

@@ -47,6 +47,7 @@ def _goals(items: list[dict[str, Any]]) -> tuple[Goal, ...]:
             key=item["key"],
             kind=item["kind"],
             is_primary=item["primary"],
+            accepts_browser_value=item["accept_browser_value"],
             event=item["event"] or "",
         )
         for item in items

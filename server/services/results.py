@@ -5,11 +5,16 @@ phase (see ``server.storage.keys``): enrolled visitors per variant, and per goal
 visitors, events, sums and sums of squares of the visitors' totals in cents. The statistics of
 value goals use the capped sums (each visitor's total winsorised at the value cap when it was
 recorded); the totals shown use the uncapped ones.
+
+Stored counters can be odd (written by hand, by a bug, or by an older version that overflowed):
+a goal whose counters cannot be is reported as unavailable with the reason, and the rest of
+the experiment is analysed as usual. Reading results never fails because of stored data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -20,7 +25,10 @@ from server.core.models import Experiment, Goal, GoalKind, Status
 from server.core.money import CENTS_PER_UNIT
 from server.storage.store import Store
 
+log = logging.getLogger(__name__)
+
 DAILY_TRAFFIC_DAYS = 7  # days of enrolments averaged for the end-date forecast: one week's rhythm
+SQUARES_HIGH_UNIT = 10**8  # a sum of squares is qh·10^8 + q (storage/keys.py)
 CURRENCY_SYMBOLS = {"EUR": "€", "CHF": "CHF", "GBP": "£", "USD": "$"}  # for the summary sentence
 # A chance is never written as 0 % or 100 %: below 1 % it reads "< 1%", above 99 % "> 99%".
 SURE_BELOW = 0.01
@@ -52,6 +60,7 @@ class GoalReport:
     summary: str
     traffic_days: int = 0  # days of enrolments the forecast's daily traffic is averaged over
     value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
+    unavailable: str | None = None  # why the counters cannot be analysed; None when they can
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,19 +130,20 @@ class Counters:
 
     ``days`` holds every UTC day with any daily counter (enrolments, conversions or values: an
     order's day comes from its own timestamp and may have no enrolments), ``enrolment_days``
-    those with enrolments. Field names that do not parse are ignored: odd stored data must not
-    break the results page.
+    those with enrolments. ``odd`` names the fields that did not hold an integer (they read as 0
+    and make what they belong to unavailable); field names that do not parse are ignored.
     """
 
-    def __init__(self, raw: Mapping[str, int]) -> None:
-        self.raw = raw
+    def __init__(self, stored: Mapping[str, int | None]) -> None:
+        self.raw = {name: value for name, value in stored.items() if value is not None}
+        self.odd = {name for name, value in stored.items() if value is None}
         self.days: set[str] = set()
         self.enrolment_days: set[str] = set()
         self.segment_values: dict[str, set[str]] = defaultdict(set)
-        for name in raw:
+        for name in stored:
             kind, _, rest = name.partition(":")
             _, _, detail = rest.partition(":")  # after the variant
-            if kind in ("c", "s", "q", "cs", "cq"):
+            if kind in ("c", "s", "q", "qh", "cs", "cq", "cqh"):
                 _, _, detail = detail.partition(":")  # after the goal
             elif kind != "e":
                 continue
@@ -150,6 +160,13 @@ class Counters:
     def get(self, field: str) -> int:
         """One counter, 0 when it was never incremented."""
         return self.raw.get(field, 0)
+
+    def squares(self, variant: int, goal: str, suffix: str, capped: bool = False) -> int:
+        """The exact sum of squares of the visitors' totals (cents²) from its two parts; of the
+        capped totals (cqh·10^8 + cq) when ``capped``."""
+        prefix = "c" if capped else ""
+        high = self.get(f"{prefix}qh:{variant}:{goal}{suffix}")
+        return high * SQUARES_HIGH_UNIT + self.get(f"{prefix}q:{variant}:{goal}{suffix}")
 
 
 def _is_day(text: str) -> bool:
@@ -168,7 +185,9 @@ def _is_capped(counters: Counters, goal: str, variants: int) -> bool:
     uncapped statistics rather than losing their values.
     """
     return all(
-        f"cq:{i}:{goal}" in counters.raw or counters.get(f"q:{i}:{goal}") == 0
+        f"cq:{i}:{goal}" in counters.raw
+        or f"cqh:{i}:{goal}" in counters.raw
+        or counters.squares(i, goal, "") == 0
         for i in range(variants)
     )
 
@@ -179,9 +198,42 @@ def _value_sums(
     """Sums of a value goal in currency units (cents → euros), for the statistics."""
     prefix = "c" if capped else ""
     total = counters.get(f"{prefix}s:{variant}:{goal}{suffix}") / CENTS_PER_UNIT
-    squares = counters.get(f"{prefix}q:{variant}:{goal}{suffix}") / CENTS_PER_UNIT**2
+    squares = counters.squares(variant, goal, suffix, capped) / CENTS_PER_UNIT**2
     buyers = min(visitors, counters.get(f"c:{variant}:{goal}{suffix}"))
     return stats.ValueSums(visitors, total, squares, buyers)
+
+
+def inconsistency(
+    goal: Goal, visitors: Sequence[int], counters: Counters, suffix: str = ""
+) -> str | None:
+    """Why a goal's counters (of one segment with ``suffix``) cannot be, or None if they can.
+
+    Exact integer checks of what every honest history keeps: counts are not negative,
+    converted visitors are at most the enrolled ones, and by Cauchy–Schwarz a sum's square
+    is at most visitors × the sum of squares, for the uncapped sums and for the capped ones
+    (cs and cqh·10^8 + cq) that the statistics use.
+    """
+    for name in counters.odd:
+        parts = name.split(":")
+        if parts[0] == "e" or (len(parts) > 2 and parts[2].partition("=")[0] == goal.key):
+            return f"the stored counter {name} is not a number"
+    for i, enrolled in enumerate(visitors):
+        converted = counters.get(f"c:{i}:{goal.key}{suffix}")
+        if enrolled < 0 or converted < 0:
+            return f"variant {i} has negative counts"
+        if converted > enrolled:
+            return f"variant {i} has more converted visitors ({converted}) than visitors"
+        if goal.kind == GoalKind.CONVERSION:
+            continue
+        total = counters.get(f"s:{i}:{goal.key}{suffix}")
+        squares = counters.squares(i, goal.key, suffix)
+        if squares < 0 or total * total > enrolled * squares:
+            return f"variant {i} has a sum of squares that cannot belong to its sum"
+        capped_total = counters.get(f"cs:{i}:{goal.key}{suffix}")
+        capped_squares = counters.squares(i, goal.key, suffix, capped=True)
+        if capped_squares < 0 or capped_total * capped_total > enrolled * capped_squares:
+            return f"variant {i} has a capped sum of squares that cannot belong to its capped sum"
+    return None
 
 
 def _analyse(
@@ -234,7 +286,7 @@ def _cumulative(
     goal: Goal, counters: Counters, variant_count: int, days: Sequence[str], capped: bool = False
 ) -> list[list[tuple[int, int, int, int]]]:
     """Per day (in order) and variant: visitors, converted, sum and squares up to that day."""
-    prefix = "c" if capped else ""
+    prefix = "c" if capped else ""  # cs instead of s; squares() picks cqh/cq instead of qh/q
     running = [(0, 0, 0, 0)] * variant_count
     looks = []
     for day in days:
@@ -243,7 +295,7 @@ def _cumulative(
                 visitors + counters.get(f"e:{i}:d:{day}"),
                 converted + counters.get(f"c:{i}:{goal.key}:d:{day}"),
                 total + counters.get(f"{prefix}s:{i}:{goal.key}:d:{day}"),
-                squares + counters.get(f"{prefix}q:{i}:{goal.key}:d:{day}"),
+                squares + counters.squares(i, goal.key, f":d:{day}", capped),
             )
             for i, (visitors, converted, total, squares) in enumerate(running)
         ]
@@ -437,38 +489,46 @@ def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
     return DailySeries(goal.key, tuple(points))
 
 
-def compute_results(
-    experiment: Experiment,
-    raw: Mapping[str, int],
-    now: float,
-    currency: str,
-    value_cap: float | None = None,
-) -> ExperimentResults:
-    """All results of an experiment's current phase from its counters (pure).
+def _no_data(goal: Goal, variant_count: int, experiment: Experiment) -> stats.GoalResult:
+    """The result of a goal without any data: what an unavailable goal shows."""
+    return _analyse(goal, [0] * variant_count, Counters({}), "", experiment)
 
-    ``value_cap`` is the per-visitor cap the capped sums were recorded with, for the reader.
+
+def _goal_report(
+    goal: Goal,
+    visitors: Sequence[int],
+    counters: Counters,
+    experiment: Experiment,
+    today: dt.date,
+    currency: str,
+    value_cap: float | None,
+) -> GoalReport:
+    """One goal's report, or an unavailable one (with the reason) if its counters are odd.
+
+    ``value_cap`` is shown on a value goal whose statistics use the capped sums.
     """
-    counters = Counters(raw)
-    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     keys = [variant.key for variant in experiment.variants]
-    visitors = [counters.get(f"e:{i}") for i in range(len(keys))]
-    goals = []
-    for goal in experiment.goals:
-        result = _analyse(goal, visitors, counters, "", experiment)
-        needed, end, traffic_days = _forecast(goal, result, counters, visitors, experiment, today)
-        totals = tuple(
-            VariantTotals(
-                key=keys[i],
-                visitors=visitors[i],
-                converted=counters.get(f"c:{i}:{goal.key}"),
-                events=counters.get(f"n:{i}:{goal.key}"),
-                value_sum=counters.get(f"s:{i}:{goal.key}") / CENTS_PER_UNIT,
-            )
-            for i in range(len(keys))
+    is_capped = goal.kind != GoalKind.CONVERSION and _is_capped(counters, goal.key, len(keys))
+    cap = value_cap if is_capped else None
+    totals = tuple(
+        VariantTotals(
+            key=keys[i],
+            visitors=visitors[i],
+            converted=counters.get(f"c:{i}:{goal.key}"),
+            events=counters.get(f"n:{i}:{goal.key}"),
+            value_sum=counters.get(f"s:{i}:{goal.key}") / CENTS_PER_UNIT,
         )
-        summary = summarise(goal, result, keys, currency)
-        goals.append(
-            GoalReport(
+        for i in range(len(keys))
+    )
+    reason = inconsistency(goal, visitors, counters)
+    if reason is None:
+        try:
+            result = _analyse(goal, visitors, counters, "", experiment)
+            needed, end, traffic_days = _forecast(
+                goal, result, counters, visitors, experiment, today
+            )
+            summary = summarise(goal, result, keys, currency)
+            return GoalReport(
                 goal.key,
                 goal.kind,
                 goal.is_primary,
@@ -478,56 +538,126 @@ def compute_results(
                 end,
                 summary,
                 traffic_days,
-                None
-                if goal.kind == GoalKind.CONVERSION or not _is_capped(counters, goal.key, len(keys))
-                else value_cap,
+                cap,
             )
-        )
-    segments = []
-    for attribute in experiment.segments:
-        values = sorted(counters.segment_values.get(attribute, ()))
-        for goal in experiment.goals:
-            suffix_of = {value: f":{attribute}={value}" for value in values}
-            segment_visitors = {
-                value: [counters.get(f"e:{i}{suffix_of[value]}") for i in range(len(keys))]
-                for value in values
-            }
-            if goal.kind == GoalKind.CONVERSION:
-                results = stats.analyse_conversion_segments(
-                    {
-                        value: [
-                            stats.ConversionCounts(
-                                segment_visitors[value][i],
-                                counters.get(f"c:{i}:{goal.key}{suffix_of[value]}"),
-                            )
-                            for i in range(len(keys))
-                        ]
-                        for value in values
-                    },
-                    method=experiment.analysis,
-                    minimum_effect=experiment.minimum_effect,
-                )
-            else:
-                results = stats.analyse_value_segments(
-                    {
-                        value: [
-                            _value_sums(
-                                counters,
-                                i,
-                                goal.key,
-                                suffix_of[value],
-                                segment_visitors[value][i],
-                                _is_capped(counters, goal.key, len(keys)),
-                            )
-                            for i in range(len(keys))
-                        ]
-                        for value in values
-                    },
-                    method=experiment.analysis,
-                    minimum_effect=experiment.minimum_effect,
-                    is_non_negative=goal.kind == GoalKind.REVENUE,
-                )
-            segments.append(SegmentReport(attribute, goal.key, results))
+        except (ValueError, ArithmeticError) as error:  # what the checks above missed
+            reason = f"the counters cannot be analysed ({error})"
+    log.warning("results of %s/%s unavailable: %s", experiment.key, goal.key, reason)
+    return GoalReport(
+        goal.key,
+        goal.kind,
+        goal.is_primary,
+        _no_data(goal, len(keys), experiment),
+        totals,
+        None,
+        None,
+        f"results of {goal.key} unavailable: {reason}",
+        0,
+        cap,
+        reason,
+    )
+
+
+def _segment_report(
+    attribute: str, goal: Goal, counters: Counters, experiment: Experiment
+) -> SegmentReport | None:
+    """One goal by the values of one attribute; None when some value's counters are odd."""
+    indexes = range(len(experiment.variants))
+    values = sorted(counters.segment_values.get(attribute, ()))
+    suffix_of = {value: f":{attribute}={value}" for value in values}
+    segment_visitors = {
+        value: [counters.get(f"e:{i}{suffix_of[value]}") for i in indexes] for value in values
+    }
+    if any(
+        inconsistency(goal, segment_visitors[value], counters, suffix_of[value]) for value in values
+    ):
+        return None
+    capped = _is_capped(counters, goal.key, len(indexes))
+    try:
+        if goal.kind == GoalKind.CONVERSION:
+            results = stats.analyse_conversion_segments(
+                {
+                    value: [
+                        stats.ConversionCounts(
+                            segment_visitors[value][i],
+                            counters.get(f"c:{i}:{goal.key}{suffix_of[value]}"),
+                        )
+                        for i in indexes
+                    ]
+                    for value in values
+                },
+                method=experiment.analysis,
+                minimum_effect=experiment.minimum_effect,
+            )
+        else:
+            results = stats.analyse_value_segments(
+                {
+                    value: [
+                        _value_sums(
+                            counters,
+                            i,
+                            goal.key,
+                            suffix_of[value],
+                            segment_visitors[value][i],
+                            capped,
+                        )
+                        for i in indexes
+                    ]
+                    for value in values
+                },
+                method=experiment.analysis,
+                minimum_effect=experiment.minimum_effect,
+                is_non_negative=goal.kind == GoalKind.REVENUE,
+            )
+    except (ValueError, ArithmeticError):
+        return None
+    return SegmentReport(attribute, goal.key, results)
+
+
+def _daily_or_none(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
+    """The goal's daily series, or an empty one when a day's counters cannot be analysed."""
+    try:
+        return _daily(goal, counters, variant_count)
+    except (ValueError, ArithmeticError):
+        return DailySeries(goal.key, ())
+
+
+def _sample_ratio(visitors: Sequence[int], experiment: Experiment) -> stats.SampleRatioMismatch:
+    allocations = [variant.allocation for variant in experiment.variants]
+    try:
+        return stats.sample_ratio_mismatch(visitors, allocations)
+    except ValueError:  # negative enrolment counters: every goal reports them
+        return stats.SampleRatioMismatch(None, 1.0, False)
+
+
+def compute_results(
+    experiment: Experiment,
+    stored: Mapping[str, int | None],
+    now: float,
+    currency: str,
+    value_cap: float | None = None,
+) -> ExperimentResults:
+    """All results of an experiment's current phase from its counters (pure).
+
+    ``value_cap`` is the per-visitor cap the capped sums were recorded with, for the reader.
+    """
+    counters = Counters(stored)
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    keys = [variant.key for variant in experiment.variants]
+    visitors = [counters.get(f"e:{i}") for i in range(len(keys))]
+    goals = [
+        _goal_report(goal, visitors, counters, experiment, today, currency, value_cap)
+        for goal in experiment.goals
+    ]
+    available = [
+        goal for goal, report in zip(experiment.goals, goals, strict=True) if not report.unavailable
+    ]
+    segments = [
+        report
+        for attribute in experiment.segments
+        for goal in available
+        if (report := _segment_report(attribute, goal, counters, experiment)) is not None
+    ]
     primary = next((report for report in goals if report.is_primary), None)
     return ExperimentResults(
         experiment=experiment.key,
@@ -540,12 +670,15 @@ def compute_results(
             VariantSummary(variant.key, variant.allocation, visitors[i])
             for i, variant in enumerate(experiment.variants)
         ),
-        sample_ratio=stats.sample_ratio_mismatch(
-            visitors, [variant.allocation for variant in experiment.variants]
-        ),
+        sample_ratio=_sample_ratio(visitors, experiment),
         goals=tuple(goals),
         segments=tuple(segments),
-        daily=tuple(_daily(goal, counters, len(keys)) for goal in experiment.goals),
+        daily=tuple(
+            _daily_or_none(goal, counters, len(keys))
+            if goal in available
+            else DailySeries(goal.key, ())
+            for goal in experiment.goals
+        ),
         summary=primary.summary if primary else "no goal defined",
     )
 

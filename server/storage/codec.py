@@ -47,6 +47,7 @@ def experiment_to_json(experiment: Experiment) -> str:
                 "key": goal.key,
                 "kind": goal.kind.value,
                 "is_primary": goal.is_primary,
+                "accepts_browser_value": goal.accepts_browser_value,
                 "event": goal.event,
             }
             for goal in experiment.goals
@@ -95,6 +96,7 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
                 key=goal["key"],
                 kind=GoalKind(goal["kind"]),
                 is_primary=goal["is_primary"],
+                accepts_browser_value=goal.get("accepts_browser_value", False),
                 event=goal["event"],
             )
             for goal in document["goals"]

@@ -32,15 +32,23 @@ sw:{<exp>}:p<phase>:segment-values:<attr>  set     distinct values seen for a se
                                                    attribute, at most SEGMENT_VALUE_LIMIT
 sw:{<exp>}:p<phase>:totals                 hash    "<pseudonym>:<goal>" → the visitor's total
                                                    of that goal in cents (events for conversion
-                                                   goals); per-visitor: expires with enrolments
+                                                   goals), |total| ≤ MAX_VISITOR_TOTAL_CENTS;
+                                                   "<pseudonym>:@day" → "<YYYY-MM-DD>:<n>", the
+                                                   visitor's new conversion ids of that server
+                                                   day (n ≤ the daily cap; one field, reset each
+                                                   day); per-visitor: expires with enrolments
 sw:{<exp>}:p<phase>:orders                 hash    order id → "<pseudonym>␟<variant>␟<gross>␟
                                                    <net>␟<refunded>␟<goals>␟<segment values…>"
                                                    (cents); per-visitor: expires with enrolments
-sw:{<exp>}:p<phase>:seen                   zset    "<pseudonym>:<event id>" or "r:<order>:<id>"
-                                                   → unix time; idempotency of events for
-                                                   IDEMPOTENCY_WINDOW (members older are
-                                                   trimmed on write); per-visitor: expires with
-                                                   enrolments
+sw:{<exp>}:p<phase>:seen                   zset    idempotency members, one namespace per event
+                                                   kind: "c:<pseudonym>:<event id>" conversion,
+                                                   "o:<order id>" order, "r:<length of order
+                                                   id>:<order id>:<refund id or empty>" refund
+                                                   → score minute·2^24 + 24-bit content digest
+                                                   (unix minute; exact below 2^53 until the
+                                                   year 2990); members older than
+                                                   IDEMPOTENCY_WINDOW are trimmed on write;
+                                                   per-visitor: expires with enrolments
 =========================================  ======  ==============================================
 
 Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYYY-MM-DD in UTC):
@@ -51,13 +59,26 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
 - ``c:<v>:<goal>``            visitors of a variant who reached the goal (unique)
 - ``n:<v>:<goal>``            events of the goal
 - ``s:<v>:<goal>``            sum of the goal's value in cents (net revenue or margin)
-- ``q:<v>:<goal>``            sum over visitors of the square of each visitor's total (cents²)
-- ``cs:<v>:<goal>``, ``cq:<v>:<goal>``  as s and q, with each visitor's total capped at the
-  value cap (winsorised to ±VALUE_CAP at write time); the statistics use these, the shown
-  totals use the uncapped s
-- c/s/q/cs/cq also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
-  (``…:<goal>:d:<day>``; a day's ``q`` is the change of the squares that day, so the days up to
-  D add up to the sum of squares of the totals as of D)
+- ``qh:<v>:<goal>``, ``q:<v>:<goal>``  sum over visitors of the square of each visitor's total
+  (cents²) in two parts: squares = qh·10^8 + q. Each visitor's t² is split as
+  ``(h² + ⌊2hl/10^4⌋)·10^8 + ((2hl mod 10^4)·10^4 + l²)`` with t = h·10^4 + l, so both parts
+  stay below 2^53 for 10 million visitors of up to MAX_VISITOR_TOTAL_CENTS each (a single
+  int64 overflows at 9.2e18 cents², about 920 visitors of a million). ``q`` written by
+  versions before the split holds whole squares (``qh`` absent), which reads the same.
+- ``cs:<v>:<goal>``, ``cqh:<v>:<goal>``, ``cq:<v>:<goal>``  as s and qh/q, with each visitor's
+  total capped at the value cap (winsorised to ±VALUE_CAP at write time; issue 13); the
+  statistics use these, the shown totals use the uncapped s. The capped squares are two-part
+  like q (capped squares = cqh·10^8 + cq): a capped total is at most the cap, but the sum of
+  capped squares is not (a cap of 1,000.00 is 10^10 cents² per visitor, 10^17 for 10 million
+  visitors, above 2^53). ``cq`` written before the split holds whole squares (``cqh`` absent).
+- c/s/q/qh/cs/cq/cqh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
+  (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the squares that
+  day, so the days up to D add up to the sum of squares of the totals as of D)
+
+Bounds (README "Limits and security"): every counter stays within ±2^53 when a variant has
+at most 10 million visitors, each with totals within ±MAX_VISITOR_TOTAL_CENTS (in
+server.core.money), whatever the value cap; the Lua scripts check each counter they change,
+capped ones included, before their first write and refuse an event that would leave ±2^53.
 """
 
 from __future__ import annotations
@@ -121,6 +142,36 @@ def orders(experiment: str, phase: int) -> str:
 def seen(experiment: str, phase: int) -> str:
     """The sorted set of recently applied event ids (idempotency)."""
     return f"{experiment_prefix(experiment)}p{phase}:seen"
+
+
+def conversion_member(pseudonym: str, event_id: str) -> str:
+    """The idempotency member of a conversion (pseudonyms are 16 base64url characters)."""
+    return f"c:{pseudonym}:{event_id}"
+
+
+def conversion_member_prefix(pseudonym: str) -> str:
+    """What every conversion member of one visitor starts with (for erasure)."""
+    return f"c:{pseudonym}:"
+
+
+def order_member(order_id: str) -> str:
+    """The idempotency member of an order: one per order id and phase, whoever sends it."""
+    return f"o:{order_id}"
+
+
+def refund_member(order_id: str, refund_id: str) -> str:
+    """The idempotency member of a refund; the length prefix keeps order ids with ':' apart."""
+    return f"{refund_member_prefix(order_id)}{refund_id}"
+
+
+def refund_member_prefix(order_id: str) -> str:
+    """What every refund member of one order starts with, and no other order's (for erasure)."""
+    return f"r:{len(order_id)}:{order_id}:"
+
+
+def legacy_member_prefix(pseudonym: str) -> str:
+    """Members of versions before the namespaces ("<pseudonym>:<event id>"), trimmed by age."""
+    return f"{pseudonym}:"
 
 
 def per_visitor(experiment: str, phase: int) -> tuple[str, ...]:

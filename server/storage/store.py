@@ -42,6 +42,8 @@ OPTIMISTIC_ATTEMPTS = 5  # WATCH retries for a concurrent edit before giving up;
 DEFAULT_VALUE_CAP_CENTS = 100_000
 ORDER_FIELD_SEPARATOR = "\x1f"  # between the fields of an order record (see lua/record_event.lua)
 SCAN_BATCH = 500  # keys per SCAN step when deleting an experiment's data
+DIGEST_BITS = 24  # low bits of an idempotency score: the event's content digest (keys.py)
+SECONDS_PER_MINUTE = 60  # idempotency scores count minutes: the window is days long
 
 
 @contextmanager
@@ -57,6 +59,19 @@ def _guard(operation: str) -> Iterator[None]:
 def _glob_escape(text: str) -> str:
     """Escape the glob characters of SCAN's MATCH, so ids match only themselves."""
     return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in text)
+
+
+def idempotency_score(now: float, digest: int) -> int:
+    """The score of an idempotency member: the unix minute, then the 24-bit content digest."""
+    return (int(now) // SECONDS_PER_MINUTE << DIGEST_BITS) | (digest & ((1 << DIGEST_BITS) - 1))
+
+
+def _count(value: bytes | str) -> int | None:
+    """A stored counter, or None when it is not an integer (written by hand or a bug)."""
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _text(value: bytes | str) -> str:
@@ -497,19 +512,30 @@ class Store:
                 pipe.expire(name, seconds)
             pipe.execute()
 
-    def read_counts(self, experiment: str, phase: int) -> dict[str, int]:
-        """Every aggregate counter of a phase (fields as documented in ``keys``)."""
+    def read_counts(self, experiment: str, phase: int) -> dict[str, int | None]:
+        """Every aggregate counter of a phase (fields as documented in ``keys``); None for a
+        field that does not hold an integer, which the reader reports instead of failing on."""
         with _guard("read counts"):
             raw = self._redis.hgetall(keys.counts(experiment, phase))
-        return {_text(name): int(value) for name, value in raw.items()}
+        return {_text(name): _count(value) for name, value in raw.items()}
 
     def record_events(
-        self, attributions: Sequence[Attribution], now: float, window: int
+        self,
+        attributions: Sequence[Attribution],
+        now: float,
+        window: int,
+        *,
+        today: str,
+        daily_conversions: int,
+        total_limit: int,
     ) -> list[int]:
         """Count conversions and orders in the variants their visitors are enrolled in.
 
         One script call per experiment phase, all in one round trip; each event is counted
-        once. Returns per item: 1 counted, 0 duplicate, -1 visitor not enrolled.
+        once. Returns per item the reply of ``lua/record_event.lua``: 1 counted, 2 a replay
+        of the same content, 0 duplicate, -1 visitor not enrolled, -3 the visitor's daily
+        conversions are at ``daily_conversions``, -4 same id with other content, -5 a visitor
+        total would leave ±``total_limit`` cents, -6 an odd stored counter; only 1 writes.
         """
         groups: dict[tuple[str, int], list[int]] = {}
         for position, item in enumerate(attributions):
@@ -517,12 +543,21 @@ class Store:
         calls = []
         for (experiment, phase), positions in groups.items():
             segments = attributions[positions[0]].segments
-            args: list[Any] = [now, now - window, self._value_cap_cents, len(segments), *segments]
+            args: list[Any] = [
+                idempotency_score(now - window, 0),
+                today,
+                daily_conversions,
+                total_limit,
+                self._value_cap_cents,
+                len(segments),
+                *segments,
+            ]
             for position in positions:
                 item = attributions[position]
                 args += [
                     item.visitor,
                     item.member,
+                    idempotency_score(now, item.digest),
                     item.day,
                     item.order_id,
                     item.gross,
@@ -562,9 +597,13 @@ class Store:
                 found.append(OrderRecord(experiment, phase, int(fields[2]), int(fields[3])))
         return found
 
-    def refund(self, refunds: Sequence[RefundWrite], now: float, window: int) -> list[int]:
-        """Take refunds off their orders. Per item: 1 applied, 0 duplicate, -1 no such order,
-        -2 more than is left of the order."""
+    def refund(
+        self, refunds: Sequence[RefundWrite], now: float, window: int, *, total_limit: int
+    ) -> list[int]:
+        """Take refunds off their orders. Per item the reply of ``lua/refund.lua``: 1 applied,
+        2 a replay of the same content, -1 no such order, -2 more than is left of the order,
+        -4 same id with other content, -5 a visitor total would leave ±``total_limit``,
+        -6 an odd stored figure; only 1 writes."""
         calls = []
         for item in refunds:
             experiment, phase = item.order.experiment, item.order.phase
@@ -577,11 +616,12 @@ class Store:
             args = [
                 item.order_id,
                 item.member,
-                now,
-                window,
+                idempotency_score(now, item.digest),
+                idempotency_score(now - window, 0),
                 item.day,
                 item.amount,
                 item.reduction,
+                total_limit,
                 len(item.segments),
                 *item.segments,
                 self._value_cap_cents,
@@ -597,7 +637,7 @@ class Store:
         Aggregate counters stay. Returns how many records of each kind were removed.
         """
         removed = {"enrolments": 0, "totals": 0, "orders": 0, "idempotency_keys": 0}
-        prefix = f"{visitor}:"
+        prefix = f"{visitor}:"  # of the visitor's fields in the totals hash
         with _guard("erase visitor"):
             for experiment, phase in places:
                 removed["enrolments"] += self._redis.hdel(
@@ -622,16 +662,22 @@ class Store:
                 if order_ids:
                     removed["orders"] += self._redis.hdel(orders_key, *order_ids)
                 seen_key = keys.seen(experiment, phase)
-                patterns = [_glob_escape(prefix) + "*"]
-                patterns += [_glob_escape(f"r:{order_id}:") + "*" for order_id in order_ids]
-                members = [
+                prefixes = [
+                    keys.conversion_member_prefix(visitor),
+                    keys.legacy_member_prefix(visitor),
+                    *(keys.refund_member_prefix(order_id) for order_id in order_ids),
+                ]
+                members: list[Any] = [keys.order_member(order_id) for order_id in order_ids]
+                members += [
                     member
-                    for pattern in patterns
+                    for member_prefix in prefixes
                     for member, _ in self._redis.zscan_iter(
-                        seen_key, match=pattern, count=SCAN_BATCH
+                        seen_key, match=_glob_escape(member_prefix) + "*", count=SCAN_BATCH
                     )
                 ]
                 if members:
+                    # an order's member may be gone already (trimmed by age): ZREM counts
+                    # only what it removed
                     removed["idempotency_keys"] += self._redis.zrem(seen_key, *members)
             self._redis.incr(keys.ERASURES)  # workers forget cached enrolments within a second
         return removed

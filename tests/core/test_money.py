@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.core.money import (
+    MAX_AMOUNT_CENTS,
     MoneyError,
     format_cents,
     order_amounts,
@@ -16,7 +17,7 @@ from server.core.money import (
     refund_reduction,
 )
 
-cents = st.integers(min_value=0, max_value=10_000_000_00)
+cents = st.integers(min_value=0, max_value=MAX_AMOUNT_CENTS)
 
 
 @given(cents)
@@ -32,8 +33,11 @@ def test_cents_survive_a_round_trip_through_text(amount: int) -> None:
         (12, 1200),
         (0.1, 10),
         (19.99, 1999),
-        ("1e2", 10000),
-        (" 7.5 ", 750),
+        (100.0, 10000),
+        ("007.5", 750),
+        ("11.9000", 1190),  # Decimal("10.00") * Decimal("1.19")
+        ("1000000", 100_000_000),
+        (1000000, 100_000_000),
     ],
 )
 def test_decimal_strings_and_numbers_become_exact_cents(raw: object, expected: int) -> None:
@@ -45,6 +49,39 @@ def test_decimal_strings_and_numbers_become_exact_cents(raw: object, expected: i
 )
 def test_invalid_amounts_are_refused(raw: object) -> None:
     with pytest.raises(MoneyError):
+        parse_cents(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("1e999999", "decimal number"),  # Decimal would overflow the context
+        ("1e2", "decimal number"),
+        ("\uff11\uff12", "decimal number"),  # fullwidth digits
+        ("\u0661\u0662\u0663", "decimal number"),  # Arabic-Indic digits
+        ("1_000", "decimal number"),
+        ("-0", "negative"),
+        ("-0.00", "negative"),
+        (-0.0, "negative"),
+        (-1, "negative"),
+        (" 7.5 ", "decimal number"),
+        ("7.", "decimal number"),
+        (".5", "decimal number"),
+        ("+5", "decimal number"),
+        ("1.001", "two decimal places"),
+        ("1.0000000", "two decimal places"),
+        ("1000000.01", "at most 1000000.00"),
+        (1000001, "at most 1000000.00"),
+        (10**400, "at most 1000000.00"),
+        ("9" * 5000, "at most 1000000.00"),
+        (1e300, "decimal number"),
+        (float("nan"), "finite"),
+    ],
+)
+def test_amounts_outside_the_documented_form_are_refused_with_a_reason(
+    raw: object, reason: str
+) -> None:
+    with pytest.raises(MoneyError, match=reason):
         parse_cents(raw)
 
 

@@ -175,3 +175,21 @@ def test_field_errors_map_nested_paths_to_field_ids() -> None:
         "segments": ["bad name"],
         "_form": ["whole form"],
     }
+
+
+def test_a_value_goal_opts_in_to_browser_values_and_keeps_it_when_edited(
+    app: Flask, editor: FlaskClient
+) -> None:
+    status, _ = submit(editor, "/dashboard/experiments/new", **{"goals-1-browser": "on"})
+    assert status == 302
+    store = app.extensions["splitwerk.store"]
+    created = services.get_experiment(store, "banner")
+    assert [g.accepts_browser_value for g in created.goals] == [False, True]
+    page = editor.get("/dashboard/experiments/banner/edit").get_data(as_text=True)
+    assert re.search(r'id="goals-1-browser" name="goals-1-browser" checked', page)
+    status, _ = submit(
+        editor, "/dashboard/experiments/banner/edit", name="Renamed", **{"goals-1-browser": "on"}
+    )
+    assert status == 302
+    edited = services.get_experiment(store, "banner")
+    assert edited.name == "Renamed" and edited.goals[1].accepts_browser_value

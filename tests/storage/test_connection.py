@@ -271,7 +271,12 @@ def test_a_timed_out_batch_is_not_resent_so_its_first_send_never_turns_duplicate
     events = sum(int(v) for k, v in counts.items() if re.fullmatch(rb"n:\d+:purchase", k))
     assert events == 2  # c-0 and c-1, each once
     again = client.post("/v1/events", json=batch)
-    assert again.json["duplicate"] == 1  # the client's own re-send: truthfully a duplicate
+    # the client's own re-send with the same content gets the first send's answer (issue 12:
+    # "accepted", not "duplicate") and counts nothing again
+    assert again.json["accepted"] == 1 and again.json["duplicate"] == 0
+    assert again.json["results"][0]["status"] == "accepted"
+    counts = server.client().hgetall("sw:{checkout-button}:p1:counts")
+    assert sum(int(v) for k, v in counts.items() if re.fullmatch(rb"n:\d+:purchase", k)) == 2
 
 
 def test_an_enrolment_without_an_answer_is_recorded_unknown(

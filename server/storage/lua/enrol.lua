@@ -12,9 +12,11 @@
 -- ARGV[5..4+n]      segment attribute names (same order as KEYS[3..])
 -- ARGV[5+n..4+2n]   this visitor's value of each attribute (already normalised)
 -- Returns: {1, index} newly enrolled; {0, index} already enrolled (the stored variant);
---          {-1, -1} not enrolled and no record.
+--          {-1, -1} not enrolled and no record; an error (nothing written) when a key has
+--          the wrong type or a counter is not an integer that stays exact.
 
 local SEPARATOR = "\31"  -- ASCII unit separator between the variant index and segment values
+local EXACT = 9007199254740991  -- 2^53 - 1: Lua numbers (doubles) are exact integers up to here
 
 local existing = redis.call("HGET", KEYS[1], ARGV[1])
 if existing then
@@ -26,24 +28,52 @@ if variant == "" then
   return {-1, -1}
 end
 
+-- All or nothing: key types, the segment value sets and the counters are read and checked
+-- before the first write, so a failure (an odd stored value) writes nothing. (KEYS[1] has
+-- already been read: a wrong type there failed the HGET.)
+for k = 2, #KEYS do
+  local found = redis.call("TYPE", KEYS[k])["ok"]
+  local expected = k == 2 and "hash" or "set"
+  if found ~= "none" and found ~= expected then
+    return redis.error_reply("WRONGTYPE " .. KEYS[k] .. " is a " .. found)
+  end
+end
 local segments = #KEYS - 2
 local limit = tonumber(ARGV[4])
 local record = variant
-redis.call("HINCRBY", KEYS[2], "e:" .. variant, 1)
-redis.call("HINCRBY", KEYS[2], "e:" .. variant .. ":d:" .. ARGV[3], 1)
+local fields = {"e:" .. variant, "e:" .. variant .. ":d:" .. ARGV[3]}
+local new_values = {}
 for i = 1, segments do
   local attribute = ARGV[4 + i]
   local value = ARGV[4 + segments + i]
   -- first touch wins; a value beyond the cap is "other", so a flood of values cannot grow Redis
   if redis.call("SISMEMBER", KEYS[2 + i], value) == 0 then
     if redis.call("SCARD", KEYS[2 + i]) < limit then
-      redis.call("SADD", KEYS[2 + i], value)
+      new_values[i] = value
     else
       value = "other"
     end
   end
   record = record .. SEPARATOR .. value
-  redis.call("HINCRBY", KEYS[2], "e:" .. variant .. ":" .. attribute .. "=" .. value, 1)
+  fields[#fields + 1] = "e:" .. variant .. ":" .. attribute .. "=" .. value
 end
+local current = redis.call("HMGET", KEYS[2], unpack(fields))
+local counters = {}
+for f = 1, #fields do
+  local value = tonumber(current[f] or 0)
+  if value == nil or value % 1 ~= 0 or math.abs(value) >= EXACT then
+    return redis.error_reply("ERR counter " .. fields[f] .. " of " .. KEYS[2] .. " is not a count")
+  end
+  counters[#counters + 1] = fields[f]
+  counters[#counters + 1] = string.format("%.0f", value + 1)
+end
+
+-- every check passed: from here on, only writes
+for i = 1, segments do
+  if new_values[i] then
+    redis.call("SADD", KEYS[2 + i], new_values[i])
+  end
+end
+redis.call("HSET", KEYS[2], unpack(counters))
 redis.call("HSET", KEYS[1], ARGV[1], record)
 return {1, tonumber(variant)}

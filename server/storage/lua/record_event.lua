@@ -2,128 +2,244 @@
 -- record_event.lua: attribute a batch of conversions and orders, all of one experiment phase,
 -- to the variants their visitors are enrolled in; each event counts once.
 --
+-- All or nothing per event: every key's type is checked before the first write of the batch,
+-- and each event reads and checks everything it will change (counters, totals, the visitor's
+-- daily count) before its first write; an event that fails a check writes nothing.
+--
 -- KEYS[1]  sw:{exp}:p<phase>:enrolments   hash  pseudonym -> "<variant>␟<segment values…>"
--- KEYS[2]  sw:{exp}:p<phase>:totals       hash  "<pseudonym>:<goal>" -> visitor total (cents)
+-- KEYS[2]  sw:{exp}:p<phase>:totals       hash  "<pseudonym>:<goal>" -> visitor total (cents);
+--                                               "<pseudonym>:@day" -> "<day>:<conversions>"
 -- KEYS[3]  sw:{exp}:p<phase>:counts       hash  aggregate counters (see storage/keys.py)
--- KEYS[4]  sw:{exp}:p<phase>:seen         zset  applied event ids -> unix time
+-- KEYS[4]  sw:{exp}:p<phase>:seen         zset  idempotency members -> minute·2^24 + digest
 -- KEYS[5]  sw:{exp}:p<phase>:orders       hash  order id -> order record (for refunds)
--- ARGV[1]  now, unix seconds
--- ARGV[2]  trim ids older than this unix time from KEYS[4] ("" to skip: once per batch is plenty)
--- ARGV[3]  value cap in cents: a visitor's total of a value goal counts at most this much (and at
---          least minus this much) in the capped sums cs/cq; s/q stay uncapped (issue 13)
--- ARGV[4]  number of segment attributes n
--- ARGV[5..4+n]  segment attribute names, in the order of the enrolment record
--- then per event: pseudonym, idempotency member ("<pseudonym>:<event id>"), UTC day
---   (YYYY-MM-DD), order id ("" for a conversion), order gross cents, order net cents, number of
---   goals g, then g triples: goal key, kind letter (c conversion, r revenue, m margin), cents
--- Returns one reply per event: 1 counted; 0 duplicate (same event id, or an order id seen
--- before); -1 the visitor is not enrolled (nothing changes).
+-- ARGV[1]  trim members scored below this ("" to skip: once per batch is plenty)
+-- ARGV[2]  today (server clock), YYYY-MM-DD: the day of the per-visitor conversion count
+-- ARGV[3]  new conversion ids allowed per visitor and day
+-- ARGV[4]  largest |visitor total| of a revenue or margin goal, in cents
+-- ARGV[5]  value cap in cents: a visitor's total of a value goal counts at most this much (and at
+--          least minus this much) in the capped sums cs and cqh·10^8 + cq; s, qh and q stay
+--          uncapped (issue 13)
+-- ARGV[6]  number of segment attributes n
+-- ARGV[7..6+n]  segment attribute names, in the order of the enrolment record
+-- then per event: pseudonym, idempotency member (storage/keys.py), score (minute·2^24 + the
+--   event's 24-bit content digest), UTC day (YYYY-MM-DD), order id ("" for a conversion),
+--   order gross cents, order net cents, number of goals g, then g triples: goal key, kind
+--   letter (c conversion, r revenue, m margin), cents
+-- Returns one reply per event: 1 counted; 2 sent before with the same content (counted then);
+-- 0 duplicate (an order counted longer ago than the idempotency window); -1 the visitor is not
+-- enrolled; -3 the visitor's conversions of today are at the limit; -4 sent before with other
+-- content; -5 a visitor total would leave ±ARGV[4]; -6 a stored counter is not a number this
+-- script can add to exactly. Nothing is written for any reply but 1.
 
 local SEPARATOR = "\31"
-local counts, totals = KEYS[3], KEYS[2]
+local DIGESTS = 16777216  -- 2^24: the low part of a score is the content digest
+local EXACT = 9007199254740991  -- 2^53 - 1: Lua numbers (doubles) are exact integers up to here
+local SQUARE_SPLIT = 10000  -- a total t = high·10^4 + low, so that t² splits into exact parts
+local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
--- integers up to 2^53 are exact in Lua's doubles; %.0f writes them without an exponent
-local function add(field, amount)
-  if amount ~= 0 then
-    redis.call("HINCRBY", counts, field, string.format("%.0f", amount))
+local EXPECTED = {"hash", "hash", "hash", "zset", "hash"}
+for k = 1, #KEYS do
+  local found = redis.call("TYPE", KEYS[k])["ok"]
+  if found ~= "none" and found ~= EXPECTED[k] then
+    return redis.error_reply("WRONGTYPE " .. KEYS[k] .. " is a " .. found)
   end
 end
 
-if ARGV[2] ~= "" then
-  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", ARGV[2])
+-- a stored integer, or nil when it is not a number that is an integer exact here ("1e3"
+-- reads as 1000 and is written back as "1000+…": odd, but a number)
+local function number(raw)
+  local value = tonumber(raw or 0)
+  if value == nil or value % 1 ~= 0 or math.abs(value) > EXACT then
+    return nil
+  end
+  return value
 end
-local now = ARGV[1]
-local segments = tonumber(ARGV[4])
+
+-- t² as {high, low} with t² = high·10^8 + low, each part exact for |t| <= ~9·10^11
+local function square(total)
+  local t = math.abs(total)
+  local high, low = math.floor(t / SQUARE_SPLIT), t % SQUARE_SPLIT
+  local cross = 2 * high * low
+  return high * high + math.floor(cross / SQUARE_SPLIT),
+    (cross % SQUARE_SPLIT) * SQUARE_SPLIT + low * low
+end
+
+local trim_below, today = ARGV[1], ARGV[2]
+local daily_limit, total_limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local cap = tonumber(ARGV[5])
+local segments = tonumber(ARGV[6])
 local names = {}
-for i = 1, segments do
-  names[i] = ARGV[4 + i]
+for s = 1, segments do
+  names[s] = ARGV[6 + s]
 end
 
 -- value cap (issue 13): winsorise each visitor's total for the statistics
-local cap = tonumber(ARGV[3])
 local function capped(total)
   return math.max(-cap, math.min(cap, total))
 end
+if trim_below ~= "" then
+  redis.call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
+end
+
+-- one event: its reply and, when it counts, the counters it changes (fields and deltas), the
+-- totals to write (field, value, field, value, …) and what its order record needs
+local function plan(visitor, member, score, day, order_id, first_goal, last_goal)
+  local record = redis.call("HGET", enrolments, visitor)
+  if not record then
+    return -1
+  end
+  local previous = redis.call("ZSCORE", seen, member)
+  if previous then
+    return (tonumber(previous) % DIGESTS == tonumber(score) % DIGESTS) and 2 or -4
+  end
+  if order_id ~= "" and redis.call("HEXISTS", orders, order_id) == 1 then
+    return 0
+  end
+  local parts = {}
+  for part in string.gmatch(record .. SEPARATOR, "(.-)" .. SEPARATOR) do
+    parts[#parts + 1] = part
+  end
+  local variant = parts[1]
+
+  -- the visitor's totals of these goals, and (for a conversion) today's count
+  local total_fields = {}
+  for g = first_goal, last_goal, 3 do
+    total_fields[#total_fields + 1] = visitor .. ":" .. ARGV[g]
+  end
+  local day_field = visitor .. ":@day"
+  total_fields[#total_fields + 1] = day_field
+  local stored = redis.call("HMGET", totals, unpack(total_fields))
+  local new_totals = {}
+  if order_id == "" then
+    local count = 0
+    local counted_day, counted = string.match(stored[#stored] or "", "^(.-):(%d+)$")
+    if counted_day == today then
+      count = tonumber(counted)
+    end
+    if count >= daily_limit then
+      return -3
+    end
+    new_totals[#new_totals + 1] = day_field
+    new_totals[#new_totals + 1] = today .. ":" .. (count + 1)
+  end
+
+  -- the counters this event changes (each field once) and by how much, in two arrays
+  local fields, deltas, order_goals = {}, {}, {}
+  local function add(field, amount)
+    if amount ~= 0 then
+      fields[#fields + 1] = field
+      deltas[#deltas + 1] = amount
+    end
+  end
+  for g = first_goal, last_goal, 3 do
+    local goal, kind, value = ARGV[g], ARGV[g + 1], tonumber(ARGV[g + 2])
+    local total_field = visitor .. ":" .. goal
+    local raw = stored[(g - first_goal) / 3 + 1]
+    local before = number(raw)
+    if before == nil then
+      return -6
+    end
+    local converted, high, low = 0, 0, 0
+    local capped_value, capped_high, capped_low = 0, 0, 0
+    if kind == "c" then
+      -- the visitor's number of events of this goal; the first one makes them converted
+      converted = before == 0 and 1 or 0
+      new_totals[#new_totals + 1] = total_field
+      new_totals[#new_totals + 1] = string.format("%.0f", before + 1)
+    else
+      -- the visitor's total in cents (refunds lower it, so 0 does not mean "never")
+      converted = raw and 0 or 1
+      local after = before + value
+      if math.abs(after) > total_limit or math.abs(before) > total_limit then
+        return -5
+      end
+      new_totals[#new_totals + 1] = total_field
+      new_totals[#new_totals + 1] = string.format("%.0f", after)
+      local high_after, low_after = square(after)
+      local high_before, low_before = square(before)
+      high, low = high_after - high_before, low_after - low_before
+      -- the capped total's change and its square's, two-part like q: a capped total is at most
+      -- the cap, but the sum of capped squares over many visitors exceeds 2^53
+      local capped_before, capped_after = capped(before), capped(after)
+      capped_value = capped_after - capped_before
+      local capped_high_after, capped_low_after = square(capped_after)
+      local capped_high_before, capped_low_before = square(capped_before)
+      capped_high = capped_high_after - capped_high_before
+      capped_low = capped_low_after - capped_low_before
+      order_goals[#order_goals + 1] = goal .. "=" .. kind
+    end
+    local base = variant .. ":" .. goal
+    local daily = base .. ":d:" .. day
+    add("c:" .. base, converted)
+    add("n:" .. base, 1)
+    add("s:" .. base, value)
+    add("q:" .. base, low)
+    add("qh:" .. base, high)
+    add("c:" .. daily, converted)
+    add("s:" .. daily, value)
+    add("q:" .. daily, low)
+    add("qh:" .. daily, high)
+    -- capped sums (issue 13), for the statistics: whole phase, day, segment values
+    add("cs:" .. base, capped_value)
+    add("cq:" .. base, capped_low)
+    add("cqh:" .. base, capped_high)
+    add("cs:" .. daily, capped_value)
+    add("cq:" .. daily, capped_low)
+    add("cqh:" .. daily, capped_high)
+    for s = 1, segments do
+      local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
+      add("c:" .. segment, converted)
+      add("s:" .. segment, value)
+      add("q:" .. segment, low)
+      add("qh:" .. segment, high)
+      add("cs:" .. segment, capped_value)
+      add("cq:" .. segment, capped_low)
+      add("cqh:" .. segment, capped_high)
+    end
+  end
+  return 1, fields, deltas, new_totals, variant, parts, order_goals
+end
 
 local replies = {}
-local i = 5 + segments
+local i = 7 + segments
 while i <= #ARGV do
-  local visitor, member, day, order_id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local gross, net, goals = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
-  local first_goal = i + 7
+  local visitor, member, score, day = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local order_id, gross, net, goals = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
+  local first_goal = i + 8
   i = first_goal + 3 * goals
-  local record = redis.call("HGET", KEYS[1], visitor)
-  if not record then
-    replies[#replies + 1] = -1
-  elseif order_id ~= "" and redis.call("HEXISTS", KEYS[5], order_id) == 1 then
-    replies[#replies + 1] = 0
-  elseif redis.call("ZADD", KEYS[4], "NX", now, member) == 0 then
-    replies[#replies + 1] = 0
-  else
-    local parts = {}
-    for part in string.gmatch(record .. SEPARATOR, "(.-)" .. SEPARATOR) do
-      parts[#parts + 1] = part
-    end
-    local variant = parts[1]
-    local value_goals = {}
-    for g = first_goal, i - 1, 3 do
-      local goal, kind, value = ARGV[g], ARGV[g + 1], tonumber(ARGV[g + 2])
-      local base = variant .. ":" .. goal
-      local daily = base .. ":d:" .. day
-      local field = visitor .. ":" .. goal
-      local converted, square = 0, 0
-      local capped_value, capped_square = 0, 0
-      if kind == "c" then
-        -- the visitor's number of events of this goal; the first one makes them converted
-        if redis.call("HINCRBY", totals, field, 1) == 1 then
-          converted = 1
+  local reply, fields, deltas, new_totals, variant, parts, order_goals =
+    plan(visitor, member, score, day, order_id, first_goal, i - 1)
+  if reply == 1 then
+    -- the counters this event changes, checked before anything is written
+    local values = {}
+    if #fields > 0 then
+      local current = redis.call("HMGET", counts, unpack(fields))
+      for f = 1, #fields do
+        local old = number(current[f])
+        local new = old and old + deltas[f]
+        if new == nil or math.abs(new) > EXACT then
+          reply = -6
+          break
         end
-      else
-        -- the visitor's total in cents (refunds lower it, so 0 does not mean "never")
-        local old = redis.call("HGET", totals, field)
-        if not old then
-          converted = 1
+        values[2 * f - 1] = fields[f]
+        values[2 * f] = string.format("%.0f", new)
+      end
+    end
+    if reply == 1 then
+      redis.call("ZADD", seen, score, member)
+      redis.call("HSET", totals, unpack(new_totals))
+      if #values > 0 then
+        redis.call("HSET", counts, unpack(values))
+      end
+      if order_id ~= "" then
+        local order = {visitor, variant, gross, net, "0", table.concat(order_goals, ",")}
+        for s = 1, segments do
+          order[#order + 1] = parts[1 + s] or "unknown"
         end
-        local before = tonumber(old or "0")
-        local after = redis.call("HINCRBY", totals, field, string.format("%.0f", value))
-        square = after * after - before * before
-        local capped_before, capped_after = capped(before), capped(after)
-        capped_value = capped_after - capped_before
-        capped_square = capped_after * capped_after - capped_before * capped_before
-        value_goals[#value_goals + 1] = goal .. "=" .. kind
-      end
-      add("c:" .. base, converted)
-      add("n:" .. base, 1)
-      add("s:" .. base, value)
-      add("q:" .. base, square)
-      add("c:" .. daily, converted)
-      add("s:" .. daily, value)
-      add("q:" .. daily, square)
-      for s = 1, segments do
-        local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
-        add("c:" .. segment, converted)
-        add("s:" .. segment, value)
-        add("q:" .. segment, square)
-      end
-      -- capped sums (issue 13), for the statistics: whole phase, day, segment values
-      add("cs:" .. base, capped_value)
-      add("cq:" .. base, capped_square)
-      add("cs:" .. daily, capped_value)
-      add("cq:" .. daily, capped_square)
-      for s = 1, segments do
-        local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
-        add("cs:" .. segment, capped_value)
-        add("cq:" .. segment, capped_square)
+        redis.call("HSET", orders, order_id, table.concat(order, SEPARATOR))
       end
     end
-    if order_id ~= "" then
-      local order = {visitor, variant, gross, net, "0", table.concat(value_goals, ",")}
-      for s = 1, segments do
-        order[#order + 1] = parts[1 + s] or "unknown"
-      end
-      redis.call("HSET", KEYS[5], order_id, table.concat(order, SEPARATOR))
-    end
-    replies[#replies + 1] = 1
   end
+  replies[#replies + 1] = reply
 end
 return replies

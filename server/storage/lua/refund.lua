@@ -1,88 +1,159 @@
 #!lua
 -- refund.lua: take a refund off the order it belongs to, in the variant the order counted for.
 --
+-- All or nothing: every key's type, the order record, the visitor's totals and every counter
+-- the refund changes are read and checked before the first write; a failed check writes nothing.
+--
 -- KEYS[1]  sw:{exp}:p<phase>:orders   hash  order id -> order record (record_event.lua)
 -- KEYS[2]  sw:{exp}:p<phase>:totals   hash  "<pseudonym>:<goal>" -> visitor total (cents)
 -- KEYS[3]  sw:{exp}:p<phase>:counts   hash  aggregate counters
--- KEYS[4]  sw:{exp}:p<phase>:seen     zset  applied event ids -> unix time
+-- KEYS[4]  sw:{exp}:p<phase>:seen     zset  idempotency members -> minute·2^24 + digest
 -- ARGV[1]  order id
--- ARGV[2]  idempotency member ("r:<order id>:<refund id>")
--- ARGV[3]  now, unix seconds
--- ARGV[4]  idempotency window in seconds
+-- ARGV[2]  idempotency member (storage/keys.py refund_member)
+-- ARGV[3]  score: minute·2^24 + the refund's 24-bit content digest
+-- ARGV[4]  trim members scored below this (the idempotency window)
 -- ARGV[5]  UTC day of the refund, YYYY-MM-DD
 -- ARGV[6]  refunded gross amount in cents
 -- ARGV[7]  net revenue cents the refund removes (computed exactly by server.core.money)
--- ARGV[8]  number of segment attributes n
--- ARGV[9..8+n]  segment attribute names, in the order of the order record
--- ARGV[9+n] value cap in cents for the capped sums cs/cq (see record_event.lua; issue 13)
--- Returns: 1 applied; 0 duplicate; -1 no such order here; -2 the refund exceeds what is left.
+-- ARGV[8]  largest |visitor total| of a revenue or margin goal, in cents
+-- ARGV[9]  number of segment attributes n
+-- ARGV[10..9+n]  segment attribute names, in the order of the order record
+-- ARGV[10+n]  value cap in cents for the capped sums cs and cqh·10^8 + cq (see record_event.lua;
+--             issue 13)
+-- Returns: 1 applied; 2 sent before with the same content (applied then); -1 no such order
+-- here; -2 the refund exceeds what is left; -4 sent before with other content; -5 a visitor
+-- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly.
 
 local SEPARATOR = "\31"
+local DIGESTS = 16777216  -- 2^24: the low part of a score is the content digest
+local EXACT = 9007199254740991  -- 2^53 - 1: Lua numbers (doubles) are exact integers up to here
+local SQUARE_SPLIT = 10000  -- a total t = high·10^4 + low, so that t² splits into exact parts
+local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
-local record = redis.call("HGET", KEYS[1], ARGV[1])
+local EXPECTED = {"hash", "hash", "hash", "zset"}
+for k = 1, #KEYS do
+  local found = redis.call("TYPE", KEYS[k])["ok"]
+  if found ~= "none" and found ~= EXPECTED[k] then
+    return redis.error_reply("WRONGTYPE " .. KEYS[k] .. " is a " .. found)
+  end
+end
+
+-- a stored integer, or nil when it is not a number that is an integer exact here
+local function number(raw)
+  local value = tonumber(raw or 0)
+  if value == nil or value % 1 ~= 0 or math.abs(value) > EXACT then
+    return nil
+  end
+  return value
+end
+
+-- t² as {high, low} with t² = high·10^8 + low (see record_event.lua)
+local function square(total)
+  local t = math.abs(total)
+  local high, low = math.floor(t / SQUARE_SPLIT), t % SQUARE_SPLIT
+  local cross = 2 * high * low
+  return high * high + math.floor(cross / SQUARE_SPLIT),
+    (cross % SQUARE_SPLIT) * SQUARE_SPLIT + low * low
+end
+
+local record = redis.call("HGET", orders, ARGV[1])
 if not record then
   return -1
 end
-if redis.call("ZSCORE", KEYS[4], ARGV[2]) then
-  return 0
+local previous = redis.call("ZSCORE", seen, ARGV[2])
+if previous then
+  return (tonumber(previous) % DIGESTS == tonumber(ARGV[3]) % DIGESTS) and 2 or -4
 end
 local parts = {}
 for part in string.gmatch(record .. SEPARATOR, "(.-)" .. SEPARATOR) do
   parts[#parts + 1] = part
 end
-local visitor, variant, gross, refunded = parts[1], parts[2], tonumber(parts[3]), tonumber(parts[5])
-local amount = tonumber(ARGV[6])
+local visitor, variant = parts[1], parts[2]
+local gross, refunded = number(parts[3]), number(parts[5])
+local amount, reduction, limit = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+if gross == nil or refunded == nil then
+  return -6
+end
 if refunded + amount > gross then
   return -2
 end
 
-local now = tonumber(ARGV[3])
-redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", now - tonumber(ARGV[4]))
-redis.call("ZADD", KEYS[4], now, ARGV[2])
-parts[5] = string.format("%.0f", refunded + amount)
-redis.call("HSET", KEYS[1], ARGV[1], table.concat(parts, SEPARATOR))
-
-local reduction = tonumber(ARGV[7])
-local segments = tonumber(ARGV[8])
+local segments = tonumber(ARGV[9])
 local day = ":d:" .. ARGV[5]
-local cap = tonumber(ARGV[9 + segments])
+local cap = tonumber(ARGV[10 + segments])
 local function capped(total)
   return math.max(-cap, math.min(cap, total))
 end
+local deltas, new_totals = {}, {}
 local function add(field, value)
   if value ~= 0 then
-    redis.call("HINCRBY", KEYS[3], field, string.format("%.0f", value))
+    deltas[field] = (deltas[field] or 0) + value
   end
 end
-for goal_kind in string.gmatch(parts[6], "[^,]+") do
+for goal_kind in string.gmatch(parts[6] or "", "[^,]+") do
   local goal = string.match(goal_kind, "^(.-)=")
   local total_field = visitor .. ":" .. goal
-  local before = tonumber(redis.call("HGET", KEYS[2], total_field) or "0")
-  local after = before - reduction
-  redis.call("HSET", KEYS[2], total_field, string.format("%.0f", after))
-  local square = after * after - before * before
-  local base = variant .. ":" .. goal
-  add("s:" .. base, -reduction)
-  add("q:" .. base, square)
-  add("s:" .. base .. day, -reduction)
-  add("q:" .. base .. day, square)
-  for i = 1, segments do
-    local suffix = ":" .. ARGV[8 + i] .. "=" .. (parts[6 + i] or "unknown")
-    add("s:" .. base .. suffix, -reduction)
-    add("q:" .. base .. suffix, square)
+  local before = number(redis.call("HGET", totals, total_field))
+  if before == nil then
+    return -6
   end
-  -- capped sums (issue 13)
+  local after = before - reduction
+  if math.abs(after) > limit or math.abs(before) > limit then
+    return -5
+  end
+  new_totals[#new_totals + 1] = total_field
+  new_totals[#new_totals + 1] = string.format("%.0f", after)
+  local high_after, low_after = square(after)
+  local high_before, low_before = square(before)
+  local high, low = high_after - high_before, low_after - low_before
+  -- capped sums (issue 13), two-part like q
   local capped_before, capped_after = capped(before), capped(after)
   local capped_value = capped_after - capped_before
-  local capped_square = capped_after * capped_after - capped_before * capped_before
-  add("cs:" .. base, capped_value)
-  add("cq:" .. base, capped_square)
-  add("cs:" .. base .. day, capped_value)
-  add("cq:" .. base .. day, capped_square)
+  local capped_high_after, capped_low_after = square(capped_after)
+  local capped_high_before, capped_low_before = square(capped_before)
+  local capped_high = capped_high_after - capped_high_before
+  local capped_low = capped_low_after - capped_low_before
+  local base = variant .. ":" .. goal
+  local suffixes = {"", day}
   for i = 1, segments do
-    local suffix = ":" .. ARGV[8 + i] .. "=" .. (parts[6 + i] or "unknown")
-    add("cs:" .. base .. suffix, capped_value)
-    add("cq:" .. base .. suffix, capped_square)
+    suffixes[#suffixes + 1] = ":" .. ARGV[9 + i] .. "=" .. (parts[6 + i] or "unknown")
   end
+  for _, suffix in ipairs(suffixes) do
+    add("s:" .. base .. suffix, -reduction)
+    add("q:" .. base .. suffix, low)
+    add("qh:" .. base .. suffix, high)
+    add("cs:" .. base .. suffix, capped_value)
+    add("cq:" .. base .. suffix, capped_low)
+    add("cqh:" .. base .. suffix, capped_high)
+  end
+end
+
+local fields, values = {}, {}
+for field in pairs(deltas) do
+  fields[#fields + 1] = field
+end
+if #fields > 0 then
+  local current = redis.call("HMGET", counts, unpack(fields))
+  for f = 1, #fields do
+    local old = number(current[f])
+    local new = old and old + deltas[fields[f]]
+    if new == nil or math.abs(new) > EXACT then
+      return -6
+    end
+    values[#values + 1] = fields[f]
+    values[#values + 1] = string.format("%.0f", new)
+  end
+end
+
+-- every check passed: from here on, only writes
+redis.call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. ARGV[4])
+redis.call("ZADD", seen, ARGV[3], ARGV[2])
+parts[5] = string.format("%.0f", refunded + amount)
+redis.call("HSET", orders, ARGV[1], table.concat(parts, SEPARATOR))
+if #new_totals > 0 then
+  redis.call("HSET", totals, unpack(new_totals))
+end
+if #values > 0 then
+  redis.call("HSET", counts, unpack(values))
 end
 return 1
