@@ -13,7 +13,7 @@ import redis
 from server.app import create_app
 from tests.api.test_readiness import fill_until_full
 from tests.conftest import RedisServer
-from tests.dashboard.conftest import sign_in
+from tests.dashboard.conftest import csrf_token, sign_in
 from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, VIEWER_TOKEN, app_settings
 
 INGEST = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
@@ -65,6 +65,9 @@ def test_a_full_redis_refuses_every_write_whole_keeps_reads_and_recovers(
     batch = [_order(visitor, f"o-{visitor}") for visitor in visitors[:10]]
     assert client.post("/v1/events", json={"events": batch}, headers=INGEST).status_code == 200
 
+    # a viewer signed in before Redis filled up keeps reading pages (a new sign-in is a write)
+    signed_in = sign_in(create_app(app_settings(server.url)).test_client(), VIEWER_TOKEN)
+
     admin = server.client()
     fill_until_full(admin)
     before = _snapshot(admin)
@@ -95,8 +98,12 @@ def test_a_full_redis_refuses_every_write_whole_keeps_reads_and_recovers(
     assert [item["key"] for item in config.json["experiments"]] == ["checkout-button"]
     results = reader.get("/v1/experiments/checkout-button/results", headers=VIEWER)
     assert results.status_code == 200
-    page = sign_in(reader, VIEWER_TOKEN).get("/dashboard/experiments/checkout-button")
+    page = signed_in.get("/dashboard/experiments/checkout-button")
     assert page.status_code == 200
+    login = reader.post(
+        "/dashboard/login", data={"token": VIEWER_TOKEN, "csrf_token": csrf_token(reader)}
+    )
+    assert login.status_code == 503  # the session cannot be stored: refused, not half made
     assert reader.get("/readyz").json == {"status": "degraded", "redis": "out_of_memory"}
 
     # memory frees: the same worker writes again without a restart
