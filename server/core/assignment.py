@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from server.core.conditions import compile_condition
 from server.core.models import Experiment, Variant
@@ -91,6 +91,7 @@ def decide(
     if forced not in compiled.variants:
         forced = experiment.allow_list.get(visitor) if experiment.allow_list else None
     answer = compiled.rule.evaluate(visitor, attributes, forced=forced, is_bot=is_bot)
-    # The rule only answers with keys of the experiment's variants (never None here).
+    # The rule only answers with keys of the experiment's variants (never None here), and
+    # with members of Reason (cast, not Reason(...): the enum call costs ~1 µs per answer).
     variant = compiled.variants[answer.variant or experiment.variants[0].key]
-    return Decision(variant, answer.enrolled, Reason(answer.reason))
+    return Decision(variant, answer.enrolled, cast(Reason, answer.reason))
