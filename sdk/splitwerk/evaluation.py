@@ -172,7 +172,7 @@ class Experiment:
         if not self.is_running:
             return self._inactive
         if not visitor.isascii():
-            # mmh3 must never see a lone surrogate (see ``bucket``); the client refuses such
+            # mmh3 must never see a lone surrogate (see ``bucketing``); the client refuses such
             # ids before they get here, and this raises UnicodeEncodeError instead of crashing.
             visitor.encode()
         if forced is not None and forced in self._forced:
