@@ -16,7 +16,10 @@ COPY server ./server
 COPY dashboard ./dashboard
 COPY --from=dashboard-assets /build/node_modules/chart.js/dist/chart.umd.js ./dashboard/static/vendor/chart.umd.js
 COPY sdk/js ./sdk/js
-RUN pip install . && useradd --create-home --uid 10001 splitwerk
+# the server imports the SDK's pure core, so the SDK is installed from this checkout first
+COPY sdk/setup.cfg sdk/pyproject.toml sdk/README.md ./sdk/
+COPY sdk/splitwerk ./sdk/splitwerk
+RUN pip install ./sdk . && useradd --create-home --uid 10001 splitwerk
 USER splitwerk
 
 EXPOSE 8000

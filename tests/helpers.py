@@ -19,6 +19,8 @@ from typing import Any
 import redis
 from werkzeug.serving import make_server
 
+from server.storage import keys
+
 SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"  # the repository's copy of the contract
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 EDITOR_TOKEN = "editor-token-for-tests"
@@ -93,7 +95,7 @@ def free_port() -> int:
 
 def enrolled_total(redis_client: redis.Redis, experiment: str = "checkout-button") -> int:
     """Visitors enrolled in phase 1 of an experiment over all variants (its e:<variant> counts)."""
-    counts = redis_client.hgetall(f"sw:{{{experiment}}}:p1:counts")
+    counts = redis_client.hgetall(keys.counts(experiment, 1))
     return sum(int(v) for k, v in counts.items() if k.decode().count(":") == 1)
 
 

@@ -14,6 +14,7 @@ See ``README.md`` for modes, web framework adapters and every option.
 from splitwerk.client import VERSION, Client
 from splitwerk.errors import ConfigError
 from splitwerk.evaluation import Assignment
+from splitwerk.reasons import Reason
 from splitwerk.transport import HttpTransport, Response, Transport
 from splitwerk.web import VisitorCookie, VisitorMiddleware, visitor_of
 
@@ -23,6 +24,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "HttpTransport",
+    "Reason",
     "Response",
     "Transport",
     "VisitorCookie",

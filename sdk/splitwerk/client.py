@@ -29,6 +29,7 @@ from splitwerk.events import MAX_VISITOR_LENGTH, is_valid_visitor
 from splitwerk.guard import swallow_errors
 from splitwerk.memory import RecentAssignments
 from splitwerk.poller import ConfigPoller
+from splitwerk.reasons import Reason
 from splitwerk.spool import Spool, check_folder
 from splitwerk.transport import TRANSPORT_ERRORS, HttpTransport, Transport, check_url
 
@@ -468,7 +469,7 @@ class Client:
         if answers is not None:
             return answers
         is_valid = is_valid_visitor(visitor)
-        reason = "unavailable" if is_valid else "invalid_visitor"
+        reason = Reason.UNAVAILABLE if is_valid else Reason.INVALID_VISITOR
         fallback_keys = keys if keys is not None else list(self._experiments)
         fallbacks = {}
         for key in fallback_keys:
@@ -504,7 +505,7 @@ class Client:
             if compiled is None:
                 answers[key] = UNKNOWN if self._has_config else self._fallback(key, None)
             elif not is_valid:
-                answers[key] = self._fallback(key, None, "invalid_visitor")
+                answers[key] = self._fallback(key, None, Reason.INVALID_VISITOR)
             else:
                 answer = compiled.evaluate(visitor, given, consent, forced.get(key))
                 if answer.enrolled:
@@ -573,11 +574,11 @@ class Client:
         compiled = self._experiments.get(experiment)
         if compiled is not None:
             answer = compiled.fallback
-            if reason and answer.reason == "unavailable":
+            if reason and answer.reason == Reason.UNAVAILABLE:
                 return Assignment(answer.variant, answer.payload, False, reason)
             return answer
         return Assignment(
-            default if type(default) is str else CONTROL, None, False, reason or "unavailable"
+            default if type(default) is str else CONTROL, None, False, reason or Reason.UNAVAILABLE
         )
 
     def _report_exposure(

@@ -1,7 +1,8 @@
-"""Local assignment: the spec's bucket function and procedure over a compiled config; no I/O.
+"""The per-visitor decision of spec/ASSIGNMENT.md over a compiled experiment; pure, no I/O.
 
-The procedure is ``spec/ASSIGNMENT.md`` of the Splitwerk repository ("assignment v1"); the
-server computes the same answers, and both are tested against ``assignment-vectors.json``.
+The procedure is ``spec/ASSIGNMENT.md`` of the Splitwerk repository ("assignment v1"). The
+server imports this module for its own decisions (``server.core.assignment``), so the procedure
+is written once in Python; it is tested against ``spec/assignment-vectors.json``.
 A config is compiled once when it is fetched: each experiment gets a 10000-entry lookup table
 from bucket to variant and a ready-made ``Assignment`` for every possible answer, so
 ``Experiment.evaluate`` hashes at most twice, indexes a table and returns a shared object
@@ -14,8 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import mmh3
-
+from splitwerk.bucketing import BUCKETS, HASH_BITS, HASH_SEED, hash32
 from splitwerk.conditions import (
     Attributes,
     Predicate,
@@ -23,18 +23,15 @@ from splitwerk.conditions import (
     compile_condition,
     never_matches,
 )
+from splitwerk.reasons import Reason
 
 _EMPTY: Attributes = MappingProxyType({})  # stands in for "no attributes"
 
 log = logging.getLogger(__name__)
 
 SPEC = "assignment v1"  # the only spec version this module implements
-BUCKETS = 10_000  # basis points: allocations, coverage and layer slots are all in 1/10000
-HASH_SEED = 1  # fixed by the spec; changing it would re-randomise every visitor
 MAX_VARIANTS = 255  # the lookup table stores variant numbers 1..255 in one byte each
 STATUSES = frozenset({"draft", "running", "paused", "stopped", "archived"})
-
-_hash = mmh3.hash  # bound once: saves an attribute lookup per bucket on the hot path
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +53,14 @@ class Assignment:
     reason: str
 
 
-UNKNOWN = Assignment(None, None, False, "unknown_experiment")
-
-
-def bucket(visitor: str, salt: str) -> int:
-    """Return the visitor's bucket in ``[0, 10000)`` for ``salt`` (spec: the bucket function).
-
-    Raises:
-        UnicodeEncodeError: the text holds a lone surrogate, which has no UTF-8 form.
-    """
-    # Bytes, not the str: mmh3 5.3.1 crashes the process (SIGSEGV) when handed a str with a
-    # lone surrogate such as "\ud800". The server encodes first too (server/core/bucketing.py).
-    return (_hash((visitor + salt).encode(), HASH_SEED, False) * BUCKETS) >> 32
+UNKNOWN = Assignment(None, None, False, Reason.UNKNOWN_EXPERIMENT)
 
 
 class Experiment:
     """One experiment compiled for fast, allocation-free evaluation."""
 
     __slots__ = (
+        "_bot",
         "_enrolled",
         "_forced",
         "_inactive",
@@ -115,29 +102,34 @@ class Experiment:
         def answer(variant: str, enrolled: bool, reason: str) -> Assignment:
             return Assignment(variant, payloads[variant], enrolled, reason)
 
-        if status == "stopped" and winner is not None:
-            self._inactive = answer(winner, False, "winner")
+        if status == "stopped" and winner in payloads:  # an unknown winner: the control
+            self._inactive = answer(winner, False, Reason.WINNER)
         else:
-            reason = status if status in ("paused", "stopped") else "not_running"
+            reason = {"paused": Reason.PAUSED, "stopped": Reason.STOPPED}.get(
+                status, Reason.NOT_RUNNING
+            )
             self._inactive = answer(self.control, False, reason)
         # The answer when the server cannot be asked in remote mode: exact for experiments
         # that are not running, the control otherwise.
         self.fallback = (
-            self._inactive if not self.is_running else answer(self.control, False, "unavailable")
+            self._inactive
+            if not self.is_running
+            else answer(self.control, False, Reason.UNAVAILABLE)
         )
-        self._not_targeted = answer(self.control, False, "not_targeted")
-        self._outside_layer = answer(self.control, False, "layer")
-        self._outside_coverage = answer(self.control, False, "outside_coverage")
-        self._forced = {key: answer(key, False, "forced") for key in payloads}
+        self._not_targeted = answer(self.control, False, Reason.NOT_TARGETED)
+        self._outside_layer = answer(self.control, False, Reason.LAYER)
+        self._outside_coverage = answer(self.control, False, Reason.OUTSIDE_COVERAGE)
+        self._bot = answer(self.control, False, Reason.BOT)
+        self._forced = {key: answer(key, False, Reason.FORCED) for key in payloads}
         # Index 0 of the table means "no variant"; variant i is stored as i + 1.
         self._enrolled = (
             self._outside_coverage,
-            *(answer(variant_key, True, "running") for variant_key, _, _ in variants),
+            *(answer(variant_key, True, Reason.RUNNING) for variant_key, _, _ in variants),
         )
         # As on the server: without consent a visitor sees their variant but is not counted.
         self._unconsented = (
             self._outside_coverage,
-            *(answer(variant_key, False, "no_consent") for variant_key, _, _ in variants),
+            *(answer(variant_key, False, Reason.NO_CONSENT) for variant_key, _, _ in variants),
         )
         table = bytearray(BUCKETS)
         start = 0
@@ -170,25 +162,32 @@ class Experiment:
         attributes: Attributes | None = None,
         has_consent: bool = True,
         forced: str | None = None,
+        is_bot: bool = False,
     ) -> Assignment:
-        """Return the spec's answer for ``visitor`` (steps 1–5, with forcing and consent)."""
+        """Return the spec's answer for ``visitor`` (steps 1–5, with forcing and consent).
+
+        ``forced`` is a variant key a QA request asked for (unknown keys are ignored);
+        ``is_bot`` marks a crawler, which sees the control and is never counted.
+        """
         if not self.is_running:
             return self._inactive
         if not visitor.isascii():
-            # mmh3 must never see a lone surrogate (see ``bucket``); the client refuses such
+            # mmh3 must never see a lone surrogate (see ``bucketing``); the client refuses such
             # ids before they get here, and this raises UnicodeEncodeError instead of crashing.
             visitor.encode()
         if forced is not None and forced in self._forced:
             return self._forced[forced]
+        if is_bot:
+            return self._bot
         if self.condition is not None and not self.condition(
             attributes if attributes is not None else _EMPTY
         ):
             return self._not_targeted
         if self._layer_salt is not None:
-            slot = (_hash(visitor + self._layer_salt, HASH_SEED, False) * BUCKETS) >> 32
+            slot = (hash32(visitor + self._layer_salt, HASH_SEED, False) * BUCKETS) >> HASH_BITS
             if not self._layer_start <= slot < self._layer_end:
                 return self._outside_layer
-        number = self._table[(_hash(visitor + self.salt, HASH_SEED, False) * BUCKETS) >> 32]
+        number = self._table[(hash32(visitor + self.salt, HASH_SEED, False) * BUCKETS) >> HASH_BITS]
         return self._enrolled[number] if has_consent else self._unconsented[number]
 
 

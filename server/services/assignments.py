@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.core.assignment import Decision, Reason, decide
-from server.core.conditions import Matcher, compile_condition
+from server.core.assignment import Compiled, Decision, Reason, compile_experiment, decide
 from server.core.errors import InvalidInput
 from server.core.models import Enrolment, Experiment, Status, Variant
 from server.core.privacy import Pseudonymiser
@@ -25,8 +24,8 @@ from server.services.experiments import SECONDS_PER_DAY, ExperimentCache, Snapsh
 from server.storage.errors import OutcomeUnknown, StorageUnavailable
 from server.storage.store import Store
 
-UNKNOWN_EXPERIMENT = "unknown_experiment"  # reason for a named experiment that does not exist
-NO_CONSENT = "no_consent"  # reason when the visitor did not consent to being counted
+UNKNOWN_EXPERIMENT = Reason.UNKNOWN_EXPERIMENT  # a named experiment that does not exist
+NO_CONSENT = Reason.NO_CONSENT  # the visitor did not consent to being counted
 MISSING_SEGMENT_VALUE = "unknown"  # segment value of a visitor without that attribute
 SEGMENT_VALUE_LENGTH = 64  # characters of a segment value kept; longer ones are cut
 
@@ -179,18 +178,17 @@ class Assigner:
         self._cache = cache
         self._pseudonymiser = pseudonymiser
         self._segment_value_limit = segment_value_limit
-        self._matchers: tuple[int, dict[str, Matcher | None]] = (-1, {})
+        self._compiled: tuple[int, dict[str, Compiled]] = (-1, {})
 
-    def _matcher(self, snapshot: Snapshot, experiment: Experiment) -> Matcher | None:
-        """Compiled targeting of an experiment, built once per configuration version."""
-        version, matchers = self._matchers
+    def _compile(self, snapshot: Snapshot, experiment: Experiment) -> Compiled:
+        """An experiment compiled for deciding, built once per configuration version."""
+        version, compiled = self._compiled
         if version != snapshot.version:
-            matchers = {}
-            self._matchers = (snapshot.version, matchers)
-        if experiment.key not in matchers:
-            conditions = experiment.conditions
-            matchers[experiment.key] = compile_condition(conditions) if conditions else None
-        return matchers[experiment.key]
+            compiled = {}
+            self._compiled = (snapshot.version, compiled)
+        if experiment.key not in compiled:
+            compiled[experiment.key] = compile_experiment(experiment)
+        return compiled[experiment.key]
 
     def assign(self, request: AssignRequest, now: float) -> AssignResult:
         """Answer every experiment of the request; record first enrolments exactly once.
@@ -228,7 +226,7 @@ class Assigner:
                 request.attributes,
                 forced=forced.get(target.key),
                 is_bot=request.is_bot,
-                matches=self._matcher(snapshot, target),
+                compiled=self._compile(snapshot, target),
             )
             # Nobody counts as enrolled until Redis has recorded it (see _record).
             reason = NO_CONSENT if decision.is_enrolled and not request.has_consent else None

@@ -23,7 +23,8 @@ sw:readiness                               string  "1", written by each /readyz 
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
-                                                   "<variant index>|<segment values…>";
+                                                   "<variant index>␟<segment values…>" (␟ is
+                                                   the unit separator, \\x1f);
                                                    per-visitor: expires RETENTION_DAYS after
                                                    the experiment stops or the phase ends
 sw:{<exp>}:p<phase>:counts                 hash    aggregate counters (see counter fields

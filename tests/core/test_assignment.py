@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.core.assignment import Decision, Reason, decide
-from server.core.bucketing import bucket_of
-from server.core.conditions import compile_condition
+from server.core.assignment import Decision, Reason, compile_experiment, decide
 from server.core.models import Experiment, Layer, Status, Variant
+from splitwerk.bucketing import bucket as bucket_of
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "spec" / "assignment-vectors.json"
 
@@ -167,20 +166,14 @@ def test_visitor_failing_the_conditions_sees_control_unenrolled():
     assert decide(experiment, "v", {"country": "AT"}).is_enrolled
 
 
-def test_precompiled_matcher_is_used_instead_of_recompiling():
+def test_precompiled_experiment_is_used_instead_of_recompiling():
     experiment = make_experiment(allocations=(1, 9999), conditions={"country": "DE"})
-    calls = []
-
-    def matcher(attributes):
-        calls.append(attributes)
-        return True
-
-    decision = decide(experiment, "v", {"country": "FR"}, matches=matcher)
+    untargeted = compile_experiment(make_experiment(allocations=(1, 9999)))
+    decision = decide(experiment, "v", {"country": "FR"}, compiled=untargeted)
     assert decision.is_enrolled
-    assert calls == [{"country": "FR"}]
-    compiled = compile_condition(experiment.conditions)
+    compiled = compile_experiment(experiment)
     assert (
-        decide(experiment, "v", {"country": "FR"}, matches=compiled).reason is Reason.NOT_TARGETED
+        decide(experiment, "v", {"country": "FR"}, compiled=compiled).reason is Reason.NOT_TARGETED
     )
 
 

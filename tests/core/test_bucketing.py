@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.core.bucketing import bucket_of
+from splitwerk.bucketing import bucket as bucket_of
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "spec" / "assignment-vectors.json"
 

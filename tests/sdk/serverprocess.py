@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from server.storage import keys
 from splitwerk import Client
 from tests.helpers import INGEST_TOKEN, SECRET, TOKENS, free_port
 
@@ -99,7 +100,7 @@ class Counts:
         self.key = key
 
     def total(self, prefix: str, goal: str) -> int:
-        raw = self.redis.hgetall(f"sw:{{{self.key}}}:p1:counts")
+        raw = self.redis.hgetall(keys.counts(self.key, 1))
         return sum(
             int(value)
             for name, value in raw.items()

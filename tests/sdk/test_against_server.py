@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from server.app import create_app
+from server.storage import keys
 from splitwerk import Client
 from tests.helpers import EDITOR, INGEST_TOKEN, LiveServer, app_settings
 
@@ -52,7 +53,7 @@ class Shop:
         assert started.status_code == 200, started.json
 
     def counts(self, key: str) -> dict[str, int]:
-        raw = self.redis.hgetall(f"sw:{{{key}}}:p1:counts")
+        raw = self.redis.hgetall(keys.counts(key, 1))
         return {name.decode(): int(value) for name, value in raw.items()}
 
     def enrolled(self, key: str) -> Counter[int]:
@@ -342,7 +343,7 @@ def test_without_consent_the_server_records_nothing(shop: Shop) -> None:
     assert answer["checkout-button"].reason == "no_consent"
     assert local_answer["checkout-button"].reason == "no_consent"
     assert shop.counts("checkout-button") == {}
-    assert shop.redis.hlen("sw:{checkout-button}:p1:enrolments") == 0
+    assert shop.redis.hlen(keys.enrolments("checkout-button", 1)) == 0
 
 
 # --- events exactly once ----------------------------------------------------------------------

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from splitwerk.evaluation import BUCKETS, SPEC, bucket, parse_config, parse_experiment
+from splitwerk.bucketing import BUCKETS, bucket
+from splitwerk.evaluation import SPEC, parse_config, parse_experiment
 
 from .fakeserver import VECTORS_PATH
 
