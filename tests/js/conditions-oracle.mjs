@@ -8,16 +8,14 @@
 // everybody: true (the visitor is enrolled), false (not targeted) or "handed" (the snippet
 // declines to answer: it leaves the condition to the server). Only this file knows how the
 // snippet says each of these; when the snippet changes how it marks a condition it cannot
-// evaluate, adapt HANDED_REASONS or `verdict` below, and nothing else.
+// evaluate, adapt `verdict` below, and nothing else.
 import { readFileSync } from 'node:fs';
 import vm from 'node:vm';
 import { loadSnippet } from './fake-browser.mjs';
 
-// evaluate()'s reason when the condition holds, and when it does not (the snippet's old name
-// and the server's name, so that the script works before and after the rename).
+// evaluate()'s reason when the condition holds, and when it does not.
 const TARGETED = new Set(['running']);
-const NOT_TARGETED = new Set(['conditions', 'not_targeted']);
-// Any other reason for a running experiment that covers everybody means "not mine to answer".
+const NOT_TARGETED = new Set(['not_targeted']);
 const VISITOR = 'differential-visitor';
 
 const page = loadSnippet();
@@ -36,17 +34,17 @@ const experimentWith = (condition) =>
     }),
   );
 
-/** The snippet's answer for one condition, as true, false or "handed". */
+/**
+ * The snippet's answer for one condition: true, false, or "handed" — evaluate() answers null
+ * for a condition only the server can decide (an operator the snippet lacks, an integer
+ * beyond 2^53). A condition the snippet refuses throws, and the caller reports the error.
+ */
 function verdict(condition, attributes) {
-  const outcome = (c) => core.evaluate(experimentWith(c), VISITOR, attributes).reason;
-  const reason = outcome(condition);
-  if (!TARGETED.has(reason) && !NOT_TARGETED.has(reason)) return 'handed';
-  const holds = TARGETED.has(reason);
-  // Today's snippet declines a condition with an operator it lacks by targeting nobody,
-  // whichever way the condition is asked: the condition and its negation then both fail,
-  // which no evaluation can do. That is its "handed to the server" mark.
-  if (!holds && !TARGETED.has(outcome({ $not: condition }))) return 'handed';
-  return holds;
+  const result = core.evaluate(experimentWith(condition), VISITOR, attributes);
+  if (result === null) return 'handed';
+  if (TARGETED.has(result.reason)) return true;
+  if (NOT_TARGETED.has(result.reason)) return false;
+  return `unexpected reason: ${result.reason}`;
 }
 
 const input = JSON.parse(readFileSync(0, 'utf8'));
