@@ -198,7 +198,7 @@ def test_python_core_and_snippet_agree_on_edge_values() -> None:
 
 
 def has_unsafe_integer(value: Any) -> bool:
-    """Whether an integer outside JavaScript's safe range (|n| ≥ 2^53) occurs anywhere in ``value``."""
+    """Whether an integer outside JavaScript's safe range (|n| ≥ 2^53) is anywhere in it."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
