@@ -40,6 +40,7 @@ from scipy import special
 from scipy import stats as scipy_stats
 
 from server.core.models import BASIS_POINTS, Analysis
+from server.core.sequential import Plan
 
 DEFAULT_ALPHA = 0.05  # the conventional 5 % false-positive rate; two-sided everywhere
 DEFAULT_POWER = 0.8  # the conventional 80 %: one real effect in five of minimum size is missed
@@ -94,6 +95,9 @@ NOT_ENOUGH_DATA = "not_enough_data"  # VariantResult.status: below the minimum-e
 CONTROL = "control"  # VariantResult.status of variant 0, which is not compared
 HOLM = "holm"  # GoalResult.adjustment of whole-experiment results
 BENJAMINI_HOCHBERG = "benjamini-hochberg"  # GoalResult.adjustment of segment results
+GROUP_SEQUENTIAL = "group_sequential"  # GoalResult.test: spending boundaries over a plan
+ALWAYS_VALID = "always_valid"  # GoalResult.test: the mSPRT
+FIXED = "fixed"  # GoalResult.test: one look at the planned end
 CONVERSION = "conversion"  # GoalResult.kind
 VALUE = "value"  # GoalResult.kind
 
@@ -177,6 +181,11 @@ class GoalResult:
     variants: tuple[VariantResult, ...]
     minimum_visitors: int = MINIMUM_VISITORS  # the minimum-evidence rule applied
     minimum_conversions: int = MINIMUM_CONVERSIONS
+    # the test actually run: "group_sequential", "always_valid" (mSPRT) or "fixed"
+    test: str = ALWAYS_VALID
+    # group sequential only: the current look's information fraction and critical |z|
+    information_fraction: float | None = None
+    boundary: float | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +247,9 @@ class _GoalParts:
     gaps: list[str | None]  # per comparison: why it is below the minimum-evidence rule, or None
     minimum_visitors: int
     minimum_conversions: int
+    test: str = ALWAYS_VALID
+    information_fraction: float | None = None
+    boundary: float | None = None
 
     def p_values(self) -> list[float | None]:
         """The unadjusted p-values of variants 1, 2, …"""
@@ -253,6 +265,7 @@ def analyse_conversion(
     looks: Sequence[Sequence[ConversionCounts]] = (),
     minimum_visitors: int = MINIMUM_VISITORS,
     minimum_conversions: int = MINIMUM_CONVERSIONS,
+    plan: Plan | None = None,
 ) -> GoalResult:
     """Compare every variant's conversion rate with the control's (variant 0).
 
@@ -274,8 +287,18 @@ def analyse_conversion(
     _check_conversion_counts(variants)
     bayesian = _beta_chances_and_losses([(variants[0], variant) for variant in variants[1:]])
     rule = (minimum_visitors, minimum_conversions)
+    if plan is not None and method is Analysis.SEQUENTIAL:
+        critical = plan.boundary(alpha)
+        parts = _conversion_parts(
+            variants, Analysis.FIXED, alpha, minimum_effect, bayesian, rule, critical
+        )
+        statistics = [
+            _conversion_statistics(look, parts) for look in _plan_looks(plan, looks, variants)
+        ]
+        parts = _planned(parts, plan, statistics)
+        return _goal_result(parts, holm(parts.p_values()), HOLM)
     parts = _conversion_parts(variants, method, alpha, minimum_effect, bayesian, rule)
-    if method is Analysis.SEQUENTIAL and looks:
+    if method is not Analysis.FIXED and looks:
         parts = _with_earlier_looks(parts, [_conversion_look(look, parts) for look in looks])
     return _goal_result(parts, holm(parts.p_values()), HOLM)
 
@@ -290,6 +313,7 @@ def analyse_value(
     minimum_visitors: int = MINIMUM_VISITORS,
     minimum_conversions: int = MINIMUM_CONVERSIONS,
     is_non_negative: bool = False,
+    plan: Plan | None = None,
 ) -> GoalResult:
     """Compare every variant's mean value per visitor with the control's (variant 0).
 
@@ -307,8 +331,16 @@ def analyse_value(
     """
     method = _check_settings(variants, method, alpha, minimum_effect)
     rule = (minimum_visitors, minimum_conversions)
+    if plan is not None and method is Analysis.SEQUENTIAL:
+        critical = plan.boundary(alpha)
+        parts = _value_parts(
+            variants, Analysis.FIXED, alpha, minimum_effect, rule, is_non_negative, critical
+        )
+        statistics = [_value_statistics(look, parts) for look in _plan_looks(plan, looks, variants)]
+        parts = _planned(parts, plan, statistics)
+        return _goal_result(parts, holm(parts.p_values()), HOLM)
     parts = _value_parts(variants, method, alpha, minimum_effect, rule, is_non_negative)
-    if method is Analysis.SEQUENTIAL and looks:
+    if method is not Analysis.FIXED and looks:
         parts = _with_earlier_looks(parts, [_value_look(look, parts) for look in looks])
     return _goal_result(parts, holm(parts.p_values()), HOLM)
 
@@ -622,8 +654,12 @@ def _conversion_parts(
     minimum_effect: float,
     bayesian: list[tuple[float, float] | None],
     rule: tuple[int, int],
+    critical: float | None = None,
 ) -> _GoalParts:
-    """Every number of a conversion goal except the adjusted p-values."""
+    """Every number of a conversion goal except the adjusted p-values.
+
+    ``critical`` replaces the fixed test's normal quantile in the intervals (group sequential).
+    """
     control = variants[0]
     return _GoalParts(
         kind=CONVERSION,
@@ -634,7 +670,7 @@ def _conversion_parts(
         converted=[counts.converted for counts in variants],
         estimates=[_rate(counts) for counts in variants],
         comparisons=[
-            _compare_conversion(control, variant, method, alpha, minimum_effect)
+            _compare_conversion(control, variant, method, alpha, minimum_effect, critical)
             for variant in variants[1:]
         ],
         bayesian=bayesian,
@@ -646,6 +682,7 @@ def _conversion_parts(
         ],
         minimum_visitors=rule[0],
         minimum_conversions=rule[1],
+        test=FIXED if method is Analysis.FIXED else ALWAYS_VALID,
     )
 
 
@@ -656,8 +693,9 @@ def _value_parts(
     minimum_effect: float,
     rule: tuple[int, int],
     is_non_negative: bool,
+    critical: float | None = None,
 ) -> _GoalParts:
-    """Every number of a value goal except the adjusted p-values."""
+    """Every number of a value goal except the adjusted p-values (``critical``: as above)."""
     moments = [_moments(sums) for sums in variants]
     control = moments[0]
     return _GoalParts(
@@ -669,7 +707,9 @@ def _value_parts(
         converted=[None for _ in variants],
         estimates=[variant.mean for variant in moments],
         comparisons=[
-            _compare_value(control, variant, method, alpha, minimum_effect, is_non_negative)
+            _compare_value(
+                control, variant, method, alpha, minimum_effect, is_non_negative, critical
+            )
             for variant in moments[1:]
         ],
         bayesian=[_normal_chance_and_loss(control, variant) for variant in moments[1:]],
@@ -687,6 +727,7 @@ def _value_parts(
         ],
         minimum_visitors=rule[0],
         minimum_conversions=rule[1],
+        test=FIXED if method is Analysis.FIXED else ALWAYS_VALID,
     )
 
 
@@ -779,6 +820,96 @@ def _sequential_value_p_value(
         control.visitors + variant.visitors
     )
     return _mixture_p_value(uplift, variance, _mixture_variance(minimum_effect, pooled_mean))
+
+
+def _conversion_statistics(
+    look: Sequence[ConversionCounts], parts: _GoalParts
+) -> list[float | None]:
+    """The pooled z statistics of one look (the fixed test's); None where the look cannot count.
+
+    As ``_conversion_look``: counts that cannot happen, or below the minimum-evidence rule,
+    take no part (a look left out only lowers the chance to cross a boundary).
+    """
+    rule = (parts.minimum_visitors, parts.minimum_conversions)
+    if len(look) != len(parts.visitors) or any(
+        counts.visitors < 0 or not 0 <= counts.converted <= counts.visitors for counts in look
+    ):
+        return [None] * len(parts.comparisons)
+    control = look[0]
+    statistics: list[float | None] = []
+    for variant in look[1:]:
+        if _evidence_gap(
+            control.visitors, variant.visitors, control.converted + variant.converted, rule
+        ):
+            statistics.append(None)
+            continue
+        pooled = (control.converted + variant.converted) / (control.visitors + variant.visitors)
+        null_variance = pooled * (1.0 - pooled) * (1.0 / control.visitors + 1.0 / variant.visitors)
+        uplift = variant.converted / variant.visitors - control.converted / control.visitors
+        # no variance: both rates 0 % or both 100 %, no difference to see
+        statistics.append(uplift / math.sqrt(null_variance) if null_variance > 0.0 else 0.0)
+    return statistics
+
+
+def _value_statistics(look: Sequence[ValueSums], parts: _GoalParts) -> list[float | None]:
+    """The z statistics (difference over its unpooled standard error) of one look of a value
+    goal; None where the look cannot count, as ``_conversion_statistics``."""
+    rule = (parts.minimum_visitors, parts.minimum_conversions)
+    if len(look) != len(parts.visitors):
+        return [None] * len(parts.comparisons)
+    try:
+        moments = [_moments(sums) for sums in look]
+    except ValueError:
+        return [None] * len(parts.comparisons)
+    control = moments[0]
+    statistics: list[float | None] = []
+    for sums, variant in zip(look[1:], moments[1:], strict=True):
+        buyers = (
+            None if look[0].buyers is None or sums.buyers is None else look[0].buyers + sums.buyers
+        )
+        if (
+            _evidence_gap(look[0].visitors, sums.visitors, buyers, rule)
+            or control.mean is None
+            or variant.mean is None
+            or control.variance is None
+            or variant.variance is None
+        ):
+            statistics.append(None)
+            continue
+        variance = control.variance / control.visitors + variant.variance / variant.visitors
+        uplift = _difference(control.mean, variant.mean)
+        statistics.append(uplift / math.sqrt(variance) if variance > 0.0 else None)
+    return statistics
+
+
+def _plan_looks(plan: Plan, looks: Sequence[Sequence[Any]], current: Sequence[Any]) -> list[Any]:
+    """The looks a plan judges: ``looks`` and the current one, or ``looks`` alone when the plan
+    has one fraction per look (the test closed at the last of them; see server.core.sequential).
+    """
+    if len(plan.fractions) == len(looks):
+        return list(looks)
+    if len(plan.fractions) == len(looks) + 1:
+        return [*looks, current]
+    raise ValueError("the plan needs one information fraction per look")
+
+
+def _planned(parts: _GoalParts, plan: Plan, statistics: Sequence[list[float | None]]) -> _GoalParts:
+    """The parts judged by the group sequential plan: each p-value the repeated p-value over
+    the plan's looks (``statistics``: one list per look, the current one last)."""
+    if len(statistics) != len(plan.fractions):
+        raise ValueError("the plan needs one information fraction per look")
+    comparisons = [
+        replace(comparison, p_value=plan.p_value([look[index] for look in statistics]))
+        for index, comparison in enumerate(parts.comparisons)
+    ]
+    return replace(
+        parts,
+        method=Analysis.SEQUENTIAL,
+        comparisons=comparisons,
+        test=GROUP_SEQUENTIAL,
+        information_fraction=plan.fractions[-1],
+        boundary=plan.boundary(parts.alpha),
+    )
 
 
 def _with_earlier_looks(parts: _GoalParts, looks: Sequence[list[float | None]]) -> _GoalParts:
@@ -891,6 +1022,9 @@ def _goal_result(
         variants=tuple(results),
         minimum_visitors=parts.minimum_visitors,
         minimum_conversions=parts.minimum_conversions,
+        test=parts.test,
+        information_fraction=parts.information_fraction,
+        boundary=parts.boundary,
     )
 
 
@@ -956,8 +1090,13 @@ def _compare_conversion(
     method: Analysis,
     alpha: float,
     minimum_effect: float,
+    critical_value: float | None = None,
 ) -> _Comparison:
-    """Uplift, intervals and p-value of one variant's conversion rate against the control's."""
+    """Uplift, intervals and p-value of one variant's conversion rate against the control's.
+
+    ``critical_value`` (group sequential: the look's boundary) replaces the fixed test's
+    normal quantile in the intervals.
+    """
     if control.visitors == 0 or variant.visitors == 0:
         return _Comparison()
     control_rate = control.converted / control.visitors
@@ -968,7 +1107,7 @@ def _compare_conversion(
     variant_adjusted, variant_variance = _adjusted_rate(variant)
     adjusted_uplift = variant_adjusted - control_adjusted
     variance = control_variance + variant_variance
-    if method is Analysis.SEQUENTIAL:
+    if method is not Analysis.FIXED:
         # the test of "no difference" uses the variance under that hypothesis, as the z-test
         pooled = (control.converted + variant.converted) / (control.visitors + variant.visitors)
         null_variance = pooled * (1.0 - pooled) * (1.0 / control.visitors + 1.0 / variant.visitors)
@@ -978,7 +1117,7 @@ def _compare_conversion(
         # pooled variance is zero only when both rates are 0 or both are 1, i.e. no uplift
         p_value = _mixture_p_value(uplift, null_variance, mixture)
     else:
-        critical = _normal_quantile(alpha)
+        critical = _normal_quantile(alpha) if critical_value is None else critical_value
         interval = _interval(adjusted_uplift, critical * math.sqrt(variance))
         p_value = _fixed_conversion_p_value(control, variant)
     relative_interval, reason = _fieller(
@@ -1031,8 +1170,12 @@ def _compare_value(
     alpha: float,
     minimum_effect: float,
     is_non_negative: bool,
+    critical_value: float | None = None,
 ) -> _Comparison:
-    """Difference, intervals and p-value of one variant's mean value against the control's."""
+    """Difference, intervals and p-value of one variant's mean value against the control's.
+
+    ``critical_value``: as in ``_compare_conversion`` (then on the normal, not Welch's t scale).
+    """
     if control.mean is None or variant.mean is None:
         return _Comparison()
     uplift = _difference(control.mean, variant.mean)
@@ -1050,7 +1193,7 @@ def _compare_value(
             p_value=1.0 if uplift == 0.0 else None,
             relative_reason="every visitor has the same total",
         )
-    if method is Analysis.SEQUENTIAL:
+    if method is not Analysis.FIXED:
         pooled_mean = (control.mean * control.visitors + variant.mean * variant.visitors) / (
             control.visitors + variant.visitors
         )
@@ -1067,7 +1210,11 @@ def _compare_value(
             control_share * control_share / (control.visitors - 1)
             + variant_share * variant_share / (variant.visitors - 1)
         )
-        critical = float(special.stdtrit(freedom, 1.0 - alpha / 2.0))
+        critical = (
+            float(special.stdtrit(freedom, 1.0 - alpha / 2.0))
+            if critical_value is None
+            else critical_value
+        )
         interval = _interval(uplift, critical * math.sqrt(variance))
         p_value = 2.0 * float(special.stdtr(freedom, -abs(uplift) / math.sqrt(variance)))
     relative_interval: Interval | None = None
