@@ -655,7 +655,29 @@ class VariantResultSchema(Schema):
 
 class GoalResultSchema(Schema):
     kind = fields.String()
-    method = fields.String(metadata={"description": "sequential (always valid) or fixed"})
+    method = fields.String(
+        metadata={"description": "the experiment's analysis: sequential, always_valid or fixed"}
+    )
+    test = fields.String(
+        metadata={
+            "description": "the test run: group_sequential (alpha spending over the planned "
+            "size), always_valid (mSPRT) or fixed"
+        }
+    )
+    information_fraction = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "group_sequential: share of the planned visitors reached at the "
+            "last counted look (capped at 1; 1 is the final look)"
+        },
+    )
+    boundary = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "group_sequential: the last counted look's critical |z| at alpha; "
+            "the intervals use it"
+        },
+    )
     alpha = fields.Float()
     minimum_effect = fields.Float()
     adjustment = fields.String()
