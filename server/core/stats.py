@@ -87,6 +87,11 @@ EDGEWORTH_MINIMUM_SHAPE = 100.0
 # of identical values: a few ulps (2.2e-16 each) of sums over up to 10⁹ visitors; real spreads
 # of money in cents are many orders of magnitude larger.
 VARIANCE_ROUNDING = 1e-12
+# A segment value becomes a stratum of its own for post-stratification only with at least 20
+# visitors in every variant; smaller ones share one "rest" stratum with the visitors that have
+# no value. Below that a stratum's variance is too unsteady to weigh (and with fewer than 2 it
+# does not exist).
+MINIMUM_STRATUM_VISITORS = 20
 # Forecasts beyond ten years are meaningless and would overflow ``datetime.date`` near year 9999.
 MAXIMUM_FORECAST_DAYS = 3650
 
@@ -1562,3 +1567,141 @@ def _finite_interval(interval: Interval | None) -> Interval | None:
     if interval is None or not (math.isfinite(interval.lower) and math.isfinite(interval.upper)):
         return None
     return interval
+
+
+@dataclass(frozen=True)
+class StratifiedComparison:
+    """One variant's post-stratified uplift against the control.
+
+    ``variance_ratio`` is the adjusted variance over the unadjusted one (0.8: 20 % less).
+    """
+
+    variant: int
+    uplift: float
+    standard_error: float
+    uplift_interval: Interval
+    variance_ratio: float | None
+
+
+def post_stratify(
+    strata: Sequence[Sequence[ValueSums]], critical: float
+) -> list[StratifiedComparison | None]:
+    """Post-stratified uplifts of variants 1, 2, … against the control, one list per stratum.
+
+    Every stratum h holds one ``ValueSums`` per variant (a conversion goal passes converted
+    visitors as both sum and sum of squares, its values being 0 or 1). With the pooled stratum
+    shares w_h = N_h / N as weights (Miratrix, Sekhon & Yu 2013):
+
+        uplift = Σ_h w_h (ȳ_hB − ȳ_hA)       Var = Σ_h w_h² (s²_hB / n_hB + s²_hA / n_hA)
+
+    which is the treatment coefficient of OLS with stratum dummies and their centred
+    interactions with the treatment, and its HC2 variance (Lin 2013; tests check both against
+    statsmodels). The interval is uplift ± critical · standard error. A variant is None when a
+    stratum has fewer than two of its or the control's visitors (no variance there): callers
+    merge small strata first (``MINIMUM_STRATUM_VISITORS``).
+
+    Raises:
+        ValueError: no strata, strata of different lengths, or sums that cannot happen.
+    """
+    if not strata or len({len(stratum) for stratum in strata}) != 1:
+        raise ValueError("every stratum needs one entry per variant")
+    moments = [[_moments(sums) for sums in stratum] for stratum in strata]
+    sizes = [sum(sums.visitors for sums in stratum) for stratum in strata]
+    total = sum(sizes)
+    variant_count = len(strata[0])
+    results: list[StratifiedComparison | None] = []
+    for variant in range(1, variant_count):
+        uplift, variance, is_defined = 0.0, 0.0, total > 0
+        for size, stratum in zip(sizes, moments, strict=True):
+            control, treated = stratum[0], stratum[variant]
+            if control.variance is None or treated.variance is None:
+                is_defined = False
+                break
+            weight = size / total
+            uplift += weight * (_value_or_zero(treated.mean) - _value_or_zero(control.mean))
+            variance += (
+                weight
+                * weight
+                * (treated.variance / treated.visitors + control.variance / control.visitors)
+            )
+        if not is_defined:
+            results.append(None)
+            continue
+        plain = _moments(_merged([stratum[0] for stratum in strata]))
+        other = _moments(_merged([stratum[variant] for stratum in strata]))
+        unadjusted = (
+            None
+            if plain.variance is None or other.variance is None
+            else plain.variance / plain.visitors + other.variance / other.visitors
+        )
+        error = math.sqrt(variance)
+        results.append(
+            StratifiedComparison(
+                variant,
+                uplift,
+                error,
+                _interval(uplift, critical * error),
+                None if not unadjusted else variance / unadjusted,
+            )
+        )
+    return results
+
+
+def _merged(sums: Sequence[ValueSums]) -> ValueSums:
+    """The sums of several groups of visitors as one group."""
+    return ValueSums(
+        sum(item.visitors for item in sums),
+        sum(item.value_sum for item in sums),
+        sum(item.value_sum_squares for item in sums),
+    )
+
+
+def _value_or_zero(value: float | None) -> float:
+    """A mean that is defined whenever its variance is (two visitors or more)."""
+    return 0.0 if value is None else value
+
+
+def strata_of(
+    groups: Mapping[str, Sequence[ValueSums]], totals: Sequence[ValueSums]
+) -> list[list[ValueSums]] | None:
+    """Strata for ``post_stratify`` from one segment attribute's groups and the variants' totals.
+
+    Each value with ``MINIMUM_STRATUM_VISITORS`` in every variant is a stratum; the other
+    values and the visitors without a value (totals minus all groups) form one more. None when
+    the groups do not fit in the totals (odd stored counters) or fewer than two strata remain:
+    then there is nothing to adjust for.
+    """
+    strata = []
+    rest = list(totals)
+    for sums in groups.values():
+        if len(sums) != len(totals):
+            return None
+        rest = [
+            ValueSums(
+                whole.visitors - part.visitors,
+                whole.value_sum - part.value_sum,
+                whole.value_sum_squares - part.value_sum_squares,
+            )
+            for whole, part in zip(rest, sums, strict=True)
+        ]
+        if min(item.visitors for item in sums) >= MINIMUM_STRATUM_VISITORS:
+            strata.append(list(sums))
+        else:
+            rest = [_merged([a, b]) for a, b in zip(rest, sums, strict=True)]
+    if any(item.visitors < 0 or item.value_sum_squares < -VARIANCE_ROUNDING for item in rest):
+        return None
+    if any(item.visitors > 0 for item in rest):
+        if min(item.visitors for item in rest) < MINIMUM_STRATUM_VISITORS:
+            if not strata:
+                return None
+            # too few to stand alone: the rest joins the largest stratum
+            largest = max(range(len(strata)), key=lambda h: sum(s.visitors for s in strata[h]))
+            strata[largest] = [_merged([a, b]) for a, b in zip(strata[largest], rest, strict=True)]
+        else:
+            strata.append(
+                [
+                    ValueSums(item.visitors, item.value_sum, max(0.0, item.value_sum_squares))
+                    for item in rest
+                ]
+            )
+    return strata if len(strata) >= 2 else None
