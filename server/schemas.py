@@ -701,6 +701,28 @@ class VariantTotalsSchema(Schema):
     value_sum = fields.Float()
 
 
+class StratifiedComparisonSchema(Schema):
+    variant = fields.Integer()
+    uplift = fields.Float(metadata={"description": "post-stratified uplift against the control"})
+    standard_error = fields.Float()
+    uplift_interval = fields.Nested(IntervalSchema)
+    variance_ratio = fields.Float(
+        allow_none=True,
+        metadata={"description": "adjusted over unadjusted variance (0.8: 20 % less)"},
+    )
+
+
+class StratifiedSchema(Schema):
+    attribute = fields.String(metadata={"description": "the segment attribute stratified on"})
+    strata = fields.Integer(
+        metadata={"description": "values with 20 visitors in every variant, plus the rest"}
+    )
+    variants = fields.List(
+        fields.Nested(StratifiedComparisonSchema, allow_none=True),
+        metadata={"description": "variants 1, 2, …; null where a stratum has no variance"},
+    )
+
+
 class GoalReportSchema(Schema):
     key = fields.String()
     kind = fields.Enum(GoalKind, by_value=True)
@@ -718,6 +740,13 @@ class GoalReportSchema(Schema):
         metadata={
             "description": "value goals: each visitor's total counts at most this much (and at "
             "least minus this much) in the statistics; totals stay uncapped"
+        },
+    )
+    stratified = fields.List(
+        fields.Nested(StratifiedSchema),
+        metadata={
+            "description": "post-stratified uplifts per segment attribute recorded at "
+            "enrolment, beside the unadjusted result (which decides)"
         },
     )
     summary = fields.String()

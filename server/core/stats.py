@@ -1545,6 +1545,11 @@ def _difference(control_mean: float, variant_mean: float) -> float:
     return difference
 
 
+def normal_critical(alpha: float) -> float:
+    """The fixed test's two-sided critical value z_{1 - alpha/2}."""
+    return _normal_quantile(alpha)
+
+
 def _normal_quantile(alpha: float) -> float:
     """The two-sided critical value z_{1 - alpha/2} of the standard normal distribution."""
     return float(special.ndtri(1.0 - alpha / 2.0))

@@ -39,6 +39,15 @@ class VariantTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class StratifiedReport:
+    """A goal's uplifts post-stratified on one segment attribute recorded at enrolment."""
+
+    attribute: str
+    strata: int  # strata used: values with enough visitors, plus one for the rest
+    variants: tuple[stats.StratifiedComparison | None, ...]  # variants 1, 2, …
+
+
+@dataclass(frozen=True, slots=True)
 class GoalReport:
     """Statistics of one goal, the raw figures, and how much longer the experiment must run."""
 
@@ -52,6 +61,7 @@ class GoalReport:
     summary: str
     traffic_days: int = 0  # days of enrolments the forecast's daily traffic is averaged over
     value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
+    stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +502,49 @@ def _visitors_needed(
     )
 
 
+def _stratified(
+    goal: Goal,
+    result: stats.GoalResult,
+    counters: Counters,
+    visitors: Sequence[int],
+    experiment: Experiment,
+) -> tuple[StratifiedReport, ...]:
+    """The goal's uplifts post-stratified on each segment attribute (none without strata).
+
+    The interval uses the goal's own critical value: the group sequential boundary, else the
+    fixed test's normal quantile (for an always-valid experiment it is a fixed-horizon interval).
+    """
+    critical = result.boundary
+    if critical is None:
+        critical = stats.normal_critical(result.alpha)
+    is_rate = goal.kind == GoalKind.CONVERSION
+    capped = not is_rate and _is_capped(counters, goal.key, len(visitors))
+
+    def sums(variant: int, suffix: str, count: int) -> stats.ValueSums:
+        if is_rate:
+            converted = min(count, counters.get(f"c:{variant}:{goal.key}{suffix}"))
+            return stats.ValueSums(count, float(converted), float(converted))
+        return _value_sums(counters, variant, goal.key, suffix, count, capped)
+
+    reports = []
+    totals = [sums(i, "", visitors[i]) for i in range(len(visitors))]
+    for attribute in experiment.segments:
+        groups = {
+            value: [sums(i, suffix, counters.get(f"e:{i}{suffix}")) for i in range(len(visitors))]
+            for value in sorted(counters.segment_values.get(attribute, ()))
+            for suffix in (f":{attribute}={value}",)
+        }
+        try:
+            strata = stats.strata_of(groups, totals)
+            if strata is None:
+                continue
+            adjusted = stats.post_stratify(strata, critical)
+        except ValueError:
+            continue  # odd stored sums: the plain result stands alone
+        reports.append(StratifiedReport(attribute, len(strata), tuple(adjusted)))
+    return tuple(reports)
+
+
 def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
     """Cumulative visitors, conversions and estimate (with a band) per variant and day.
 
@@ -574,6 +627,7 @@ def compute_results(
                 None
                 if goal.kind == GoalKind.CONVERSION or not _is_capped(counters, goal.key, len(keys))
                 else value_cap,
+                _stratified(goal, result, counters, visitors, experiment),
             )
         )
     segments = []

@@ -256,3 +256,44 @@ def test_without_a_planned_size_the_default_falls_back_to_the_msprt() -> None:
     raw = planned_counters(3, 200, 0.0, 0.0)
     result = compute_results(experiment(analysis=Analysis.SEQUENTIAL), raw, NOW, "EUR")
     assert result.goals[0].result.test == "always_valid"
+
+
+def test_uplifts_are_post_stratified_on_the_enrolment_segments_beside_the_plain_ones() -> None:
+    from server.schemas import GoalReportSchema
+
+    # two traffic sources with very different rates, plus 100 visitors per variant without one
+    raw = {"e:0": 3100, "e:1": 3100, "c:0:purchase": 252, "c:1:purchase": 281}
+    raw |= {"e:0:source=ads": 2000, "e:1:source=ads": 1900}
+    raw |= {"c:0:purchase:source=ads": 40, "c:1:purchase:source=ads": 42}
+    raw |= {"e:0:source=mail": 1000, "e:1:source=mail": 1100}
+    raw |= {"c:0:purchase:source=mail": 200, "c:1:purchase:source=mail": 225}
+    chosen = experiment(analysis=Analysis.FIXED, segments=("source",))
+    report = compute_results(chosen, raw, NOW, "EUR").goals[0]
+    (stratified,) = report.stratified
+    assert stratified.attribute == "source" and stratified.strata == 3
+    rates = [(2000, 40, 1900, 42), (1000, 200, 1100, 225), (100, 12, 100, 14)]
+    total = sum(a + b for a, _, b, _ in rates)
+    expected = sum((a + b) / total * (cb / b - ca / a) for a, ca, b, cb in rates)
+    variant = stratified.variants[0]
+    assert variant is not None and variant.uplift == pytest.approx(expected, abs=1e-12)
+    # mail converts at 20 %, ads at 2 %: knowing the source removes much of the noise
+    assert variant.variance_ratio is not None and variant.variance_ratio < 0.92
+    plain = report.result.variants[1].uplift
+    assert plain is not None and plain != pytest.approx(variant.uplift)  # reported beside it
+    dumped = GoalReportSchema().dump(report)
+    assert dumped["stratified"][0]["variants"][0]["uplift"] == pytest.approx(expected)
+    assert set(dumped["stratified"][0]["variants"][0]) == {
+        "variant",
+        "uplift",
+        "standard_error",
+        "uplift_interval",
+        "variance_ratio",
+    }
+
+
+def test_odd_segment_counters_leave_the_plain_result_alone() -> None:
+    raw = {"e:0": 300, "e:1": 300, "c:0:purchase": 20, "c:1:purchase": 20}
+    raw |= {"e:0:source=ads": 500, "e:1:source=ads": 100}  # more than the whole: cannot happen
+    report = compute_results(experiment(segments=("source",)), raw, NOW, "EUR").goals[0]
+    assert report.stratified == ()
+    assert report.result.variants[1].uplift == 0.0
