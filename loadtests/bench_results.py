@@ -12,6 +12,7 @@ import random
 import statistics
 import time
 
+from server.core import sequential
 from server.core.models import Analysis, Experiment, Goal, GoalKind, Status, Variant
 from server.services.results import compute_results
 
@@ -86,6 +87,18 @@ def main() -> None:
     print(f"  wall median {statistics.median(wall):7.1f} ms   best {min(wall):7.1f} ms")
     verdict = "met" if min(cpu) < TARGET_MS else "missed"
     print(f"  target < {TARGET_MS:.0f} ms (best CPU): {verdict}")
+    # the group sequential boundaries are cached per set of looks: the first read of a new day
+    # computes them, every later read (and every goal) reuses them
+    cold = []
+    for _ in range(runs):
+        sequential._boundaries.cache_clear()
+        started_cpu = time.process_time()
+        compute_results(experiment, raw, time.time(), "EUR")
+        cold.append((time.process_time() - started_cpu) * 1000)
+    print(
+        f"  first read of a day (boundaries computed): CPU median {statistics.median(cold):7.1f} ms"
+        f"   best {min(cold):7.1f} ms"
+    )
 
 
 if __name__ == "__main__":
