@@ -1710,3 +1710,115 @@ def strata_of(
                 ]
             )
     return strata if len(strata) >= 2 else None
+
+
+@dataclass(frozen=True)
+class CovariateSums:
+    """One variant's streaming sums of a goal's value y and a pre-experiment covariate x.
+
+    Σy and Σy² as in ``ValueSums``; Σx, Σx² and Σxy over the same visitors (x is 0 for a
+    visitor without one, so a shop that sends it for some customers only still gets sums).
+    """
+
+    visitors: int
+    value_sum: float
+    value_sum_squares: float
+    covariate_sum: float
+    covariate_sum_squares: float
+    cross_sum: float
+
+
+@dataclass(frozen=True)
+class CovariateComparison:
+    """One variant's CUPED-adjusted uplift against the control, with its standard error.
+
+    ``slope`` is the pooled within-variant regression slope of y on x used for the adjustment;
+    ``variance_ratio`` the adjusted variance over the unadjusted (Welch) one.
+    """
+
+    variant: int
+    uplift: float
+    standard_error: float
+    slope: float
+    variance_ratio: float | None
+
+
+def adjust_for_covariate(variants: Sequence[CovariateSums]) -> list[CovariateComparison | None]:
+    """CUPED (Deng, Xu, Kohavi & Walker 2013) from sums alone, variants 1, 2, … against 0.
+
+    For each pair (control A, variant B) this is the analysis of covariance y ~ 1 + T + x by
+    ordinary least squares, solved from the sums: with within-variant sums of squares and
+    products S_xx = Σ_g (Σx² − (Σx)²/n)_g and S_xy, S_yy alike, the slope is b = S_xy / S_xx,
+
+        uplift = (ȳ_B − ȳ_A) − b (x̄_B − x̄_A)
+        Var    = σ² (1/n_A + 1/n_B + (x̄_B − x̄_A)² / S_xx),  σ² = (S_yy − b S_xy) / (n_A + n_B − 3)
+
+    equal to statsmodels' OLS estimate and standard error (tests check 1e-9). A variant is None
+    when that fit is undefined: fewer than 4 visitors in the pair, fewer than 2 in one variant,
+    or a covariate without spread.
+
+    Raises:
+        ValueError: sums that cannot happen (negative visitors or sums of squares, non-finite).
+    """
+    for sums in variants:
+        numbers = (
+            sums.value_sum,
+            sums.value_sum_squares,
+            sums.covariate_sum,
+            sums.covariate_sum_squares,
+            sums.cross_sum,
+        )
+        if sums.visitors < 0 or not all(math.isfinite(number) for number in numbers):
+            raise ValueError(f"impossible covariate sums: {sums}")
+        if sums.value_sum_squares < 0.0 or sums.covariate_sum_squares < 0.0:
+            raise ValueError(f"impossible covariate sums: {sums}")
+    if not variants:
+        raise ValueError("at least the control is needed")
+    control = variants[0]
+    return [
+        _covariate_comparison(control, variant, index)
+        for index, variant in enumerate(variants[1:], start=1)
+    ]
+
+
+def _covariate_comparison(
+    control: CovariateSums, variant: CovariateSums, index: int
+) -> CovariateComparison | None:
+    """The ANCOVA of one pair from its sums (see ``adjust_for_covariate``)."""
+    if min(control.visitors, variant.visitors) < 2 or control.visitors + variant.visitors < 4:
+        return None
+    xx = xy = yy = 0.0
+    for sums in (control, variant):
+        n = sums.visitors
+        xx += sums.covariate_sum_squares - sums.covariate_sum * sums.covariate_sum / n
+        xy += sums.cross_sum - sums.covariate_sum * sums.value_sum / n
+        yy += sums.value_sum_squares - sums.value_sum * sums.value_sum / n
+    if not xx > VARIANCE_ROUNDING * max(
+        control.covariate_sum_squares, variant.covariate_sum_squares
+    ):
+        return None  # the covariate has no spread within the variants: nothing to adjust with
+    slope = xy / xx
+    covariate_gap = (
+        variant.covariate_sum / variant.visitors - control.covariate_sum / control.visitors
+    )
+    plain = variant.value_sum / variant.visitors - control.value_sum / control.visitors
+    uplift = plain - slope * covariate_gap
+    residual = max(0.0, yy - slope * xy) / (control.visitors + variant.visitors - 3)
+    variance = residual * (
+        1.0 / control.visitors + 1.0 / variant.visitors + covariate_gap * covariate_gap / xx
+    )
+    unadjusted = None
+    try:
+        first = _moments(ValueSums(control.visitors, control.value_sum, control.value_sum_squares))
+        second = _moments(ValueSums(variant.visitors, variant.value_sum, variant.value_sum_squares))
+        if first.variance is not None and second.variance is not None:
+            unadjusted = first.variance / first.visitors + second.variance / second.visitors
+    except ValueError:
+        unadjusted = None
+    return CovariateComparison(
+        index,
+        uplift,
+        math.sqrt(variance),
+        slope,
+        variance / unadjusted if unadjusted else None,
+    )
