@@ -144,6 +144,7 @@ GERMAN: dict[str, str] = {
     "p-value": "p-Wert",
     "fixed horizon": "fester Horizont",
     "sequential, always valid": "sequenziell, jederzeit gültig",
+    "group sequential, over the planned size": "gruppensequenziell, über die geplante Größe",
     "BH-adjusted": "BH-korrigiert",
     "p-values adjusted for {count} comparisons (Holm).": (
         "p-Werte für {count} Vergleiche korrigiert (Holm)."
