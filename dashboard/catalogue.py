@@ -399,6 +399,7 @@ GERMAN: dict[str, str] = {
     "Test": "Test",
     "Sequential: look at any time": "Sequenziell: jederzeit ansehen",
     "Fixed horizon: look once at the end": "Fester Horizont: einmal am Ende ansehen",
+    "Open-ended: always valid, no planned size": "Offen: jederzeit gültig, ohne geplante Größe",
     "Smallest effect worth finding (%)": "Kleinster relevanter Effekt (%)",
     "Save": "Speichern",
     "Create draft": "Entwurf anlegen",

@@ -15,7 +15,8 @@ The group sequential rows are planned by the power calculation for a +10 % uplif
 their planned size is fixed up front from the true rate, where the server re-estimates it from
 the control's rate at every look. Rows with ``uplift`` are not A/A: there the share of
 significant runs is the power (promised: at least 75 % at the planned size), intervals miss
-when they exclude the true uplift, and the median day of the first significant look is shown.
+when they exclude the true uplift, and the median day of the first significant look over all
+runs is shown (runs that never decide count as never).
 
 Value goals draw zero-inflated lognormal revenue: 10 % of visitors buy, their order is
 lognormal with log-mean 3.5 and the given sigma (2.5 is an extreme tail: the mean order is
@@ -88,7 +89,9 @@ class Outcome:
     absolute_missed: float  # comparisons whose uplift interval excluded 0 (at some look)
     relative_missed: float  # comparisons whose relative interval excluded 0 (at some look)
     relative_shown: float  # comparisons with a relative interval at the last look
-    median_decision: float | None = None  # median look of the first significance (if any)
+    # rows with an uplift: median look of the first (correct) significance over all runs, runs
+    # that never decide counting as never (inf: more than half never decided)
+    median_decision: float | None = None
 
 
 SCENARIOS = (
@@ -226,7 +229,9 @@ def run(scenario: Scenario, experiments: int, seed: int) -> Outcome:
         int(absolute_missed.sum()) / comparisons,
         int(relative_missed.sum()) / comparisons,
         relative_shown / comparisons,
-        float(np.median(decisions)) if decisions else None,
+        float(np.median(decisions + [math.inf] * (experiments - len(decisions))))
+        if scenario.uplift
+        else None,
     )
 
 
@@ -265,7 +270,8 @@ def table(outcomes: Sequence[Outcome], seed: int) -> str:
     lines = [
         f"| A/A scenario (seed {seed}, {outcomes[0].runs} runs each) | method | looks × visitors "
         "per variant | significant (false positives; with an uplift: power) | uplift interval "
-        "coverage | relative interval coverage | relative shown | median day of decision |",
+        "coverage | relative interval coverage | relative shown | median day of a correct "
+        "decision |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for outcome in outcomes:
@@ -276,7 +282,13 @@ def table(outcomes: Sequence[Outcome], seed: int) -> str:
             f"{scenario.daily * (scenario.looks if looks == 1 else 1)} | "
             f"{outcome.false_positive:.1%} | {1 - outcome.absolute_missed:.1%} | "
             f"{1 - outcome.relative_missed:.1%} | {outcome.relative_shown:.0%} | "
-            + ("–" if outcome.median_decision is None else f"{outcome.median_decision:g}")
+            + (
+                "–"
+                if outcome.median_decision is None
+                else f"> {scenario.looks}"
+                if math.isinf(outcome.median_decision)
+                else f"{outcome.median_decision:g}"
+            )
             + " |"
         )
     return "\n".join(lines)

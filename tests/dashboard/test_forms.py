@@ -175,3 +175,14 @@ def test_field_errors_map_nested_paths_to_field_ids() -> None:
         "segments": ["bad name"],
         "_form": ["whole form"],
     }
+
+
+def test_an_open_ended_experiment_keeps_the_always_valid_test(
+    app: Flask, editor: FlaskClient
+) -> None:
+    page = editor.get("/dashboard/experiments/new").get_data(as_text=True)
+    assert '<option value="always_valid"' in page
+    status, _ = submit(editor, "/dashboard/experiments/new", analysis="always_valid")
+    assert status == 302
+    created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
+    assert created.analysis.value == "always_valid"
