@@ -199,59 +199,77 @@ def _check_fractions(fractions: Sequence[float]) -> None:
         previous = fraction
 
 
-@functools.lru_cache(maxsize=256)
 def _boundaries(fractions: tuple[float, ...], levels: tuple[float, ...]) -> np.ndarray:
-    """Critical values |z| per level (rows) and look (columns), vectorised over the levels.
+    """Critical values |z| per level (rows) and look (columns), vectorised over the levels."""
+    return np.column_stack(
+        [_look(fractions[: look + 1], levels).bounds for look in range(len(fractions))]
+    )
+
+
+@dataclass(frozen=True)
+class _State:
+    """The recursion after one look: its boundaries, and the density of the paths that have not
+    crossed yet on its Simpson grid (nodes, and density times weight)."""
+
+    bounds: np.ndarray  # |z| per level
+    nodes: np.ndarray  # levels × GRID_POINTS, on the Brownian scale
+    mass: np.ndarray  # levels × GRID_POINTS
+    spent: np.ndarray  # levels × 1: alpha spent so far
+
+
+# States of the recursion kept: a look's state depends only on the looks up to it, so a read
+# whose only new look is today's (which grows with every visitor) computes one look, not all.
+# 512 states of about 15 kB each: a few MB per worker.
+STATE_CACHE_SIZE = 512
+
+
+@functools.lru_cache(maxsize=STATE_CACHE_SIZE)
+def _look(fractions: tuple[float, ...], levels: tuple[float, ...]) -> _State:
+    """The recursion's state after the last of ``fractions``, from the state before it.
 
     On the Brownian scale B_k = Z_k sqrt(t_k) the increments are independent N(0, t_k -
     t_{k-1}). The density of B_k on the paths that have not crossed yet lives on a Simpson
     grid over (-b_k, b_k); the probability of crossing at the next look, and that look's
-    density, are sums over it with the increment's normal kernel. Cached: the same looks are
-    analysed for every goal and on every page view of a day.
+    density, are sums over it with the increment's normal kernel.
     """
     alphas = np.asarray(levels, dtype=float)[:, None]
     side = special.ndtri(1.0 - alphas / 4.0)
+    fraction = fractions[-1]
+    previous = _look(fractions[:-1], levels) if len(fractions) > 1 else None
+    previous_fraction = fractions[-2] if len(fractions) > 1 else 0.0
+    previous_spent = np.zeros_like(alphas) if previous is None else previous.spent
+    now_spent = 4.0 * special.ndtr(-side / math.sqrt(fraction))
+    increment = np.maximum(now_spent - previous_spent, SMALLEST_INCREMENT)
+    root = math.sqrt(fraction)
+    spread = math.sqrt(fraction - previous_fraction)
+    # the unconditional boundary: paths that crossed earlier only lower the crossing chance,
+    # so the true boundary lies below it (Newton then runs from the safe side)
+    bound = -root * special.ndtri(increment / 2.0)  # not ndtri(1 - p): p may be tiny
+    if previous is not None:
+        nodes, mass = previous.nodes, previous.mass
+        for _ in range(NEWTON_STEPS):
+            upper = (bound - nodes) / spread
+            lower = (bound + nodes) / spread
+            crossing = (mass * (special.ndtr(-upper) + special.ndtr(-lower))).sum(
+                axis=1, keepdims=True
+            )
+            slope = (
+                -(mass * (_density(upper) + _density(lower))).sum(axis=1, keepdims=True) / spread
+            )
+            # Newton on the logarithm: a normal tail's log is nearly a parabola in b, where
+            # plain Newton crawls
+            step = (np.log(crossing) - np.log(increment)) * crossing / slope
+            bound = np.maximum(bound - step, 0.0)
     simpson = np.ones(GRID_POINTS)
     simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
-    unit = np.linspace(-1.0, 1.0, GRID_POINTS)[None, :]
-    result = np.empty((len(levels), len(fractions)))
-    previous_fraction = 0.0
-    previous_spent = np.zeros_like(alphas)
-    nodes = mass = np.zeros((len(levels), GRID_POINTS))
-    for look, fraction in enumerate(fractions):
-        now_spent = 4.0 * special.ndtr(-side / math.sqrt(fraction))
-        increment = np.maximum(now_spent - previous_spent, SMALLEST_INCREMENT)
-        root = math.sqrt(fraction)
-        spread = math.sqrt(fraction - previous_fraction)
-        # the unconditional boundary: paths that crossed earlier only lower the crossing
-        # chance, so the true boundary lies below it (Newton then runs from the safe side)
-        bound = -root * special.ndtri(increment / 2.0)  # not ndtri(1 - p): p may be tiny
-        if look > 0:
-            for _ in range(NEWTON_STEPS):
-                upper = (bound - nodes) / spread
-                lower = (bound + nodes) / spread
-                crossing = (mass * (special.ndtr(-upper) + special.ndtr(-lower))).sum(
-                    axis=1, keepdims=True
-                )
-                slope = (
-                    -(mass * (_density(upper) + _density(lower))).sum(axis=1, keepdims=True)
-                    / spread
-                )
-                # Newton on the logarithm: a normal tail's log is nearly a parabola in b,
-                # where plain Newton crawls
-                step = (np.log(crossing) - np.log(increment)) * crossing / slope
-                bound = np.maximum(bound - step, 0.0)
-        result[:, look] = bound[:, 0] / root
-        new_nodes = unit * bound
-        weights = simpson[None, :] * bound * 2.0 / (GRID_POINTS - 1) / 3.0
-        if look == 0:
-            density = _density(new_nodes / root) / root
-        else:
-            kernel = _density((new_nodes[:, None, :] - nodes[:, :, None]) / spread) / spread
-            density = np.einsum("ai,aij->aj", mass, kernel)
-        nodes, mass = new_nodes, weights * density
-        previous_fraction, previous_spent = fraction, now_spent
-    return result
+    new_nodes = np.linspace(-1.0, 1.0, GRID_POINTS)[None, :] * bound
+    weights = simpson[None, :] * bound * 2.0 / (GRID_POINTS - 1) / 3.0
+    if previous is None:
+        density = _density(new_nodes / root) / root
+    else:
+        kernel = _density((new_nodes[:, None, :] - nodes[:, :, None]) / spread) / spread
+        density = np.einsum("ai,aij->aj", mass, kernel)
+    return _State(bound[:, 0] / root, new_nodes, weights * density, now_spent)
 
 
 def _density(values: np.ndarray) -> np.ndarray:
