@@ -146,6 +146,7 @@ GERMAN: dict[str, str] = {
     "p-value": "p-Wert",
     "fixed horizon": "fester Horizont",
     "sequential, always valid": "sequenziell, jederzeit gültig",
+    "group sequential, over the planned size": "gruppensequenziell, über die geplante Größe",
     "BH-adjusted": "BH-korrigiert",
     "p-values adjusted for {count} comparisons (Holm).": (
         "p-Werte für {count} Vergleiche korrigiert (Holm)."
@@ -400,6 +401,7 @@ GERMAN: dict[str, str] = {
     "Test": "Test",
     "Sequential: look at any time": "Sequenziell: jederzeit ansehen",
     "Fixed horizon: look once at the end": "Fester Horizont: einmal am Ende ansehen",
+    "Open-ended: always valid, no planned size": "Offen: jederzeit gültig, ohne geplante Größe",
     "Smallest effect worth finding (%)": "Kleinster relevanter Effekt (%)",
     "Save": "Speichern",
     "Create draft": "Entwurf anlegen",

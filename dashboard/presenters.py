@@ -219,6 +219,8 @@ def p_value_method(result: GoalResult, t: Translator) -> str:
     """The test behind a p-value column, for its heading."""
     if result.method == "fixed":
         return t("fixed horizon")
+    if result.test == "group_sequential":
+        return t("group sequential, over the planned size")
     return t("sequential, always valid")
 
 

@@ -704,7 +704,29 @@ class VariantResultSchema(Schema):
 
 class GoalResultSchema(Schema):
     kind = fields.String()
-    method = fields.String(metadata={"description": "sequential (always valid) or fixed"})
+    method = fields.String(
+        metadata={"description": "the experiment's analysis: sequential, always_valid or fixed"}
+    )
+    test = fields.String(
+        metadata={
+            "description": "the test run: group_sequential (alpha spending over the planned "
+            "size), always_valid (mSPRT) or fixed"
+        }
+    )
+    information_fraction = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "group_sequential: share of the planned visitors reached at the "
+            "last counted look (capped at 1; 1 is the final look)"
+        },
+    )
+    boundary = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "group_sequential: the last counted look's critical |z| at alpha; "
+            "the intervals use it"
+        },
+    )
     alpha = fields.Float()
     minimum_effect = fields.Float()
     adjustment = fields.String()
@@ -728,6 +750,28 @@ class VariantTotalsSchema(Schema):
     value_sum = fields.Float()
 
 
+class StratifiedComparisonSchema(Schema):
+    variant = fields.Integer()
+    uplift = fields.Float(metadata={"description": "post-stratified uplift against the control"})
+    standard_error = fields.Float()
+    uplift_interval = fields.Nested(IntervalSchema)
+    variance_ratio = fields.Float(
+        allow_none=True,
+        metadata={"description": "adjusted over unadjusted variance (0.8: 20 % less)"},
+    )
+
+
+class StratifiedSchema(Schema):
+    attribute = fields.String(metadata={"description": "the segment attribute stratified on"})
+    strata = fields.Integer(
+        metadata={"description": "values with 20 visitors in every variant, plus the rest"}
+    )
+    variants = fields.List(
+        fields.Nested(StratifiedComparisonSchema, allow_none=True),
+        metadata={"description": "variants 1, 2, …; null where a stratum has no variance"},
+    )
+
+
 class GoalReportSchema(Schema):
     key = fields.String()
     kind = fields.Enum(GoalKind, by_value=True)
@@ -745,6 +789,13 @@ class GoalReportSchema(Schema):
         metadata={
             "description": "value goals: each visitor's total counts at most this much (and at "
             "least minus this much) in the statistics; totals stay uncapped"
+        },
+    )
+    stratified = fields.List(
+        fields.Nested(StratifiedSchema),
+        metadata={
+            "description": "post-stratified uplifts per segment attribute recorded at "
+            "enrolment, beside the unadjusted result (which decides)"
         },
     )
     summary = fields.String()

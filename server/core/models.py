@@ -29,9 +29,15 @@ class GoalKind(enum.StrEnum):
 
 
 class Analysis(enum.StrEnum):
-    """How results are judged: always-valid sequential tests or a fixed horizon."""
+    """How results are judged (docs/statistics.md).
+
+    ``sequential`` (the default) looks every day: a group sequential test over the planned size
+    when the power calculation gives one, else the always-valid mSPRT. ``always_valid`` is the
+    mSPRT always, for open-ended experiments. ``fixed`` is one test at the planned end.
+    """
 
     SEQUENTIAL = "sequential"
+    ALWAYS_VALID = "always_valid"
     FIXED = "fixed"
 
 

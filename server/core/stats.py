@@ -40,6 +40,7 @@ from scipy import special
 from scipy import stats as scipy_stats
 
 from server.core.models import BASIS_POINTS, Analysis
+from server.core.sequential import Plan
 
 DEFAULT_ALPHA = 0.05  # the conventional 5 % false-positive rate; two-sided everywhere
 DEFAULT_POWER = 0.8  # the conventional 80 %: one real effect in five of minimum size is missed
@@ -86,6 +87,11 @@ EDGEWORTH_MINIMUM_SHAPE = 100.0
 # of identical values: a few ulps (2.2e-16 each) of sums over up to 10⁹ visitors; real spreads
 # of money in cents are many orders of magnitude larger.
 VARIANCE_ROUNDING = 1e-12
+# A segment value becomes a stratum of its own for post-stratification only with at least 20
+# visitors in every variant; smaller ones share one "rest" stratum with the visitors that have
+# no value. Below that a stratum's variance is too unsteady to weigh (and with fewer than 2 it
+# does not exist).
+MINIMUM_STRATUM_VISITORS = 20
 # Forecasts beyond ten years are meaningless and would overflow ``datetime.date`` near year 9999.
 MAXIMUM_FORECAST_DAYS = 3650
 
@@ -94,6 +100,9 @@ NOT_ENOUGH_DATA = "not_enough_data"  # VariantResult.status: below the minimum-e
 CONTROL = "control"  # VariantResult.status of variant 0, which is not compared
 HOLM = "holm"  # GoalResult.adjustment of whole-experiment results
 BENJAMINI_HOCHBERG = "benjamini-hochberg"  # GoalResult.adjustment of segment results
+GROUP_SEQUENTIAL = "group_sequential"  # GoalResult.test: spending boundaries over a plan
+ALWAYS_VALID = "always_valid"  # GoalResult.test: the mSPRT
+FIXED = "fixed"  # GoalResult.test: one look at the planned end
 CONVERSION = "conversion"  # GoalResult.kind
 VALUE = "value"  # GoalResult.kind
 
@@ -177,6 +186,11 @@ class GoalResult:
     variants: tuple[VariantResult, ...]
     minimum_visitors: int = MINIMUM_VISITORS  # the minimum-evidence rule applied
     minimum_conversions: int = MINIMUM_CONVERSIONS
+    # the test actually run: "group_sequential", "always_valid" (mSPRT) or "fixed"
+    test: str = ALWAYS_VALID
+    # group sequential only: the current look's information fraction and critical |z|
+    information_fraction: float | None = None
+    boundary: float | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +252,9 @@ class _GoalParts:
     gaps: list[str | None]  # per comparison: why it is below the minimum-evidence rule, or None
     minimum_visitors: int
     minimum_conversions: int
+    test: str = ALWAYS_VALID
+    information_fraction: float | None = None
+    boundary: float | None = None
 
     def p_values(self) -> list[float | None]:
         """The unadjusted p-values of variants 1, 2, …"""
@@ -253,6 +270,7 @@ def analyse_conversion(
     looks: Sequence[Sequence[ConversionCounts]] = (),
     minimum_visitors: int = MINIMUM_VISITORS,
     minimum_conversions: int = MINIMUM_CONVERSIONS,
+    plan: Plan | None = None,
 ) -> GoalResult:
     """Compare every variant's conversion rate with the control's (variant 0).
 
@@ -274,8 +292,18 @@ def analyse_conversion(
     _check_conversion_counts(variants)
     bayesian = _beta_chances_and_losses([(variants[0], variant) for variant in variants[1:]])
     rule = (minimum_visitors, minimum_conversions)
+    if plan is not None and method is Analysis.SEQUENTIAL:
+        critical = plan.boundary(alpha)
+        parts = _conversion_parts(
+            variants, Analysis.FIXED, alpha, minimum_effect, bayesian, rule, critical
+        )
+        statistics = [
+            _conversion_statistics(look, parts) for look in _plan_looks(plan, looks, variants)
+        ]
+        parts = _planned(parts, plan, statistics)
+        return _goal_result(parts, holm(parts.p_values()), HOLM)
     parts = _conversion_parts(variants, method, alpha, minimum_effect, bayesian, rule)
-    if method is Analysis.SEQUENTIAL and looks:
+    if method is not Analysis.FIXED and looks:
         parts = _with_earlier_looks(parts, [_conversion_look(look, parts) for look in looks])
     return _goal_result(parts, holm(parts.p_values()), HOLM)
 
@@ -290,6 +318,7 @@ def analyse_value(
     minimum_visitors: int = MINIMUM_VISITORS,
     minimum_conversions: int = MINIMUM_CONVERSIONS,
     is_non_negative: bool = False,
+    plan: Plan | None = None,
 ) -> GoalResult:
     """Compare every variant's mean value per visitor with the control's (variant 0).
 
@@ -307,8 +336,16 @@ def analyse_value(
     """
     method = _check_settings(variants, method, alpha, minimum_effect)
     rule = (minimum_visitors, minimum_conversions)
+    if plan is not None and method is Analysis.SEQUENTIAL:
+        critical = plan.boundary(alpha)
+        parts = _value_parts(
+            variants, Analysis.FIXED, alpha, minimum_effect, rule, is_non_negative, critical
+        )
+        statistics = [_value_statistics(look, parts) for look in _plan_looks(plan, looks, variants)]
+        parts = _planned(parts, plan, statistics)
+        return _goal_result(parts, holm(parts.p_values()), HOLM)
     parts = _value_parts(variants, method, alpha, minimum_effect, rule, is_non_negative)
-    if method is Analysis.SEQUENTIAL and looks:
+    if method is not Analysis.FIXED and looks:
         parts = _with_earlier_looks(parts, [_value_look(look, parts) for look in looks])
     return _goal_result(parts, holm(parts.p_values()), HOLM)
 
@@ -622,8 +659,12 @@ def _conversion_parts(
     minimum_effect: float,
     bayesian: list[tuple[float, float] | None],
     rule: tuple[int, int],
+    critical: float | None = None,
 ) -> _GoalParts:
-    """Every number of a conversion goal except the adjusted p-values."""
+    """Every number of a conversion goal except the adjusted p-values.
+
+    ``critical`` replaces the fixed test's normal quantile in the intervals (group sequential).
+    """
     control = variants[0]
     return _GoalParts(
         kind=CONVERSION,
@@ -634,7 +675,7 @@ def _conversion_parts(
         converted=[counts.converted for counts in variants],
         estimates=[_rate(counts) for counts in variants],
         comparisons=[
-            _compare_conversion(control, variant, method, alpha, minimum_effect)
+            _compare_conversion(control, variant, method, alpha, minimum_effect, critical)
             for variant in variants[1:]
         ],
         bayesian=bayesian,
@@ -646,6 +687,7 @@ def _conversion_parts(
         ],
         minimum_visitors=rule[0],
         minimum_conversions=rule[1],
+        test=FIXED if method is Analysis.FIXED else ALWAYS_VALID,
     )
 
 
@@ -656,8 +698,9 @@ def _value_parts(
     minimum_effect: float,
     rule: tuple[int, int],
     is_non_negative: bool,
+    critical: float | None = None,
 ) -> _GoalParts:
-    """Every number of a value goal except the adjusted p-values."""
+    """Every number of a value goal except the adjusted p-values (``critical``: as above)."""
     moments = [_moments(sums) for sums in variants]
     control = moments[0]
     return _GoalParts(
@@ -669,7 +712,9 @@ def _value_parts(
         converted=[None for _ in variants],
         estimates=[variant.mean for variant in moments],
         comparisons=[
-            _compare_value(control, variant, method, alpha, minimum_effect, is_non_negative)
+            _compare_value(
+                control, variant, method, alpha, minimum_effect, is_non_negative, critical
+            )
             for variant in moments[1:]
         ],
         bayesian=[_normal_chance_and_loss(control, variant) for variant in moments[1:]],
@@ -687,6 +732,7 @@ def _value_parts(
         ],
         minimum_visitors=rule[0],
         minimum_conversions=rule[1],
+        test=FIXED if method is Analysis.FIXED else ALWAYS_VALID,
     )
 
 
@@ -779,6 +825,96 @@ def _sequential_value_p_value(
         control.visitors + variant.visitors
     )
     return _mixture_p_value(uplift, variance, _mixture_variance(minimum_effect, pooled_mean))
+
+
+def _conversion_statistics(
+    look: Sequence[ConversionCounts], parts: _GoalParts
+) -> list[float | None]:
+    """The pooled z statistics of one look (the fixed test's); None where the look cannot count.
+
+    As ``_conversion_look``: counts that cannot happen, or below the minimum-evidence rule,
+    take no part (a look left out only lowers the chance to cross a boundary).
+    """
+    rule = (parts.minimum_visitors, parts.minimum_conversions)
+    if len(look) != len(parts.visitors) or any(
+        counts.visitors < 0 or not 0 <= counts.converted <= counts.visitors for counts in look
+    ):
+        return [None] * len(parts.comparisons)
+    control = look[0]
+    statistics: list[float | None] = []
+    for variant in look[1:]:
+        if _evidence_gap(
+            control.visitors, variant.visitors, control.converted + variant.converted, rule
+        ):
+            statistics.append(None)
+            continue
+        pooled = (control.converted + variant.converted) / (control.visitors + variant.visitors)
+        null_variance = pooled * (1.0 - pooled) * (1.0 / control.visitors + 1.0 / variant.visitors)
+        uplift = variant.converted / variant.visitors - control.converted / control.visitors
+        # no variance: both rates 0 % or both 100 %, no difference to see
+        statistics.append(uplift / math.sqrt(null_variance) if null_variance > 0.0 else 0.0)
+    return statistics
+
+
+def _value_statistics(look: Sequence[ValueSums], parts: _GoalParts) -> list[float | None]:
+    """The z statistics (difference over its unpooled standard error) of one look of a value
+    goal; None where the look cannot count, as ``_conversion_statistics``."""
+    rule = (parts.minimum_visitors, parts.minimum_conversions)
+    if len(look) != len(parts.visitors):
+        return [None] * len(parts.comparisons)
+    try:
+        moments = [_moments(sums) for sums in look]
+    except ValueError:
+        return [None] * len(parts.comparisons)
+    control = moments[0]
+    statistics: list[float | None] = []
+    for sums, variant in zip(look[1:], moments[1:], strict=True):
+        buyers = (
+            None if look[0].buyers is None or sums.buyers is None else look[0].buyers + sums.buyers
+        )
+        if (
+            _evidence_gap(look[0].visitors, sums.visitors, buyers, rule)
+            or control.mean is None
+            or variant.mean is None
+            or control.variance is None
+            or variant.variance is None
+        ):
+            statistics.append(None)
+            continue
+        variance = control.variance / control.visitors + variant.variance / variant.visitors
+        uplift = _difference(control.mean, variant.mean)
+        statistics.append(uplift / math.sqrt(variance) if variance > 0.0 else None)
+    return statistics
+
+
+def _plan_looks(plan: Plan, looks: Sequence[Sequence[Any]], current: Sequence[Any]) -> list[Any]:
+    """The looks a plan judges: ``looks`` and the current one, or ``looks`` alone when the plan
+    has one fraction per look (the test closed at the last of them; see server.core.sequential).
+    """
+    if len(plan.fractions) == len(looks):
+        return list(looks)
+    if len(plan.fractions) == len(looks) + 1:
+        return [*looks, current]
+    raise ValueError("the plan needs one information fraction per look")
+
+
+def _planned(parts: _GoalParts, plan: Plan, statistics: Sequence[list[float | None]]) -> _GoalParts:
+    """The parts judged by the group sequential plan: each p-value the repeated p-value over
+    the plan's looks (``statistics``: one list per look, the current one last)."""
+    if len(statistics) != len(plan.fractions):
+        raise ValueError("the plan needs one information fraction per look")
+    comparisons = [
+        replace(comparison, p_value=plan.p_value([look[index] for look in statistics]))
+        for index, comparison in enumerate(parts.comparisons)
+    ]
+    return replace(
+        parts,
+        method=Analysis.SEQUENTIAL,
+        comparisons=comparisons,
+        test=GROUP_SEQUENTIAL,
+        information_fraction=plan.fractions[-1],
+        boundary=plan.boundary(parts.alpha),
+    )
 
 
 def _with_earlier_looks(parts: _GoalParts, looks: Sequence[list[float | None]]) -> _GoalParts:
@@ -891,6 +1027,9 @@ def _goal_result(
         variants=tuple(results),
         minimum_visitors=parts.minimum_visitors,
         minimum_conversions=parts.minimum_conversions,
+        test=parts.test,
+        information_fraction=parts.information_fraction,
+        boundary=parts.boundary,
     )
 
 
@@ -956,8 +1095,13 @@ def _compare_conversion(
     method: Analysis,
     alpha: float,
     minimum_effect: float,
+    critical_value: float | None = None,
 ) -> _Comparison:
-    """Uplift, intervals and p-value of one variant's conversion rate against the control's."""
+    """Uplift, intervals and p-value of one variant's conversion rate against the control's.
+
+    ``critical_value`` (group sequential: the look's boundary) replaces the fixed test's
+    normal quantile in the intervals.
+    """
     if control.visitors == 0 or variant.visitors == 0:
         return _Comparison()
     control_rate = control.converted / control.visitors
@@ -968,7 +1112,7 @@ def _compare_conversion(
     variant_adjusted, variant_variance = _adjusted_rate(variant)
     adjusted_uplift = variant_adjusted - control_adjusted
     variance = control_variance + variant_variance
-    if method is Analysis.SEQUENTIAL:
+    if method is not Analysis.FIXED:
         # the test of "no difference" uses the variance under that hypothesis, as the z-test
         pooled = (control.converted + variant.converted) / (control.visitors + variant.visitors)
         null_variance = pooled * (1.0 - pooled) * (1.0 / control.visitors + 1.0 / variant.visitors)
@@ -978,7 +1122,7 @@ def _compare_conversion(
         # pooled variance is zero only when both rates are 0 or both are 1, i.e. no uplift
         p_value = _mixture_p_value(uplift, null_variance, mixture)
     else:
-        critical = _normal_quantile(alpha)
+        critical = _normal_quantile(alpha) if critical_value is None else critical_value
         interval = _interval(adjusted_uplift, critical * math.sqrt(variance))
         p_value = _fixed_conversion_p_value(control, variant)
     relative_interval, reason = _fieller(
@@ -1031,8 +1175,12 @@ def _compare_value(
     alpha: float,
     minimum_effect: float,
     is_non_negative: bool,
+    critical_value: float | None = None,
 ) -> _Comparison:
-    """Difference, intervals and p-value of one variant's mean value against the control's."""
+    """Difference, intervals and p-value of one variant's mean value against the control's.
+
+    ``critical_value``: as in ``_compare_conversion`` (then on the normal, not Welch's t scale).
+    """
     if control.mean is None or variant.mean is None:
         return _Comparison()
     uplift = _difference(control.mean, variant.mean)
@@ -1050,7 +1198,7 @@ def _compare_value(
             p_value=1.0 if uplift == 0.0 else None,
             relative_reason="every visitor has the same total",
         )
-    if method is Analysis.SEQUENTIAL:
+    if method is not Analysis.FIXED:
         pooled_mean = (control.mean * control.visitors + variant.mean * variant.visitors) / (
             control.visitors + variant.visitors
         )
@@ -1067,7 +1215,11 @@ def _compare_value(
             control_share * control_share / (control.visitors - 1)
             + variant_share * variant_share / (variant.visitors - 1)
         )
-        critical = float(special.stdtrit(freedom, 1.0 - alpha / 2.0))
+        critical = (
+            float(special.stdtrit(freedom, 1.0 - alpha / 2.0))
+            if critical_value is None
+            else critical_value
+        )
         interval = _interval(uplift, critical * math.sqrt(variance))
         p_value = 2.0 * float(special.stdtr(freedom, -abs(uplift) / math.sqrt(variance)))
     relative_interval: Interval | None = None
@@ -1393,6 +1545,11 @@ def _difference(control_mean: float, variant_mean: float) -> float:
     return difference
 
 
+def normal_critical(alpha: float) -> float:
+    """The fixed test's two-sided critical value z_{1 - alpha/2}."""
+    return _normal_quantile(alpha)
+
+
 def _normal_quantile(alpha: float) -> float:
     """The two-sided critical value z_{1 - alpha/2} of the standard normal distribution."""
     return float(special.ndtri(1.0 - alpha / 2.0))
@@ -1415,3 +1572,253 @@ def _finite_interval(interval: Interval | None) -> Interval | None:
     if interval is None or not (math.isfinite(interval.lower) and math.isfinite(interval.upper)):
         return None
     return interval
+
+
+@dataclass(frozen=True)
+class StratifiedComparison:
+    """One variant's post-stratified uplift against the control.
+
+    ``variance_ratio`` is the adjusted variance over the unadjusted one (0.8: 20 % less).
+    """
+
+    variant: int
+    uplift: float
+    standard_error: float
+    uplift_interval: Interval
+    variance_ratio: float | None
+
+
+def post_stratify(
+    strata: Sequence[Sequence[ValueSums]], critical: float
+) -> list[StratifiedComparison | None]:
+    """Post-stratified uplifts of variants 1, 2, … against the control, one list per stratum.
+
+    Every stratum h holds one ``ValueSums`` per variant (a conversion goal passes converted
+    visitors as both sum and sum of squares, its values being 0 or 1). With the pooled stratum
+    shares w_h = N_h / N as weights (Miratrix, Sekhon & Yu 2013):
+
+        uplift = Σ_h w_h (ȳ_hB − ȳ_hA)       Var = Σ_h w_h² (s²_hB / n_hB + s²_hA / n_hA)
+
+    which is the treatment coefficient of OLS with stratum dummies and their centred
+    interactions with the treatment, and its HC2 variance (Lin 2013; tests check both against
+    statsmodels). The interval is uplift ± critical · standard error. A variant is None when a
+    stratum has fewer than two of its or the control's visitors (no variance there): callers
+    merge small strata first (``MINIMUM_STRATUM_VISITORS``).
+
+    Raises:
+        ValueError: no strata, strata of different lengths, or sums that cannot happen.
+    """
+    if not strata or len({len(stratum) for stratum in strata}) != 1:
+        raise ValueError("every stratum needs one entry per variant")
+    moments = [[_moments(sums) for sums in stratum] for stratum in strata]
+    sizes = [sum(sums.visitors for sums in stratum) for stratum in strata]
+    total = sum(sizes)
+    variant_count = len(strata[0])
+    results: list[StratifiedComparison | None] = []
+    for variant in range(1, variant_count):
+        uplift, variance, is_defined = 0.0, 0.0, total > 0
+        for size, stratum in zip(sizes, moments, strict=True):
+            control, treated = stratum[0], stratum[variant]
+            if control.variance is None or treated.variance is None:
+                is_defined = False
+                break
+            weight = size / total
+            uplift += weight * (_value_or_zero(treated.mean) - _value_or_zero(control.mean))
+            variance += (
+                weight
+                * weight
+                * (treated.variance / treated.visitors + control.variance / control.visitors)
+            )
+        if not is_defined:
+            results.append(None)
+            continue
+        plain = _moments(_merged([stratum[0] for stratum in strata]))
+        other = _moments(_merged([stratum[variant] for stratum in strata]))
+        unadjusted = (
+            None
+            if plain.variance is None or other.variance is None
+            else plain.variance / plain.visitors + other.variance / other.visitors
+        )
+        error = math.sqrt(variance)
+        results.append(
+            StratifiedComparison(
+                variant,
+                uplift,
+                error,
+                _interval(uplift, critical * error),
+                None if not unadjusted else variance / unadjusted,
+            )
+        )
+    return results
+
+
+def _merged(sums: Sequence[ValueSums]) -> ValueSums:
+    """The sums of several groups of visitors as one group."""
+    return ValueSums(
+        sum(item.visitors for item in sums),
+        sum(item.value_sum for item in sums),
+        sum(item.value_sum_squares for item in sums),
+    )
+
+
+def _value_or_zero(value: float | None) -> float:
+    """A mean that is defined whenever its variance is (two visitors or more)."""
+    return 0.0 if value is None else value
+
+
+def strata_of(
+    groups: Mapping[str, Sequence[ValueSums]], totals: Sequence[ValueSums]
+) -> list[list[ValueSums]] | None:
+    """Strata for ``post_stratify`` from one segment attribute's groups and the variants' totals.
+
+    Each value with ``MINIMUM_STRATUM_VISITORS`` in every variant is a stratum; the other
+    values and the visitors without a value (totals minus all groups) form one more. None when
+    the groups do not fit in the totals (odd stored counters) or fewer than two strata remain:
+    then there is nothing to adjust for.
+    """
+    strata = []
+    rest = list(totals)
+    for sums in groups.values():
+        if len(sums) != len(totals):
+            return None
+        rest = [
+            ValueSums(
+                whole.visitors - part.visitors,
+                whole.value_sum - part.value_sum,
+                whole.value_sum_squares - part.value_sum_squares,
+            )
+            for whole, part in zip(rest, sums, strict=True)
+        ]
+        if min(item.visitors for item in sums) >= MINIMUM_STRATUM_VISITORS:
+            strata.append(list(sums))
+        else:
+            rest = [_merged([a, b]) for a, b in zip(rest, sums, strict=True)]
+    if any(item.visitors < 0 or item.value_sum_squares < -VARIANCE_ROUNDING for item in rest):
+        return None
+    if any(item.visitors > 0 for item in rest):
+        if min(item.visitors for item in rest) < MINIMUM_STRATUM_VISITORS:
+            if not strata:
+                return None
+            # too few to stand alone: the rest joins the largest stratum
+            largest = max(range(len(strata)), key=lambda h: sum(s.visitors for s in strata[h]))
+            strata[largest] = [_merged([a, b]) for a, b in zip(strata[largest], rest, strict=True)]
+        else:
+            strata.append(
+                [
+                    ValueSums(item.visitors, item.value_sum, max(0.0, item.value_sum_squares))
+                    for item in rest
+                ]
+            )
+    return strata if len(strata) >= 2 else None
+
+
+@dataclass(frozen=True)
+class CovariateSums:
+    """One variant's streaming sums of a goal's value y and a pre-experiment covariate x.
+
+    Σy and Σy² as in ``ValueSums``; Σx, Σx² and Σxy over the same visitors (x is 0 for a
+    visitor without one, so a shop that sends it for some customers only still gets sums).
+    """
+
+    visitors: int
+    value_sum: float
+    value_sum_squares: float
+    covariate_sum: float
+    covariate_sum_squares: float
+    cross_sum: float
+
+
+@dataclass(frozen=True)
+class CovariateComparison:
+    """One variant's CUPED-adjusted uplift against the control, with its standard error.
+
+    ``slope`` is the pooled within-variant regression slope of y on x used for the adjustment;
+    ``variance_ratio`` the adjusted variance over the unadjusted (Welch) one.
+    """
+
+    variant: int
+    uplift: float
+    standard_error: float
+    slope: float
+    variance_ratio: float | None
+
+
+def adjust_for_covariate(variants: Sequence[CovariateSums]) -> list[CovariateComparison | None]:
+    """CUPED (Deng, Xu, Kohavi & Walker 2013) from sums alone, variants 1, 2, … against 0.
+
+    For each pair (control A, variant B) this is the analysis of covariance y ~ 1 + T + x by
+    ordinary least squares, solved from the sums: with within-variant sums of squares and
+    products S_xx = Σ_g (Σx² − (Σx)²/n)_g and S_xy, S_yy alike, the slope is b = S_xy / S_xx,
+
+        uplift = (ȳ_B − ȳ_A) − b (x̄_B − x̄_A)
+        Var    = σ² (1/n_A + 1/n_B + (x̄_B − x̄_A)² / S_xx),  σ² = (S_yy − b S_xy) / (n_A + n_B − 3)
+
+    equal to statsmodels' OLS estimate and standard error (tests check 1e-9). A variant is None
+    when that fit is undefined: fewer than 4 visitors in the pair, fewer than 2 in one variant,
+    or a covariate without spread.
+
+    Raises:
+        ValueError: sums that cannot happen (negative visitors or sums of squares, non-finite).
+    """
+    for sums in variants:
+        numbers = (
+            sums.value_sum,
+            sums.value_sum_squares,
+            sums.covariate_sum,
+            sums.covariate_sum_squares,
+            sums.cross_sum,
+        )
+        if sums.visitors < 0 or not all(math.isfinite(number) for number in numbers):
+            raise ValueError(f"impossible covariate sums: {sums}")
+        if sums.value_sum_squares < 0.0 or sums.covariate_sum_squares < 0.0:
+            raise ValueError(f"impossible covariate sums: {sums}")
+    if not variants:
+        raise ValueError("at least the control is needed")
+    control = variants[0]
+    return [
+        _covariate_comparison(control, variant, index)
+        for index, variant in enumerate(variants[1:], start=1)
+    ]
+
+
+def _covariate_comparison(
+    control: CovariateSums, variant: CovariateSums, index: int
+) -> CovariateComparison | None:
+    """The ANCOVA of one pair from its sums (see ``adjust_for_covariate``)."""
+    if min(control.visitors, variant.visitors) < 2 or control.visitors + variant.visitors < 4:
+        return None
+    xx = xy = yy = 0.0
+    for sums in (control, variant):
+        n = sums.visitors
+        xx += sums.covariate_sum_squares - sums.covariate_sum * sums.covariate_sum / n
+        xy += sums.cross_sum - sums.covariate_sum * sums.value_sum / n
+        yy += sums.value_sum_squares - sums.value_sum * sums.value_sum / n
+    if not xx > VARIANCE_ROUNDING * max(
+        control.covariate_sum_squares, variant.covariate_sum_squares
+    ):
+        return None  # the covariate has no spread within the variants: nothing to adjust with
+    slope = xy / xx
+    covariate_gap = (
+        variant.covariate_sum / variant.visitors - control.covariate_sum / control.visitors
+    )
+    plain = variant.value_sum / variant.visitors - control.value_sum / control.visitors
+    uplift = plain - slope * covariate_gap
+    residual = max(0.0, yy - slope * xy) / (control.visitors + variant.visitors - 3)
+    variance = residual * (
+        1.0 / control.visitors + 1.0 / variant.visitors + covariate_gap * covariate_gap / xx
+    )
+    unadjusted = None
+    try:
+        first = _moments(ValueSums(control.visitors, control.value_sum, control.value_sum_squares))
+        second = _moments(ValueSums(variant.visitors, variant.value_sum, variant.value_sum_squares))
+        if first.variance is not None and second.variance is not None:
+            unadjusted = first.variance / first.visitors + second.variance / second.visitors
+    except ValueError:
+        unadjusted = None
+    return CovariateComparison(
+        index,
+        uplift,
+        math.sqrt(variance),
+        slope,
+        variance / unadjusted if unadjusted else None,
+    )

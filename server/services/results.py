@@ -20,8 +20,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from server.core import stats
-from server.core.models import Experiment, Goal, GoalKind, Status
+from server.core import sequential, stats
+from server.core.models import Analysis, Experiment, Goal, GoalKind, Status
 from server.core.money import CENTS_PER_UNIT
 from server.storage.store import Store
 
@@ -47,6 +47,15 @@ class VariantTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class StratifiedReport:
+    """A goal's uplifts post-stratified on one segment attribute recorded at enrolment."""
+
+    attribute: str
+    strata: int  # strata used: values with enough visitors, plus one for the rest
+    variants: tuple[stats.StratifiedComparison | None, ...]  # variants 1, 2, …
+
+
+@dataclass(frozen=True, slots=True)
 class GoalReport:
     """Statistics of one goal, the raw figures, and how much longer the experiment must run."""
 
@@ -61,6 +70,7 @@ class GoalReport:
     traffic_days: int = 0  # days of enrolments the forecast's daily traffic is averaged over
     value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
     unavailable: str | None = None  # why the counters cannot be analysed; None when they can
+    stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,19 +246,109 @@ def inconsistency(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Design:
+    """The group sequential design of one experiment phase: its looks and their boundaries.
+
+    ``days`` are the counted looks (ends of days, oldest first); ``planned`` the visitors per
+    variant the power calculation asks for.
+    """
+
+    planned: int
+    days: tuple[str, ...]
+    plan: sequential.Plan
+
+
+def _design(experiment: Experiment, counters: Counters, visitors: Sequence[int]) -> Design | None:
+    """The group sequential design, or None when the experiment judges without one.
+
+    Only the default analysis (``sequential``) uses a design, and only when the power
+    calculation of the primary goal (the first goal without one) gives a planned size: the
+    mSPRT judges the others. Each day is a look; its information fraction is the share of the
+    planned size the slowest variant (with an allocation) had reached by its end, capped at 1.
+    A stopped or archived experiment's last look is its final one.
+    """
+    if experiment.analysis is not Analysis.SEQUENTIAL or not experiment.goals:
+        return None
+    goal = next((goal for goal in experiment.goals if goal.is_primary), experiment.goals[0])
+    planned = _visitors_needed(goal, counters, visitors, experiment)
+    if planned is None:
+        return None
+    days = sorted(counters.days)
+    active = [i for i, variant in enumerate(experiment.variants) if variant.allocation > 0]
+    if not days or not active:
+        return None
+    running = [0] * len(visitors)
+    progress = []
+    for day in days:
+        running = [total + counters.get(f"e:{i}:d:{day}") for i, total in enumerate(running)]
+        progress.append(min(running[i] for i in active))
+    is_final = experiment.status in (Status.STOPPED, Status.ARCHIVED)
+    counted = sequential.information_fractions(progress, planned, is_final=is_final)
+    if not counted:
+        return None
+    fractions = sequential.fractions_of(progress, planned, counted, is_final=is_final)
+    counted = counted[len(counted) - len(fractions) :]
+    plan = sequential.plan(fractions, stats.DEFAULT_ALPHA, len(visitors) - 1)
+    return Design(planned, tuple(days[index] for index in counted), plan)
+
+
 def _analyse(
     goal: Goal,
     visitors: Sequence[int],
     counters: Counters,
     suffix: str,
     experiment: Experiment,
+    design: Design | None = None,
 ) -> stats.GoalResult:
-    """One goal's statistics; the whole experiment's sequential p-values over the daily looks."""
+    """One goal's statistics; the whole experiment's sequential p-values over the daily looks.
+
+    With a ``design`` the whole experiment is judged by the group sequential test over the
+    design's looks; segments (no daily counters) and experiments without one by the mSPRT.
+    """
     indexes = range(len(visitors))
     # the end of each day is a look of the sequential test: its p-value shown is the running
     # minimum over them (segments have no daily counters and show this look's value)
     days = sorted(counters.days) if suffix == "" else []
+    plan = None
+    if design is not None and suffix == "":
+        plan = design.plan
+        counted = set(design.days)
+        days_looks = _cumulative(
+            goal, counters, len(visitors), days, _is_capped(counters, goal.key, len(visitors))
+        )
+        looks = [look for day, look in zip(days, days_looks, strict=True) if day in counted]
     capped = _is_capped(counters, goal.key, len(visitors))
+    if plan is not None:
+        if goal.kind == GoalKind.CONVERSION:
+            return stats.analyse_conversion(
+                [
+                    stats.ConversionCounts(visitors[i], counters.get(f"c:{i}:{goal.key}"))
+                    for i in indexes
+                ],
+                method=experiment.analysis,
+                minimum_effect=experiment.minimum_effect,
+                looks=[
+                    [stats.ConversionCounts(p[0], min(p[1], p[0])) for p in look] for look in looks
+                ],
+                plan=plan,
+            )
+        return stats.analyse_value(
+            [_value_sums(counters, i, goal.key, "", visitors[i], capped) for i in indexes],
+            method=experiment.analysis,
+            minimum_effect=experiment.minimum_effect,
+            looks=[
+                [
+                    stats.ValueSums(
+                        n, total / CENTS_PER_UNIT, squares / CENTS_PER_UNIT**2, min(b, n)
+                    )
+                    for n, b, total, squares in look
+                ]
+                for look in looks
+            ],
+            is_non_negative=goal.kind == GoalKind.REVENUE,
+            plan=plan,
+        )
     if goal.kind == GoalKind.CONVERSION:
         return stats.analyse_conversion(
             [
@@ -421,27 +521,7 @@ def _forecast(
     ``DAILY_TRAFFIC_DAYS``, and at least one day: an experiment one day old has one day of
     traffic, not a seventh of a week's.
     """
-    control = result.variants[0]
-    if goal.kind == GoalKind.CONVERSION:
-        needed = (
-            None
-            if control.estimate is None
-            else stats.visitors_needed_for_conversion(
-                control.estimate, minimum_effect=experiment.minimum_effect
-            )
-        )
-    else:
-        capped = _is_capped(counters, goal.key, len(visitors))
-        deviation = stats.standard_deviation(
-            _value_sums(counters, 0, goal.key, "", visitors[0], capped)
-        )
-        needed = (
-            None
-            if control.estimate is None or deviation is None
-            else stats.visitors_needed_for_value(
-                control.estimate, deviation, minimum_effect=experiment.minimum_effect
-            )
-        )
+    needed = _visitors_needed(goal, counters, visitors, experiment)
     past = [day for day in counters.enrolment_days if day <= today.isoformat()]
     first = dt.date.fromisoformat(min(past)) if past else today
     days = max(1, min(DAILY_TRAFFIC_DAYS, (today - first).days + 1))
@@ -450,6 +530,71 @@ def _forecast(
         sum(counters.get(f"e:{i}:d:{day}") for day in recent) / days for i in range(len(visitors))
     ]
     return needed, stats.estimated_end_date(needed, visitors, daily, today), days
+
+
+def _visitors_needed(
+    goal: Goal, counters: Counters, visitors: Sequence[int], experiment: Experiment
+) -> int | None:
+    """Visitors per variant the power calculation asks for, from the control's figures so far."""
+    if not visitors or visitors[0] == 0:
+        return None
+    if goal.kind == GoalKind.CONVERSION:
+        rate = min(1.0, counters.get(f"c:0:{goal.key}") / visitors[0])
+        return stats.visitors_needed_for_conversion(rate, minimum_effect=experiment.minimum_effect)
+    capped = _is_capped(counters, goal.key, len(visitors))
+    sums = _value_sums(counters, 0, goal.key, "", visitors[0], capped)
+    try:
+        deviation = stats.standard_deviation(sums)
+    except ValueError:
+        return None  # odd stored sums: no forecast rather than no results
+    if deviation is None:
+        return None
+    return stats.visitors_needed_for_value(
+        sums.value_sum / sums.visitors, deviation, minimum_effect=experiment.minimum_effect
+    )
+
+
+def _stratified(
+    goal: Goal,
+    result: stats.GoalResult,
+    counters: Counters,
+    visitors: Sequence[int],
+    experiment: Experiment,
+) -> tuple[StratifiedReport, ...]:
+    """The goal's uplifts post-stratified on each segment attribute (none without strata).
+
+    The interval uses the goal's own critical value: the group sequential boundary, else the
+    fixed test's normal quantile (for an always-valid experiment it is a fixed-horizon interval).
+    """
+    critical = result.boundary
+    if critical is None:
+        critical = stats.normal_critical(result.alpha)
+    is_rate = goal.kind == GoalKind.CONVERSION
+    capped = not is_rate and _is_capped(counters, goal.key, len(visitors))
+
+    def sums(variant: int, suffix: str, count: int) -> stats.ValueSums:
+        if is_rate:
+            converted = min(count, counters.get(f"c:{variant}:{goal.key}{suffix}"))
+            return stats.ValueSums(count, float(converted), float(converted))
+        return _value_sums(counters, variant, goal.key, suffix, count, capped)
+
+    reports = []
+    totals = [sums(i, "", visitors[i]) for i in range(len(visitors))]
+    for attribute in experiment.segments:
+        groups = {
+            value: [sums(i, suffix, counters.get(f"e:{i}{suffix}")) for i in range(len(visitors))]
+            for value in sorted(counters.segment_values.get(attribute, ()))
+            for suffix in (f":{attribute}={value}",)
+        }
+        try:
+            strata = stats.strata_of(groups, totals)
+            if strata is None:
+                continue
+            adjusted = stats.post_stratify(strata, critical)
+        except ValueError:
+            continue  # odd stored sums: the plain result stands alone
+        reports.append(StratifiedReport(attribute, len(strata), tuple(adjusted)))
+    return tuple(reports)
 
 
 def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
@@ -502,6 +647,7 @@ def _goal_report(
     today: dt.date,
     currency: str,
     value_cap: float | None,
+    design: Design | None,
 ) -> GoalReport:
     """One goal's report, or an unavailable one (with the reason) if its counters are odd.
 
@@ -523,7 +669,7 @@ def _goal_report(
     reason = inconsistency(goal, visitors, counters)
     if reason is None:
         try:
-            result = _analyse(goal, visitors, counters, "", experiment)
+            result = _analyse(goal, visitors, counters, "", experiment, design)
             needed, end, traffic_days = _forecast(
                 goal, result, counters, visitors, experiment, today
             )
@@ -539,6 +685,7 @@ def _goal_report(
                 summary,
                 traffic_days,
                 cap,
+                stratified=_stratified(goal, result, counters, visitors, experiment),
             )
         except (ValueError, ArithmeticError) as error:  # what the checks above missed
             reason = f"the counters cannot be analysed ({error})"
@@ -645,8 +792,12 @@ def compute_results(
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     keys = [variant.key for variant in experiment.variants]
     visitors = [counters.get(f"e:{i}") for i in range(len(keys))]
+    try:
+        design = _design(experiment, counters, visitors)
+    except (ValueError, ArithmeticError):  # odd counters: each goal reports them; mSPRT judges
+        design = None
     goals = [
-        _goal_report(goal, visitors, counters, experiment, today, currency, value_cap)
+        _goal_report(goal, visitors, counters, experiment, today, currency, value_cap, design)
         for goal in experiment.goals
     ]
     available = [

@@ -340,3 +340,27 @@ def test_the_value_cap_is_configurable(redis_server: Any, redis_client: redis.Re
     assert int(redis_client.hget(COUNTS, f"s:{index}:revenue") or 0) == 40_000
     body = capped.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
     assert body["goals"][1]["cap"] == 250.0
+
+
+def test_results_json_names_the_test_and_carries_post_stratified_uplifts(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client, analysis="sequential")
+    mapping: dict[str, int] = {}
+    for day in ("2026-11-28", "2026-11-29"):
+        mapping |= {f"e:0:d:{day}": 1500, f"e:1:d:{day}": 1500}
+    mapping |= {"e:0": 3000, "e:1": 3000, "c:0:purchase": 240, "c:1:purchase": 270}
+    mapping |= {"e:0:source=mail": 1000, "e:1:source=mail": 1000}
+    mapping |= {"c:0:purchase:source=mail": 200, "c:1:purchase:source=mail": 220}
+    redis_client.hset(COUNTS, mapping=mapping)
+    body = client.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
+    purchase = body["goals"][0]
+    assert purchase["result"]["test"] == "group_sequential"
+    assert 0.0 < purchase["result"]["information_fraction"] < 1.0
+    assert purchase["result"]["boundary"] > 1.96  # early looks ask for more
+    (stratified,) = purchase["stratified"]
+    assert stratified["attribute"] == "source" and stratified["strata"] == 2
+    # pooled shares: mail 2000 of 6000 visitors, the rest 4000
+    uplift = 2000 / 6000 * (0.22 - 0.20) + 4000 / 6000 * (50 / 2000 - 40 / 2000)
+    assert stratified["variants"][0]["uplift"] == pytest.approx(uplift)
+    assert stratified["variants"][0]["variance_ratio"] < 1.0

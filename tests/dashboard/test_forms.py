@@ -193,3 +193,14 @@ def test_a_value_goal_opts_in_to_browser_values_and_keeps_it_when_edited(
     assert status == 302
     edited = services.get_experiment(store, "banner")
     assert edited.name == "Renamed" and edited.goals[1].accepts_browser_value
+
+
+def test_an_open_ended_experiment_keeps_the_always_valid_test(
+    app: Flask, editor: FlaskClient
+) -> None:
+    page = editor.get("/dashboard/experiments/new").get_data(as_text=True)
+    assert '<option value="always_valid"' in page
+    status, _ = submit(editor, "/dashboard/experiments/new", analysis="always_valid")
+    assert status == 302
+    created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
+    assert created.analysis.value == "always_valid"

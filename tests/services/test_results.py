@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.core import stats
+from server.core import sequential, stats
 from server.core.models import Analysis, Experiment, Goal, GoalKind, Status, Variant
 from server.services.results import chance_text, compute_results, summarise
 
@@ -140,7 +140,7 @@ def test_odd_day_fields_are_ignored() -> None:
     assert compute_results(experiment(), raw, NOW, "EUR").daily[0].points == ()
 
 
-def test_sequential_p_values_shown_never_rise_between_looks() -> None:
+def test_always_valid_p_values_shown_never_rise_between_looks() -> None:
     days = ["2026-11-28", "2026-11-29", "2026-11-30"]
     per_day = [(2000, 100, 200), (2000, 100, 80), (2000, 100, 70)]
     raw: dict[str, int] = {}
@@ -158,7 +158,7 @@ def test_sequential_p_values_shown_never_rise_between_looks() -> None:
         visitors, control, variant = looks[count - 1]
         partial |= {"e:0": visitors, "e:1": visitors}
         partial |= {"c:0:purchase": control, "c:1:purchase": variant}
-        result = compute_results(experiment(analysis=Analysis.SEQUENTIAL), partial, NOW, "EUR")
+        result = compute_results(experiment(analysis=Analysis.ALWAYS_VALID), partial, NOW, "EUR")
         shown.append(result.goals[0].result.variants[1].p_value)
     alone = [
         stats.analyse_conversion([stats.ConversionCounts(v, c), stats.ConversionCounts(v, b)])
@@ -186,3 +186,114 @@ def test_ten_variant_a_a_experiments_rarely_get_a_winner_in_the_sentence() -> No
     assert lucky / runs > 0.15  # what the old sentence went by
     # Holm keeps any false verdict at 5 %, up to the Monte Carlo error of 300 runs (2 SE)
     assert named / runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)
+
+
+def planned_counters(days: int, daily: int, control_rate: float, variant_rate: float) -> dict:
+    """Daily counters of a two-variant experiment with steady traffic and exact rates."""
+    raw: dict[str, int] = {}
+    for day in range(days):
+        name = f"2026-11-{day + 1:02d}"
+        raw |= {f"e:0:d:{name}": daily, f"e:1:d:{name}": daily}
+        raw |= {f"c:0:purchase:d:{name}": round(daily * control_rate)}
+        raw |= {f"c:1:purchase:d:{name}": round(daily * variant_rate)}
+    for i in (0, 1):
+        raw[f"e:{i}"] = sum(v for k, v in raw.items() if k.startswith(f"e:{i}:d:"))
+        raw[f"c:{i}:purchase"] = sum(
+            v for k, v in raw.items() if k.startswith(f"c:{i}:purchase:d:")
+        )
+    return raw
+
+
+def test_the_default_analysis_is_group_sequential_over_the_planned_size() -> None:
+    # 5 % against 5.5 %: the power calculation asks for 31 234 visitors per variant (+10 %)
+    planned = stats.visitors_needed_for_conversion(0.05, minimum_effect=0.1)
+    assert planned == 31234
+    raw = planned_counters(10, 1500, 0.05, 0.055)  # 15 000 of 31 234: about half the plan
+    chosen = experiment(analysis=Analysis.SEQUENTIAL, minimum_effect=0.1)
+    result = compute_results(chosen, raw, NOW, "EUR").goals[0].result
+    assert result.test == stats.GROUP_SEQUENTIAL and result.method == "sequential"
+    assert result.information_fraction == pytest.approx(15000 / 31234)
+    # ten daily looks, each adding 4.8 % of the plan: the boundaries of those ten fractions
+    fractions = [1500 * (day + 1) / 31234 for day in range(10)]
+    assert result.boundary == pytest.approx(sequential.boundaries(fractions, 0.05)[-1])
+    variant = result.variants[1]
+    assert variant.uplift_interval is not None
+    # the interval is the repeated confidence interval: the boundary, not 1.96, standard errors
+    half = (variant.uplift_interval.upper - variant.uplift_interval.lower) / 2
+    control, treated = (75 * 10 + 1) / (15002), (82 * 10 + 1) / (15002)
+    error = math.sqrt(control * (1 - control) / 15002 + treated * (1 - treated) / 15002)
+    assert half == pytest.approx(result.boundary * error)
+    # the same data in an open-ended experiment: the mSPRT
+    open_ended = experiment(analysis=Analysis.ALWAYS_VALID, minimum_effect=0.1)
+    assert compute_results(open_ended, raw, NOW, "EUR").goals[0].result.test == "always_valid"
+
+
+def test_a_true_uplift_is_found_by_the_planned_end_and_the_verdict_is_final_there() -> None:
+    # 21 days of 1500 reach the plan on day 21; an exact 5 % against 6 % is clear there
+    raw = planned_counters(25, 1500, 0.05, 0.06)
+    chosen = experiment(analysis=Analysis.SEQUENTIAL, minimum_effect=0.1)
+    result = compute_results(chosen, raw, NOW, "EUR").goals[0].result
+    assert result.information_fraction == 1.0
+    assert result.variants[1].is_significant
+    # looks after the plan was reached are not tested: days 22-25 change nothing
+    shorter = compute_results(chosen, planned_counters(21, 1500, 0.05, 0.06), NOW, "EUR")
+    assert shorter.goals[0].result.variants[1].p_value == result.variants[1].p_value
+
+
+def test_a_stopped_experiment_spends_the_rest_of_alpha_at_its_last_look() -> None:
+    raw = planned_counters(10, 1500, 0.05, 0.055)
+    running = experiment(analysis=Analysis.SEQUENTIAL, minimum_effect=0.1)
+    stopped = dataclasses.replace(running, status=Status.STOPPED)
+    before = compute_results(running, raw, NOW, "EUR").goals[0].result
+    after = compute_results(stopped, raw, NOW, "EUR").goals[0].result
+    assert after.information_fraction == 1.0
+    assert after.boundary is not None and before.boundary is not None
+    assert after.boundary < before.boundary
+
+
+def test_without_a_planned_size_the_default_falls_back_to_the_msprt() -> None:
+    # no conversions in the control yet: the power calculation has no baseline to plan with
+    raw = planned_counters(3, 200, 0.0, 0.0)
+    result = compute_results(experiment(analysis=Analysis.SEQUENTIAL), raw, NOW, "EUR")
+    assert result.goals[0].result.test == "always_valid"
+
+
+def test_uplifts_are_post_stratified_on_the_enrolment_segments_beside_the_plain_ones() -> None:
+    from server.schemas import GoalReportSchema
+
+    # two traffic sources with very different rates, plus 100 visitors per variant without one
+    raw = {"e:0": 3100, "e:1": 3100, "c:0:purchase": 252, "c:1:purchase": 281}
+    raw |= {"e:0:source=ads": 2000, "e:1:source=ads": 1900}
+    raw |= {"c:0:purchase:source=ads": 40, "c:1:purchase:source=ads": 42}
+    raw |= {"e:0:source=mail": 1000, "e:1:source=mail": 1100}
+    raw |= {"c:0:purchase:source=mail": 200, "c:1:purchase:source=mail": 225}
+    chosen = experiment(analysis=Analysis.FIXED, segments=("source",))
+    report = compute_results(chosen, raw, NOW, "EUR").goals[0]
+    (stratified,) = report.stratified
+    assert stratified.attribute == "source" and stratified.strata == 3
+    rates = [(2000, 40, 1900, 42), (1000, 200, 1100, 225), (100, 12, 100, 14)]
+    total = sum(a + b for a, _, b, _ in rates)
+    expected = sum((a + b) / total * (cb / b - ca / a) for a, ca, b, cb in rates)
+    variant = stratified.variants[0]
+    assert variant is not None and variant.uplift == pytest.approx(expected, abs=1e-12)
+    # mail converts at 20 %, ads at 2 %: knowing the source removes much of the noise
+    assert variant.variance_ratio is not None and variant.variance_ratio < 0.92
+    plain = report.result.variants[1].uplift
+    assert plain is not None and plain != pytest.approx(variant.uplift)  # reported beside it
+    dumped = GoalReportSchema().dump(report)
+    assert dumped["stratified"][0]["variants"][0]["uplift"] == pytest.approx(expected)
+    assert set(dumped["stratified"][0]["variants"][0]) == {
+        "variant",
+        "uplift",
+        "standard_error",
+        "uplift_interval",
+        "variance_ratio",
+    }
+
+
+def test_odd_segment_counters_leave_the_plain_result_alone() -> None:
+    raw = {"e:0": 300, "e:1": 300, "c:0:purchase": 20, "c:1:purchase": 20}
+    raw |= {"e:0:source=ads": 500, "e:1:source=ads": 100}  # more than the whole: cannot happen
+    report = compute_results(experiment(segments=("source",)), raw, NOW, "EUR").goals[0]
+    assert report.stratified == ()
+    assert report.result.variants[1].uplift == 0.0
