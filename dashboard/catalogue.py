@@ -455,4 +455,66 @@ GERMAN: dict[str, str] = {
     "example shop command": "Befehl für den Beispielshop",
     "Copy": "Kopieren",
     "Copied": "Kopiert",
+    # the decision card (dashboard/decision_card.py, _decision.html)
+    "What to do now": "Was jetzt zu tun ist",
+    "No data yet": "Noch keine Daten",
+    "{value} conversions": "{value} Conversions",
+    "{value} (95 % interval {lower} to {upper})": "{value} (95-%-Intervall {lower} bis {upper})",
+    "Investigate the sample ratio alarm": "Den Alarm zur Besucherverteilung untersuchen",
+    "The variants did not get the planned shares of visitors, so no figure below can be "
+    "trusted until the cause is found.": (
+        "Die Varianten haben nicht die geplanten Anteile der Besucher erhalten; keiner der "
+        "Werte unten ist verlässlich, bis die Ursache gefunden ist."
+    ),
+    "Ship {variant}": "{variant} übernehmen",
+    "{variant} is conclusively better than the control on {goal}.": (
+        "{variant} ist bei {goal} nachweislich besser als die Kontrolle."
+    ),
+    "Keep {variant}": "{variant} beibehalten",
+    "Every challenger is conclusively worse than the control on {goal}.": (
+        "Jede Herausforderer-Variante ist bei {goal} nachweislich schlechter als die Kontrolle."
+    ),
+    "Stop: no effect worth waiting for is left": (
+        "Beenden: kein Effekt mehr zu erwarten, der das Warten lohnt"
+    ),
+    "An effect as large as the minimum effect on {goal} is ruled out or would take "
+    "months to show; waiting longer is unlikely to pay.": (
+        "Ein Effekt in Höhe des Mindesteffekts bei {goal} ist ausgeschlossen oder bräuchte "
+        "Monate, um sichtbar zu werden; längeres Warten lohnt sich kaum."
+    ),
+    "Keep running: no data yet": "Weiterlaufen lassen: noch keine Daten",
+    "Nobody has reached {goal} yet, so there is nothing to compare.": (
+        "Noch niemand hat {goal} erreicht, es gibt also nichts zu vergleichen."
+    ),
+    "Keep running": "Weiterlaufen lassen",
+    "The difference on {goal} is not conclusive yet.": (
+        "Der Unterschied bei {goal} ist noch nicht eindeutig."
+    ),
+    "Keep running for about 1 day": "Noch etwa 1 Tag laufen lassen",
+    "Keep running for about {days} days": "Noch etwa {days} Tage laufen lassen",
+    "The difference on {goal} is not conclusive yet; the forecast needs about that long.": (
+        "Der Unterschied bei {goal} ist noch nicht eindeutig; die Prognose braucht etwa so lange."
+    ),
+    "Extra margin per 1,000 visitors with {variant}": (
+        "Mehr Deckungsbeitrag je 1.000 Besucher mit {variant}"
+    ),
+    "Extra net revenue per 1,000 visitors with {variant}": (
+        "Mehr Nettoumsatz je 1.000 Besucher mit {variant}"
+    ),
+    "Extra conversions per 1,000 visitors with {variant}": (
+        "Mehr Conversions je 1.000 Besucher mit {variant}"
+    ),
+    "Per month at the current traffic": "Pro Monat beim aktuellen Traffic",
+    "Chance that {variant} is better": "Chance, dass {variant} besser ist",
+    "Expected loss per 1,000 visitors if shipped now": (
+        "Erwarteter Verlust je 1.000 Besucher bei sofortiger Übernahme"
+    ),
+    "{amount} per 1,000 visitors · chance {chance}": (
+        "{amount} je 1.000 Besucher · Chance {chance}"
+    ),
+    "Conversion rate ({goal})": "Conversion-Rate ({goal})",
+    "{control} control, {rate} {variant}": "{control} Kontrolle, {rate} {variant}",
+    "No data yet: the split is checked once visitors are enrolled.": (
+        "Noch keine Daten: Die Verteilung wird geprüft, sobald Besucher zugeteilt sind."
+    ),
 }

@@ -46,7 +46,7 @@ class DecisionCard:
     tone: str
     headline: str
     reason: str
-    summary: str  # the compact line of the experiment list
+    brief: str  # the money in one line, for the experiment list ("" without data)
     facts: tuple[Fact, ...]
 
 
@@ -127,7 +127,7 @@ def decision_card(
     locale = t.locale
     headline, reason = _headline(decision, t)
     facts = []
-    summary = headline
+    brief = ""
     if decision.challenger is not None:
         label = t(LABELS[kind], variant=decision.challenger)
         per_thousand = _with_interval(
@@ -149,9 +149,8 @@ def decision_card(
         )
         loss = _amount(decision.expected_loss_per_thousand, decision, t, currency).lstrip("+")
         facts.append(Fact(t("Expected loss per 1,000 visitors if shipped now"), loss))
-        summary = t(
-            "{headline} · {amount} per 1,000 visitors · chance {chance}",
-            headline=headline,
+        brief = t(
+            "{amount} per 1,000 visitors · chance {chance}",
             amount=_amount(decision.per_thousand, decision, t, currency),
             chance=chance,
         )
@@ -163,7 +162,7 @@ def decision_card(
         tone=TONES[decision.verdict],
         headline=headline,
         reason=reason,
-        summary=summary,
+        brief=brief,
         facts=tuple(facts),
     )
 

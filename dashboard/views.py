@@ -27,6 +27,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
 from dashboard import auth, csrf, forms, presenters
+from dashboard.decision_card import overview_card, results_card
 from dashboard.i18n import (
     BROWSER_TAGS,
     COOKIE,
@@ -246,6 +247,8 @@ def index() -> ResponseReturnValue:
     return render_template(
         "dashboard/index.html",
         rows=[presenters.list_row(row, t, currency) for row in rows],
+        cards={row.experiment.key: overview_card(row, t, currency) for row in rows},
+        without_data={row.experiment.key for row in rows if row.visitors == 0},
         statuses=[(status.value, presenters.status_label(status, t)) for status in Status],
         status=query["status"].value if query["status"] else "",
         search=search,
@@ -300,6 +303,7 @@ def _results_context(experiment: Experiment, results: ExperimentResults) -> dict
     primary = next((report for report in results.goals if report.is_primary), None)
     first_daily = results.daily[0] if results.daily else None
     return {
+        "decision": results_card(results, t, currency),
         "goals": goals,
         "segments": segments,
         "unjudged_note": presenters.unjudged_note(t),

@@ -7,7 +7,7 @@ import re
 import string
 from pathlib import Path
 
-from dashboard import presenters, views
+from dashboard import decision_card, presenters, views
 from dashboard.catalogue import ENGLISH, GERMAN
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
@@ -44,6 +44,7 @@ def texts_in_tables() -> set[str]:
     return {
         *presenters.STATUS_LABELS.values(),
         *presenters.KIND_LABELS.values(),
+        *decision_card.LABELS.values(),
         *presenters.ACTION_LABELS.values(),
         *views.ACTION_DONE.values(),
         *(f"{prefix}{action}" for prefix in KEYED_PREFIXES for action in views.ACTIONS),
