@@ -58,9 +58,7 @@ def test_the_decision_speaks_german(app, demo: str) -> None:  # type: ignore[no-
     page = text_of(client, f"/dashboard/experiments/{demo}")
     assert "Was jetzt zu tun ist" in page
     assert "Beenden: kein Effekt mehr zu erwarten, der das Warten lohnt" in page
-    assert re.search(
-        r"Mehr Deckungsbeitrag je 1\.000 Besucher mit green-note −[\d.]+,\d\d €", page
-    )
+    assert re.search(r"Mehr Deckungsbeitrag je 1\.000 Besucher mit green-note −[\d.]+,\d\d €", page)
     listing = text_of(client, "/dashboard/")
     assert re.search(r"−[\d.]+,\d\d € je 1\.000 Besucher · Chance \d+ %", listing)
 
