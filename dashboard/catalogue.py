@@ -517,4 +517,18 @@ GERMAN: dict[str, str] = {
     "No data yet: the split is checked once visitors are enrolled.": (
         "Noch keine Daten: Die Verteilung wird geprüft, sobald Besucher zugeteilt sind."
     ),
+    # archived experiments are read only and can be deleted (views.delete, delete.html)
+    "Archived experiments are read only.": "Archivierte Experimente sind schreibgeschützt.",
+    "Delete": "Löschen",
+    "Only drafts and archived experiments can be deleted.": (
+        "Nur Entwürfe und archivierte Experimente können gelöscht werden."
+    ),
+    "Experiment {key} deleted.": "Experiment {key} gelöscht.",
+    "Delete “{name}”?": "„{name}“ löschen?",
+    "The experiment, its results and its audit trail are removed for good; the deletion log "
+    "keeps who deleted it and when.": (
+        "Das Experiment, seine Ergebnisse und sein Protokoll werden endgültig entfernt; das "
+        "Löschprotokoll hält fest, wer es wann gelöscht hat."
+    ),
+    "Yes, delete": "Ja, löschen",
 }

@@ -40,7 +40,7 @@ from server import context as app_context
 from server import schemas
 from server.config import DEV_TOKEN_FILE
 from server.core import errors as domain
-from server.core.lifecycle import NEW_PHASE_FROM, TRANSITIONS
+from server.core.lifecycle import DELETABLE, NEW_PHASE_FROM, TRANSITIONS
 from server.core.models import BASIS_POINTS, Experiment, Status
 from server.errors import RETRY_AFTER_SECONDS
 from server.services import experiments as services
@@ -340,6 +340,8 @@ def experiment(key: str) -> ResponseReturnValue:
         status_label=presenters.status_label(found.status, t),
         started=presenters.started_text(found, t),
         actions=_actions(found),
+        is_editable=bool(forms.editable_fields(found.status)),
+        is_deletable=found.status in DELETABLE,
         audit=presenters.audit_rows(page.audit, t),
         **context,
     )
@@ -505,6 +507,9 @@ def edit(key: str) -> ResponseReturnValue:
     """The form for an existing experiment; fields its status locks are shown disabled."""
     t = _t()
     found = _experiment(key)
+    if not forms.editable_fields(found.status):
+        flash(t("Archived experiments are read only."))
+        return redirect(url_for("dashboard.experiment", key=key))
     current_values = forms.values_of(found)
     if request.method == "GET":
         return _render_form(
@@ -532,3 +537,25 @@ def edit(key: str) -> ResponseReturnValue:
     app_context.experiment_cache().invalidate()
     flash(t("Changes saved."))
     return redirect(url_for("dashboard.experiment", key=key))
+
+
+@blp.route("/experiments/<key:key>/delete", methods=["GET", "POST"])
+@auth.editor_required
+def delete(key: str) -> ResponseReturnValue:
+    """Confirm (GET) and then delete (POST) a draft or archived experiment with all its data."""
+    t = _t()
+    found = _experiment(key)
+    error = ""
+    status = 200
+    if found.status not in DELETABLE:
+        error, status = t("Only drafts and archived experiments can be deleted."), 409
+    elif request.method == "POST":
+        try:
+            services.delete_experiment(app_context.store(), key, _actor(), time.time())
+        except domain.DomainError as refused:
+            error, status = refused.message, _refusal_status(refused)
+        else:
+            app_context.experiment_cache().invalidate()
+            flash(t("Experiment {key} deleted.", key=key))
+            return redirect(url_for("dashboard.index"))
+    return render_template("dashboard/delete.html", experiment=found, error=error), status

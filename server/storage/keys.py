@@ -14,6 +14,9 @@ sw:config-version                          string  counter, +1 on every experime
                                                    the ETag of /v1/config; never expires
 sw:erasures                                string  counter, +1 on every visitor erasure; workers
                                                    drop their cached enrolments when it changes
+sw:deletions                               list    audit entries of deleted experiments as JSON
+                                                   (who, when, key and name), newest first,
+                                                   capped at AUDIT_LIMIT; never expires
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
@@ -59,6 +62,7 @@ AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
 EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"
 ERASURES = f"{PREFIX}:erasures"
+DELETIONS = f"{PREFIX}:deletions"
 
 
 def experiment_prefix(experiment: str) -> str:
