@@ -531,4 +531,59 @@ GERMAN: dict[str, str] = {
         "Löschprotokoll hält fest, wer es wann gelöscht hat."
     ),
     "Yes, delete": "Ja, löschen",
+    # forms in plain words (dashboard/messages.py, forms.py, form.html)
+    "Enter a percentage from 0 to 100.": "Geben Sie einen Prozentwert von 0 bis 100 ein.",
+    "Enter a percentage from 0.01 to 100.": "Geben Sie einen Prozentwert von 0,01 bis 100 ein.",
+    "Enter a percentage from 0.1 to 1000.": "Geben Sie einen Prozentwert von 0,1 bis 1000 ein.",
+    "Use lowercase letters, digits, - and _ only, starting with a letter or digit "
+    "(at most 64 characters).": (
+        "Nur Kleinbuchstaben, Ziffern, - und _, beginnend mit einem Buchstaben oder einer "
+        "Ziffer (höchstens 64 Zeichen)."
+    ),
+    "Use letters, digits, - and _ only.": "Nur Buchstaben, Ziffern, - und _.",
+    "Please fill in this field.": "Bitte füllen Sie dieses Feld aus.",
+    "Enter a number, such as 1 or 2.5.": "Geben Sie eine Zahl ein, etwa 1 oder 2.5.",
+    "Enter a weight greater than 0.": "Geben Sie ein Gewicht größer als 0 ein.",
+    "Another row already uses this key; each needs its own.": (
+        "Eine andere Zeile verwendet diesen Schlüssel schon; jede braucht einen eigenen."
+    ),
+    "Mark exactly one goal as primary.": "Markieren Sie genau ein Ziel als primär.",
+    "Name each segment only once.": "Nennen Sie jedes Segment nur einmal.",
+    'Enter a JSON object in braces, such as {"country": "DE"}.': (
+        'Geben Sie ein JSON-Objekt in geschweiften Klammern ein, etwa {"country": "DE"}.'
+    ),
+    'This is not valid JSON, e.g. {"color": "#1b7f3a"}.': (
+        'Das ist kein gültiges JSON; gültig ist etwa {"color": "#1b7f3a"}.'
+    ),
+    "Enter a name of at most 200 characters.": (
+        "Geben Sie einen Namen mit höchstens 200 Zeichen ein."
+    ),
+    "Keep the hypothesis to at most 2,000 characters.": (
+        "Die Hypothese darf höchstens 2.000 Zeichen lang sein."
+    ),
+    "An experiment needs from 2 to 10 variants.": "Ein Experiment braucht 2 bis 10 Varianten.",
+    "An experiment can have at most 10 goals.": "Ein Experiment kann höchstens 10 Ziele haben.",
+    "Choose at most 5 segments.": "Wählen Sie höchstens 5 Segmente.",
+    "Variant {number}: {column}": "Variante {number}: {column}",
+    "Goal {number}: {column}": "Ziel {number}: {column}",
+    "key": "Schlüssel",
+    "weight": "Gewicht",
+    "payload": "Payload",
+    "measures": "misst",
+    "event": "Ereignis",
+    "Coverage": "Abdeckung",
+    "Targeting conditions": "Zielgruppen-Bedingungen",
+    "Layer": "Ebene",
+    "Share of the layer": "Anteil der Ebene",
+    "Segments": "Segmente",
+    "Smallest effect worth finding": "Kleinster lohnender Effekt",
+    "Add at least one goal: without one the experiment cannot start.": (
+        "Legen Sie mindestens ein Ziel an: Ohne Ziel kann das Experiment nicht starten."
+    ),
+    "The experiment cannot be saved like this; see the marked fields.": (
+        "So lässt sich das Experiment nicht speichern; siehe die markierten Felder."
+    ),
+    "Enter positive weights to see the split.": (
+        "Geben Sie positive Gewichte ein, um die Aufteilung zu sehen."
+    ),
 }

@@ -26,7 +26,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
-from dashboard import auth, csrf, forms, presenters
+from dashboard import auth, csrf, formatting, forms, messages, presenters
 from dashboard.decision_card import overview_card, results_card
 from dashboard.i18n import (
     BROWSER_TAGS,
@@ -41,7 +41,7 @@ from server import schemas
 from server.config import DEV_TOKEN_FILE
 from server.core import errors as domain
 from server.core.lifecycle import DELETABLE, NEW_PHASE_FROM, TRANSITIONS
-from server.core.models import BASIS_POINTS, Experiment, Status
+from server.core.models import BASIS_POINTS, Experiment, Role, Status
 from server.errors import RETRY_AFTER_SECONDS
 from server.services import experiments as services
 from server.services import install
@@ -83,6 +83,7 @@ ACTION_DONE = {
     "new-phase": "New phase started; counts begin at zero.",
     "archive": "Experiment archived.",
 }
+DOMAIN_REFUSED = "The experiment cannot be saved like this; see the marked fields."
 STORAGE_DOWN = "The data store does not answer right now. Please try again in a few seconds."
 # Domain refusals shown on a re-rendered form, with the status the API would answer.
 FORM_REFUSALS: tuple[tuple[type[domain.DomainError], int], ...] = (
@@ -451,9 +452,15 @@ def _render_form(
         if experiment is None
         else forms.editable_fields(experiment.status)
     )
+    t = _t()
     return render_template(
         "dashboard/form.html",
         form=state,
+        field_labels={name: messages.field_label(name, t) for name in state.errors},
+        split=[
+            (key, formatting.percent(share, t.locale, 1))
+            for key, share in forms.split_preview(state.values)
+        ],
         experiment=experiment,
         editable=editable,
         max_rows=forms.ROW_GROUPS,
@@ -465,13 +472,15 @@ def _render_form(
 def _failed(state: forms.FormState, parsed: forms.Parsed, error: Exception) -> forms.FormState:
     """Put a refusal's messages next to the fields they name."""
     if isinstance(error, ValidationError):
-        messages: Any = error.messages
+        found: Any = error.messages
         state.message = _t()("Please correct the marked fields.")
     else:
         assert isinstance(error, domain.DomainError)
-        messages = error.errors
-        state.message = error.message
-    state.errors = forms.merge_errors(parsed.errors, forms.field_errors(messages, parsed.rows))
+        found = error.errors
+        # the fields carry the details; a refusal without fields keeps its own message
+        state.message = _t()(DOMAIN_REFUSED) if found else _t()(error.message)
+    merged = forms.merge_errors(parsed.errors, forms.field_errors(found, parsed.rows))
+    state.errors = messages.humanise(merged, _t())
     return state
 
 
@@ -481,12 +490,15 @@ def create() -> ResponseReturnValue:
     """The form for a new draft experiment."""
     t = _t()
     if request.method == "GET":
-        values = forms.new_values()
+        # orders only come with an ingest key: with one, the shop sends money
+        sends_orders = bool(app_context.settings().tokens_for(Role.INGEST))
+        values = forms.new_values(sends_orders)
         return _render_form(forms.FormState(values, forms.rows_shown(values)), None)
     values = request.form.to_dict()
     values.pop(csrf.FIELD, None)
     state = forms.FormState(values, forms.rows_shown(values))
     parsed = forms.parse(values)
+    forms.require_goal(parsed)
     try:
         data = schemas.ExperimentCreateSchema().load(parsed.data)
         if parsed.errors:
