@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from typing import Any
 
@@ -15,11 +16,13 @@ from server.api.auth import require
 from server.context import results_reader, store
 from server.core.models import Role
 from server.services import experiments as experiment_services
+from server.services.decisions import experiment_decision
 from server.services.results import ExperimentResults
 
 blp = Blueprint("results", __name__, url_prefix="/v1/experiments", description="Results.")
 
 RESULTS = schemas.ResultsSchema()
+DECISION = schemas.DecisionSchema()
 CSV_COLUMNS = (
     "goal", "kind", "segment", "segment_value", "judged", "variant", "visitors", "converted",
     "estimate", "uplift", "uplift_lower", "uplift_upper", "relative_uplift", "p_value",
@@ -72,4 +75,7 @@ def get_results(query: dict[str, Any], key: str) -> Response:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{key}-results.csv"'},
         )
-    return Response(RESULTS.dumps(results), mimetype="application/json")
+    body = RESULTS.dump(results)
+    decision = experiment_decision(results)
+    body["decision"] = None if decision is None else DECISION.dump(decision)
+    return Response(json.dumps(body), mimetype="application/json")

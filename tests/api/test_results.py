@@ -91,6 +91,8 @@ def test_empty_experiment_has_defined_results(client: Any) -> None:
     assert variant["is_significant"] is False
     assert body["daily"][0]["points"] == []
     assert body["goals"][0]["summary"].startswith("not enough data")
+    assert body["decision"]["verdict"] == "keep-running"
+    assert body["decision"]["challenger"] is None and body["decision"]["per_month"] is None
 
 
 def test_sample_ratio_mismatch_is_flagged(client: Any, redis_client: redis.Redis) -> None:
@@ -186,3 +188,12 @@ def test_demo_traffic_gives_results_with_segments(redis_server: Any, redis_clien
     sources = {s["value"] for r in body["segments"] if r["attribute"] == "source"
                for s in r["segments"]}  # fmt: skip
     assert {"facebook", "instagram", "newsletter"} <= sources
+    # the decision card's verdict, in money: the demo's green note earns less margin
+    decision = body["decision"]
+    assert decision["goal"] == "margin" and decision["money"] is True
+    assert decision["verdict"] in {"ship", "stop", "keep-running"}
+    assert decision["challenger"] == "green-note"
+    assert decision["per_thousand"] < 0
+    interval = decision["per_thousand_interval"]
+    assert interval["lower"] <= decision["per_thousand"] <= interval["upper"]
+    assert decision["daily_visitors"] > 0
