@@ -184,6 +184,30 @@
     variants.addEventListener('input', update);
   }
 
+  // Wide tables read as labelled cards on phones (dashboard.css): every cell gets its column's
+  // heading as data-label. Without this script the tables scroll sideways instead.
+  function labelTableCells() {
+    Array.prototype.forEach.call(document.querySelectorAll('table.results, table.audit'),
+      function (table) {
+        var headings = [];
+        Array.prototype.forEach.call(table.querySelectorAll('thead th'), function (th) {
+          for (var span = 0; span < th.colSpan; span += 1) {
+            headings.push(th.textContent.replace(/\s+/g, ' ').trim());
+          }
+        });
+        Array.prototype.forEach.call(table.querySelectorAll('tbody tr'), function (row) {
+          var column = 0;
+          Array.prototype.forEach.call(row.cells, function (cell) {
+            if (cell.colSpan === 1 && headings[column]) {
+              cell.setAttribute('data-label', headings[column]);
+            }
+            column += cell.colSpan;
+          });
+        });
+        table.classList.add('stacked');
+      });
+  }
+
   function focusErrors() {
     var summary = document.getElementById('error-summary');
     if (summary) summary.focus();
@@ -195,6 +219,7 @@
     enableSliders();
     enableCopyButtons();
     enableSplitPreview();
+    labelTableCells();
     focusErrors();
   }
 

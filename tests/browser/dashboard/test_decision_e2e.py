@@ -88,6 +88,13 @@ def test_list_and_experiment_page_read_well_at_390_px(
     page.goto(site.path(f"/dashboard/experiments/{site.experiment}"))
     expect(page.locator("section.decision")).to_be_visible()
     assert_no_sideways_scroll(page)
+    # the goal tables turn into labelled cards: no column hidden behind a sideways scroll
+    margin = page.locator("#goal-margin-caption").locator("xpath=..")
+    expect(margin.locator("td[data-label='Chance to beat control']").first).to_be_visible()
+    widths = page.eval_on_selector_all(
+        ".goal .table-scroll", "(regions) => regions.map((r) => r.scrollWidth - r.clientWidth)"
+    )
+    assert widths and max(widths) <= 0, widths
     screenshot(page, "dashboard-experiment-390")
     # the README's phone picture: the top of the experiment page with the decision card
     top = page.screenshot(clip={"x": 0, "y": 0, **PHONE})
