@@ -586,4 +586,25 @@ GERMAN: dict[str, str] = {
     "Enter positive weights to see the split.": (
         "Geben Sie positive Gewichte ein, um die Aufteilung zu sehen."
     ),
+    "Another experiment already uses this key.": (
+        "Ein anderes Experiment verwendet diesen Schlüssel schon."
+    ),
+    "This weight is too small next to the others to get even 0.01 % of the traffic.": (
+        "Dieses Gewicht ist neben den anderen zu klein, um auch nur 0,01 % des Traffics zu "
+        "erhalten."
+    ),
+    "While the experiment is live only payloads can change; a new phase changes keys and "
+    "weights.": (
+        "Solange das Experiment läuft, lassen sich nur Payloads ändern; Schlüssel und Gewichte "
+        "ändert eine neue Phase."
+    ),
+    "This cannot change in the experiment's current status.": (
+        "Das lässt sich im aktuellen Status des Experiments nicht ändern."
+    ),
+    "Add a goal and mark it as primary.": "Legen Sie ein Ziel an und markieren Sie es als primär.",
+    "While the experiment is live, coverage can only grow: at least {percent}. "
+    "A new phase can lower it.": (
+        "Solange das Experiment läuft, kann die Abdeckung nur wachsen: mindestens {percent}. "
+        "Eine neue Phase kann sie senken."
+    ),
 }

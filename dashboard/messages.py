@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from dashboard import formatting
 from dashboard.i18n import Translator
+from server.core.models import BASIS_POINTS
 
 ROW_FIELD = re.compile(r"^(variants|goals)-(\d+)-(\w+)$")  # a field of a repeated row
 KEY_FIELD = re.compile(r"^(key|variants-\d+-key|goals-\d+-key|goals-\d+-event|layer-name)$")
@@ -36,7 +38,16 @@ PLAIN = (
     ("segments must be unique", "Name each segment only once."),
     ("must be a JSON object", "Enter a JSON object in braces, such as {\"country\": \"DE\"}."),
     ("not valid JSON", "This is not valid JSON, e.g. {\"color\": \"#1b7f3a\"}."),
+    ("already taken", "Another experiment already uses this key."),
+    ("too small relative to the others", "This weight is too small next to the others to get "
+                                         "even 0.01 % of the traffic."),
+    ("only payloads may change", "While the experiment is live only payloads can change; a new "
+                                 "phase changes keys and weights."),
+    ("not editable while", "This cannot change in the experiment's current status."),
+    ("add a goal and mark it primary", "Add a goal and mark it as primary."),
 )  # fmt: skip
+# A live experiment's coverage may only grow; the domain says so in basis points.
+COVERAGE_FLOOR = re.compile(r"^must be at least (\d+)$")
 LENGTH_BY_FIELD = {  # marshmallow's "Length must be between …" by field
     "name": "Enter a name of at most 200 characters.",
     "hypothesis": "Keep the hypothesis to at most 2,000 characters.",
@@ -68,8 +79,20 @@ FIELD_LABELS = {
 }
 
 
-def _plain(field: str, message: str) -> str:
-    """The plain English text of one API message for one field (unknown ones unchanged)."""
+def _plain(field: str, message: str, t: Translator) -> str:
+    """One API message for one field in plain words of the page (unknown ones as they are)."""
+    floor = COVERAGE_FLOOR.match(message) if field == "coverage" else None
+    if floor is not None:
+        points = int(floor.group(1))
+        return t(
+            "While the experiment is live, coverage can only grow: at least {percent}. "
+            "A new phase can lower it.",
+            percent=formatting.percent(points / BASIS_POINTS, t.locale, 2 if points % 100 else 0),
+        )
+    return t(_plain_english(field, message))
+
+
+def _plain_english(field: str, message: str) -> str:
     if field in PERCENT_FIELDS and message.startswith(("Must be greater", "Must be less")):
         return PERCENT_FIELDS[field]
     if message.startswith("Length must be") and field in LENGTH_BY_FIELD:
@@ -87,7 +110,7 @@ def _plain(field: str, message: str) -> str:
 def humanise(errors: Mapping[str, list[str]], t: Translator) -> dict[str, list[str]]:
     """Every message in plain words of the page's language, by form field id."""
     return {
-        field: list(dict.fromkeys(t(_plain(field, message)) for message in messages))
+        field: list(dict.fromkeys(_plain(field, message, t) for message in messages))
         for field, messages in errors.items()
     }
 

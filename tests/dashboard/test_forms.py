@@ -120,7 +120,7 @@ def test_a_taken_key_is_a_conflict_at_the_key(app: Flask, editor: FlaskClient) -
     create(app)
     status, page = submit(editor, "/dashboard/experiments/new")
     assert status == 409
-    assert "already taken" in error_of(page, "key")
+    assert "Another experiment already uses this key." in error_of(page, "key")
 
 
 def test_editing_a_running_experiment_sends_only_what_changed(
@@ -148,7 +148,9 @@ def test_shrinking_coverage_of_a_live_experiment_is_refused(
     values.update({"coverage": "40", "csrf_token": csrf_token(editor, path)})
     response = editor.post(path, data=values)
     assert response.status_code == 409
-    assert "coverage" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "coverage can only grow: at least 100%" in error_of(page, "coverage")
+    assert "10000" not in page and "5000" not in page  # no basis points for people
 
 
 def test_a_form_without_changes_changes_nothing(app: Flask, editor: FlaskClient) -> None:
