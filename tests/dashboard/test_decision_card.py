@@ -5,8 +5,14 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from flask.testing import FlaskClient
 
+from dashboard.decision_card import decision_card
+from dashboard.i18n import Translator
+from server.core.decision import Decision, Verdict
+from server.core.models import GoalKind
+from server.core.stats import Interval
 from tests.dashboard.conftest import sign_in
 from tests.helpers import EDITOR_TOKEN
 
@@ -88,3 +94,87 @@ def test_a_started_experiment_without_visitors_says_no_data_yet(
     assert "sample ratio check passed" not in page
     listing = text_of(editor, "/dashboard/")
     assert "No data yet" in listing and " OK " not in listing
+
+
+def a_decision(verdict: Verdict, **fields: object) -> Decision:
+    values: dict[str, object] = {
+        "verdict": verdict,
+        "goal": "margin",
+        "is_money": True,
+        "variant": None,
+        "challenger": "green",
+        "per_thousand": 420.0,
+        "per_thousand_interval": Interval(100.0, 740.0),
+        "per_month": 12_600.0,
+        "per_month_interval": Interval(3_000.0, 22_200.0),
+        "chance_to_be_better": 0.993,
+        "expected_loss_per_thousand": 0.5,
+        "days_left": None,
+        "daily_visitors": 1000.0,
+    }
+    values.update(fields)
+    return Decision(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("decision", "english", "german"),
+    [
+        (a_decision(Verdict.SHIP, variant="green"), "Ship green", "green übernehmen"),
+        (
+            a_decision(Verdict.SHIP, variant="control", per_thousand=-420.0),
+            "Keep control",
+            "control beibehalten",
+        ),
+        (
+            a_decision(Verdict.KEEP_RUNNING, days_left=12),
+            "Keep running for about 12 days",
+            "Noch etwa 12 Tage laufen lassen",
+        ),
+        (
+            a_decision(Verdict.KEEP_RUNNING, days_left=1),
+            "Keep running for about 1 day",
+            "Noch etwa 1 Tag laufen lassen",
+        ),
+        (
+            a_decision(Verdict.KEEP_RUNNING, challenger=None, per_thousand=None),
+            "Keep running: no data yet",
+            "Weiterlaufen lassen: noch keine Daten",
+        ),
+        (
+            a_decision(Verdict.STOP),
+            "Stop: no effect worth waiting for is left",
+            "Beenden: kein Effekt mehr zu erwarten, der das Warten lohnt",
+        ),
+        (
+            a_decision(Verdict.INVESTIGATE),
+            "Investigate the sample ratio alarm",
+            "Den Alarm zur Besucherverteilung untersuchen",
+        ),
+    ],
+)
+def test_each_verdict_reads_as_an_instruction_in_both_languages(
+    decision: Decision, english: str, german: str
+) -> None:
+    assert decision_card(decision, GoalKind.MARGIN, None, Translator("en"), "EUR").headline == (
+        english
+    )
+    assert decision_card(decision, GoalKind.MARGIN, None, Translator("de"), "EUR").headline == (
+        german
+    )
+
+
+def test_the_card_states_money_per_thousand_and_month_with_intervals() -> None:
+    card = decision_card(
+        a_decision(Verdict.SHIP, variant="green"), GoalKind.MARGIN, None, Translator("en"), "EUR"
+    )
+    facts = {fact.label: fact.value for fact in card.facts}
+    assert facts["Extra margin per 1,000 visitors with green"] == (
+        "+€420.00 (95 % interval +€100.00 to +€740.00)"
+    )
+    assert facts["Per month at the current traffic"] == (
+        "+€12,600.00 (95 % interval +€3,000.00 to +€22,200.00)"
+    )
+    assert facts["Chance that green is better"] == "99%"
+    assert facts["Expected loss per 1,000 visitors if shipped now"] == "€0.50"
+    assert card.brief == "+€420.00 per 1,000 visitors · chance 99%"
+    assert card.tone == "ship"
