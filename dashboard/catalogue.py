@@ -607,4 +607,8 @@ GERMAN: dict[str, str] = {
         "Solange das Experiment läuft, kann die Abdeckung nur wachsen: mindestens {percent}. "
         "Eine neue Phase kann sie senken."
     ),
+    "Not conclusive": "Nicht eindeutig",
+    "The experiment stopped before the difference on {goal} became conclusive.": (
+        "Das Experiment wurde beendet, bevor der Unterschied bei {goal} eindeutig wurde."
+    ),
 }

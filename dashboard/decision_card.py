@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from dashboard import formatting
 from dashboard.i18n import Translator
 from server.core.decision import Decision, Verdict
-from server.core.models import GoalKind
+from server.core.models import GoalKind, Status
 from server.core.stats import Interval
 from server.services.decisions import conversion_goal, decision_goal, experiment_decision
 from server.services.overview import ExperimentOverview
@@ -23,6 +23,7 @@ TONES = {  # the card's colour: green to act, amber to wait, red to investigate,
     Verdict.STOP: "stop",
     Verdict.INVESTIGATE: "alarm",
 }
+FINISHED = (Status.STOPPED, Status.ARCHIVED)  # no more visitors come: waiting cannot help
 LABELS = {  # the first figure of the card, by the kind of the goal decided on
     GoalKind.MARGIN: "Extra margin per 1,000 visitors with {variant}",
     GoalKind.REVENUE: "Extra net revenue per 1,000 visitors with {variant}",
@@ -73,7 +74,7 @@ def _with_interval(
     )
 
 
-def _headline(decision: Decision, t: Translator) -> tuple[str, str]:
+def _headline(decision: Decision, is_finished: bool, t: Translator) -> tuple[str, str]:
     """The verdict as an instruction, and the reason in one sentence."""
     if decision.verdict == Verdict.INVESTIGATE:
         return t("Investigate the sample ratio alarm"), t(
@@ -95,6 +96,11 @@ def _headline(decision: Decision, t: Translator) -> tuple[str, str]:
         return t("Stop: no effect worth waiting for is left"), t(
             "An effect as large as the minimum effect on {goal} is ruled out or would take "
             "months to show; waiting longer is unlikely to pay.",
+            goal=decision.goal,
+        )
+    if is_finished:  # a stopped experiment cannot keep running; say what it left open
+        return t("Not conclusive"), t(
+            "The experiment stopped before the difference on {goal} became conclusive.",
             goal=decision.goal,
         )
     if decision.challenger is None:
@@ -122,10 +128,14 @@ def decision_card(
     conversion: GoalReport | None,
     t: Translator,
     currency: str,
+    status: Status = Status.RUNNING,
 ) -> DecisionCard:
-    """Format a decision about a goal of ``kind``; ``conversion`` adds the conversion rates."""
+    """Format a decision about a goal of ``kind``; ``conversion`` adds the conversion rates.
+
+    ``status`` is the experiment's: a stopped or archived one is not told to keep running.
+    """
     locale = t.locale
-    headline, reason = _headline(decision, t)
+    headline, reason = _headline(decision, status in FINISHED, t)
     facts = []
     brief = ""
     if decision.challenger is not None:
@@ -193,11 +203,18 @@ def results_card(results: ExperimentResults, t: Translator, currency: str) -> De
     goal = decision_goal(results)
     if decision is None or goal is None:
         return None
-    return decision_card(decision, goal.kind, conversion_goal(results), t, currency)
+    return decision_card(decision, goal.kind, conversion_goal(results), t, currency, results.status)
 
 
 def overview_card(item: ExperimentOverview, t: Translator, currency: str) -> DecisionCard | None:
     """The compact card of a row of the experiment list (None for drafts)."""
     if item.decision is None or item.decision_goal is None:
         return None
-    return decision_card(item.decision, item.decision_goal.kind, item.conversion, t, currency)
+    return decision_card(
+        item.decision,
+        item.decision_goal.kind,
+        item.conversion,
+        t,
+        currency,
+        item.experiment.status,
+    )

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from dashboard.decision_card import decision_card
 from dashboard.i18n import Translator
 from server.core.decision import Decision, Verdict
-from server.core.models import GoalKind
+from server.core.models import GoalKind, Status
 from server.core.stats import Interval
 from tests.dashboard.conftest import sign_in
 from tests.helpers import EDITOR_TOKEN
@@ -178,3 +178,10 @@ def test_the_card_states_money_per_thousand_and_month_with_intervals() -> None:
     assert facts["Expected loss per 1,000 visitors if shipped now"] == "€0.50"
     assert card.brief == "+€420.00 per 1,000 visitors · chance 99%"
     assert card.tone == "ship"
+
+
+def test_a_stopped_experiment_is_not_told_to_keep_running() -> None:
+    decision = a_decision(Verdict.KEEP_RUNNING, days_left=12)
+    card = decision_card(decision, GoalKind.MARGIN, None, Translator("en"), "EUR", Status.STOPPED)
+    assert card.headline == "Not conclusive"
+    assert "stopped before the difference on margin became conclusive" in card.reason
