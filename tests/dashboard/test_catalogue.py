@@ -52,6 +52,7 @@ def texts_in_tables() -> set[str]:
         *messages.FIELD_LABELS.values(),
         *presenters.ACTION_LABELS.values(),
         *views.ACTION_DONE.values(),
+        views.DOMAIN_REFUSED,
         *(f"{prefix}{action}" for prefix in KEYED_PREFIXES for action in views.ACTIONS),
     }
 
