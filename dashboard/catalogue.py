@@ -506,8 +506,8 @@ GERMAN: dict[str, str] = {
     ),
     "Per month at the current traffic": "Pro Monat beim aktuellen Traffic",
     "Chance that {variant} is better": "Chance, dass {variant} besser ist",
-    "Expected loss per 1,000 visitors if shipped now": (
-        "Erwarteter Verlust je 1.000 Besucher bei sofortiger Übernahme"
+    "Expected loss per 1,000 visitors if {variant} is shipped now": (
+        "Erwarteter Verlust je 1.000 Besucher, wenn {variant} jetzt übernommen wird"
     ),
     "{amount} per 1,000 visitors · chance {chance}": (
         "{amount} je 1.000 Besucher · Chance {chance}"

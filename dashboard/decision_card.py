@@ -158,7 +158,15 @@ def decision_card(
             Fact(t("Chance that {variant} is better", variant=decision.challenger), chance)
         )
         loss = _amount(decision.expected_loss_per_thousand, decision, t, currency).lstrip("+")
-        facts.append(Fact(t("Expected loss per 1,000 visitors if shipped now"), loss))
+        facts.append(
+            Fact(
+                t(
+                    "Expected loss per 1,000 visitors if {variant} is shipped now",
+                    variant=decision.challenger,
+                ),
+                loss,
+            )
+        )
         brief = t(
             "{amount} per 1,000 visitors · chance {chance}",
             amount=_amount(decision.per_thousand, decision, t, currency),

@@ -41,7 +41,9 @@ def test_the_experiment_page_opens_with_the_decision_in_euros(
     )
     assert re.search(r"Per month at the current traffic −€[\d,]+\.\d\d", card)
     assert re.search(r"Chance that green-note is better \d+%", card)
-    assert re.search(r"Expected loss per 1,000 visitors if shipped now €[\d,]+\.\d\d", card)
+    assert re.search(
+        r"Expected loss per 1,000 visitors if green-note is shipped now €[\d,]+\.\d\d", card
+    )
     # the conversion rate stays visible beside the money, as the secondary figure
     assert re.search(
         r"Conversion rate \(purchase\) \d+\.\d\d% control, \d+\.\d\d% green-note", card
@@ -175,7 +177,7 @@ def test_the_card_states_money_per_thousand_and_month_with_intervals() -> None:
         "+€12,600.00 (95 % interval +€3,000.00 to +€22,200.00)"
     )
     assert facts["Chance that green is better"] == "99%"
-    assert facts["Expected loss per 1,000 visitors if shipped now"] == "€0.50"
+    assert facts["Expected loss per 1,000 visitors if green is shipped now"] == "€0.50"
     assert card.brief == "+€420.00 per 1,000 visitors · chance 99%"
     assert card.tone == "ship"
 

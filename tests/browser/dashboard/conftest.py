@@ -16,13 +16,16 @@ from flask import Flask
 from playwright.sync_api import Page
 
 from server.app import create_app
+from server.cli import DEMO_VISITORS as CLI_DEMO_VISITORS
 from server.demo import DEMO_DAYS, SECONDS_PER_DAY, ensure_demo_experiment, generate_traffic
 from tests.conftest import RedisServer
 from tests.helpers import LiveServer, app_settings
 
 AXE = Path(__file__).resolve().parents[3] / "dashboard" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING_IMPACTS = ("serious", "critical")  # axe-core impacts that fail a page
-DEMO_VISITORS = 1500  # two weeks of traffic, enough for charts and segments, in about a second
+# The demo traffic of `splitwerk serve --dev`, so that the pages (and the README pictures) show
+# what a first start shows: two weeks, in about three seconds.
+DEMO_VISITORS = CLI_DEMO_VISITORS
 # Records Content-Security-Policy violations from the first byte on; init scripts run outside
 # the page's CSP, so this does not need the policy to allow anything.
 RECORD_CSP_VIOLATIONS = """
