@@ -611,4 +611,7 @@ GERMAN: dict[str, str] = {
     "The experiment stopped before the difference on {goal} became conclusive.": (
         "Das Experiment wurde beendet, bevor der Unterschied bei {goal} eindeutig wurde."
     ),
+    "Tick the box to confirm that every count starts again at zero.": (
+        "Bestätigen Sie mit dem Häkchen, dass jede Zählung wieder bei null beginnt."
+    ),
 }

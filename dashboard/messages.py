@@ -45,6 +45,7 @@ PLAIN = (
                                  "phase changes keys and weights."),
     ("not editable while", "This cannot change in the experiment's current status."),
     ("add a goal and mark it primary", "Add a goal and mark it as primary."),
+    ("must be true", "Tick the box to confirm that every count starts again at zero."),
 )  # fmt: skip
 # A live experiment's coverage may only grow; the domain says so in basis points.
 COVERAGE_FLOOR = re.compile(r"^must be at least (\d+)$")
@@ -79,7 +80,7 @@ FIELD_LABELS = {
 }
 
 
-def _plain(field: str, message: str, t: Translator) -> str:
+def plain(field: str, message: str, t: Translator) -> str:
     """One API message for one field in plain words of the page (unknown ones as they are)."""
     floor = COVERAGE_FLOOR.match(message) if field == "coverage" else None
     if floor is not None:
@@ -110,7 +111,7 @@ def _plain_english(field: str, message: str) -> str:
 def humanise(errors: Mapping[str, list[str]], t: Translator) -> dict[str, list[str]]:
     """Every message in plain words of the page's language, by form field id."""
     return {
-        field: list(dict.fromkeys(_plain(field, message, t) for message in messages))
+        field: list(dict.fromkeys(plain(field, message, t) for message in messages))
         for field, messages in errors.items()
     }
 

@@ -362,7 +362,7 @@ def act(key: str, action: str) -> ResponseReturnValue:
         try:
             _apply(found, action)
         except ValidationError as invalid:
-            error, status = _first_message(invalid.messages), 422
+            error, status = messages.plain("", _first_message(invalid.messages), t), 422
         except domain.DomainError as refused:
             error, status = refused.message, _refusal_status(refused)
         else:
