@@ -478,4 +478,163 @@ GERMAN: dict[str, str] = {
         "Der Gesamtwert eines Besuchers zählt in dieser Statistik höchstens mit {cap}, damit "
         "eine einzelne riesige Bestellung nicht entscheidet; die Summen sind nicht gekappt."
     ),
+    # the decision card (dashboard/decision_card.py, _decision.html)
+    "What to do now": "Was jetzt zu tun ist",
+    "No data yet": "Noch keine Daten",
+    "{value} conversions": "{value} Conversions",
+    "{value} (95 % interval {lower} to {upper})": "{value} (95-%-Intervall {lower} bis {upper})",
+    "Investigate the sample ratio alarm": "Den Alarm zur Besucherverteilung untersuchen",
+    "The variants did not get the planned shares of visitors, so no figure below can be "
+    "trusted until the cause is found.": (
+        "Die Varianten haben nicht die geplanten Anteile der Besucher erhalten; keiner der "
+        "Werte unten ist verlässlich, bis die Ursache gefunden ist."
+    ),
+    "Ship {variant}": "{variant} übernehmen",
+    "{variant} is conclusively better than the control on {goal}.": (
+        "{variant} ist bei {goal} nachweislich besser als die Kontrolle."
+    ),
+    "Keep {variant}": "{variant} beibehalten",
+    "Every challenger is conclusively worse than the control on {goal}.": (
+        "Jede Herausforderer-Variante ist bei {goal} nachweislich schlechter als die Kontrolle."
+    ),
+    "Stop: no effect worth waiting for is left": (
+        "Beenden: kein Effekt mehr zu erwarten, der das Warten lohnt"
+    ),
+    "An effect as large as the minimum effect on {goal} is ruled out or would take "
+    "months to show; waiting longer is unlikely to pay.": (
+        "Ein Effekt in Höhe des Mindesteffekts bei {goal} ist ausgeschlossen oder bräuchte "
+        "Monate, um sichtbar zu werden; längeres Warten lohnt sich kaum."
+    ),
+    "Keep running: no data yet": "Weiterlaufen lassen: noch keine Daten",
+    "Nobody has reached {goal} yet, so there is nothing to compare.": (
+        "Noch niemand hat {goal} erreicht, es gibt also nichts zu vergleichen."
+    ),
+    "Keep running": "Weiterlaufen lassen",
+    "The difference on {goal} is not conclusive yet.": (
+        "Der Unterschied bei {goal} ist noch nicht eindeutig."
+    ),
+    "Keep running for about 1 day": "Noch etwa 1 Tag laufen lassen",
+    "Keep running for about {days} days": "Noch etwa {days} Tage laufen lassen",
+    "The difference on {goal} is not conclusive yet; the forecast needs about that long.": (
+        "Der Unterschied bei {goal} ist noch nicht eindeutig; die Prognose braucht etwa so lange."
+    ),
+    "Extra margin per 1,000 visitors with {variant}": (
+        "Mehr Deckungsbeitrag je 1.000 Besucher mit {variant}"
+    ),
+    "Extra net revenue per 1,000 visitors with {variant}": (
+        "Mehr Nettoumsatz je 1.000 Besucher mit {variant}"
+    ),
+    "Extra conversions per 1,000 visitors with {variant}": (
+        "Mehr Conversions je 1.000 Besucher mit {variant}"
+    ),
+    "Per month at the current traffic": "Pro Monat beim aktuellen Traffic",
+    "Chance that {variant} is better": "Chance, dass {variant} besser ist",
+    "Expected loss per 1,000 visitors if {variant} is shipped now": (
+        "Erwarteter Verlust je 1.000 Besucher, wenn {variant} jetzt übernommen wird"
+    ),
+    "{amount} per 1,000 visitors · chance {chance}": (
+        "{amount} je 1.000 Besucher · Chance {chance}"
+    ),
+    "Conversion rate ({goal})": "Conversion-Rate ({goal})",
+    "{control} control, {rate} {variant}": "{control} Kontrolle, {rate} {variant}",
+    "No data yet: the split is checked once visitors are enrolled.": (
+        "Noch keine Daten: Die Verteilung wird geprüft, sobald Besucher zugeteilt sind."
+    ),
+    # archived experiments are read only and can be deleted (views.delete, delete.html)
+    "Archived experiments are read only.": "Archivierte Experimente sind schreibgeschützt.",
+    "Delete": "Löschen",
+    "Only drafts and archived experiments can be deleted.": (
+        "Nur Entwürfe und archivierte Experimente können gelöscht werden."
+    ),
+    "Experiment {key} deleted.": "Experiment {key} gelöscht.",
+    "Delete “{name}”?": "„{name}“ löschen?",
+    "The experiment, its results and its audit trail are removed for good; the deletion log "
+    "keeps who deleted it and when.": (
+        "Das Experiment, seine Ergebnisse und sein Protokoll werden endgültig entfernt; das "
+        "Löschprotokoll hält fest, wer es wann gelöscht hat."
+    ),
+    "Yes, delete": "Ja, löschen",
+    # forms in plain words (dashboard/messages.py, forms.py, form.html)
+    "Enter a percentage from 0 to 100.": "Geben Sie einen Prozentwert von 0 bis 100 ein.",
+    "Enter a percentage from 0.01 to 100.": "Geben Sie einen Prozentwert von 0,01 bis 100 ein.",
+    "Enter a percentage from 0.1 to 1000.": "Geben Sie einen Prozentwert von 0,1 bis 1000 ein.",
+    "Use lowercase letters, digits, - and _ only, starting with a letter or digit "
+    "(at most 64 characters).": (
+        "Nur Kleinbuchstaben, Ziffern, - und _, beginnend mit einem Buchstaben oder einer "
+        "Ziffer (höchstens 64 Zeichen)."
+    ),
+    "Use letters, digits, - and _ only.": "Nur Buchstaben, Ziffern, - und _.",
+    "Please fill in this field.": "Bitte füllen Sie dieses Feld aus.",
+    "Enter a number, such as 1 or 2.5.": "Geben Sie eine Zahl ein, etwa 1 oder 2.5.",
+    "Enter a weight greater than 0.": "Geben Sie ein Gewicht größer als 0 ein.",
+    "Another row already uses this key; each needs its own.": (
+        "Eine andere Zeile verwendet diesen Schlüssel schon; jede braucht einen eigenen."
+    ),
+    "Mark exactly one goal as primary.": "Markieren Sie genau ein Ziel als primär.",
+    "Name each segment only once.": "Nennen Sie jedes Segment nur einmal.",
+    'Enter a JSON object in braces, such as {"country": "DE"}.': (
+        'Geben Sie ein JSON-Objekt in geschweiften Klammern ein, etwa {"country": "DE"}.'
+    ),
+    'This is not valid JSON, e.g. {"color": "#1b7f3a"}.': (
+        'Das ist kein gültiges JSON; gültig ist etwa {"color": "#1b7f3a"}.'
+    ),
+    "Enter a name of at most 200 characters.": (
+        "Geben Sie einen Namen mit höchstens 200 Zeichen ein."
+    ),
+    "Keep the hypothesis to at most 2,000 characters.": (
+        "Die Hypothese darf höchstens 2.000 Zeichen lang sein."
+    ),
+    "An experiment needs from 2 to 10 variants.": "Ein Experiment braucht 2 bis 10 Varianten.",
+    "An experiment can have at most 10 goals.": "Ein Experiment kann höchstens 10 Ziele haben.",
+    "Choose at most 5 segments.": "Wählen Sie höchstens 5 Segmente.",
+    "Variant {number}: {column}": "Variante {number}: {column}",
+    "Goal {number}: {column}": "Ziel {number}: {column}",
+    "key": "Schlüssel",
+    "weight": "Gewicht",
+    "payload": "Payload",
+    "measures": "misst",
+    "event": "Ereignis",
+    "Coverage": "Abdeckung",
+    "Targeting conditions": "Zielgruppen-Bedingungen",
+    "Layer": "Ebene",
+    "Share of the layer": "Anteil der Ebene",
+    "Segments": "Segmente",
+    "Smallest effect worth finding": "Kleinster lohnender Effekt",
+    "Add at least one goal: without one the experiment cannot start.": (
+        "Legen Sie mindestens ein Ziel an: Ohne Ziel kann das Experiment nicht starten."
+    ),
+    "The experiment cannot be saved like this; see the marked fields.": (
+        "So lässt sich das Experiment nicht speichern; siehe die markierten Felder."
+    ),
+    "Enter positive weights to see the split.": (
+        "Geben Sie positive Gewichte ein, um die Aufteilung zu sehen."
+    ),
+    "Another experiment already uses this key.": (
+        "Ein anderes Experiment verwendet diesen Schlüssel schon."
+    ),
+    "This weight is too small next to the others to get even 0.01 % of the traffic.": (
+        "Dieses Gewicht ist neben den anderen zu klein, um auch nur 0,01 % des Traffics zu "
+        "erhalten."
+    ),
+    "While the experiment is live only payloads can change; a new phase changes keys and "
+    "weights.": (
+        "Solange das Experiment läuft, lassen sich nur Payloads ändern; Schlüssel und Gewichte "
+        "ändert eine neue Phase."
+    ),
+    "This cannot change in the experiment's current status.": (
+        "Das lässt sich im aktuellen Status des Experiments nicht ändern."
+    ),
+    "Add a goal and mark it as primary.": "Legen Sie ein Ziel an und markieren Sie es als primär.",
+    "While the experiment is live, coverage can only grow: at least {percent}. "
+    "A new phase can lower it.": (
+        "Solange das Experiment läuft, kann die Abdeckung nur wachsen: mindestens {percent}. "
+        "Eine neue Phase kann sie senken."
+    ),
+    "Not conclusive": "Nicht eindeutig",
+    "The experiment stopped before the difference on {goal} became conclusive.": (
+        "Das Experiment wurde beendet, bevor der Unterschied bei {goal} eindeutig wurde."
+    ),
+    "Tick the box to confirm that every count starts again at zero.": (
+        "Bestätigen Sie mit dem Häkchen, dass jede Zählung wieder bei null beginnt."
+    ),
 }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.core import strict_json
+from server.core.conditions import ConditionError, validate_condition
 from server.core.lifecycle import EDITABLE
 from server.core.models import Experiment, Status
 from server.schemas import MAX_GOALS, MAX_VARIANTS
@@ -25,6 +26,8 @@ MINIMUM_VARIANT_ROWS = 2  # an experiment needs a control and one challenger
 ROW_GROUPS = {"variants": MAX_VARIANTS, "goals": MAX_GOALS}  # repeated rows and their limits
 VARIANT_FIELDS = ("key", "weight", "payload")
 GOAL_FIELDS = ("key", "kind", "event")
+NO_GOAL = "Add at least one goal: without one the experiment cannot start."
+ORDER_GOAL = "purchase"  # the goal an order counts for unless it names another (schemas)
 
 
 @dataclass
@@ -97,6 +100,10 @@ def parse(values: Mapping[str, str]) -> Parsed:
         parsed_weight = number(weight, prefix + "weight", errors) if weight else None
         if parsed_weight is not None:
             variant["weight"] = parsed_weight
+            if not parsed_weight > 0:
+                # the domain refuses it too, but only after the schema passed: said here, it
+                # comes together with every other error
+                errors.setdefault(prefix + "weight", []).append("must be > 0")
         payload = values.get(prefix + "payload", "").strip()
         variant["payload"] = _json(payload, prefix + "payload", errors) if payload else None
         variants.append(variant)
@@ -107,6 +114,11 @@ def parse(values: Mapping[str, str]) -> Parsed:
         data["coverage"] = points
     conditions = values.get("conditions", "").strip()
     data["conditions"] = _json(conditions, "conditions", errors) if conditions else None
+    if data["conditions"] is not None:
+        try:  # the service checks it again; here it joins the schema's errors
+            validate_condition(data["conditions"])
+        except ConditionError as error:
+            errors.setdefault("conditions", []).append(str(error))
     goal_rows = _rows_in_use(values, "goals", ("key", "event"))
     primary = values.get("goals-primary", "")
     data["goals"] = [
@@ -137,6 +149,29 @@ def parse(values: Mapping[str, str]) -> Parsed:
     if share is not None:
         data["minimum_effect"] = share / PERCENT
     return Parsed(data, errors, {"variants": variant_rows, "goals": goal_rows})
+
+
+def require_goal(parsed: Parsed) -> None:
+    """A new experiment needs a goal: without one it could never start, so ask at once."""
+    if not parsed.data.get("goals"):
+        parsed.errors.setdefault("goals", []).append(NO_GOAL)
+
+
+def split_preview(values: Mapping[str, str]) -> list[tuple[str, float]]:
+    """Each filled variant row's key and share of the traffic (0..1) from the typed weights.
+
+    Rows without a usable positive weight get no share; an empty list means no split yet.
+    """
+    rows = []
+    for row in _rows_in_use(values, "variants", VARIANT_FIELDS):
+        key = values.get(f"variants-{row}-key", "").strip() or f"#{row + 1}"
+        try:
+            weight = float(values.get(f"variants-{row}-weight", ""))
+        except ValueError:
+            weight = 0.0
+        rows.append((key, weight if weight > 0 and weight != float("inf") else 0.0))
+    total = sum(weight for _, weight in rows)
+    return [(key, weight / total) for key, weight in rows] if total > 0 else []
 
 
 def percent_text(points: int) -> str:
@@ -179,9 +214,13 @@ def values_of(experiment: Experiment) -> dict[str, str]:
     return values
 
 
-def new_values() -> dict[str, str]:
-    """The values of an empty form: a control, one challenger, full coverage, one goal."""
-    return {
+def new_values(sends_orders: bool = False) -> dict[str, str]:
+    """The values of an empty form: a control, one challenger, full coverage, one goal.
+
+    Money first: when the shop sends orders, the primary goal is the contribution margin per
+    visitor of the orders, with their conversion rate as a second goal.
+    """
+    values = {
         "variants-0-key": "control",
         "variants-0-weight": "1",
         "variants-1-weight": "1",
@@ -191,6 +230,17 @@ def new_values() -> dict[str, str]:
         "goals-0-kind": "conversion",
         "goals-primary": "0",
     }
+    if sends_orders:
+        values.update(
+            {
+                "goals-0-key": "margin",
+                "goals-0-kind": "margin",
+                "goals-0-event": ORDER_GOAL,
+                "goals-1-key": ORDER_GOAL,
+                "goals-1-kind": "conversion",
+            }
+        )
+    return values
 
 
 def rows_shown(values: Mapping[str, str]) -> dict[str, int]:

@@ -592,6 +592,8 @@ def sample_ratio(results: ExperimentResults, t: Translator) -> SampleRatio:
             "until the cause is found.",
             p=formatting.p_value(check.p_value, locale),
         )
+    elif total == 0:
+        sentence = t("No data yet: the split is checked once visitors are enrolled.")
     else:
         sentence = t(
             "The split of visitors matches the plan (sample ratio check passed, p = {p}).",

@@ -26,7 +26,8 @@ from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
-from dashboard import auth, csrf, forms, presenters
+from dashboard import auth, csrf, formatting, forms, messages, presenters
+from dashboard.decision_card import overview_card, results_card
 from dashboard.i18n import (
     BROWSER_TAGS,
     COOKIE,
@@ -39,8 +40,8 @@ from server import context as app_context
 from server import schemas
 from server.config import DEV_TOKEN_FILE
 from server.core import errors as domain
-from server.core.lifecycle import NEW_PHASE_FROM, TRANSITIONS
-from server.core.models import BASIS_POINTS, Experiment, Status
+from server.core.lifecycle import DELETABLE, NEW_PHASE_FROM, TRANSITIONS
+from server.core.models import BASIS_POINTS, Experiment, Role, Status
 from server.errors import RETRY_AFTER_SECONDS
 from server.services import experiments as services
 from server.services import install
@@ -82,6 +83,7 @@ ACTION_DONE = {
     "new-phase": "New phase started; counts begin at zero.",
     "archive": "Experiment archived.",
 }
+DOMAIN_REFUSED = "The experiment cannot be saved like this; see the marked fields."
 STORAGE_DOWN = "The data store does not answer right now. Please try again in a few seconds."
 # Domain refusals shown on a re-rendered form, with the status the API would answer.
 FORM_REFUSALS: tuple[tuple[type[domain.DomainError], int], ...] = (
@@ -250,6 +252,8 @@ def index() -> ResponseReturnValue:
     return render_template(
         "dashboard/index.html",
         rows=[presenters.list_row(row, t, currency) for row in rows],
+        cards={row.experiment.key: overview_card(row, t, currency) for row in rows},
+        without_data={row.experiment.key for row in rows if row.visitors == 0},
         statuses=[(status.value, presenters.status_label(status, t)) for status in Status],
         status=query["status"].value if query["status"] else "",
         search=search,
@@ -304,6 +308,7 @@ def _results_context(experiment: Experiment, results: ExperimentResults) -> dict
     primary = next((report for report in results.goals if report.is_primary), None)
     first_daily = results.daily[0] if results.daily else None
     return {
+        "decision": results_card(results, t, currency),
         "goals": goals,
         "segments": segments,
         "unjudged_note": presenters.unjudged_note(t),
@@ -340,6 +345,8 @@ def experiment(key: str) -> ResponseReturnValue:
         status_label=presenters.status_label(found.status, t),
         started=presenters.started_text(found, t),
         actions=_actions(found),
+        is_editable=bool(forms.editable_fields(found.status)),
+        is_deletable=found.status in DELETABLE,
         audit=presenters.audit_rows(page.audit, t),
         **context,
     )
@@ -359,7 +366,7 @@ def act(key: str, action: str) -> ResponseReturnValue:
         try:
             _apply(found, action)
         except ValidationError as invalid:
-            error, status = _first_message(invalid.messages), 422
+            error, status = messages.plain("", _first_message(invalid.messages), t), 422
         except domain.DomainError as refused:
             error, status = refused.message, _refusal_status(refused)
         else:
@@ -449,9 +456,15 @@ def _render_form(
         if experiment is None
         else forms.editable_fields(experiment.status)
     )
+    t = _t()
     return render_template(
         "dashboard/form.html",
         form=state,
+        field_labels={name: messages.field_label(name, t) for name in state.errors},
+        split=[
+            (key, formatting.percent(share, t.locale, 1))
+            for key, share in forms.split_preview(state.values)
+        ],
         experiment=experiment,
         editable=editable,
         max_rows=forms.ROW_GROUPS,
@@ -463,13 +476,15 @@ def _render_form(
 def _failed(state: forms.FormState, parsed: forms.Parsed, error: Exception) -> forms.FormState:
     """Put a refusal's messages next to the fields they name."""
     if isinstance(error, ValidationError):
-        messages: Any = error.messages
+        found: Any = error.messages
         state.message = _t()("Please correct the marked fields.")
     else:
         assert isinstance(error, domain.DomainError)
-        messages = error.errors
-        state.message = error.message
-    state.errors = forms.merge_errors(parsed.errors, forms.field_errors(messages, parsed.rows))
+        found = error.errors
+        # the fields carry the details; a refusal without fields keeps its own message
+        state.message = _t()(DOMAIN_REFUSED) if found else _t()(error.message)
+    merged = forms.merge_errors(parsed.errors, forms.field_errors(found, parsed.rows))
+    state.errors = messages.humanise(merged, _t())
     return state
 
 
@@ -479,12 +494,15 @@ def create() -> ResponseReturnValue:
     """The form for a new draft experiment."""
     t = _t()
     if request.method == "GET":
-        values = forms.new_values()
+        # orders only come with an ingest key: with one, the shop sends money
+        sends_orders = bool(app_context.settings().tokens_for(Role.INGEST))
+        values = forms.new_values(sends_orders)
         return _render_form(forms.FormState(values, forms.rows_shown(values)), None)
     values = request.form.to_dict()
     values.pop(csrf.FIELD, None)
     state = forms.FormState(values, forms.rows_shown(values))
     parsed = forms.parse(values)
+    forms.require_goal(parsed)
     try:
         data = schemas.ExperimentCreateSchema().load(parsed.data)
         if parsed.errors:
@@ -505,6 +523,9 @@ def edit(key: str) -> ResponseReturnValue:
     """The form for an existing experiment; fields its status locks are shown disabled."""
     t = _t()
     found = _experiment(key)
+    if not forms.editable_fields(found.status):
+        flash(t("Archived experiments are read only."))
+        return redirect(url_for("dashboard.experiment", key=key))
     current_values = forms.values_of(found)
     if request.method == "GET":
         return _render_form(
@@ -532,3 +553,25 @@ def edit(key: str) -> ResponseReturnValue:
     app_context.experiment_cache().invalidate()
     flash(t("Changes saved."))
     return redirect(url_for("dashboard.experiment", key=key))
+
+
+@blp.route("/experiments/<key:key>/delete", methods=["GET", "POST"])
+@auth.editor_required
+def delete(key: str) -> ResponseReturnValue:
+    """Confirm (GET) and then delete (POST) a draft or archived experiment with all its data."""
+    t = _t()
+    found = _experiment(key)
+    error = ""
+    status = 200
+    if found.status not in DELETABLE:
+        error, status = t("Only drafts and archived experiments can be deleted."), 409
+    elif request.method == "POST":
+        try:
+            services.delete_experiment(app_context.store(), key, _actor(), time.time())
+        except domain.DomainError as refused:
+            error, status = refused.message, _refusal_status(refused)
+        else:
+            app_context.experiment_cache().invalidate()
+            flash(t("Experiment {key} deleted.", key=key))
+            return redirect(url_for("dashboard.index"))
+    return render_template("dashboard/delete.html", experiment=found, error=error), status

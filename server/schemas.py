@@ -849,6 +849,28 @@ class VariantSummarySchema(Schema):
     visitors = fields.Integer()
 
 
+class DecisionSchema(Schema):
+    """What to do now (server/core/decision.py); money per 1,000 visitors and per month."""
+
+    verdict = fields.String(metadata={"description": "ship, keep-running, stop or investigate"})
+    goal = fields.String(metadata={"description": "the goal decided on: money first"})
+    money = fields.Boolean(attribute="is_money")
+    variant = fields.String(
+        allow_none=True, metadata={"description": "the variant to ship (maybe the control)"}
+    )
+    challenger = fields.String(
+        allow_none=True, metadata={"description": "the challenger the figures are about"}
+    )
+    per_thousand = fields.Float(allow_none=True)
+    per_thousand_interval = fields.Nested(IntervalSchema, allow_none=True)
+    per_month = fields.Float(allow_none=True)
+    per_month_interval = fields.Nested(IntervalSchema, allow_none=True)
+    chance_to_be_better = fields.Float(allow_none=True)
+    expected_loss_per_thousand = fields.Float(allow_none=True)
+    days_left = fields.Integer(allow_none=True)
+    daily_visitors = fields.Float(allow_none=True)
+
+
 class ResultsSchema(Schema):
     experiment = fields.String()
     name = fields.String()
@@ -862,6 +884,7 @@ class ResultsSchema(Schema):
     segments = fields.List(fields.Nested(SegmentReportSchema))
     daily = fields.List(fields.Nested(DailySeriesSchema))
     summary = fields.String()
+    decision = fields.Nested(DecisionSchema, allow_none=True, dump_only=True)
 
 
 class ResultsQuerySchema(BaseSchema):

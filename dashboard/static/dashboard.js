@@ -1,5 +1,5 @@
 // Splitwerk dashboard: charts from data-chart attributes, extra form rows, the coverage slider,
-// copy buttons.
+// the traffic split preview, copy buttons.
 // Loaded as a file (the pages' CSP forbids inline scripts); every feature degrades to the
 // server-rendered page: charts have a data table, forms work without it.
 (function () {
@@ -138,6 +138,76 @@
     });
   }
 
+  // The traffic split preview of the experiment form: each variant's share of the traffic from
+  // the typed weights, updated as they change (the server renders the same on every load).
+  function enableSplitPreview() {
+    var preview = document.getElementById('split-preview');
+    if (!preview) return;
+    var list = preview.querySelector('.split-list');
+    var format = new Intl.NumberFormat(document.documentElement.lang,
+      { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1 });
+    function update() {
+      var rows = [];
+      var total = 0;
+      for (var row = 0; document.getElementById('variants-' + row + '-key'); row += 1) {
+        var key = document.getElementById('variants-' + row + '-key').value.trim();
+        var weightText = document.getElementById('variants-' + row + '-weight').value.trim();
+        if (!key && !weightText) continue;
+        var weight = Number(weightText);
+        if (!(weight > 0) || !isFinite(weight)) weight = 0;
+        rows.push({ key: key || '#' + (row + 1), weight: weight });
+        total += weight;
+      }
+      list.textContent = '';
+      if (!(total > 0)) {
+        var empty = document.createElement('li');
+        empty.className = 'muted';
+        empty.textContent = preview.getAttribute('data-label-empty');
+        list.appendChild(empty);
+        return;
+      }
+      rows.forEach(function (item) {
+        var line = document.createElement('li');
+        var key = document.createElement('span');
+        key.className = 'split-key';
+        key.textContent = item.key;
+        var share = document.createElement('span');
+        share.className = 'split-share';
+        share.textContent = format.format(item.weight / total);
+        line.appendChild(key);
+        line.appendChild(document.createTextNode(' '));
+        line.appendChild(share);
+        list.appendChild(line);
+      });
+    }
+    var variants = document.getElementById('variants');
+    variants.addEventListener('input', update);
+  }
+
+  // Wide tables read as labelled cards on phones (dashboard.css): every cell gets its column's
+  // heading as data-label. Without this script the tables scroll sideways instead.
+  function labelTableCells() {
+    Array.prototype.forEach.call(document.querySelectorAll('table.results, table.audit'),
+      function (table) {
+        var headings = [];
+        Array.prototype.forEach.call(table.querySelectorAll('thead th'), function (th) {
+          for (var span = 0; span < th.colSpan; span += 1) {
+            headings.push(th.textContent.replace(/\s+/g, ' ').trim());
+          }
+        });
+        Array.prototype.forEach.call(table.querySelectorAll('tbody tr'), function (row) {
+          var column = 0;
+          Array.prototype.forEach.call(row.cells, function (cell) {
+            if (cell.colSpan === 1 && headings[column]) {
+              cell.setAttribute('data-label', headings[column]);
+            }
+            column += cell.colSpan;
+          });
+        });
+        table.classList.add('stacked');
+      });
+  }
+
   function focusErrors() {
     var summary = document.getElementById('error-summary');
     if (summary) summary.focus();
@@ -148,6 +218,8 @@
     enableRowButtons();
     enableSliders();
     enableCopyButtons();
+    enableSplitPreview();
+    labelTableCells();
     focusErrors();
   }
 

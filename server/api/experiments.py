@@ -85,7 +85,7 @@ def update_experiment(data: dict[str, Any], key: str) -> Experiment:
 @blp.doc(**EDITOR_DOC)
 def delete_experiment(key: str) -> None:
     """Delete a draft or archived experiment and all its data."""
-    services.delete_experiment(store(), key)
+    services.delete_experiment(store(), key, g.actor, time.time())
     experiment_cache().invalidate()
 
 

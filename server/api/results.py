@@ -17,11 +17,13 @@ from server.context import results_reader, store
 from server.core import strict_json
 from server.core.models import Role
 from server.services import experiments as experiment_services
+from server.services.decisions import experiment_decision
 from server.services.results import ExperimentResults
 
 blp = Blueprint("results", __name__, url_prefix="/v1/experiments", description="Results.")
 
 RESULTS = schemas.ResultsSchema()
+DECISION = schemas.DecisionSchema()
 CSV_COLUMNS = (
     "goal", "kind", "segment", "segment_value", "judged", "variant", "visitors", "converted",
     "estimate", "uplift", "uplift_lower", "uplift_upper", "relative_uplift", "p_value",
@@ -101,8 +103,11 @@ def get_results(query: dict[str, Any], key: str) -> Response:
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{key}-results.csv"'},
         )
+    body = RESULTS.dump(results)
+    decision = experiment_decision(results)
+    body["decision"] = None if decision is None else DECISION.dump(decision)
     return Response(
         # statistics that are not numbers (an empty variant) are null, never NaN
-        strict_json.dumps(strict_json.without_nonfinite(RESULTS.dump(results))),
+        strict_json.dumps(strict_json.without_nonfinite(body)),
         mimetype="application/json",
     )

@@ -60,7 +60,7 @@ EDITABLE: dict[Status, frozenset[str]] = {
         }
     ),
     Status.STOPPED: frozenset({"name", "hypothesis", "winner", "analysis", "minimum_effect"}),
-    Status.ARCHIVED: frozenset({"name", "hypothesis"}),
+    Status.ARCHIVED: frozenset(),  # read only: an archive is the record of what ran
 }
 EDITABLE[Status.PAUSED] = EDITABLE[Status.RUNNING]
 

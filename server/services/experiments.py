@@ -240,18 +240,24 @@ def start_new_phase(
     return updated
 
 
-def delete_experiment(store: Store, key: str) -> None:
-    """Delete a draft or archived experiment with all its data."""
+def delete_experiment(store: Store, key: str, actor: str, now: float) -> None:
+    """Delete a draft or archived experiment with all its data; the deletion log records it."""
 
-    def check(current: Experiment | None) -> None:
+    def check(current: Experiment | None) -> AuditEntry:
         experiment = _existing(current, key)
         if experiment.status not in lifecycle.DELETABLE:
             raise Conflict(
                 f"cannot delete an experiment that is {experiment.status.value}; "
                 "only drafts and archived experiments can be deleted"
             )
+        return AuditEntry(now, actor, "delete", {"experiment": key, "name": experiment.name})
 
     store.delete_experiment(key, check)
+
+
+def deletion_log(store: Store, limit: int) -> list[AuditEntry]:
+    """Who deleted which experiment when, newest first."""
+    return store.deletion_log(limit)
 
 
 def audit_trail(store: Store, key: str, limit: int) -> list[AuditEntry]:

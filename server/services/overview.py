@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.core.decision import Decision
 from server.core.models import AuditEntry, Experiment, Status
 from server.core.stats import VariantResult
+from server.services.decisions import conversion_goal, decision_goal, experiment_decision
 from server.services.experiments import (
     SECONDS_PER_DAY,
     audit_trail,
@@ -35,7 +37,9 @@ class ExperimentOverview:
     result against the control (None until a comparison meets the minimum-evidence rule).
     ``leader`` is the variant ahead by a verdict (significant after Holm, interval off zero):
     that challenger when it is clearly better, the control when it is clearly worse, None while
-    nothing is clear.
+    nothing is clear. ``decision`` is what to do now
+    (None for drafts and experiments without goals), about ``decision_goal``, with
+    ``conversion`` as the secondary figure.
     """
 
     experiment: Experiment
@@ -46,6 +50,9 @@ class ExperimentOverview:
     challenger: str | None
     challenger_result: VariantResult | None
     is_sample_ratio_mismatch: bool
+    decision: Decision | None = None
+    decision_goal: GoalReport | None = None
+    conversion: GoalReport | None = None
 
 
 def _days_running(experiment: Experiment, now: float) -> int | None:
@@ -112,6 +119,9 @@ def list_overview(
                 challenger=challenger,
                 challenger_result=result,
                 is_sample_ratio_mismatch=results.sample_ratio.is_mismatch,
+                decision=experiment_decision(results),
+                decision_goal=decision_goal(results),
+                conversion=conversion_goal(results),
             )
         )
     return rows

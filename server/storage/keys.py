@@ -20,6 +20,9 @@ sw:dashboard-session:<sha256>              string  "1" while a dashboard sign-in
                                                    sign-out
 sw:readiness                               string  "1", written by each /readyz to see that
                                                    Redis takes writes; expires after 60 s
+sw:deletions                               list    audit entries of deleted experiments as JSON
+                                                   (who, when, key and name), newest first,
+                                                   capped at AUDIT_LIMIT; never expires
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
@@ -98,6 +101,9 @@ DASHBOARD_SESSION_PREFIX = f"{PREFIX}:dashboard-session:"
 def dashboard_session(digest: str) -> str:
     """The marker of one open dashboard session, by the hex SHA-256 of its id."""
     return DASHBOARD_SESSION_PREFIX + digest
+
+
+DELETIONS = f"{PREFIX}:deletions"
 
 
 def experiment_prefix(experiment: str) -> str:

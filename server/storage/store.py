@@ -394,17 +394,25 @@ class Store:
                     continue
         raise StorageUnavailable("experiment changed concurrently too often; try again")
 
-    def delete_experiment(self, key: str, check: Callable[[Experiment | None], None]) -> None:
-        """Delete an experiment and every key of it, after ``check`` approved its current state."""
+    def delete_experiment(self, key: str, check: Callable[[Experiment | None], AuditEntry]) -> None:
+        """Delete an experiment and every key of it, after ``check`` approved its current state.
+
+        ``check`` returns the entry for the deletion log, written in the same transaction: the
+        experiment's own audit trail is deleted with it.
+        """
         with _guard("delete experiment"), self._redis.pipeline(transaction=True) as pipe:
             for _ in range(OPTIMISTIC_ATTEMPTS):
                 try:
                     pipe.watch(keys.EXPERIMENTS)  # type: ignore[no-untyped-call]  # redis stub gap
                     document = pipe.hget(keys.EXPERIMENTS, key)
-                    check(None if document is None else codec.experiment_from_json(document))
+                    audit = check(
+                        None if document is None else codec.experiment_from_json(document)
+                    )
                     pipe.multi()
                     pipe.hdel(keys.EXPERIMENTS, key)
                     pipe.incr(keys.CONFIG_VERSION)
+                    pipe.lpush(keys.DELETIONS, codec.audit_to_json(audit))
+                    pipe.ltrim(keys.DELETIONS, 0, keys.AUDIT_LIMIT - 1)
                     pipe.execute()
                     break
                 except redis.WatchError:
@@ -423,6 +431,12 @@ class Store:
                     batch.clear()
             if batch:
                 self._redis.unlink(*batch)
+
+    def deletion_log(self, limit: int) -> list[AuditEntry]:
+        """The newest ``limit`` entries of the deletion log, newest first."""
+        with _guard("deletion log"):
+            documents = self._redis.lrange(keys.DELETIONS, 0, limit - 1)
+        return [codec.audit_from_json(document) for document in documents]
 
     def audit_trail(self, key: str, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` audit entries of an experiment, newest first."""

@@ -228,6 +228,26 @@ def test_delete_only_drafts_and_archived(client: Any) -> None:
     assert client.get("/v1/experiments/checkout-button", headers=VIEWER).status_code == 404
 
 
+def test_an_archived_experiment_is_read_only_and_its_deletion_is_logged(client: Any) -> None:
+    create(client)
+    act(client, "checkout-button", "start")
+    act(client, "checkout-button", "stop")
+    assert client.delete("/v1/experiments/checkout-button", headers=EDITOR).status_code == 409
+    act(client, "checkout-button", "archive")
+    renamed = client.patch(
+        "/v1/experiments/checkout-button", json={"name": "Another name"}, headers=EDITOR
+    )
+    assert renamed.status_code == 409
+    assert renamed.json["errors"] == {"name": ["not editable while archived"]}
+    assert client.delete("/v1/experiments/checkout-button", headers=VIEWER).status_code == 403
+    assert client.delete("/v1/experiments/checkout-button", headers=EDITOR).status_code == 204
+    assert client.delete("/v1/experiments/checkout-button", headers=EDITOR).status_code == 404
+    store = client.application.extensions["splitwerk.store"]
+    (entry,) = store.deletion_log(10)
+    assert entry.actor == "erika" and entry.action == "delete"
+    assert entry.details == {"experiment": "checkout-button", "name": DRAFT["name"]}
+
+
 def test_list_filters_by_status_and_paginates(client: Any) -> None:
     for index in range(5):
         create(client, key=f"exp-{index}")

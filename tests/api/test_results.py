@@ -96,6 +96,8 @@ def test_empty_experiment_has_defined_results(client: Any) -> None:
     assert variant["is_significant"] is False
     assert body["daily"][0]["points"] == []
     assert body["goals"][0]["summary"].startswith("not enough data")
+    assert body["decision"]["verdict"] == "keep-running"
+    assert body["decision"]["challenger"] is None and body["decision"]["per_month"] is None
 
 
 def test_sample_ratio_mismatch_is_flagged(client: Any, redis_client: redis.Redis) -> None:
@@ -364,3 +366,13 @@ def test_results_json_names_the_test_and_carries_post_stratified_uplifts(
     uplift = 2000 / 6000 * (0.22 - 0.20) + 4000 / 6000 * (50 / 2000 - 40 / 2000)
     assert stratified["variants"][0]["uplift"] == pytest.approx(uplift)
     assert stratified["variants"][0]["variance_ratio"] < 1.0
+
+    # the decision card's verdict, in money: the demo's green note earns less margin
+    decision = body["decision"]
+    assert decision["goal"] == "margin" and decision["money"] is True
+    assert decision["verdict"] in {"ship", "stop", "keep-running"}
+    assert decision["challenger"] == "green-note"
+    assert decision["per_thousand"] < 0
+    interval = decision["per_thousand_interval"]
+    assert interval["lower"] <= decision["per_thousand"] <= interval["upper"]
+    assert decision["daily_visitors"] > 0

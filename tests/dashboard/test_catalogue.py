@@ -7,7 +7,7 @@ import re
 import string
 from pathlib import Path
 
-from dashboard import presenters, views
+from dashboard import decision_card, messages, presenters, views
 from dashboard.catalogue import ENGLISH, GERMAN
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
@@ -44,8 +44,15 @@ def texts_in_tables() -> set[str]:
     return {
         *presenters.STATUS_LABELS.values(),
         *presenters.KIND_LABELS.values(),
+        *decision_card.LABELS.values(),
+        *(plain for _, plain in messages.PLAIN),
+        *messages.PERCENT_FIELDS.values(),
+        *messages.LENGTH_BY_FIELD.values(),
+        *messages.COLUMN_LABELS.values(),
+        *messages.FIELD_LABELS.values(),
         *presenters.ACTION_LABELS.values(),
         *views.ACTION_DONE.values(),
+        views.DOMAIN_REFUSED,
         *(f"{prefix}{action}" for prefix in KEYED_PREFIXES for action in views.ACTIONS),
     }
 

@@ -40,7 +40,7 @@ def test_charts_carry_data_and_a_text_alternative(editor: FlaskClient, demo: str
     assert [series["label"] for series in visitors["series"]] == ["control", "green-note"]
     assert len(visitors["labels"]) >= 14
     assert sum(series["values"][-1] for series in visitors["series"]) == 1500
-    rate = json.loads(html.unescape(charts[1]))
+    rate = json.loads(html.unescape(charts[2]))  # the goals in order: margin, purchase, …
     assert rate["unit"] == "percent" and "lower" in rate["series"][0]
     assert 'role="img"' in page
     assert "Chart data as a table" in page
@@ -58,7 +58,7 @@ def test_who_responds_marks_small_segments_and_the_adjustment(
 
 def test_progress_and_the_split_check_are_explained(editor: FlaskClient, demo: str) -> None:
     page = page_of(editor, demo)
-    assert "more visitors are needed to detect a change of 5.0% in purchase" in page
+    assert "more visitors are needed to detect a change of 5.0% in margin" in page
     assert "sample ratio check passed" in page
 
 

@@ -67,8 +67,9 @@ def test_schema_errors_appear_next_to_their_fields(editor: FlaskClient) -> None:
         editor, "/dashboard/experiments/new", key="Bad Key", **{"variants-1-key": "B!"}
     )
     assert status == 422
-    assert "must match" in error_of(page, "key")
-    assert "must match" in error_of(page, "variants-1-key")
+    assert "Use lowercase letters, digits, - and _ only" in error_of(page, "key")
+    assert "Use lowercase letters, digits, - and _ only" in error_of(page, "variants-1-key")
+    assert "must match" not in page and "^[a-z0-9]" not in page  # no regex for people
     assert 'id="key" name="key" value="Bad Key"' in page  # what was typed stays
     assert 'aria-invalid="true" aria-describedby="key-error key-hint"' in page
     assert 'class="error-summary"' in page
@@ -82,8 +83,8 @@ def test_json_that_does_not_parse_is_an_error_of_its_field(editor: FlaskClient) 
         **{"variants-1-payload": "{oops"},
     )
     assert status == 422
-    assert "not valid JSON" in error_of(page, "conditions")
-    assert "not valid JSON" in error_of(page, "variants-1-payload")
+    assert "This is not valid JSON" in error_of(page, "conditions")
+    assert "This is not valid JSON" in error_of(page, "variants-1-payload")
 
 
 def test_domain_refusals_are_shown_at_their_fields(editor: FlaskClient) -> None:
@@ -94,13 +95,13 @@ def test_domain_refusals_are_shown_at_their_fields(editor: FlaskClient) -> None:
     assert error_of(page, "conditions").strip()
     status, page = submit(editor, "/dashboard/experiments/new", **{"variants-1-weight": "0"})
     assert status == 422
-    assert "must be &gt; 0" in error_of(page, "variants-1-weight")  # escaped like all text
+    assert "Enter a weight greater than 0." in error_of(page, "variants-1-weight")
 
 
 def test_goal_rules_are_the_api_s(editor: FlaskClient) -> None:
     status, page = submit(editor, "/dashboard/experiments/new", **{"goals-primary": ""})
     assert status == 422
-    assert "mark exactly one goal as primary" in error_of(page, "goals")
+    assert "Mark exactly one goal as primary." in error_of(page, "goals")
 
 
 def test_errors_follow_the_form_rows_when_rows_are_left_empty(editor: FlaskClient) -> None:
@@ -112,14 +113,14 @@ def test_errors_follow_the_form_rows_when_rows_are_left_empty(editor: FlaskClien
         **{"variants-2-key": "NOPE", "variants-2-weight": "1"},
     )
     assert status == 422
-    assert "must match" in error_of(page, "variants-2-key")
+    assert "Use lowercase letters" in error_of(page, "variants-2-key")
 
 
 def test_a_taken_key_is_a_conflict_at_the_key(app: Flask, editor: FlaskClient) -> None:
     create(app)
     status, page = submit(editor, "/dashboard/experiments/new")
     assert status == 409
-    assert "already taken" in error_of(page, "key")
+    assert "Another experiment already uses this key." in error_of(page, "key")
 
 
 def test_editing_a_running_experiment_sends_only_what_changed(
@@ -147,7 +148,9 @@ def test_shrinking_coverage_of_a_live_experiment_is_refused(
     values.update({"coverage": "40", "csrf_token": csrf_token(editor, path)})
     response = editor.post(path, data=values)
     assert response.status_code == 409
-    assert "coverage" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "coverage can only grow: at least 100%" in error_of(page, "coverage")
+    assert "10000" not in page and "5000" not in page  # no basis points for people
 
 
 def test_a_form_without_changes_changes_nothing(app: Flask, editor: FlaskClient) -> None:
@@ -204,3 +207,77 @@ def test_an_open_ended_experiment_keeps_the_always_valid_test(
     assert status == 302
     created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
     assert created.analysis.value == "always_valid"
+
+
+def test_every_error_is_reported_at_once_in_plain_words(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor,
+        "/dashboard/experiments/new",
+        key="Bad Key",
+        coverage="150",
+        conditions='{"country": {"$bogus": 1}}',
+        **{"variants-1-weight": "0"},
+    )
+    assert status == 422
+    assert "Use lowercase letters" in error_of(page, "key")
+    # coverage is typed in percent, and the message speaks percent (not basis points)
+    assert "Enter a percentage from 0 to 100." in error_of(page, "coverage")
+    assert "10000" not in page
+    # the weight and the conditions are domain rules: reported together with the schema's
+    assert "Enter a weight greater than 0." in error_of(page, "variants-1-weight")
+    assert error_of(page, "conditions").strip()
+    # the summary names fields as their labels do, not by their ids
+    assert '<a href="#variants-1-weight">Variant 2: weight</a>' in page
+    assert ">variants-1-weight</a>" not in page
+
+
+def test_a_goal_is_required_when_the_experiment_is_created(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor,
+        "/dashboard/experiments/new",
+        **{name: "" for name in VALID if name.startswith("goals-")},
+    )
+    assert status == 422
+    assert "Add at least one goal" in error_of(page, "goals")
+
+
+def test_errors_speak_german_in_the_german_form(app: Flask) -> None:
+    from tests.dashboard.conftest import sign_in
+    from tests.helpers import EDITOR_TOKEN
+
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    sign_in(client, EDITOR_TOKEN)
+    status, page = submit(
+        client, "/dashboard/experiments/new", key="Bad Key", coverage="150",
+        **{"variants-1-weight": "0"},
+    )  # fmt: skip
+    assert status == 422
+    assert "Nur Kleinbuchstaben, Ziffern" in error_of(page, "key")
+    assert "Prozentwert von 0 bis 100" in error_of(page, "coverage")
+    assert "Gewicht größer als 0" in error_of(page, "variants-1-weight")
+    assert ">Variante 2: Gewicht</a>" in page
+
+
+def test_the_form_previews_the_traffic_split(editor: FlaskClient) -> None:
+    status, page = submit(editor, "/dashboard/experiments/new", key="Bad Key")
+    assert status == 422
+    preview = page[page.index('id="split-preview"') :]
+    preview = re.sub(r"<[^>]+>", " ", preview[: preview.index("</div>")])
+    assert re.sub(r"\s+", " ", preview).split("Traffic split")[1].strip() == (
+        "control 25.0% banner 75.0%"
+    )
+
+
+def test_money_comes_first_when_the_shop_sends_orders(editor: FlaskClient) -> None:
+    values = forms.new_values(sends_orders=True)
+    assert (values["goals-0-key"], values["goals-0-kind"], values["goals-0-event"]) == (
+        "margin",
+        "margin",
+        "purchase",
+    )
+    assert values["goals-primary"] == "0" and values["goals-1-key"] == "purchase"
+    assert "goals-0-key" not in forms.new_values(sends_orders=False)
+    # the test server has an ingest key, so its new-experiment form starts with the margin
+    page = editor.get("/dashboard/experiments/new").get_data(as_text=True)
+    assert 'id="goals-0-key" name="goals-0-key" value="margin"' in page

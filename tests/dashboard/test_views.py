@@ -329,7 +329,7 @@ def test_a_new_phase_needs_the_confirmation_box(app: Flask, editor: FlaskClient)
     form = {"csrf_token": token, "coverage": "100", "weight-0": "1", "weight-1": "1"}
     refused = editor.post(path, data=form)
     assert refused.status_code == 422
-    assert "must be true" in refused.get_data(as_text=True)
+    assert "Tick the box to confirm" in refused.get_data(as_text=True)
     editor.post(path, data={**form, "confirm": "yes", "weight-1": "3"})
     renewed = services.get_experiment(app.extensions["splitwerk.store"], key)
     assert renewed.phase == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,11 +16,16 @@ from flask import Flask
 from playwright.sync_api import Page
 
 from server.app import create_app
+from server.cli import DEMO_VISITORS as CLI_DEMO_VISITORS
 from server.demo import DEMO_DAYS, SECONDS_PER_DAY, ensure_demo_experiment, generate_traffic
 from tests.conftest import RedisServer
 from tests.helpers import LiveServer, app_settings
 
-DEMO_VISITORS = 1500  # two weeks of traffic, enough for charts and segments, in about a second
+AXE = Path(__file__).resolve().parents[3] / "dashboard" / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING_IMPACTS = ("serious", "critical")  # axe-core impacts that fail a page
+# The demo traffic of `splitwerk serve --dev`, so that the pages (and the README pictures) show
+# what a first start shows: two weeks, in about three seconds.
+DEMO_VISITORS = CLI_DEMO_VISITORS
 # Records Content-Security-Policy violations from the first byte on; init scripts run outside
 # the page's CSP, so this does not need the policy to allow anything.
 RECORD_CSP_VIOLATIONS = """
@@ -75,3 +81,24 @@ def csp_violations(page: Page) -> list[str]:
     """The CSP violations the page reported so far."""
     found: list[str] = page.evaluate("window.cspViolations || []")
     return found
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Serious and critical axe-core violations of the page as "rule: target" lines.
+
+    axe-core comes from dashboard/node_modules (`npm ci` in dashboard/ installs it); it is
+    evaluated through the DevTools protocol, which the page's CSP does not govern.
+    """
+    assert AXE.is_file(), "run `npm ci` in dashboard/ to install axe-core"
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text() + "\n;undefined")
+    found: list[dict[str, object]] = page.evaluate(
+        "async () => (await window.axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map((v) => ({id: v.id, impact: v.impact,"
+        " targets: v.nodes.map((n) => n.target.join(' '))}))"
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): {violation['targets']}"
+        for violation in found
+        if violation["impact"] in BLOCKING_IMPACTS
+    ]

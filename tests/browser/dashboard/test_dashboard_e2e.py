@@ -18,6 +18,8 @@ from tests.helpers import EDITOR_TOKEN, VIEWER_TOKEN
 pytestmark = pytest.mark.browser
 
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "screenshots" / "experiment.png"
+# Read when the module is collected: the suite scrubs SPLITWERK_* variables around each test.
+UPDATE_DOCS_SCREENSHOTS = os.environ.get("SPLITWERK_UPDATE_DOCS_SCREENSHOTS") == "1"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}  # a common phone's CSS viewport
 README_CLIP = {"x": 0, "y": 0, "width": 1280, "height": 1480}  # px: down to the first goal table
@@ -75,7 +77,7 @@ def test_editor_reads_list_and_experiment_with_charts(
     page.screenshot(path=str(top), clip=README_CLIP, full_page=True)
     assert top.stat().st_size > 0
     # Refreshing the committed README picture is opt-in, so a test run leaves the tree clean.
-    if os.environ.get("SPLITWERK_UPDATE_DOCS_SCREENSHOTS") == "1":
+    if UPDATE_DOCS_SCREENSHOTS:
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(top, DOCS_SCREENSHOT)
 
@@ -127,7 +129,7 @@ def test_form_shows_validation_errors_next_to_fields(
 
     expect(page.locator(".error-summary")).to_be_visible()
     expect(page.locator("#key")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#key-error")).to_contain_text("must match")
+    expect(page.locator("#key-error")).to_contain_text("Use lowercase letters, digits, - and _")
     expect(page.locator("#variants-1-payload-error")).to_contain_text("not valid JSON")
     expect(page.locator("#name")).to_have_value("Free shipping banner")
     screenshot(page, "dashboard-form-errors")

@@ -135,7 +135,9 @@ def test_the_first_experiment_from_the_dashboard_to_its_results(
     page.locator("#name").fill("Green buy button")
     page.locator("#variants-1-key").fill("green")
     page.locator("#variants-1-payload").fill('{"color": "#1b7f3a"}')
-    page.locator("#goals-0-key").fill("purchase")
+    # money first: with an ingest key the goals come prefilled, margin per visitor as primary
+    expect(page.locator("#goals-0-key")).to_have_value("margin")
+    expect(page.locator("#goals-1-key")).to_have_value("purchase")
     page.get_by_role("button", name="Create draft").click()
     page.wait_for_url(splitwerk.path(f"/dashboard/experiments/{EXPERIMENT}"))
     page.get_by_role("link", name="Start", exact=True).click()
