@@ -45,6 +45,9 @@ DEMO_EXPERIMENT: dict[str, Any] = {
         {"key": "add_to_cart"},
     ],
     "segments": ["source", "device"],
+    # The demo runs open-ended (no planned size): the always-valid test judges it, which may be
+    # read at any time; a group sequential design would still be at its first, strictest looks.
+    "analysis": "always_valid",
 }
 
 

@@ -278,6 +278,15 @@ def test_demo_traffic_gives_results_with_segments(redis_server: Any, redis_clien
     sources = {s["value"] for r in body["segments"] if r["attribute"] == "source"
                for s in r["segments"]}  # fmt: skip
     assert {"facebook", "instagram", "newsletter"} <= sources
+    # the decision card's verdict, in money: the demo's green note earns less margin
+    decision = body["decision"]
+    assert decision["goal"] == "margin" and decision["money"] is True
+    assert decision["verdict"] in {"ship", "stop", "keep-running"}
+    assert decision["challenger"] == "green-note"
+    assert decision["per_thousand"] < 0
+    interval = decision["per_thousand_interval"]
+    assert interval["lower"] <= decision["per_thousand"] <= interval["upper"]
+    assert decision["daily_visitors"] > 0
 
 
 def test_one_huge_order_is_capped_and_decides_nothing(
@@ -366,13 +375,3 @@ def test_results_json_names_the_test_and_carries_post_stratified_uplifts(
     uplift = 2000 / 6000 * (0.22 - 0.20) + 4000 / 6000 * (50 / 2000 - 40 / 2000)
     assert stratified["variants"][0]["uplift"] == pytest.approx(uplift)
     assert stratified["variants"][0]["variance_ratio"] < 1.0
-
-    # the decision card's verdict, in money: the demo's green note earns less margin
-    decision = body["decision"]
-    assert decision["goal"] == "margin" and decision["money"] is True
-    assert decision["verdict"] in {"ship", "stop", "keep-running"}
-    assert decision["challenger"] == "green-note"
-    assert decision["per_thousand"] < 0
-    interval = decision["per_thousand_interval"]
-    assert interval["lower"] <= decision["per_thousand"] <= interval["upper"]
-    assert decision["daily_visitors"] > 0
