@@ -125,6 +125,7 @@
     return v;
   };
   const all = (tests) => (x) => tests.every((t) => t(x));
+  const not = (test) => (x) => !test(x);
 
   // A test of one attribute value: a literal (equality) or an object of operators.
   const value = (operand) => {
@@ -139,10 +140,7 @@
   };
 
   const operator = (name, b) => {
-    if (name === '$not') {
-      const inner = value(b);
-      return (x) => !inner(x);
-    }
+    if (name === '$not') return not(value(b));
     if (/^\$(all|elemMatch|size|regex|type)$/.test(name)) throw SERVER;
     if (name === '$exists') {
       if (typeof b !== 'boolean') refuse(name);
@@ -173,12 +171,9 @@
           if (!isArray(v) || !v.length) refuse(key);
           const parts = v.map(condition);
           const any = (a) => parts.some((p) => p(a));
-          return key === '$and' ? all(parts) : key === '$or' ? any : (a) => !any(a);
+          return key === '$and' ? all(parts) : key === '$or' ? any : not(any);
         }
-        if (key === '$not') {
-          const inner = condition(v);
-          return (a) => !inner(a);
-        }
+        if (key === '$not') return not(condition(v));
         const path = key.split('.');
         if (key[0] === '$' || !path.every(Boolean)) refuse(key);
         const test = value(v);
