@@ -5,7 +5,6 @@
 // on the network. Every failure path ends in the control variant, or in the variant this
 // browser stored for a visitor who consented.
 (function (w) {
-  'use strict';
   const stub = w.splitwerk; // the embed's command queue, or an instance loaded before this one
   if (stub?.version) return; // loaded twice: the first instance keeps its state and queue
 
