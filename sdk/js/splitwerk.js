@@ -286,12 +286,6 @@
   let late = false; // this script came after the embed's hiding ended: the page keeps the control
   let domReady = Promise.resolve();
 
-  const storage = () => {
-    try {
-      return w.sessionStorage;
-    } catch (e) {} // blocked storage throws on access: then nothing is kept
-  };
-
   // A random id: a UUID, or (outside secure contexts, plain http, where randomUUID is missing)
   // the same 128 random bits as 32 hex digits.
   const newId = () => {
@@ -307,7 +301,7 @@
 
   const writeCookie = (value, maxAge) => {
     const secure = w.location.protocol === 'https:' ? '; Secure' : '';
-    doc.cookie = `${COOKIE}=${encodeURIComponent(value)}; Path=/; Max-Age=${maxAge}; SameSite=Lax${secure}`;
+    doc.cookie = `${COOKIE}=${encodeURIComponent(value)}; Path=/; Max-Age=${maxAge}; SameSite=Lax` + secure;
   };
 
   // The persistent visitor: the cookie (at most 128 characters), else a new id stored as the cookie.
@@ -317,8 +311,9 @@
     return id;
   };
 
+  // Blocked storage throws on access (callers attempt this): then nothing is kept.
   const persistSource = () => {
-    const s = storage();
+    const s = w.sessionStorage;
     const first = s?.getItem(SOURCE_KEY);
     if (first) attributes.source = first;
     else if (s) s.setItem(SOURCE_KEY, attributes.source);
@@ -336,7 +331,7 @@
   const forget = () => {
     events.length = 0;
     writeCookie('', 0);
-    attempt(() => storage().removeItem(SOURCE_KEY));
+    attempt(() => w.sessionStorage.removeItem(SOURCE_KEY));
     attempt(() => w.localStorage.removeItem(STORED_KEY));
   };
 
@@ -372,7 +367,7 @@
     flushTimer = 0;
     while (granted && base && events.length) {
       const body = JSON.stringify({
-        events: events.splice(0, BATCH_SIZE).map((e) => Object.assign(e, { visitor })),
+        events: events.splice(0, BATCH_SIZE).map((e) => ({ ...e, visitor })),
       });
       const url = base + 'v1/events';
       // sendBeacon survives the page's unload; false means the browser refused to queue it
@@ -419,7 +414,7 @@
           }
         } else rest.push(key);
       });
-      return rest.length ? remote(rest).then((r) => Object.assign(result, r)) : result;
+      return rest.length ? remote(rest).then((r) => ({ ...result, ...r })) : result;
     });
   };
 
@@ -582,7 +577,7 @@
       granted = !!yes;
       if (!granted) return forget();
       visitor = persistVisitor();
-      persistSource();
+      attempt(persistSource);
       flush();
     }
   );
@@ -596,7 +591,7 @@
   w.splitwerk = api;
   try {
     const script = doc.currentScript || doc.querySelector('script[src*="sdk.js"]');
-    const o = Object.assign({}, script?.dataset, w.splitwerkConfig);
+    const o = { ...script?.dataset, ...w.splitwerkConfig };
     if (+o.timeoutMs > 0) timeoutMs = +o.timeoutMs;
     local = /^(true|)$/.test(o.local); // true, "true" or a bare data-local
     consentCookie = o.consentCookie;
@@ -605,10 +600,10 @@
     // The embed's hiding already ended: what this page requests now shows the control, so
     // that content never changes after the shop became visible.
     late = !!stub?.q && !hiding();
-    attributes = Object.assign(
-      { source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other' },
-      isObject(o.attributes) ? o.attributes : {}
-    );
+    attributes = {
+      source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other',
+      ...(isObject(o.attributes) && o.attributes),
+    };
     granted = o.consentMode !== 'required' || attempt(hasConsent);
     // Without consent: a per-page id, nothing stored, nothing sent but queued conversions
     // after a consent on this very page.
