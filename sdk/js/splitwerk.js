@@ -234,31 +234,27 @@
   /** Traffic source of a landing page: a click id, UTM tags, then the referrer's domain. */
   const detectSource = (href, referrer) => {
     const url = new URL(href);
-    const get = (name) => (url.searchParams.get(name) || '').toLowerCase();
-    const medium = get('utm_medium');
+    const params = url.searchParams;
+    const get = (name) => (params.get(name) || '').toLowerCase();
     const utm = get('utm_source');
     const named = (name) => {
       const words = name.split(/[^a-z]+/);
       // x.com and t.co are too short to be found as words without false hits
-      if (/(^|\.)(x\.com|t\.co)$|^x$/.test(name)) return 'twitter';
-      return keys(SOURCE_WORDS).find((source) => SOURCE_WORDS[source].split(' ').some((word) => words.includes(word)));
+      return /(^|\.)(x\.com|t\.co)$|^x$/.test(name)
+        ? 'twitter'
+        : keys(SOURCE_WORDS).find((source) => SOURCE_WORDS[source].split(' ').some((word) => words.includes(word)));
     };
-    if (/^(e-?mail|newsletter)$/.test(medium)) return 'newsletter';
-    const tagged = utm && named(utm);
-    if (tagged) return tagged;
-    const clickId = keys(CLICK_IDS).find((id) => url.searchParams.has(id));
-    if (clickId) return CLICK_IDS[clickId];
-    if (utm) return 'other';
     let host;
     try {
       host = new URL(referrer).hostname; // the URL parser lower-cases host names
-    } catch (e) {
-      return 'direct'; // no referrer, or not a URL
-    }
+    } catch (e) {} // no referrer, or not a URL: direct
     // A referrer from the shop itself carries no source (GA counts it as direct, too).
     const site = (name) => name.replace(/^www\./, '');
-    if (site(host) === site(url.hostname)) return 'direct';
-    return named(host) || 'other';
+    return /^(e-?mail|newsletter)$/.test(get('utm_medium'))
+      ? 'newsletter'
+      : (utm && named(utm)) ||
+          CLICK_IDS[keys(CLICK_IDS).find((id) => params.has(id))] ||
+          (utm ? 'other' : host == null || site(host) === site(url.hostname) ? 'direct' : named(host) || 'other');
   };
 
   // ---- the page: options, visitor, storage ------------------------------------------------
