@@ -197,6 +197,8 @@
   };
 
   const answer = (variant, payload, enrolled, reason) => ({ variant, payload, enrolled, reason });
+  // the answer of variant `v` of an experiment's configuration
+  const pick = (v, enrolled, reason) => answer(v.key, v.payload, enrolled, reason);
 
   /**
    * The assignment of a visitor to an experiment (spec steps 1, 3, 4, 5), with the server's
@@ -205,10 +207,10 @@
   const evaluate = (experiment, visitor, attributes) => {
     const { variants, layer, coverage, status } = experiment;
     const control = variants[0] || {};
-    const miss = (reason) => answer(control.key, control.payload, false, reason);
+    const miss = (reason) => pick(control, false, reason);
     if (status !== 'running') {
       const winner = status === 'stopped' && variants.find((v) => v.key === experiment.winner);
-      if (winner) return answer(winner.key, winner.payload, false, 'winner');
+      if (winner) return pick(winner, false, 'winner');
       return miss(/^(paused|stopped)$/.test(status) ? status : 'not_running');
     }
     const isMatch = matches(experiment.conditions, attributes || {});
@@ -224,7 +226,7 @@
       // width shrinks with coverage, but cum moves by the whole allocation, so ramping
       // coverage up never moves a visitor who is already in (spec "Why it is built this way")
       if (b >= cum && b < cum + Math.floor((v.allocation * coverage) / 10000)) {
-        return answer(v.key, v.payload, true, 'running');
+        return pick(v, true, 'running');
       }
       cum += v.allocation;
     }
@@ -418,17 +420,16 @@
   // this visitor (an outage), else the control: the first variant from /v1/config when that
   // was loaded, else the conventional name.
   const settle = (experiment, raw, reason) => {
-    const saved = isObject(raw) ? 0 : granted && stored()[experiment];
-    const a = isObject(raw) ? raw : saved ? answer(saved[0], saved[1], true, reason) : answer(null, null, false, reason || 'error');
+    const isFresh = isObject(raw);
+    const all = granted ? stored() : {};
+    const saved = all[experiment];
+    const a = isFresh ? raw : saved ? answer(saved[0], saved[1], true, reason) : answer(null, null, false, reason || 'error');
     const payload = a.payload ?? null;
     const result = answer(a.variant || known[experiment]?.variants[0]?.key || 'control', payload, !!a.enrolled, a.reason);
-    if (granted && isObject(raw)) {
-      attempt(() => {
-        const all = stored();
-        if (result.enrolled) all[experiment] = [result.variant, payload];
-        else delete all[experiment];
-        w.localStorage.setItem(STORED_KEY, JSON.stringify(all));
-      });
+    if (granted && isFresh) {
+      if (result.enrolled) all[experiment] = [result.variant, payload];
+      else delete all[experiment];
+      attempt(() => w.localStorage.setItem(STORED_KEY, JSON.stringify(all)));
     }
     return result;
   };
