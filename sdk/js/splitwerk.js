@@ -5,7 +5,6 @@
 // on the network. Every failure path ends in the control variant, or in the variant this
 // browser stored for a visitor who consented.
 (function (w) {
-  'use strict';
   const stub = w.splitwerk; // the embed's command queue, or an instance loaded before this one
   if (stub?.version) return; // loaded twice: the first instance keeps its state and queue
 
@@ -58,7 +57,7 @@
   // ---- pure core: no DOM, no network, no clock --------------------------------------------
 
   /** MurmurHash3 x86 32-bit of `bytes` (Uint8Array), as an unsigned integer. */
-  function murmur3(bytes, seed) {
+  const murmur3 = (bytes, seed) => {
     const imul = Math.imul;
     const mix = (k) => imul(rotate(imul(k, 0xcc9e2d51), 15), 0x1b873593);
     let h = seed;
@@ -77,19 +76,19 @@
     h = imul(h ^ (h >>> 16), 0x85ebca6b);
     h = imul(h ^ (h >>> 13), 0xc2b2ae35);
     return (h ^ (h >>> 16)) >>> 0;
-  }
+  };
   const rotate = (x, bits) => (x << bits) | (x >>> (32 - bits));
 
   /** Bucket 0..9999 of a visitor for a salt (spec/ASSIGNMENT.md): UTF-8 bytes, seed 1. */
-  function bucket(visitor, salt) {
-    return Math.floor((murmur3(new TextEncoder().encode(visitor + salt), 1) * 10000) / 4294967296);
-  }
+  const bucket = (visitor, salt) => {
+    return ((murmur3(new TextEncoder().encode(visitor + salt), 1) * 10000) / 2 ** 32) | 0; // floor of 0..9999
+  };
 
-  const isObject = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
   const isArray = Array.isArray;
+  const isObject = (x) => x !== null && typeof x === 'object' && !isArray(x);
   const keys = Object.keys;
   // An own property only: an attribute named toString or constructor is not Object.prototype's.
-  const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+  const has = (o, k) => ({}).hasOwnProperty.call(o, k);
   const own = (o, k) => (isObject(o) && has(o, k) ? o[k] ?? null : null);
   // JSON equality as the server compares: arrays element by element, objects in any key order;
   // an array attribute is not searched (only $in looks inside it).
@@ -102,14 +101,14 @@
   const within = (a, b) => (isArray(a) ? a : [a]).some((x) => b.some((y) => equals(x, y)));
   // Strings compare by code point, as Python does (JS's < compares UTF-16 units, which puts
   // an emoji before U+E000..U+FFFF); numbers by value.
-  function order(a, b) {
+  const order = (a, b) => {
     if (typeof a === 'number') return a - b;
     a = [...a];
     b = [...b];
     let i = 0;
     while (i < a.length && a[i] === b[i]) i++;
     return i < a.length && i < b.length ? a[i].codePointAt() - b[i].codePointAt() : a.length - b.length;
-  }
+  };
   const ORDERS = { $gt: (d) => d > 0, $gte: (d) => d >= 0, $lt: (d) => d < 0, $lte: (d) => d <= 0 };
   // Thrown while compiling what only the server evaluates: $regex (the browser's backtracking
   // RegExp can freeze a page on a pattern like (a+)+$, the server's engine is linear), $type,
@@ -120,14 +119,15 @@
   };
   // A JSON literal of a condition; a rounded integer is left to the server.
   const literal = (v) => {
-    if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) throw SERVER;
+    if (typeof v === 'number' && Math.abs(v) >= 2 ** 53) throw SERVER; // an integer, rounded or not
     if (v && typeof v === 'object') keys(v).forEach((k) => literal(v[k]));
     return v;
   };
   const all = (tests) => (x) => tests.every((t) => t(x));
+  const not = (test) => (x) => !test(x);
 
   // A test of one attribute value: a literal (equality) or an object of operators.
-  function value(operand) {
+  const value = (operand) => {
     if (isObject(operand)) {
       const names = keys(operand);
       const count = names.filter((k) => k[0] === '$').length;
@@ -136,13 +136,10 @@
     }
     literal(operand);
     return (x) => equals(x, operand);
-  }
+  };
 
-  function operator(name, b) {
-    if (name === '$not') {
-      const inner = value(b);
-      return (x) => !inner(x);
-    }
+  const operator = (name, b) => {
+    if (name === '$not') return not(value(b));
     if (/^\$(all|elemMatch|size|regex|type)$/.test(name)) throw SERVER;
     if (name === '$exists') {
       if (typeof b !== 'boolean') refuse(name);
@@ -160,10 +157,10 @@
     if (!/^\$(eq|ne)$/.test(name)) refuse(name);
     literal(b);
     return (x) => equals(x, b) === (name === '$eq');
-  }
+  };
 
   // A condition compiled into a test of the attributes; throws as the server refuses.
-  function condition(c) {
+  const condition = (c) => {
     if (!isObject(c)) refuse(c);
     return all(
       keys(c).map((key) => {
@@ -173,12 +170,9 @@
           if (!isArray(v) || !v.length) refuse(key);
           const parts = v.map(condition);
           const any = (a) => parts.some((p) => p(a));
-          return key === '$and' ? all(parts) : key === '$or' ? any : (a) => !any(a);
+          return key === '$and' ? all(parts) : key === '$or' ? any : not(any);
         }
-        if (key === '$not') {
-          const inner = condition(v);
-          return (a) => !inner(a);
-        }
+        if (key === '$not') return not(condition(v));
         const path = key.split('.');
         if (key[0] === '$' || !path.every(Boolean)) refuse(key);
         const test = value(v);
@@ -186,13 +180,13 @@
         return (a) => test(path.reduce(own, a));
       })
     );
-  }
+  };
 
   /**
    * Whether `attributes` satisfy MongoDB-style `conditions` (null matches everyone); null when
    * only the server can tell. Throws for a condition the server refuses.
    */
-  function matches(conditions, attributes) {
+  const matches = (conditions, attributes) => {
     if (!conditions) return true;
     try {
       return condition(conditions)(attributes);
@@ -200,21 +194,23 @@
       if (e === SERVER) return null;
       throw e;
     }
-  }
+  };
 
   const answer = (variant, payload, enrolled, reason) => ({ variant, payload, enrolled, reason });
+  // the answer of variant `v` of an experiment's configuration
+  const pick = (v, enrolled, reason) => answer(v.key, v.payload, enrolled, reason);
 
   /**
    * The assignment of a visitor to an experiment (spec steps 1, 3, 4, 5), with the server's
    * reason names; null when the server must decide (see matches).
    */
-  function evaluate(experiment, visitor, attributes) {
+  const evaluate = (experiment, visitor, attributes) => {
     const { variants, layer, coverage, status } = experiment;
     const control = variants[0] || {};
-    const miss = (reason) => answer(control.key, control.payload, false, reason);
+    const miss = (reason) => pick(control, false, reason);
     if (status !== 'running') {
       const winner = status === 'stopped' && variants.find((v) => v.key === experiment.winner);
-      if (winner) return answer(winner.key, winner.payload, false, 'winner');
+      if (winner) return pick(winner, false, 'winner');
       return miss(/^(paused|stopped)$/.test(status) ? status : 'not_running');
     }
     const isMatch = matches(experiment.conditions, attributes || {});
@@ -230,42 +226,38 @@
       // width shrinks with coverage, but cum moves by the whole allocation, so ramping
       // coverage up never moves a visitor who is already in (spec "Why it is built this way")
       if (b >= cum && b < cum + Math.floor((v.allocation * coverage) / 10000)) {
-        return answer(v.key, v.payload, true, 'running');
+        return pick(v, true, 'running');
       }
       cum += v.allocation;
     }
     return miss('outside_coverage');
-  }
+  };
 
   /** Traffic source of a landing page: a click id, UTM tags, then the referrer's domain. */
-  function detectSource(href, referrer) {
+  const detectSource = (href, referrer) => {
     const url = new URL(href);
-    const get = (name) => (url.searchParams.get(name) || '').toLowerCase();
-    const medium = get('utm_medium');
+    const params = url.searchParams;
+    const get = (name) => (params.get(name) || '').toLowerCase();
     const utm = get('utm_source');
     const named = (name) => {
       const words = name.split(/[^a-z]+/);
       // x.com and t.co are too short to be found as words without false hits
-      if (/(^|\.)(x\.com|t\.co)$|^x$/.test(name)) return 'twitter';
-      return keys(SOURCE_WORDS).find((source) => SOURCE_WORDS[source].split(' ').some((word) => words.includes(word)));
+      return /(^|\.)(x\.com|t\.co)$|^x$/.test(name)
+        ? 'twitter'
+        : keys(SOURCE_WORDS).find((source) => SOURCE_WORDS[source].split(' ').some((word) => words.includes(word)));
     };
-    if (/^(e-?mail|newsletter)$/.test(medium)) return 'newsletter';
-    const tagged = utm && named(utm);
-    if (tagged) return tagged;
-    const clickId = keys(CLICK_IDS).find((id) => url.searchParams.has(id));
-    if (clickId) return CLICK_IDS[clickId];
-    if (utm) return 'other';
     let host;
     try {
       host = new URL(referrer).hostname; // the URL parser lower-cases host names
-    } catch (e) {
-      return 'direct'; // no referrer, or not a URL
-    }
+    } catch (e) {} // no referrer, or not a URL: direct
     // A referrer from the shop itself carries no source (GA counts it as direct, too).
     const site = (name) => name.replace(/^www\./, '');
-    if (site(host) === site(url.hostname)) return 'direct';
-    return named(host) || 'other';
-  }
+    return /^(e-?mail|newsletter)$/.test(get('utm_medium'))
+      ? 'newsletter'
+      : (utm && named(utm)) ||
+          CLICK_IDS[keys(CLICK_IDS).find((id) => params.has(id))] ||
+          (utm ? 'other' : host == null || site(host) === site(url.hostname) ? 'direct' : named(host) || 'other');
+  };
 
   // ---- the page: options, visitor, storage ------------------------------------------------
 
@@ -274,7 +266,11 @@
   const cache = {}; // experiment -> Promise of its assignment, one request per experiment per page
   const exposed = {}; // experiment -> true once its exposure event is queued (local mode)
   const events = [];
-  let options = {};
+  // options (see start): wait for the server, local evaluation, consent cookie, experiments
+  let timeoutMs = TIMEOUT_MS;
+  let local = false;
+  let consentCookie;
+  let experiments = [];
   let base = '';
   let granted = true;
   let visitor = '';
@@ -288,59 +284,54 @@
   let late = false; // this script came after the embed's hiding ended: the page keeps the control
   let domReady = Promise.resolve();
 
-  const storage = () => {
-    try {
-      return w.sessionStorage;
-    } catch (e) {} // blocked storage throws on access: then nothing is kept
-  };
-
   // A random id: a UUID, or (outside secure contexts, plain http, where randomUUID is missing)
   // the same 128 random bits as 32 hex digits.
-  function newId() {
+  const newId = () => {
     const c = w.crypto;
     return c.randomUUID ? c.randomUUID() : Array.from(c.getRandomValues(new Uint8Array(16)), (x) => (x + 256).toString(16).slice(1)).join('');
-  }
+  };
 
   // The value of cookie `name`, or '' (also for a name that only ends like it).
-  function readCookie(name) {
+  const readCookie = (name) => {
     const m = doc.cookie.match(new RegExp('(?:^|;\\s*)' + name.replace(/\W/g, '\\$&') + '=([^;]*)'));
     return m ? decodeURIComponent(m[1]) : '';
-  }
+  };
 
-  function writeCookie(value, maxAge) {
+  const writeCookie = (value, maxAge) => {
     const secure = w.location.protocol === 'https:' ? '; Secure' : '';
-    doc.cookie = `${COOKIE}=${encodeURIComponent(value)}; Path=/; Max-Age=${maxAge}; SameSite=Lax${secure}`;
-  }
+    doc.cookie = `${COOKIE}=${encodeURIComponent(value)}; Path=/; Max-Age=${maxAge}; SameSite=Lax` + secure;
+  };
 
   // The persistent visitor: the cookie (at most 128 characters), else a new id stored as the cookie.
-  function persistVisitor() {
+  const persistVisitor = () => {
     let id = readCookie(COOKIE);
     if (!id || id.length > 128) writeCookie((id = newId()), COOKIE_MAX_AGE);
     return id;
-  }
+  };
 
-  function persistSource() {
-    const s = storage();
+  // Blocked storage throws on access (callers attempt this): then nothing is kept.
+  const persistSource = () => {
+    const s = w.sessionStorage;
     const first = s?.getItem(SOURCE_KEY);
     if (first) attributes.source = first;
     else if (s) s.setItem(SOURCE_KEY, attributes.source);
-  }
+  };
 
   // Consent in consent mode: the shop's consent cookie when one is configured ("name" or
   // "name=value"), else our own cookie, which only consent (ours or the backend's) writes.
-  function hasConsent() {
-    const [name, wanted] = String(options.consentCookie || COOKIE).split('=');
+  const hasConsent = () => {
+    const [name, wanted] = String(consentCookie || COOKIE).split('=');
     const found = readCookie(name);
     return !!found && (!wanted || found === wanted);
-  }
+  };
 
   // Removes everything this snippet stored (consent withdrawn).
-  function forget() {
+  const forget = () => {
     events.length = 0;
     writeCookie('', 0);
-    attempt(() => storage().removeItem(SOURCE_KEY));
+    attempt(() => w.sessionStorage.removeItem(SOURCE_KEY));
     attempt(() => w.localStorage.removeItem(STORED_KEY));
-  }
+  };
 
   // Variants this browser was enrolled in: {experiment: [variant, payload]} (consent only).
   const stored = () => attempt(() => JSON.parse(w.localStorage.getItem(STORED_KEY))) || {};
@@ -350,13 +341,13 @@
   // POST text/plain JSON (or GET without a body): a CORS simple request, so no preflight.
   // Resolves to the parsed response or rejects (with 'timeout' when it took longer than
   // timeoutMs); never waits longer than that.
-  function request(path, body) {
+  const request = (path, body) => {
     // the executor turns a fetch that throws synchronously into a rejection
     return new Promise((resolve, reject) => {
       if (!base || Date.now() < blockedUntil) throw 'unavailable';
       const controller = new AbortController();
       // a fetch that ignores its abort signal still loses the race against the timer
-      const timer = setTimeout(() => (controller.abort(), reject('timeout')), options.timeoutMs);
+      const timer = setTimeout(() => (controller.abort(), reject('timeout')), timeoutMs);
       Promise.resolve(w.fetch(base + path, { method: body ? 'POST' : 'GET', body, signal: controller.signal }))
         .then((r) => {
           const retryAfter = parseFloat(r.headers.get('Retry-After'));
@@ -367,14 +358,14 @@
         .then(resolve, reject)
         .finally(() => clearTimeout(timer));
     });
-  }
+  };
 
-  function flush() {
+  const flush = () => {
     clearTimeout(flushTimer);
     flushTimer = 0;
     while (granted && base && events.length) {
       const body = JSON.stringify({
-        events: events.splice(0, BATCH_SIZE).map((e) => Object.assign(e, { visitor })),
+        events: events.splice(0, BATCH_SIZE).map((e) => ({ ...e, visitor })),
       });
       const url = base + 'v1/events';
       // sendBeacon survives the page's unload; false means the browser refused to queue it
@@ -382,9 +373,9 @@
         w.fetch(url, { method: 'POST', body, keepalive: true }).catch(debug);
       }
     }
-  }
+  };
 
-  function queueEvent(event) {
+  const queueEvent = (event) => {
     if (events.length >= QUEUE_SIZE) {
       api.dropped++;
       return;
@@ -393,7 +384,7 @@
     events.push(event);
     if (events.length >= BATCH_SIZE) flush();
     else flushTimer = flushTimer || setTimeout(api.flush, FLUSH_MS + Math.random() * FLUSH_JITTER_MS);
-  }
+  };
 
   // ---- assignment -------------------------------------------------------------------------
 
@@ -405,8 +396,8 @@
 
   // experiments -> { experiment: raw assignment }, from the server or from /v1/config. In local
   // mode the server decides the experiments whose conditions the browser cannot evaluate.
-  function fetchAssignments(list) {
-    if (!options.local) return remote(list);
+  const fetchAssignments = (list) => {
+    if (!local) return remote(list);
     config = config || request('v1/config').then((c) => c.experiments.forEach((e) => (known[e.key] = e)));
     return config.then(() => {
       const result = {};
@@ -421,30 +412,29 @@
           }
         } else rest.push(key);
       });
-      return rest.length ? remote(rest).then((r) => Object.assign(result, r)) : result;
+      return rest.length ? remote(rest).then((r) => ({ ...result, ...r })) : result;
     });
-  }
+  };
 
   // Normalises one raw assignment. Anything missing or broken becomes the variant stored for
   // this visitor (an outage), else the control: the first variant from /v1/config when that
   // was loaded, else the conventional name.
-  function settle(experiment, raw, reason) {
-    const saved = isObject(raw) ? 0 : granted && stored()[experiment];
-    const a = isObject(raw) ? raw : saved ? answer(saved[0], saved[1], true, reason) : answer(null, null, false, reason || 'error');
-    const payload = a.payload === undefined ? null : a.payload;
+  const settle = (experiment, raw, reason) => {
+    const isFresh = isObject(raw);
+    const all = granted ? stored() : {};
+    const saved = all[experiment];
+    const a = isFresh ? raw : saved ? answer(saved[0], saved[1], true, reason) : answer(null, null, false, reason || 'error');
+    const payload = a.payload ?? null;
     const result = answer(a.variant || known[experiment]?.variants[0]?.key || 'control', payload, !!a.enrolled, a.reason);
-    if (granted && isObject(raw)) {
-      attempt(() => {
-        const all = stored();
-        if (result.enrolled) all[experiment] = [result.variant, payload];
-        else delete all[experiment];
-        w.localStorage.setItem(STORED_KEY, JSON.stringify(all));
-      });
+    if (granted && isFresh) {
+      if (result.enrolled) all[experiment] = [result.variant, payload];
+      else delete all[experiment];
+      attempt(() => w.localStorage.setItem(STORED_KEY, JSON.stringify(all)));
     }
     return result;
-  }
+  };
 
-  function run(list) {
+  const run = (list) => {
     pending++;
     const fail = (reason) => ({ $reason: reason });
     return Promise.resolve(list)
@@ -458,18 +448,19 @@
       )
       .finally(() => {
         pending--;
-        domReady.then(() => setTimeout(() => pending || reveal()));
+        reveal();
       });
-  }
+  };
 
+  const hideClass = (method) => attempt(() => doc.documentElement.classList[method](HIDE_CLASS));
   // Whether the embed still hides the marked elements (false without the embed).
-  const hiding = () => !!stub && attempt(() => doc.documentElement.classList.contains(HIDE_CLASS));
+  const hiding = () => !!stub && hideClass('contains');
   const shown = () => answer('control', null, false, 'timeout');
 
   // Promise of the assignment of one experiment; calls within one microtask share a request.
   // What the page asked while the embed hid it must arrive before the hiding ends; later, the
   // page shows its own markup (the control) already, and keeps it.
-  function assignment(experiment) {
+  const assignment = (experiment) => {
     const hidden = hiding();
     if (late) cache[experiment] = cache[experiment] || Promise.resolve(shown());
     if (!cache[experiment]) {
@@ -486,10 +477,10 @@
       );
     }
     return cache[experiment];
-  }
+  };
 
-  function assignAll(list) {
-    const names = list?.length ? list : options.experiments;
+  const assignAll = (list) => {
+    const names = list?.length ? list : experiments;
     return (
       names.length
         ? Promise.all(names.map((key) => assignment(key).then((a) => [key, a])))
@@ -500,15 +491,16 @@
               .map((key) => [key, settle(key, all[key])])
           )
     ).then(Object.fromEntries);
-  }
+  };
 
-  // Ends the embed's hiding of [data-splitwerk-hide] (its own timer ends it at the latest).
-  const reveal = () => attempt(() => doc.documentElement.classList.remove(HIDE_CLASS));
+  // Ends the embed's hiding of [data-splitwerk-hide] (its own timer ends it at the latest)
+  // once nothing is requested or about to be.
+  const reveal = () => domReady.then(() => setTimeout(() => pending || batch || hideClass('remove')));
 
   // ---- public API -------------------------------------------------------------------------
 
   /** splitwerk('name', ...args) calls splitwerk.name(...args) (or reads splitwerk.name). */
-  function api(name, ...args) {
+  const api = (name, ...args) => {
     try {
       // own properties only: not call, apply or bind of every function
       if (!has(api, name)) return debug(name);
@@ -517,23 +509,23 @@
     } catch (e) {
       debug(e);
     }
-  }
+  };
   api.version = VERSION;
   api.dropped = 0;
   api.core = { bucket, matches, evaluate, detectSource };
 
   // Wraps a public function: no exception, and no rejected promise, ever reaches the page.
-  function guard(name, fn, fallback = () => {}) {
+  const guard = (name, fn, fallback = debug) => {
     api[name] = (...args) => {
+      const fail = (e) => (debug(e), fallback(...args));
       try {
         const result = fn(...args);
-        return result?.then ? result.catch((e) => (debug(e), fallback(...args))) : result;
+        return result?.then ? result.catch(fail) : result;
       } catch (e) {
-        debug(e);
-        return fallback(...args);
+        return fail(e);
       }
     };
-  }
+  };
 
   /** Promise of the variant key of `experiment` for this visitor. */
   guard('variant', (experiment) => assignment(String(experiment)).then((a) => a.variant), async () => 'control');
@@ -582,7 +574,7 @@
       granted = !!yes;
       if (!granted) return forget();
       visitor = persistVisitor();
-      persistSource();
+      attempt(persistSource);
       flush();
     }
   );
@@ -596,21 +588,19 @@
   w.splitwerk = api;
   try {
     const script = doc.currentScript || doc.querySelector('script[src*="sdk.js"]');
-    const o = Object.assign({}, script?.dataset, w.splitwerkConfig);
-    options = {
-      timeoutMs: +o.timeoutMs > 0 ? +o.timeoutMs : TIMEOUT_MS,
-      local: /^(true|)$/.test(o.local), // true, "true" or a bare data-local
-      consentCookie: o.consentCookie,
-      // "a,b" from data-experiments, or an array from splitwerkConfig (String() joins it with commas)
-      experiments: String(o.experiments || '').match(/[^,\s]+/g) || [],
-    };
+    const o = { ...script?.dataset, ...w.splitwerkConfig };
+    if (+o.timeoutMs > 0) timeoutMs = +o.timeoutMs;
+    local = /^(true|)$/.test(o.local); // true, "true" or a bare data-local
+    consentCookie = o.consentCookie;
+    // "a,b" from data-experiments, or an array from splitwerkConfig (String() joins it with commas)
+    experiments = String(o.experiments || '').match(/[^,\s]+/g) || [];
     // The embed's hiding already ended: what this page requests now shows the control, so
     // that content never changes after the shop became visible.
     late = !!stub?.q && !hiding();
-    attributes = Object.assign(
-      { source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other' },
-      isObject(o.attributes) ? o.attributes : {}
-    );
+    attributes = {
+      source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other',
+      ...(isObject(o.attributes) && o.attributes),
+    };
     granted = o.consentMode !== 'required' || attempt(hasConsent);
     // Without consent: a per-page id, nothing stored, nothing sent but queued conversions
     // after a consent on this very page.
@@ -627,15 +617,15 @@
     base = attempt(() => (o.server ? String(o.server).replace(/\/?$/, '/') : new URL('.', script.src).href)) || '';
     doc.addEventListener('visibilitychange', () => doc.visibilityState === 'hidden' && api.flush());
     w.addEventListener('pagehide', api.flush);
-    if (options.experiments.length) api.ready = api.assign(options.experiments);
+    if (experiments.length) api.ready = api.assign(experiments);
     // Calls the page made before this script arrived, in their order; each answers its promise.
     // Later calls through a kept reference to the stub run at once.
     const perform = (call) => call[1](api(...call[0]));
     if (stub?.q) (stub.q.forEach(perform), (stub.q.push = perform));
     late = false;
-    domReady.then(() => setTimeout(() => pending || batch || reveal()));
+    reveal();
   } catch (e) {
     debug(e);
-    reveal();
+    hideClass('remove');
   }
 })(window);
