@@ -202,3 +202,15 @@ def test_a_value_goal_shows_its_cap() -> None:
     view = presenters.goal_view(capped, ["a", "b"], None, DE, "EUR")
     assert "höchstens mit 1.000,00\u00a0€" in view.cap_note
     assert presenters.goal_view(report, ["a", "b"], None, EN, "EUR").cap_note == ""
+
+
+def test_the_p_value_heading_names_the_test_that_was_run() -> None:
+    def result(method: str, test: str) -> GoalResult:
+        return GoalResult("conversion", method, 0.05, 0.05, "holm", (CONTROL,), test=test)
+
+    assert presenters.p_value_method(result("fixed", "fixed"), EN) == "fixed horizon"
+    planned = result("sequential", "group_sequential")
+    assert presenters.p_value_method(planned, EN) == "group sequential, over the planned size"
+    assert presenters.p_value_method(planned, DE) == "gruppensequenziell, über die geplante Größe"
+    open_ended = result("sequential", "always_valid")
+    assert presenters.p_value_method(open_ended, EN) == "sequential, always valid"
