@@ -244,9 +244,12 @@ class LuaScript:
     (ZREMRANGEBYSCORE, HDEL) may then write part of its work.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, prelude: str | None = None) -> None:
         self.name = name
-        self.source = (LUA_FOLDER / f"{name}.lua").read_text()
+        shebang, _, body = (LUA_FOLDER / f"{name}.lua").read_text().partition("\n")
+        # a shared prelude (lua/<prelude>.lua) goes after the shebang, which must stay first
+        shared = "" if prelude is None else (LUA_FOLDER / f"{prelude}.lua").read_text()
+        self.source = f"{shebang}\n{shared}{body}"
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()  # Redis's id
 
     def load(self, client: redis.Redis) -> None:
@@ -266,8 +269,8 @@ class Store:
         self._value_cap_cents = value_cap_cents
         self._pinned = PinnedClients(client)
         self._enrol = LuaScript("enrol")
-        self._record_event = LuaScript("record_event")
-        self._refund = LuaScript("refund")
+        self._record_event = LuaScript("record_event", prelude="counters")
+        self._refund = LuaScript("refund", prelude="counters")
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -30,38 +30,15 @@
 -- enrolled; -3 the visitor's conversions of today are at the limit; -4 sent before with other
 -- content; -5 a visitor total would leave ±ARGV[4]; -6 a stored counter is not a number this
 -- script can add to exactly. Nothing is written for any reply but 1.
+--
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square and capped from counters.lua,
+-- which LuaScript puts before this file.
 
-local SEPARATOR = "\31"
-local DIGESTS = 16777216  -- 2^24: the low part of a score is the content digest
-local EXACT = 9007199254740991  -- 2^53 - 1: Lua numbers (doubles) are exact integers up to here
-local SQUARE_SPLIT = 10000  -- a total t = high·10^4 + low, so that t² splits into exact parts
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
-local EXPECTED = {"hash", "hash", "hash", "zset", "hash"}
-for k = 1, #KEYS do
-  local found = redis.call("TYPE", KEYS[k])["ok"]
-  if found ~= "none" and found ~= EXPECTED[k] then
-    return redis.error_reply("WRONGTYPE " .. KEYS[k] .. " is a " .. found)
-  end
-end
-
--- a stored integer, or nil when it is not a number that is an integer exact here ("1e3"
--- reads as 1000 and is written back as "1000+…": odd, but a number)
-local function number(raw)
-  local value = tonumber(raw or 0)
-  if value == nil or value % 1 ~= 0 or math.abs(value) > EXACT then
-    return nil
-  end
-  return value
-end
-
--- t² as {high, low} with t² = high·10^8 + low, each part exact for |t| <= ~9·10^11
-local function square(total)
-  local t = math.abs(total)
-  local high, low = math.floor(t / SQUARE_SPLIT), t % SQUARE_SPLIT
-  local cross = 2 * high * low
-  return high * high + math.floor(cross / SQUARE_SPLIT),
-    (cross % SQUARE_SPLIT) * SQUARE_SPLIT + low * low
+local wrong = wrong_type({"hash", "hash", "hash", "zset", "hash"})
+if wrong then
+  return wrong
 end
 
 local trim_below, today = ARGV[1], ARGV[2]
@@ -71,11 +48,6 @@ local segments = tonumber(ARGV[6])
 local names = {}
 for s = 1, segments do
   names[s] = ARGV[6 + s]
-end
-
--- value cap (issue 13): winsorise each visitor's total for the statistics
-local function capped(total)
-  return math.max(-cap, math.min(cap, total))
 end
 if trim_below ~= "" then
   redis.call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
@@ -160,7 +132,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       high, low = high_after - high_before, low_after - low_before
       -- the capped total's change and its square's, two-part like q: a capped total is at most
       -- the cap, but the sum of capped squares over many visitors exceeds 2^53
-      local capped_before, capped_after = capped(before), capped(after)
+      local capped_before, capped_after = capped(before, cap), capped(after, cap)
       capped_value = capped_after - capped_before
       local capped_high_after, capped_low_after = square(capped_after)
       local capped_high_before, capped_low_before = square(capped_before)

@@ -23,37 +23,15 @@
 -- Returns: 1 applied; 2 sent before with the same content (applied then); -1 no such order
 -- here; -2 the refund exceeds what is left; -4 sent before with other content; -5 a visitor
 -- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly.
+--
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square and capped from counters.lua,
+-- which LuaScript puts before this file.
 
-local SEPARATOR = "\31"
-local DIGESTS = 16777216  -- 2^24: the low part of a score is the content digest
-local EXACT = 9007199254740991  -- 2^53 - 1: Lua numbers (doubles) are exact integers up to here
-local SQUARE_SPLIT = 10000  -- a total t = high·10^4 + low, so that t² splits into exact parts
 local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
-local EXPECTED = {"hash", "hash", "hash", "zset"}
-for k = 1, #KEYS do
-  local found = redis.call("TYPE", KEYS[k])["ok"]
-  if found ~= "none" and found ~= EXPECTED[k] then
-    return redis.error_reply("WRONGTYPE " .. KEYS[k] .. " is a " .. found)
-  end
-end
-
--- a stored integer, or nil when it is not a number that is an integer exact here
-local function number(raw)
-  local value = tonumber(raw or 0)
-  if value == nil or value % 1 ~= 0 or math.abs(value) > EXACT then
-    return nil
-  end
-  return value
-end
-
--- t² as {high, low} with t² = high·10^8 + low (see record_event.lua)
-local function square(total)
-  local t = math.abs(total)
-  local high, low = math.floor(t / SQUARE_SPLIT), t % SQUARE_SPLIT
-  local cross = 2 * high * low
-  return high * high + math.floor(cross / SQUARE_SPLIT),
-    (cross % SQUARE_SPLIT) * SQUARE_SPLIT + low * low
+local wrong = wrong_type({"hash", "hash", "hash", "zset"})
+if wrong then
+  return wrong
 end
 
 local record = redis.call("HGET", orders, ARGV[1])
@@ -81,9 +59,6 @@ end
 local segments = tonumber(ARGV[9])
 local day = ":d:" .. ARGV[5]
 local cap = tonumber(ARGV[10 + segments])
-local function capped(total)
-  return math.max(-cap, math.min(cap, total))
-end
 local deltas, new_totals = {}, {}
 local function add(field, value)
   if value ~= 0 then
@@ -107,7 +82,7 @@ for goal_kind in string.gmatch(parts[6] or "", "[^,]+") do
   local high_before, low_before = square(before)
   local high, low = high_after - high_before, low_after - low_before
   -- capped sums (issue 13), two-part like q
-  local capped_before, capped_after = capped(before), capped(after)
+  local capped_before, capped_after = capped(before, cap), capped(after, cap)
   local capped_value = capped_after - capped_before
   local capped_high_after, capped_low_after = square(capped_after)
   local capped_high_before, capped_low_before = square(capped_before)
