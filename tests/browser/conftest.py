@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
@@ -31,6 +32,20 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 # How Chromium reports a resource it could not load; the page's scripts cannot prevent it.
 FAILED_LOAD = re.compile(r"^Failed to load resource: ")
+
+
+@dataclass(frozen=True)
+class Site:
+    """A running shop and the Splitwerk it uses (``splitwerk`` is None when it is down)."""
+
+    shop_url: str
+    splitwerk_url: str
+    splitwerk: Flask | None
+
+    @property
+    def server(self) -> Flask:
+        assert self.splitwerk is not None
+        return self.splitwerk
 
 
 def chromium_path() -> str | None:

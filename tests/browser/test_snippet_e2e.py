@@ -11,17 +11,15 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 import redis
-from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from examples.shop import create_app
 from examples.shop.app import ANTI_FLICKER_MS
 from examples.shop.settings import CLIENT_EXTENSION, ConsentMode
-from tests.browser.conftest import PageLog, screenshot
+from tests.browser.conftest import PageLog, Site, screenshot
 from tests.conftest import RedisServer
 from tests.examples.live import (
     PAYLOADS,
@@ -54,20 +52,6 @@ new MutationObserver(() => {
     window.revealedAt = performance.now();
 }).observe(document, {childList: true, subtree: true, attributeFilter: ['class']});
 """
-
-
-@dataclass(frozen=True)
-class Site:
-    """A running shop and the Splitwerk it uses (``splitwerk`` is None when it is down)."""
-
-    shop_url: str
-    splitwerk_url: str
-    splitwerk: Flask | None
-
-    @property
-    def server(self) -> Flask:
-        assert self.splitwerk is not None
-        return self.splitwerk
 
 
 StartSite = Callable[..., Site]

@@ -23,6 +23,7 @@ from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
 from server.services.install import REVEAL_TIMEOUT_MS, current_version, embed_code
 from tests.browser.conftest import PageLog
+from tests.browser.conftest import Site as ShopSite
 from tests.conftest import RedisServer
 from tests.examples.live import LateApp, counts, enrolled, splitwerk_app, variant_index, wait_for
 from tests.helpers import EDITOR, LiveServer, free_port
@@ -117,17 +118,8 @@ def shop_app(splitwerk_url: str, config: dict[str, Any]) -> Flask:
 
 
 @dataclass(frozen=True)
-class Site:
-    """A running shop and the Splitwerk it uses (``splitwerk`` is None when it is down)."""
-
-    shop_url: str
-    splitwerk_url: str
-    splitwerk: Flask | None
-
-    @property
-    def server(self) -> Flask:
-        assert self.splitwerk is not None
-        return self.splitwerk
+class Site(ShopSite):
+    """A running shop with numbered pages and the Splitwerk it uses."""
 
     def page(self, number: int) -> str:
         return f"{self.shop_url}/page/{number}"
