@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,18 +59,7 @@ def gunicorn_server(redis_server, request) -> Iterator[str]:  # type: ignore[no-
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "splitwerk serve exited"
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/healthz")
-                assert connection.getresponse().status == 200
-                connection.close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.2)
+        _wait_until_up(port, process)
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -158,7 +148,7 @@ def _serve_dev(data_dir: Path, port: int) -> subprocess.Popen[str]:
     )
 
 
-def _wait_until_up(port: int, process: subprocess.Popen[str]) -> None:
+def _wait_until_up(port: int, process: subprocess.Popen[Any]) -> None:
     deadline = time.monotonic() + 30
     while True:
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
