@@ -15,7 +15,7 @@ endif
 PIP := $(BIN)/python -m pip install -q
 
 .PHONY: install install-runtime run check-port test check lint format typecheck imports \
-	test-python test-js loadtest bench simulate snippet fuzz clean
+	test-python test-js loadtest bench simulate snippet fuzz translations clean
 
 $(RUNTIME_STAMP): setup.cfg pyproject.toml sdk/setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,18 @@ test: $(DEV_STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
 snippet: $(NODE_STAMP)
 	node sdk/js/build.mjs
 	node sdk/js/size.mjs
+
+## The dashboard's texts: extract them from the code and templates (babel.cfg), update the
+## German and English catalogues, compile them. Translate the new or fuzzy entries in
+## dashboard/translations/de/LC_MESSAGES/messages.po, then run it again and commit .po and .mo
+## (tests/dashboard/test_catalogue.py fails on a missing German text or a stale .mo).
+TRANSLATIONS := dashboard/translations
+translations: $(RUNTIME_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ --no-wrap --sort-by-file \
+		--project=Splitwerk --copyright-holder=Splitwerk -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
+		--no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics
 
 lint:
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ from typing import ParamSpec, TypeVar
 from flask import redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden
 
+from dashboard.i18n import N_
 from server.config import Token, hash_token
 from server.context import settings, store
 from server.core.models import Role
@@ -35,6 +36,8 @@ SESSION_LIFETIME = 12 * 60 * 60
 DEV_ACTOR = "dev"  # audit name when a development server has no tokens at all
 DEV_FINGERPRINT = "dev"  # session fingerprint of that tokenless development login
 DASHBOARD_ROLES = (Role.EDITOR, Role.VIEWER)  # preview and ingest tokens cannot sign in
+# the 403 page of a viewer on an editor's page (translated where the error page is shown)
+VIEWER_REFUSED = N_("viewers can read results; changing experiments needs an editor token")
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def editor_required(view: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         user = current_user()
         if user is not None and not user.is_editor:
-            raise Forbidden("viewers can read results; changing experiments needs an editor token")
+            raise Forbidden(VIEWER_REFUSED)
         return view(*args, **kwargs)
 
     return login_required(wrapper)

@@ -13,8 +13,12 @@ import secrets
 from flask import request, session
 from werkzeug.exceptions import BadRequest
 
+from dashboard.i18n import N_
+
 FIELD = "csrf_token"  # name of the hidden form field
 TOKEN_BYTES = 32  # 256 bits: far beyond guessing within a session's lifetime
+# the 400 page's text (translated where the error page is shown)
+REFUSED = N_("the form expired or came from another site; reload the page and retry")
 
 
 def token() -> str:
@@ -40,4 +44,4 @@ def check() -> None:
     if not isinstance(expected, str) or not hmac.compare_digest(
         expected.encode(), presented.encode(errors="replace")
     ):
-        raise BadRequest("the form expired or came from another site; reload the page and retry")
+        raise BadRequest(REFUSED)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dashboard import formatting
-from dashboard.i18n import Translator
+from dashboard.i18n import N_, Translator
 from server.core.decision import Decision, Verdict
 from server.core.models import GoalKind, Status
 from server.core.stats import Interval
@@ -25,9 +25,9 @@ TONES = {  # the card's colour: green to act, amber to wait, red to investigate,
 }
 FINISHED = (Status.STOPPED, Status.ARCHIVED)  # no more visitors come: waiting cannot help
 LABELS = {  # the first figure of the card, by the kind of the goal decided on
-    GoalKind.MARGIN: "Extra margin per 1,000 visitors with {variant}",
-    GoalKind.REVENUE: "Extra net revenue per 1,000 visitors with {variant}",
-    GoalKind.CONVERSION: "Extra conversions per 1,000 visitors with {variant}",
+    GoalKind.MARGIN: N_("Extra margin per 1,000 visitors with %(variant)s"),
+    GoalKind.REVENUE: N_("Extra net revenue per 1,000 visitors with %(variant)s"),
+    GoalKind.CONVERSION: N_("Extra conversions per 1,000 visitors with %(variant)s"),
 }
 
 
@@ -57,7 +57,7 @@ def _amount(value: float | None, decision: Decision, t: Translator, currency: st
     if value is None:
         return formatting.DASH
     sign = "+" if value >= 0 else "−"
-    return t("{value} conversions", value=sign + formatting.number(abs(value), t.locale, 1))
+    return t("%(value)s conversions", value=sign + formatting.number(abs(value), t.locale, 1))
 
 
 def _with_interval(
@@ -67,7 +67,7 @@ def _with_interval(
     if interval is None or value is None:
         return text
     return t(
-        "{value} (95 % interval {lower} to {upper})",
+        "%(value)s (95 %% interval %(lower)s to %(upper)s)",
         value=text,
         lower=_amount(interval.lower, decision, t, currency),
         upper=_amount(interval.upper, decision, t, currency),
@@ -82,42 +82,42 @@ def _headline(decision: Decision, is_finished: bool, t: Translator) -> tuple[str
             "trusted until the cause is found."
         )
     if decision.verdict == Verdict.SHIP and decision.variant == decision.challenger:
-        return t("Ship {variant}", variant=decision.variant), t(
-            "{variant} is conclusively better than the control on {goal}.",
+        return t("Ship %(variant)s", variant=decision.variant), t(
+            "%(variant)s is conclusively better than the control on %(goal)s.",
             variant=decision.variant,
             goal=decision.goal,
         )
     if decision.verdict == Verdict.SHIP:
-        return t("Keep {variant}", variant=decision.variant), t(
-            "Every challenger is conclusively worse than the control on {goal}.",
+        return t("Keep %(variant)s", variant=decision.variant), t(
+            "Every challenger is conclusively worse than the control on %(goal)s.",
             goal=decision.goal,
         )
     if decision.verdict == Verdict.STOP:
         return t("Stop: no effect worth waiting for is left"), t(
-            "An effect as large as the minimum effect on {goal} is ruled out or would take "
+            "An effect as large as the minimum effect on %(goal)s is ruled out or would take "
             "months to show; waiting longer is unlikely to pay.",
             goal=decision.goal,
         )
     if is_finished:  # a stopped experiment cannot keep running; say what it left open
         return t("Not conclusive"), t(
-            "The experiment stopped before the difference on {goal} became conclusive.",
+            "The experiment stopped before the difference on %(goal)s became conclusive.",
             goal=decision.goal,
         )
     if decision.challenger is None:
         return t("Keep running: no data yet"), t(
-            "Nobody has reached {goal} yet, so there is nothing to compare.", goal=decision.goal
+            "Nobody has reached %(goal)s yet, so there is nothing to compare.", goal=decision.goal
         )
     if decision.days_left is None:
         return t("Keep running"), t(
-            "The difference on {goal} is not conclusive yet.", goal=decision.goal
+            "The difference on %(goal)s is not conclusive yet.", goal=decision.goal
         )
-    days = decision.days_left
+    days = max(decision.days_left, 1)  # less than a day left still reads as one day
     return (
-        t("Keep running for about 1 day")
-        if days <= 1
-        else t("Keep running for about {days} days", days=formatting.number(days, t.locale))
+        t.ngettext(
+            "Keep running for about %(num)d day", "Keep running for about %(num)d days", days
+        )
     ), t(
-        "The difference on {goal} is not conclusive yet; the forecast needs about that long.",
+        "The difference on %(goal)s is not conclusive yet; the forecast needs about that long.",
         goal=decision.goal,
     )
 
@@ -155,20 +155,20 @@ def decision_card(
             )
         chance = formatting.percent(decision.chance_to_be_better, locale)
         facts.append(
-            Fact(t("Chance that {variant} is better", variant=decision.challenger), chance)
+            Fact(t("Chance that %(variant)s is better", variant=decision.challenger), chance)
         )
         loss = _amount(decision.expected_loss_per_thousand, decision, t, currency).lstrip("+")
         facts.append(
             Fact(
                 t(
-                    "Expected loss per 1,000 visitors if {variant} is shipped now",
+                    "Expected loss per 1,000 visitors if %(variant)s is shipped now",
                     variant=decision.challenger,
                 ),
                 loss,
             )
         )
         brief = t(
-            "{amount} per 1,000 visitors · chance {chance}",
+            "%(amount)s per 1,000 visitors · chance %(chance)s",
             amount=_amount(decision.per_thousand, decision, t, currency),
             chance=chance,
         )
@@ -195,9 +195,9 @@ def _rates(conversion: GoalReport | None, challenger: str, t: Translator) -> Fac
     control = conversion.result.variants[0].estimate
     variant = conversion.result.variants[index].estimate
     return Fact(
-        t("Conversion rate ({goal})", goal=conversion.key),
+        t("Conversion rate (%(goal)s)", goal=conversion.key),
         t(
-            "{control} control, {rate} {variant}",
+            "%(control)s control, %(rate)s %(variant)s",
             control=formatting.percent(control, t.locale, 2),
             rate=formatting.percent(variant, t.locale, 2),
             variant=challenger,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dashboard.i18n import N_
 from server.core import strict_json
 from server.core.conditions import ConditionError, validate_condition
 from server.core.lifecycle import EDITABLE
@@ -26,7 +27,7 @@ MINIMUM_VARIANT_ROWS = 2  # an experiment needs a control and one challenger
 ROW_GROUPS = {"variants": MAX_VARIANTS, "goals": MAX_GOALS}  # repeated rows and their limits
 VARIANT_FIELDS = ("key", "weight", "payload")
 GOAL_FIELDS = ("key", "kind", "event")
-NO_GOAL = "Add at least one goal: without one the experiment cannot start."
+NO_GOAL = N_("Add at least one goal: without one the experiment cannot start.")
 ORDER_GOAL = "purchase"  # the goal an order counts for unless it names another (schemas)
 
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dashboard import formatting
-from dashboard.i18n import BROWSER_TAGS, Translator
+from dashboard import formatting, messages
+from dashboard.i18n import BROWSER_TAGS, N_, Translator
 from server.core.models import BASIS_POINTS, AuditEntry, Experiment, GoalKind, Status
 from server.core.stats import (
     MINIMUM_CONVERSIONS,
@@ -42,27 +42,100 @@ NEUTRAL = ""  # everything that is not conclusive stays uncoloured
 EVEN_CHANCE = 0.5  # from here on a variant is more likely better than worse
 
 STATUS_LABELS = {
-    Status.DRAFT: "Draft",
-    Status.RUNNING: "Running",
-    Status.PAUSED: "Paused",
-    Status.STOPPED: "Stopped",
-    Status.ARCHIVED: "Archived",
+    Status.DRAFT: N_("Draft"),
+    Status.RUNNING: N_("Running"),
+    Status.PAUSED: N_("Paused"),
+    Status.STOPPED: N_("Stopped"),
+    Status.ARCHIVED: N_("Archived"),
 }
 KIND_LABELS = {
-    GoalKind.CONVERSION: "Conversion rate",
-    GoalKind.REVENUE: "Net revenue per visitor",
-    GoalKind.MARGIN: "Margin per visitor",
+    GoalKind.CONVERSION: N_("Conversion rate"),
+    GoalKind.REVENUE: N_("Net revenue per visitor"),
+    GoalKind.MARGIN: N_("Margin per visitor"),
 }
 ACTION_LABELS = {
-    "create": "created",
-    "update": "edited",
-    "start": "started",
-    "pause": "paused",
-    "resume": "resumed",
-    "stop": "stopped",
-    "archive": "archived",
-    "new-phase": "started a new phase",
+    "create": N_("created"),
+    "update": N_("edited"),
+    "start": N_("started"),
+    "pause": N_("paused"),
+    "resume": N_("resumed"),
+    "stop": N_("stopped"),
+    "archive": N_("archived"),
+    "new-phase": N_("started a new phase"),
 }
+
+
+# The lifecycle actions' texts: the button, its confirmation question, what it does, the yes.
+ACTION_TEXTS = {
+    "start": (
+        N_("Start"),
+        N_("Start “%(name)s”?"),
+        N_(
+            "Visitors start to be enrolled and counted. From then on variant keys and weights "
+            "are fixed and coverage can only grow; changing them later needs a new phase."
+        ),
+        N_("Yes, start"),
+    ),
+    "pause": (
+        N_("Pause"),
+        N_("Pause “%(name)s”?"),
+        N_(
+            "No new visitors are enrolled while the experiment is paused; they see the control. "
+            "Resume it to continue where it stopped."
+        ),
+        N_("Yes, pause"),
+    ),
+    "resume": (
+        N_("Resume"),
+        N_("Resume “%(name)s”?"),
+        N_("Enrolment continues; the counts of this phase carry on."),
+        N_("Yes, resume"),
+    ),
+    "stop": (
+        N_("Stop"),
+        N_("Stop “%(name)s”?"),
+        N_(
+            "Enrolment ends for good. A winner is shown to every visitor from now on; without "
+            "one everybody sees the control. Per-visitor records are deleted after the "
+            "retention period."
+        ),
+        N_("Yes, stop"),
+    ),
+    "new-phase": (
+        N_("New phase"),
+        N_("Start a new phase of “%(name)s”?"),
+        N_(
+            "Every visitor is randomised again with a new salt and the counts start at zero. "
+            "Use it to change weights or coverage, or after fixing a broken set-up."
+        ),
+        N_("Yes, start a new phase"),
+    ),
+    "archive": (
+        N_("Archive"),
+        N_("Archive “%(name)s”?"),
+        N_("The experiment is finished and read only; it can then be deleted."),
+        N_("Yes, archive"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ActionText:
+    """A lifecycle action in words: its button, the confirmation question, its effect, yes."""
+
+    action: str
+    button: str
+    question: str
+    explanation: str
+    confirm: str
+
+
+def action_text(action: str, experiment_name: str, t: Translator) -> ActionText:
+    """The translated texts of ``action`` on the experiment named ``experiment_name``."""
+    button, question, explanation, confirm = ACTION_TEXTS[action]
+    return ActionText(
+        action, t(button), t(question, name=experiment_name), t(explanation), t(confirm)
+    )
 
 
 def status_label(status: Status, t: Translator) -> str:
@@ -111,13 +184,15 @@ def effect(
 
     def absolute(value: float | None) -> str:
         if is_rate:
-            return t("{value} pp", value=formatting.points(value, locale))
+            return t("%(value)s pp", value=formatting.points(value, locale))
         return formatting.money(value, currency, locale, signed=True)
 
     bounds = (
         formatting.DASH
         if interval is None
-        else t("{lower} to {upper}", lower=absolute(interval.lower), upper=absolute(interval.upper))
+        else t(
+            "%(lower)s to %(upper)s", lower=absolute(interval.lower), upper=absolute(interval.upper)
+        )
     )
     return Effect(
         uplift=formatting.DASH if result.uplift is None else absolute(result.uplift),
@@ -146,13 +221,18 @@ def _sentence(
 ) -> str:
     locale = t.locale
     if result.uplift is None or result.estimate is None:
-        return t("No data yet for {variant}.", variant=variant_key)
+        return t("No data yet for %(variant)s.", variant=variant_key)
     if kind == GoalKind.CONVERSION:
         template = (
-            "{variant} converts {points} percentage points more often ({rate} vs {control_rate})"
+            N_(
+                "%(variant)s converts %(points)s percentage points more often "
+                "(%(rate)s vs %(control_rate)s)"
+            )
             if result.uplift >= 0
-            else "{variant} converts {points} percentage points less often "
-            "({rate} vs {control_rate})"
+            else N_(
+                "%(variant)s converts %(points)s percentage points less often "
+                "(%(rate)s vs %(control_rate)s)"
+            )
         )
         claim = t(
             template,
@@ -163,7 +243,7 @@ def _sentence(
         )
     else:
         claim = t(
-            "{variant} earns about {amount} {what} per visitor",
+            "%(variant)s earns about %(amount)s %(what)s per visitor",
             variant=variant_key,
             amount=formatting.money(result.uplift, currency, locale, signed=True),
             what=_value_word(kind, t),
@@ -172,9 +252,9 @@ def _sentence(
     likelihood = ""
     if chance is not None:
         likelihood = (
-            t("{chance} likely better", chance=formatting.chance(chance, locale))
+            t("%(chance)s likely better", chance=formatting.chance(chance, locale))
             if chance >= EVEN_CHANCE
-            else t("{chance} likely worse", chance=formatting.chance(1 - chance, locale))
+            else t("%(chance)s likely worse", chance=formatting.chance(1 - chance, locale))
         )
     if result.status == NOT_ENOUGH_DATA:
         verdict = not_enough_data_note(t)
@@ -227,8 +307,8 @@ def p_value_method(result: GoalResult, t: Translator) -> str:
 def not_enough_data_note(t: Translator) -> str:
     """The minimum-evidence rule in words."""
     return t(
-        "Not enough data yet: a verdict needs {visitors} visitors in each variant and "
-        "{conversions} conversions in both together.",
+        "Not enough data yet: a verdict needs %(visitors)s visitors in each variant and "
+        "%(conversions)s conversions in both together.",
         visitors=MINIMUM_VISITORS,
         conversions=MINIMUM_CONVERSIONS,
     )
@@ -275,7 +355,7 @@ def goal_view(
     best = best_challenger(result)
     has_data = any(v.uplift is not None for v in result.variants[1:])
     if report.unavailable:
-        headline = t("Results unavailable: {reason}", reason=report.unavailable)
+        headline = t("Results unavailable: %(reason)s", reason=report.unavailable)
     elif best is not None:
         headline = _sentence(report.kind, keys[best.variant], best, control, t, currency)
     else:
@@ -291,7 +371,7 @@ def goal_view(
         else t("Revenue / visitor"),
         p_value_method=p_value_method(result, t),
         adjustment_note=(
-            t("p-values adjusted for {count} comparisons (Holm).", count=challengers)
+            t("p-values adjusted for %(count)s comparisons (Holm).", count=challengers)
             if challengers > 1
             else ""
         ),
@@ -299,7 +379,7 @@ def goal_view(
             ""
             if report.value_cap is None
             else t(
-                "Each visitor's total counts at most {cap} in these statistics, so that one "
+                "Each visitor's total counts at most %(cap)s in these statistics, so that one "
                 "huge order cannot decide; the totals are not capped.",
                 cap=formatting.money(report.value_cap, currency, locale),
             )
@@ -338,7 +418,7 @@ def estimate_chart(
         t,
         unit="percent" if is_rate else "currency",
         currency=currency,
-        title=t("{what}, cumulative, with 95% interval", what=label),
+        title=t("%(what)s, cumulative, with 95%% interval", what=label),
     )
 
 
@@ -385,7 +465,10 @@ def _chart(
         "labels": [formatting.short_date(day, locale) for day in days],
         "series": series,
         "description": t(
-            "{title} over {days} days; latest: {last}.", title=title, days=len(days), last=last
+            "%(title)s over %(days)s days; latest: %(last)s.",
+            title=title,
+            days=len(days),
+            last=last,
         )
         if days
         else t("No data yet."),
@@ -442,7 +525,7 @@ def segment_table(
                     value=segment.segment,
                     variant=keys[variant.variant],
                     visitors=t(
-                        "{variant} / {control}",
+                        "%(variant)s / %(control)s",
                         variant=formatting.number(variant.visitors, t.locale),
                         control=formatting.number(control.visitors, t.locale),
                     ),
@@ -467,8 +550,8 @@ def segment_table(
 def unjudged_note(t: Translator) -> str:
     """Why some segments carry no verdict."""
     return t(
-        "Too small to judge: fewer than {visitors} visitors in a variant "
-        "or {conversions} conversions.",
+        "Too small to judge: fewer than %(visitors)s visitors in a variant "
+        "or %(conversions)s conversions.",
         visitors=MINIMUM_SEGMENT_VISITORS,
         conversions=MINIMUM_SEGMENT_CONVERSIONS,
     )
@@ -500,7 +583,7 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
             formatting.DASH,
             formatting.DASH,
             t(
-                "The control has no data for {goal} yet, so the sample size is unknown.",
+                "The control has no data for %(goal)s yet, so the sample size is unknown.",
                 goal=report.key,
             ),
         )
@@ -509,22 +592,22 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
     end = formatting.date(report.estimated_end, locale)
     if missing == 0:
         sentence = t(
-            "Enough visitors to detect a change of {effect} in {goal}.",
+            "Enough visitors to detect a change of %(effect)s in %(goal)s.",
             effect=effect_text,
             goal=report.key,
         )
     elif report.estimated_end is None:
         sentence = t(
-            "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
-            "at the current traffic no end date can be estimated.",
+            "About %(missing)s more visitors are needed to detect a change of %(effect)s in "
+            "%(goal)s; at the current traffic no end date can be estimated.",
             missing=formatting.number(missing, locale),
             effect=effect_text,
             goal=report.key,
         )
     elif report.traffic_days == 1:
         sentence = t(
-            "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
-            "at the traffic of the first day that is around {date}.",
+            "About %(missing)s more visitors are needed to detect a change of %(effect)s in "
+            "%(goal)s; at the traffic of the first day that is around %(date)s.",
             missing=formatting.number(missing, locale),
             effect=effect_text,
             goal=report.key,
@@ -532,8 +615,8 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
         )
     else:
         sentence = t(
-            "About {missing} more visitors are needed to detect a change of {effect} in {goal}; "
-            "at the traffic of the last {days} days that is around {date}.",
+            "About %(missing)s more visitors are needed to detect a change of %(effect)s in "
+            "%(goal)s; at the traffic of the last %(days)s days that is around %(date)s.",
             missing=formatting.number(missing, locale),
             effect=effect_text,
             goal=report.key,
@@ -586,7 +669,7 @@ def sample_ratio(results: ExperimentResults, t: Translator) -> SampleRatio:
     if check.is_mismatch:
         sentence = t(
             "The variants did not get the share of visitors they were planned for "
-            "(p = {p}). A gap this large happens by chance less than once in a thousand "
+            "(p = %(p)s). A gap this large happens by chance less than once in a thousand "
             "experiments, so something in the set-up loses or adds visitors in one variant: "
             "a redirect, a caching layer, a script error, or bots. Do not trust these results "
             "until the cause is found.",
@@ -596,7 +679,7 @@ def sample_ratio(results: ExperimentResults, t: Translator) -> SampleRatio:
         sentence = t("No data yet: the split is checked once visitors are enrolled.")
     else:
         sentence = t(
-            "The split of visitors matches the plan (sample ratio check passed, p = {p}).",
+            "The split of visitors matches the plan (sample ratio check passed, p = %(p)s).",
             p=formatting.p_value(check.p_value, locale),
         )
     return SampleRatio(check.is_mismatch, sentence, rows)
@@ -619,15 +702,18 @@ def audit_rows(entries: Sequence[AuditEntry], t: Translator) -> tuple[AuditRow, 
         details = []
         fields = entry.details.get("fields")
         if isinstance(fields, list) and fields:
-            details.append(t("fields: {fields}", fields=", ".join(str(f) for f in fields)))
+            named = ", ".join(messages.field_label(str(name), t) for name in fields)
+            details.append(t("fields: %(fields)s", fields=named))
         winner = entry.details.get("winner")
         if isinstance(winner, str):
-            details.append(t("winner: {winner}", winner=winner))
+            details.append(t("winner: %(winner)s", winner=winner))
         rows.append(
             AuditRow(
                 at=formatting.timestamp(entry.at, t.locale),
                 actor=entry.actor,
-                action=t(ACTION_LABELS.get(entry.action, entry.action)),
+                action=t(ACTION_LABELS[entry.action])
+                if entry.action in ACTION_LABELS
+                else entry.action,
                 details="; ".join(details),
             )
         )
@@ -696,8 +782,8 @@ def started_text(experiment: Experiment, t: Translator) -> str:
         dt.datetime.fromtimestamp(experiment.started_at, dt.UTC).date(), t.locale
     )
     if experiment.stopped_at is None:
-        return t("Started {date}", date=started)
+        return t("Started %(date)s", date=started)
     stopped = formatting.date(
         dt.datetime.fromtimestamp(experiment.stopped_at, dt.UTC).date(), t.locale
     )
-    return t("Ran from {start} to {end}", start=started, end=stopped)
+    return t("Ran from %(start)s to %(end)s", start=started, end=stopped)

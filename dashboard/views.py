@@ -23,19 +23,13 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale, get_translations
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
 from dashboard import auth, csrf, formatting, forms, messages, presenters
 from dashboard.decision_card import overview_card, results_card
-from dashboard.i18n import (
-    BROWSER_TAGS,
-    COOKIE,
-    COOKIE_MAX_AGE,
-    SUPPORTED,
-    Translator,
-    choose_locale,
-)
+from dashboard.i18n import BROWSER_TAGS, COOKIE, COOKIE_MAX_AGE, N_, SUPPORTED, Translator
 from server import context as app_context
 from server import schemas
 from server.config import DEV_TOKEN_FILE
@@ -76,15 +70,32 @@ VENDOR_MAX_AGE = 24 * 60 * 60  # seconds browsers may cache a library; it change
 AUDIT_ENTRIES = 50  # audit lines on the experiment page; the API serves the full trail
 ACTIONS = ("start", "pause", "resume", "stop", "new-phase", "archive")  # in the order shown
 ACTION_DONE = {
-    "start": "Experiment started.",
-    "pause": "Experiment paused.",
-    "resume": "Experiment resumed.",
-    "stop": "Experiment stopped.",
-    "new-phase": "New phase started; counts begin at zero.",
-    "archive": "Experiment archived.",
+    "start": N_("Experiment started."),
+    "pause": N_("Experiment paused."),
+    "resume": N_("Experiment resumed."),
+    "stop": N_("Experiment stopped."),
+    "new-phase": N_("New phase started; counts begin at zero."),
+    "archive": N_("Experiment archived."),
 }
-DOMAIN_REFUSED = "The experiment cannot be saved like this; see the marked fields."
-STORAGE_DOWN = "The data store does not answer right now. Please try again in a few seconds."
+DOMAIN_REFUSED = N_("The experiment cannot be saved like this; see the marked fields.")
+STORAGE_DOWN = N_("The data store does not answer right now. Please try again in a few seconds.")
+# Error pages: the title by status, and the text where the error brings only Werkzeug's own.
+ERROR_TITLES = {
+    400: N_("Bad Request"),
+    403: N_("Forbidden"),
+    404: N_("Not Found"),
+    405: N_("Method Not Allowed"),
+    503: N_("Service Unavailable"),
+}
+ERROR_TEXTS = {
+    400: N_("The request could not be understood; reload the page and try again."),
+    403: N_("You are not allowed to open this page."),
+    404: N_("This page does not exist."),
+    405: N_("This page cannot be used like this."),
+    503: STORAGE_DOWN,
+}
+# Errors raised with an English text of the catalogue; it is translated on the error page.
+TRANSLATED_ON_SHOW = frozenset({auth.VIEWER_REFUSED, csrf.REFUSED, STORAGE_DOWN})
 # Domain refusals shown on a re-rendered form, with the status the API would answer.
 FORM_REFUSALS: tuple[tuple[type[domain.DomainError], int], ...] = (
     (domain.InvalidInput, 422),
@@ -108,14 +119,13 @@ def _experiment(key: str) -> Experiment:
     try:
         return services.get_experiment(app_context.store(), key)
     except domain.NotFound:
-        raise NotFound(_t()("There is no experiment {key}.", key=key)) from None
+        raise NotFound(_t()("There is no experiment %(key)s.", key=key)) from None
 
 
 @blp.before_request
 def _prepare() -> None:
     """Pick the language and refuse POSTs without the session's CSRF token."""
-    locale = choose_locale(request.cookies.get(COOKIE), request.accept_languages)
-    g.translator = Translator(locale)
+    g.translator = Translator(str(get_locale()), get_translations())
     csrf.check()
 
 
@@ -153,16 +163,28 @@ def _template_context() -> dict[str, Any]:
 @blp.errorhandler(HTTPException)
 def _error_page(error: HTTPException) -> ResponseReturnValue:
     """Errors of dashboard routes as pages, not the API's JSON."""
+    return _error_body(error)
+
+
+def _error_body(error: HTTPException) -> tuple[str, int]:
+    """The error page of ``error`` in the page's language, and its status."""
+    t = _t()
     code = error.code or 500
-    return render_template("dashboard/error.html", code=code, error=error), code
+    title = t(ERROR_TITLES[code]) if code in ERROR_TITLES else error.name
+    description = error.description or ""
+    if description in TRANSLATED_ON_SHOW:
+        description = t(description)
+    elif description == type(error).description:  # Werkzeug's default text, in English
+        description = t(ERROR_TEXTS[code]) if code in ERROR_TEXTS else description
+    page = render_template("dashboard/error.html", code=code, title=title, description=description)
+    return page, code
 
 
 @blp.errorhandler(StorageUnavailable)
 def _storage_down(error: StorageUnavailable) -> ResponseReturnValue:
     """Redis does not answer: a page that says so and when to retry (the API answers JSON)."""
-    page = ServiceUnavailable(STORAGE_DOWN)
-    body = render_template("dashboard/error.html", code=503, error=page)
-    return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    body, code = _error_body(ServiceUnavailable(STORAGE_DOWN))
+    return body, code, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @blp.route("/login", methods=["GET", "POST"])
@@ -336,7 +358,7 @@ def experiment(key: str) -> ResponseReturnValue:
             now=time.time(),
         )
     except domain.NotFound:
-        raise NotFound(t("There is no experiment {key}.", key=key)) from None
+        raise NotFound(t("There is no experiment %(key)s.", key=key)) from None
     found = page.experiment
     context = {} if page.results is None else _results_context(found, page.results)
     return render_template(
@@ -344,7 +366,7 @@ def experiment(key: str) -> ResponseReturnValue:
         experiment=found,
         status_label=presenters.status_label(found.status, t),
         started=presenters.started_text(found, t),
-        actions=_actions(found),
+        actions=[presenters.action_text(action, found.name, t) for action in _actions(found)],
         is_editable=bool(forms.editable_fields(found.status)),
         is_deletable=found.status in DELETABLE,
         audit=presenters.audit_rows(page.audit, t),
@@ -368,7 +390,7 @@ def act(key: str, action: str) -> ResponseReturnValue:
         except ValidationError as invalid:
             error, status = messages.plain("", _first_message(invalid.messages), t), 422
         except domain.DomainError as refused:
-            error, status = refused.message, _refusal_status(refused)
+            error, status = _refusal_text(refused, t), _refusal_status(refused)
         else:
             app_context.experiment_cache().invalidate()
             flash(t(ACTION_DONE[action]))
@@ -377,6 +399,7 @@ def act(key: str, action: str) -> ResponseReturnValue:
         "dashboard/confirm.html",
         experiment=found,
         action=action,
+        text=presenters.action_text(action, found.name, t),
         error=error,
         coverage=forms.percent_text(found.coverage),
     ), status
@@ -444,6 +467,13 @@ def _first_message(messages: Any) -> str:
     return str(messages)
 
 
+def _refusal_text(refused: domain.DomainError, t: Translator) -> str:
+    """A refusal in plain words: its first field message, else its own message."""
+    for field, found in refused.errors.items():
+        return messages.plain(str(field), _first_message(found), t)
+    return messages.plain("", refused.message, t)
+
+
 def _refusal_status(refused: domain.DomainError) -> int:
     return next((code for kind, code in FORM_REFUSALS if isinstance(refused, kind)), 400)
 
@@ -482,7 +512,7 @@ def _failed(state: forms.FormState, parsed: forms.Parsed, error: Exception) -> f
         assert isinstance(error, domain.DomainError)
         found = error.errors
         # the fields carry the details; a refusal without fields keeps its own message
-        state.message = _t()(DOMAIN_REFUSED) if found else _t()(error.message)
+        state.message = _t()(DOMAIN_REFUSED) if found else messages.plain("", error.message, _t())
     merged = forms.merge_errors(parsed.errors, forms.field_errors(found, parsed.rows))
     state.errors = messages.humanise(merged, _t())
     return state
@@ -513,7 +543,7 @@ def create() -> ResponseReturnValue:
     except (domain.InvalidInput, domain.Conflict) as error:
         return _render_form(_failed(state, parsed, error), None, _refusal_status(error))
     app_context.experiment_cache().invalidate()
-    flash(t("Draft {key} created.", key=created.key))
+    flash(t("Draft %(key)s created.", key=created.key))
     return redirect(url_for("dashboard.experiment", key=created.key))
 
 
@@ -569,9 +599,9 @@ def delete(key: str) -> ResponseReturnValue:
         try:
             services.delete_experiment(app_context.store(), key, _actor(), time.time())
         except domain.DomainError as refused:
-            error, status = refused.message, _refusal_status(refused)
+            error, status = _refusal_text(refused, t), _refusal_status(refused)
         else:
             app_context.experiment_cache().invalidate()
-            flash(t("Experiment {key} deleted.", key=key))
+            flash(t("Experiment %(key)s deleted.", key=key))
             return redirect(url_for("dashboard.index"))
     return render_template("dashboard/delete.html", experiment=found, error=error), status

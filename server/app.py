@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_babel import Babel
 from flask_cors import CORS
 from flask_smorest import Api
 from werkzeug.routing import BaseConverter
 
+from dashboard import i18n
 from dashboard import views as dashboard_views
 from server import schemas
 from server.api import (
@@ -188,6 +190,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(dashboard_views.blp)
+    # the dashboard's texts: gettext catalogues, the language chosen per request
+    Babel(
+        app,
+        locale_selector=i18n.select_locale,
+        default_domain=i18n.DOMAIN,
+        default_translation_directories=str(i18n.TRANSLATIONS),
+    )
     _allow_browsers(app, settings)
     register_error_handlers(app)
     # well-formed POST /v1/assign requests are answered below Flask (see api.fastpath)

@@ -157,17 +157,17 @@ def a_decision(verdict: Verdict, **fields: object) -> Decision:
 def test_each_verdict_reads_as_an_instruction_in_both_languages(
     decision: Decision, english: str, german: str
 ) -> None:
-    assert decision_card(decision, GoalKind.MARGIN, None, Translator("en"), "EUR").headline == (
+    assert decision_card(decision, GoalKind.MARGIN, None, Translator.of("en"), "EUR").headline == (
         english
     )
-    assert decision_card(decision, GoalKind.MARGIN, None, Translator("de"), "EUR").headline == (
+    assert decision_card(decision, GoalKind.MARGIN, None, Translator.of("de"), "EUR").headline == (
         german
     )
 
 
 def test_the_card_states_money_per_thousand_and_month_with_intervals() -> None:
     card = decision_card(
-        a_decision(Verdict.SHIP, variant="green"), GoalKind.MARGIN, None, Translator("en"), "EUR"
+        a_decision(Verdict.SHIP, variant="green"), GoalKind.MARGIN, None, Translator.of("en"), "EUR"
     )
     facts = {fact.label: fact.value for fact in card.facts}
     assert facts["Extra margin per 1,000 visitors with green"] == (
@@ -184,6 +184,8 @@ def test_the_card_states_money_per_thousand_and_month_with_intervals() -> None:
 
 def test_a_stopped_experiment_is_not_told_to_keep_running() -> None:
     decision = a_decision(Verdict.KEEP_RUNNING, days_left=12)
-    card = decision_card(decision, GoalKind.MARGIN, None, Translator("en"), "EUR", Status.STOPPED)
+    card = decision_card(
+        decision, GoalKind.MARGIN, None, Translator.of("en"), "EUR", Status.STOPPED
+    )
     assert card.headline == "Not conclusive"
     assert "stopped before the difference on margin became conclusive" in card.reason

@@ -74,7 +74,14 @@ def test_an_explicit_choice_beats_the_browser() -> None:
 
 
 def test_translations_fill_in_values_and_fall_back_to_english() -> None:
-    assert Translator("de")("Phase {phase}", phase=2) == "Phase 2"
-    assert Translator("de")("action:pause") == "Pausieren"
-    assert Translator("en")("action:pause") == "Pause"
-    assert Translator("de")("an unknown {text}") == "an unknown {text}"
+    assert Translator.of("de")("Started %(date)s", date="1. Mai") == "Gestartet am 1. Mai"
+    assert Translator.of("de")("Pause") == "Pausieren"
+    assert Translator.of("en")("Pause") == "Pause"
+    assert Translator.of("de")("an unknown %(text)s", text="text") == "an unknown text"
+
+
+def test_plural_forms_follow_the_count() -> None:
+    one, many = "%(num)d experiment", "%(num)d experiments"
+    assert Translator.of("de").ngettext(one, many, 1) == "1 Experiment"
+    assert Translator.of("de").ngettext(one, many, 3) == "3 Experimente"
+    assert Translator.of("en").ngettext(one, many, 0) == "0 experiments"

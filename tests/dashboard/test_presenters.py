@@ -10,7 +10,7 @@ from server.core.models import GoalKind
 from server.core.stats import GoalResult, Interval, VariantResult
 from server.services.results import GoalReport, VariantTotals
 
-EN, DE = Translator("en"), Translator("de")
+EN, DE = Translator.of("en"), Translator.of("de")
 
 
 def variant(index: int, **fields: object) -> VariantResult:
