@@ -193,8 +193,12 @@ class BoundedConnection(AbstractConnection):
         was_sent = self.rules.was_sent()
         try:  # connect and health check first: their commands are not the caller's
             if not self._sock:
-                # connect(), not connect_check_health(): a Sentinel connection asks for the
-                # current master there
+                # A new connection needs no health check, and must not run one: connect()
+                # (not connect_check_health(), because a Sentinel connection asks for the
+                # current master there) sends its handshake with health checks on, and a
+                # peer that hangs up (a proxy before a dead Redis) made the failed check
+                # reconnect, which checked again, until a RecursionError.
+                self.next_health_check = int(time.monotonic() + self.health_check_interval)
                 self.connect()  # type: ignore[no-untyped-call]  # redis stub gap
             if check_health:
                 self.check_health()  # type: ignore[no-untyped-call]  # redis stub gap
