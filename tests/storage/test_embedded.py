@@ -131,3 +131,25 @@ def test_a_stale_pidfile_naming_another_process_is_ignored(
     (folder / "redis.pid").write_text(str(os.getpid()))  # a live process, not redis-server
     with EmbeddedRedis(folder) as embedded:
         assert _answers(embedded)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_keep_the_folder_locked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = short_folder(tmp_path_factory)
+    reader, writer = os.pipe()
+    with EmbeddedRedis(folder):
+        pid = os.fork()
+        if pid == 0:  # a worker: lives on after the server that took the lock stopped
+            os.close(writer)
+            os.read(reader, 1)  # until the parent is done
+            os._exit(0)
+    os.close(reader)
+    try:
+        # the parent stopped its Redis and released the lock; the child's copy is closed
+        with EmbeddedRedis(folder) as again:
+            assert _answers(again)
+    finally:
+        os.close(writer)
+        os.waitpid(pid, 0)
