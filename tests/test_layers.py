@@ -1,4 +1,4 @@
-"""Every module of server/ has its place in the layer contract that lint-imports checks."""
+"""Every module of server/ is in the import contracts that lint-imports checks."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ import server
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _layered_modules() -> set[str]:
+def _contract(name: str, option: str) -> list[str]:
+    """The names listed under ``option`` of an import-linter contract in setup.cfg."""
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg", encoding="utf-8")
-    layers = config["importlinter:contract:layers"]["layers"].split()
+    return config[f"importlinter:contract:{name}"][option].split()
+
+
+def _layered_modules() -> set[str]:
+    layers = _contract("layers", "layers")
     return {name for name in layers if name not in {"|", ":"}}
 
 
@@ -28,3 +33,9 @@ def test_the_layers_name_only_modules_that_exist() -> None:
     modules = {f"server.{info.name}" for info in pkgutil.iter_modules(server.__path__)}
     named = {name for name in _layered_modules() if name.startswith("server.")}
     assert named - modules == set()
+
+
+def test_only_the_storage_layer_may_import_redis() -> None:
+    guarded = set(_contract("redis", "source_modules"))
+    modules = {f"server.{info.name}" for info in pkgutil.iter_modules(server.__path__)}
+    assert modules - guarded == {"server.storage"}
