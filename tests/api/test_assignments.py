@@ -401,6 +401,8 @@ def test_every_browser_route_answer_varies_by_origin(
         ("GET", "/sdk.js", {"If-None-Match": snippet.headers["ETag"]}, {}),  # 304
         ("POST", "/v1/assign", {}, {"json": {"visitor": "v"}}),  # the WSGI fast path
         ("POST", "/v1/assign", {}, {"json": {"visitor": ""}}),  # an error
+        # a refusal of the use case, answered by the fast path
+        ("POST", "/v1/assign", {}, {"json": {"visitor": "v", "experiments": ["e"] * 30}}),
         ("GET", "/v1/assign?visitor=v", {}, {}),
         ("POST", "/v1/events", {}, {"json": {"events": []}}),
     ]
