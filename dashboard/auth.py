@@ -24,7 +24,7 @@ from werkzeug.exceptions import Forbidden
 
 from dashboard.i18n import N_
 from server.config import Token, hash_token
-from server.context import settings, store
+from server.context import current_services
 from server.core.models import Role
 from server.services import sessions
 
@@ -55,19 +55,21 @@ class User:
 
 def is_tokenless_dev() -> bool:
     """Development mode without any token: like the API, everybody is the editor ``dev``."""
-    configured = settings()
+    configured = current_services().settings
     return configured.DEV and not configured.TOKENS
 
 
 def _fingerprint(token: Token) -> str:
     """A keyed digest of a configured token's hash, kept in the session instead of the token."""
     return hmac.new(
-        settings().SECRET_KEY.encode(), token.sha256.encode(), hashlib.sha256
+        current_services().settings.SECRET_KEY.encode(), token.sha256.encode(), hashlib.sha256
     ).hexdigest()
 
 
 def _dashboard_tokens() -> tuple[Token, ...]:
-    return tuple(token for token in settings().TOKENS if token.role in DASHBOARD_ROLES)
+    return tuple(
+        token for token in current_services().settings.TOKENS if token.role in DASHBOARD_ROLES
+    )
 
 
 def check_token(presented: str) -> tuple[User, str] | None:
@@ -92,14 +94,14 @@ def sign_in(user: User, fingerprint: str) -> None:
     session["role"] = user.role.value
     session["fingerprint"] = fingerprint
     session["signed_in_at"] = time.time()
-    session["id"] = sessions.open_session(store(), SESSION_LIFETIME)
+    session["id"] = sessions.open_session(current_services().store, SESSION_LIFETIME)
 
 
 def sign_out() -> None:
     """Revoke the session on the server and forget it in this browser."""
     session_id = session.get("id")
     if isinstance(session_id, str):
-        sessions.close_session(store(), session_id)
+        sessions.close_session(current_services().store, session_id)
     session.clear()
 
 
@@ -112,7 +114,9 @@ def current_user() -> User | None:
         return None
     if time.time() - signed_in_at > SESSION_LIFETIME:
         return None
-    if not isinstance(session_id, str) or not sessions.is_open(store(), session_id):
+    if not isinstance(session_id, str) or not sessions.is_open(
+        current_services().store, session_id
+    ):
         return None  # signed out (perhaps in another browser holding the same cookie)
     if fingerprint == DEV_FINGERPRINT:
         return User(DEV_ACTOR, Role.EDITOR) if is_tokenless_dev() else None

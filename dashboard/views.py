@@ -29,10 +29,17 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnav
 
 from dashboard import auth, csrf, formatting, forms, messages, presenters
 from dashboard.decision_card import overview_card, results_card
-from dashboard.i18n import BROWSER_TAGS, COOKIE, COOKIE_MAX_AGE, N_, SUPPORTED, Translator
-from server import context as app_context
+from dashboard.i18n import (
+    BROWSER_TAGS,
+    COOKIE,
+    COOKIE_MAX_AGE,
+    N_,
+    SUPPORTED,
+    Translator,
+)
 from server import schemas
 from server.config import DEV_TOKEN_FILE
+from server.context import current_services
 from server.core import errors as domain
 from server.core.lifecycle import DELETABLE, NEW_PHASE_FROM, TRANSITIONS
 from server.core.models import BASIS_POINTS, Experiment, Role, Status
@@ -117,7 +124,7 @@ def _actor() -> str:
 def _experiment(key: str) -> Experiment:
     """The experiment, or a 404 page."""
     try:
-        return services.get_experiment(app_context.store(), key)
+        return services.get_experiment(current_services().store, key)
     except domain.NotFound:
         raise NotFound(_t()("There is no experiment %(key)s.", key=key)) from None
 
@@ -200,7 +207,7 @@ def login() -> ResponseReturnValue:
             return redirect(target)
         error = t("This token is not valid for the dashboard.")
     status = 401 if error else 200
-    settings = app_context.settings()
+    settings = current_services().settings
     # only a development server has a token file; a production login never mentions `make run`
     dev_token_file = Path(settings.DATA_DIR) / DEV_TOKEN_FILE if settings.DEV else None
     return render_template(
@@ -264,13 +271,13 @@ def index() -> ResponseReturnValue:
         raise BadRequest(t("Unknown status filter.")) from None
     search = request.args.get("q", "").strip()
     rows = list_overview(
-        app_context.store(),
-        app_context.results_reader(),
+        current_services().store,
+        current_services().results_reader,
         status=query["status"],
         search=search,
         now=time.time(),
     )
-    currency = app_context.settings().CURRENCY
+    currency = current_services().settings.CURRENCY
     return render_template(
         "dashboard/index.html",
         rows=[presenters.list_row(row, t, currency) for row in rows],
@@ -287,7 +294,7 @@ def index() -> ResponseReturnValue:
 def install_page() -> ResponseReturnValue:
     """What a shop copies to start: embed code, Python SDK, an ingest key, the example shop."""
     base_url = request.url_root.rstrip("/")
-    settings = app_context.settings()
+    settings = current_services().settings
     version = install.current_version()
     return render_template(
         "dashboard/install.html",
@@ -314,7 +321,7 @@ def _actions(experiment: Experiment) -> list[str]:
 
 def _results_context(experiment: Experiment, results: ExperimentResults) -> dict[str, Any]:
     t = _t()
-    currency = app_context.settings().CURRENCY
+    currency = current_services().settings.CURRENCY
     keys = [variant.key for variant in experiment.variants]
     daily = {series.goal: series for series in results.daily}
     goals = [
@@ -351,8 +358,8 @@ def experiment(key: str) -> ResponseReturnValue:
     t = _t()
     try:
         page = experiment_page(
-            app_context.store(),
-            app_context.results_reader(),
+            current_services().store,
+            current_services().results_reader,
             key,
             audit_limit=AUDIT_ENTRIES,
             now=time.time(),
@@ -392,7 +399,7 @@ def act(key: str, action: str) -> ResponseReturnValue:
         except domain.DomainError as refused:
             error, status = _refusal_text(refused, t), _refusal_status(refused)
         else:
-            app_context.experiment_cache().invalidate()
+            current_services().experiment_cache.invalidate()
             flash(t(ACTION_DONE[action]))
             return redirect(url_for("dashboard.experiment", key=key))
     return render_template(
@@ -407,18 +414,18 @@ def act(key: str, action: str) -> ResponseReturnValue:
 
 def _apply(found: Experiment, action: str) -> None:
     """Load the action's form with the API's schema and call the service."""
-    settings = app_context.settings()
+    settings = current_services().settings
     now = time.time()
     if action == "stop":
         data = schemas.StopSchema().load({"winner": request.form.get("winner") or None})
         services.act_on_experiment(
-            app_context.store(), found.key, "stop", _actor(), now,
+            current_services().store, found.key, "stop", _actor(), now,
             winner=data["winner"], retention_days=settings.RETENTION_DAYS,
         )  # fmt: skip
     elif action == "new-phase":
         data = schemas.NewPhaseSchema().load(_new_phase_input(found))
         services.start_new_phase(
-            app_context.store(),
+            current_services().store,
             found.key,
             data,
             _actor(),
@@ -427,7 +434,7 @@ def _apply(found: Experiment, action: str) -> None:
         )
     else:
         services.act_on_experiment(
-            app_context.store(),
+            current_services().store,
             found.key,
             action,
             _actor(),
@@ -525,7 +532,7 @@ def create() -> ResponseReturnValue:
     t = _t()
     if request.method == "GET":
         # orders only come with an ingest key: with one, the shop sends money
-        sends_orders = bool(app_context.settings().tokens_for(Role.INGEST))
+        sends_orders = bool(current_services().settings.tokens_for(Role.INGEST))
         values = forms.new_values(sends_orders)
         return _render_form(forms.FormState(values, forms.rows_shown(values)), None)
     values = request.form.to_dict()
@@ -537,12 +544,12 @@ def create() -> ResponseReturnValue:
         data = schemas.ExperimentCreateSchema().load(parsed.data)
         if parsed.errors:
             raise ValidationError({})
-        created = services.create_experiment(app_context.store(), data, _actor(), time.time())
+        created = services.create_experiment(current_services().store, data, _actor(), time.time())
     except ValidationError as error:
         return _render_form(_failed(state, parsed, error), None, 422)
     except (domain.InvalidInput, domain.Conflict) as error:
         return _render_form(_failed(state, parsed, error), None, _refusal_status(error))
-    app_context.experiment_cache().invalidate()
+    current_services().experiment_cache.invalidate()
     flash(t("Draft %(key)s created.", key=created.key))
     return redirect(url_for("dashboard.experiment", key=created.key))
 
@@ -575,12 +582,12 @@ def edit(key: str) -> ResponseReturnValue:
         data = schemas.ExperimentUpdateSchema().load(changes)
         if parsed.errors:
             raise ValidationError({})
-        services.update_experiment(app_context.store(), key, data, _actor(), time.time())
+        services.update_experiment(current_services().store, key, data, _actor(), time.time())
     except ValidationError as error:
         return _render_form(_failed(state, parsed, error), found, 422)
     except (domain.InvalidInput, domain.Conflict) as error:
         return _render_form(_failed(state, parsed, error), found, _refusal_status(error))
-    app_context.experiment_cache().invalidate()
+    current_services().experiment_cache.invalidate()
     flash(t("Changes saved."))
     return redirect(url_for("dashboard.experiment", key=key))
 
@@ -597,11 +604,11 @@ def delete(key: str) -> ResponseReturnValue:
         error, status = t("Only drafts and archived experiments can be deleted."), 409
     elif request.method == "POST":
         try:
-            services.delete_experiment(app_context.store(), key, _actor(), time.time())
+            services.delete_experiment(current_services().store, key, _actor(), time.time())
         except domain.DomainError as refused:
             error, status = _refusal_text(refused, t), _refusal_status(refused)
         else:
-            app_context.experiment_cache().invalidate()
+            current_services().experiment_cache.invalidate()
             flash(t("Experiment %(key)s deleted.", key=key))
             return redirect(url_for("dashboard.index"))
     return render_template("dashboard/delete.html", experiment=found, error=error), status

@@ -29,6 +29,7 @@ from server.api.fastpath import AssignFastPath
 from server.api.jsonio import StrictJsonProvider, template_dumps
 from server.api.limits import ERRORS_DESCRIPTION, MAX_BODY_BYTES, refuse_oversized_requests
 from server.config import ConfigError, Settings, load_config
+from server.context import AppServices
 from server.core.bots import BotDetector
 from server.core.money import CENTS_PER_UNIT
 from server.core.privacy import Pseudonymiser
@@ -139,11 +140,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         value_cap_cents=round(settings.VALUE_CAP * CENTS_PER_UNIT),
     )
     store.check_at_start()
-    app.extensions["splitwerk.settings"] = settings
-    app.extensions["splitwerk.store"] = store
     cache = ExperimentCache(store, settings.CONFIG_REFRESH_INTERVAL)
-    app.extensions["splitwerk.experiment_cache"] = cache
-    app.extensions["splitwerk.bot_detector"] = BotDetector.default()
     snippet_path = Path(settings.SNIPPET_PATH) if settings.SNIPPET_PATH else None
     app.extensions[snippet.SNIPPET_EXTENSION] = snippet.Snippet(
         snippet_path or snippet.default_snippet_path()
@@ -157,20 +154,27 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         experiments_limit=settings.MAX_EXPERIMENTS_PER_REQUEST,
         enrolment_cache_size=settings.ENROLMENT_CACHE_SIZE,
     )
-    app.extensions["splitwerk.pseudonymiser"] = pseudonymiser
-    app.extensions["splitwerk.assigner"] = assigner
-    app.extensions["splitwerk.results_reader"] = ResultsReader(
-        store, settings.RESULTS_CACHE_TTL, settings.CURRENCY, value_cap=settings.VALUE_CAP
+    services = AppServices(
+        settings=settings,
+        store=store,
+        experiment_cache=cache,
+        assigner=assigner,
+        event_recorder=EventRecorder(
+            store,
+            cache,
+            pseudonymiser,
+            assigner,
+            idempotency_window=settings.IDEMPOTENCY_DAYS * SECONDS_PER_DAY,
+            currency=settings.CURRENCY,
+            daily_conversions=settings.CONVERSIONS_PER_VISITOR_DAY,
+        ),
+        results_reader=ResultsReader(
+            store, settings.RESULTS_CACHE_TTL, settings.CURRENCY, value_cap=settings.VALUE_CAP
+        ),
+        bot_detector=BotDetector.default(),
+        pseudonymiser=pseudonymiser,
     )
-    app.extensions["splitwerk.event_recorder"] = EventRecorder(
-        store,
-        cache,
-        pseudonymiser,
-        assigner,
-        idempotency_window=settings.IDEMPOTENCY_DAYS * SECONDS_PER_DAY,
-        currency=settings.CURRENCY,
-        daily_conversions=settings.CONVERSIONS_PER_VISITOR_DAY,
-    )
+    services.attach(app)
 
     api = Api(app)
     api.register_converter(
@@ -202,8 +206,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # well-formed POST /v1/assign requests are answered below Flask (see api.fastpath)
     app.wsgi_app = AssignFastPath(  # type: ignore[method-assign]
         app.wsgi_app,
-        assigner,
-        app.extensions["splitwerk.bot_detector"],
+        services,
         MAX_BODY_BYTES,
         vary_origin=bool(settings.CORS_ORIGINS),
     )

@@ -1,8 +1,10 @@
-"""Typed access to the objects create_app() wired into the running app (API and dashboard)."""
+"""The objects create_app() wires for one app, as one typed object for the API and dashboard."""
 
 from __future__ import annotations
 
-from flask import current_app
+from dataclasses import dataclass
+
+from flask import Flask, current_app
 
 from server.config import Settings
 from server.core.bots import BotDetector
@@ -13,50 +15,33 @@ from server.services.experiments import ExperimentCache
 from server.services.results import ResultsReader
 from server.storage.store import Store
 
-
-def store() -> Store:
-    """The app's Redis store."""
-    value: Store = current_app.extensions["splitwerk.store"]
-    return value
+EXTENSION = "splitwerk"  # the app.extensions entry that holds the AppServices; read only here
 
 
-def experiment_cache() -> ExperimentCache:
-    """This worker's cache of the experiment configuration."""
-    value: ExperimentCache = current_app.extensions["splitwerk.experiment_cache"]
-    return value
+@dataclass(frozen=True)
+class AppServices:
+    """What request handlers use, built once per app by create_app()."""
+
+    settings: Settings  # the settings the app was built with
+    store: Store  # the app's Redis store
+    experiment_cache: ExperimentCache  # this worker's cache of the experiment configuration
+    assigner: Assigner  # this worker's assignment service
+    event_recorder: EventRecorder  # this worker's event recording service
+    results_reader: ResultsReader  # this worker's results service (with its short cache)
+    bot_detector: BotDetector  # built from the shipped User-Agent list
+    pseudonymiser: Pseudonymiser  # the keyed pseudonymiser of visitor ids
+
+    def attach(self, app: Flask) -> None:
+        """Make these the services of ``app`` (create_app() calls it once)."""
+        app.extensions[EXTENSION] = self
 
 
-def assigner() -> Assigner:
-    """This worker's assignment service."""
-    value: Assigner = current_app.extensions["splitwerk.assigner"]
-    return value
+def services_of(app: Flask) -> AppServices:
+    """The services create_app() wired into ``app`` (outside a request: CLI, demo, tests)."""
+    services: AppServices = app.extensions[EXTENSION]
+    return services
 
 
-def bot_detector() -> BotDetector:
-    """The bot detector built from the shipped User-Agent list."""
-    value: BotDetector = current_app.extensions["splitwerk.bot_detector"]
-    return value
-
-
-def event_recorder() -> EventRecorder:
-    """This worker's event recording service."""
-    value: EventRecorder = current_app.extensions["splitwerk.event_recorder"]
-    return value
-
-
-def results_reader() -> ResultsReader:
-    """This worker's results service (with its short cache)."""
-    value: ResultsReader = current_app.extensions["splitwerk.results_reader"]
-    return value
-
-
-def settings() -> Settings:
-    """The settings of the running app."""
-    value: Settings = current_app.extensions["splitwerk.settings"]
-    return value
-
-
-def pseudonymiser() -> Pseudonymiser:
-    """The keyed pseudonymiser of visitor ids."""
-    value: Pseudonymiser = current_app.extensions["splitwerk.pseudonymiser"]
-    return value
+def current_services() -> AppServices:
+    """The services of the app that handles the current request."""
+    return services_of(current_app)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from flask import Flask
-
 from server import schemas
+from server.context import AppServices
 from server.services import experiments as services
 from server.services.assignments import AssignRequest
 from server.services.experiments import SECONDS_PER_DAY
@@ -97,15 +96,14 @@ def _pick(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
     return rng.choices([name for name, _ in table], weights=[share for _, share in table])[0]
 
 
-def generate_traffic(app: Flask, visitors: int, now: float, seed: int = 42) -> int:
+def generate_traffic(services: AppServices, visitors: int, now: float, seed: int = 42) -> int:
     """Simulate ``visitors`` shoppers of the demo experiment over the last DEMO_DAYS days.
 
     Goes through the same services as the HTTP API (assignment, events), seeded so that every
     run gives the same data. Returns the number of orders placed.
     """
     rng = random.Random(seed)
-    assigner = app.extensions["splitwerk.assigner"]
-    recorder = app.extensions["splitwerk.event_recorder"]
+    assigner, recorder = services.assigner, services.event_recorder
     orders = 0
     for number in range(visitors):
         visitor = f"demo-{seed}-{number}"

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from server.core import strict_json
 from server.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from server.storage.errors import NotReady, OutcomeUnknown, StorageUnavailable
 
@@ -53,18 +54,24 @@ def error_response(
     errors: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """Build the one JSON error body."""
+    """Build the one JSON error body.
+
+    Written without an app context (the bytes ``jsonify`` writes: sorted keys, compact, one
+    newline), so that the assign fast path below Flask answers its errors with it too.
+    """
     status = HTTPStatus(code)
-    response = jsonify(
-        code=code,
-        status=status.phrase,
-        message=message or status.description,
-        errors=dict(errors or {}),
+    body = {
+        "code": code,
+        "status": status.phrase,
+        "message": message or status.description,
+        "errors": dict(errors or {}),
+    }
+    return Response(
+        strict_json.dumps(body, sort_keys=True) + "\n",
+        status=code,
+        mimetype="application/json",
+        headers=dict(headers or {}),
     )
-    response.status_code = code
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
 
 
 def _flatten_locations(errors: Mapping[str, Any]) -> Mapping[str, Any]:

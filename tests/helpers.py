@@ -152,3 +152,55 @@ def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log: Path
                 connection.close()
         time.sleep(0.1)
     raise RuntimeError(f"splitwerk serve did not answer: {log.read_text()[-2000:]}")
+
+
+class DeadRedis:
+    """A TCP listener in the place of Redis: it reads what a client sends, answers nothing and
+    hangs up, counting connections and the commands they carried (RESP arrays)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = 0
+        self.commands: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with connection:
+                connection.settimeout(1.0)
+                try:
+                    received = connection.recv(65536)
+                except OSError:
+                    received = b""
+            with self._lock:
+                self.connections += 1
+                self.commands.extend(_command_names(received))
+
+    def reset(self) -> tuple[int, list[str]]:
+        """(connections, command names) since the last reset."""
+        with self._lock:
+            seen = (self.connections, self.commands)
+            self.connections, self.commands = 0, []
+        return seen
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(5)
+
+
+def _command_names(received: bytes) -> list[str]:
+    """The names of the RESP commands in ``received`` (arrays of bulk strings)."""
+    names, lines, index = [], received.split(b"\r\n"), 0
+    while index < len(lines) and lines[index].startswith(b"*"):
+        count = int(lines[index][1:])
+        arguments = lines[index + 2 : index + 2 * count + 1 : 2]
+        names.append(b" ".join(arguments[:1]).decode().upper())
+        index += 2 * count + 1
+    return names

@@ -10,11 +10,11 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import Forbidden
 
 from server import schemas
-from server.api import links
+from server.api import fastschemas, links
 from server.api.auth import actor_for, presented_token
 from server.api.jsonio import Blueprint
 from server.api.public import json_body
-from server.context import assigner, bot_detector, settings
+from server.context import current_services
 from server.core import strict_json
 from server.core.errors import InvalidInput
 from server.core.models import Role
@@ -36,7 +36,7 @@ def _may_force() -> bool:
     token = presented_token()
     if actor_for(Role.PREVIEW, token) or actor_for(Role.EDITOR, token):
         return True
-    return settings().DEV
+    return current_services().settings.DEV
 
 
 def request_of(data: dict[str, Any], is_bot: bool) -> AssignRequest:
@@ -54,7 +54,7 @@ def request_of(data: dict[str, Any], is_bot: bool) -> AssignRequest:
 
 def answer_of(result: AssignResult) -> tuple[bytes, list[tuple[str, str]]]:
     """The answer's body and headers (shared with the WSGI fast path)."""
-    body = strict_json.dumps(schemas.dump_assign_result(result)).encode()
+    body = strict_json.dumps(fastschemas.dump_assign_result(result)).encode()
     return body, [
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(body))),
@@ -67,7 +67,8 @@ def _assign(data: dict[str, Any], user_agent: str | None) -> Response:
     if data["force"] and not _may_force():
         raise Forbidden("force needs a preview or editor token (or dev mode)")
     agent = user_agent if user_agent is not None else request.headers.get("User-Agent")
-    result = assigner().assign(request_of(data, bot_detector().is_bot(agent)), time.time())
+    wired = current_services()
+    result = wired.assigner.assign(request_of(data, wired.bot_detector.is_bot(agent)), time.time())
     body, headers = answer_of(result)
     return Response(body, headers=headers)
 
@@ -87,9 +88,9 @@ def _assign(data: dict[str, Any], user_agent: str | None) -> Response:
 def assign() -> Response:
     """Variants for one visitor: the experiments named, or every running one that matches."""
     # The hot path parses its body itself: webargs' per-request machinery cost more than the
-    # assignment (schemas.load_assign_request keeps the schema's rules and errors).
+    # assignment (fastschemas.load_assign_request keeps the schema's rules and errors).
     try:
-        data = schemas.load_assign_request(json_body())
+        data = fastschemas.load_assign_request(json_body())
     except ValidationError as error:
         raise InvalidInput("invalid input", dict(error.messages)) from None  # type: ignore[arg-type]  # messages of a dict body are a dict
     return _assign(data, data["user_agent"])

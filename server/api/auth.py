@@ -11,7 +11,7 @@ from flask import g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from server.config import hash_token
-from server.context import settings
+from server.context import current_services
 from server.core.models import Role
 
 P = ParamSpec("P")
@@ -35,7 +35,7 @@ def actor_for(role: Role, token: str | None) -> str | None:
         return None
     digest = hash_token(token)
     actor = None
-    for candidate in settings().tokens_for(role):
+    for candidate in current_services().settings.tokens_for(role):
         # compare against every token so that timing does not reveal which one matched
         if hmac.compare_digest(candidate.sha256, digest):
             actor = candidate.name
@@ -47,7 +47,7 @@ def any_role_of(token: str | None) -> bool:
     if token is None:
         return False
     digest = hash_token(token)
-    return any(hmac.compare_digest(t.sha256, digest) for t in settings().TOKENS)
+    return any(hmac.compare_digest(t.sha256, digest) for t in current_services().settings.TOKENS)
 
 
 def require(role: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -58,7 +58,8 @@ def require(role: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             token = presented_token()
             actor = actor_for(role, token)
-            if actor is None and token is None and settings().DEV and not settings().TOKENS:
+            settings = current_services().settings
+            if actor is None and token is None and settings.DEV and not settings.TOKENS:
                 actor = DEV_ACTOR
             if actor is None:
                 if any_role_of(token):

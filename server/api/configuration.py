@@ -8,7 +8,7 @@ from flask import Response, request
 
 from server import schemas
 from server.api.jsonio import Blueprint
-from server.context import experiment_cache, store
+from server.context import current_services
 from server.core import strict_json
 from server.services import experiments as services
 
@@ -27,7 +27,7 @@ CONFIG_SCHEMA = schemas.ConfigSchema()
 @blp.alt_response(304, description="Not modified (If-None-Match matched the ETag)")
 def get_config() -> Response:
     """All running, paused and stopped experiments in the form of spec/ASSIGNMENT.md."""
-    snapshot = experiment_cache().get(time.time())
+    snapshot = current_services().experiment_cache.get(time.time())
     etag = f'"{snapshot.version}"'
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={CONFIG_MAX_AGE}"}
     if etag in request.headers.get("If-None-Match", ""):
@@ -50,4 +50,5 @@ def liveness() -> dict[str, str]:
 def readiness(query: dict[str, bool]) -> dict[str, str]:
     """Ready while this worker can answer, degraded included (for load balancers); with
     ``strict=true`` only while Redis also takes writes (for deploy gates)."""
-    return services.readiness(store(), experiment_cache(), time.time(), query["strict"])
+    wired = current_services()
+    return services.readiness(wired.store, wired.experiment_cache, time.time(), query["strict"])

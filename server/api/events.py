@@ -9,10 +9,11 @@ from flask import Response
 from marshmallow import ValidationError
 
 from server import schemas
+from server.api import fastschemas
 from server.api.auth import actor_for, presented_token, require
 from server.api.jsonio import Blueprint
 from server.api.public import json_body
-from server.context import event_recorder, pseudonymiser, store
+from server.context import current_services
 from server.core import strict_json
 from server.core.errors import InvalidInput
 from server.core.models import Role
@@ -41,19 +42,19 @@ INGEST_HEADER = "X-Splitwerk-Ingest-Key"  # server-side key that may send orders
 @blp.response(200, schemas.EventBatchResultSchema)
 def record_events() -> Response:
     """Record a batch of events; each is accepted, duplicate, ignored or rejected on its own."""
-    # Like /v1/assign, this hot path reads its body itself (schemas.load_event_batch keeps the
+    # Like /v1/assign, this hot path reads its body itself (fastschemas.load_event_batch keeps the
     # schema's rules and errors): webargs' list handling cost more than a tenth of a batch.
     try:
-        events = schemas.load_event_batch(json_body())
+        events = fastschemas.load_event_batch(json_body())
     except ValidationError as error:
         raise InvalidInput("invalid input", _messages(error)) from None
     may_send_money = actor_for(Role.INGEST, presented_token(INGEST_HEADER)) is not None
     now = time.time()
-    recorder = event_recorder()
+    recorder = current_services().event_recorder
     loaded: list[dict[str, Any] | EventOutcome] = []
     for raw in events:
         try:
-            event = schemas.load_event(raw)
+            event = fastschemas.load_event(raw)
             recorder.check(event, may_send_money=may_send_money, now=now)
             loaded.append(event)
         except ValidationError as error:
@@ -73,7 +74,7 @@ def record_events() -> Response:
         # refused while recording (an amount beyond a visitor limit, say), written nowhere
         rejected = {str(i): dict(outcome.errors or {}) for i, outcome in enumerate(outcomes)}
         raise InvalidInput("every event of the batch was rejected", {"events": rejected})
-    body = strict_json.dumps(schemas.dump_event_results(outcomes))
+    body = strict_json.dumps(fastschemas.dump_event_results(outcomes))
     return Response(body, mimetype="application/json")
 
 
@@ -107,5 +108,6 @@ def erase_visitor_by_body(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _erase(visitor: str) -> dict[str, Any]:
-    removed, experiments = services.erase_visitor(store(), pseudonymiser(), visitor)
+    wired = current_services()
+    removed, experiments = services.erase_visitor(wired.store, wired.pseudonymiser, visitor)
     return {"removed": removed, "experiments": experiments}

@@ -11,7 +11,7 @@ from server import schemas
 from server.api import links
 from server.api.auth import require
 from server.api.jsonio import Blueprint
-from server.context import experiment_cache, settings, store
+from server.context import current_services
 from server.core.models import AuditEntry, Experiment, Role
 from server.services import experiments as services
 
@@ -28,12 +28,12 @@ EDITOR_DOC: dict[str, Any] = {
 
 
 def _retention_days() -> int:
-    return settings().RETENTION_DAYS
+    return current_services().settings.RETENTION_DAYS
 
 
 def _changed(experiment: Experiment) -> Experiment:
     """Make this worker's next assignment see the change at once."""
-    experiment_cache().invalidate()
+    current_services().experiment_cache.invalidate()
     return experiment
 
 
@@ -45,7 +45,7 @@ def _changed(experiment: Experiment) -> Experiment:
 def list_experiments(query: dict[str, Any]) -> dict[str, Any]:
     """List experiments, newest first, optionally filtered by status."""
     items, total = services.list_experiments(
-        store(), query["status"], query["page"], query["page_size"]
+        current_services().store, query["status"], query["page"], query["page_size"]
     )
     return {"items": items, "page": query["page"], "page_size": query["page_size"], "total": total}
 
@@ -57,7 +57,9 @@ def list_experiments(query: dict[str, Any]) -> dict[str, Any]:
 @blp.doc(**EDITOR_DOC, responses={201: {"links": links.CREATED}})
 def create_experiment(data: dict[str, Any]) -> Experiment:
     """Create a draft experiment; weights are normalised to basis points."""
-    return _changed(services.create_experiment(store(), data, g.actor, time.time()))
+    return _changed(
+        services.create_experiment(current_services().store, data, g.actor, time.time())
+    )
 
 
 @blp.route("/<key:key>", methods=["GET"])
@@ -66,7 +68,7 @@ def create_experiment(data: dict[str, Any]) -> Experiment:
 @blp.doc(**EDITOR_DOC)
 def get_experiment(key: str) -> Experiment:
     """One experiment."""
-    return services.get_experiment(store(), key)
+    return services.get_experiment(current_services().store, key)
 
 
 @blp.route("/<key:key>", methods=["PATCH"])
@@ -76,7 +78,9 @@ def get_experiment(key: str) -> Experiment:
 @blp.doc(**EDITOR_DOC)
 def update_experiment(data: dict[str, Any], key: str) -> Experiment:
     """Change the fields the experiment's status allows; others are refused with 409."""
-    return _changed(services.update_experiment(store(), key, data, g.actor, time.time()))
+    return _changed(
+        services.update_experiment(current_services().store, key, data, g.actor, time.time())
+    )
 
 
 @blp.route("/<key:key>", methods=["DELETE"])
@@ -85,15 +89,20 @@ def update_experiment(data: dict[str, Any], key: str) -> Experiment:
 @blp.doc(**EDITOR_DOC)
 def delete_experiment(key: str) -> None:
     """Delete a draft or archived experiment and all its data."""
-    services.delete_experiment(store(), key, g.actor, time.time())
-    experiment_cache().invalidate()
+    services.delete_experiment(current_services().store, key, g.actor, time.time())
+    current_services().experiment_cache.invalidate()
 
 
 def _action(action: str) -> Any:
     def view(key: str) -> Experiment:
         return _changed(
             services.act_on_experiment(
-                store(), key, action, g.actor, time.time(), retention_days=_retention_days()
+                current_services().store,
+                key,
+                action,
+                g.actor,
+                time.time(),
+                retention_days=_retention_days(),
             )
         )
 
@@ -122,7 +131,7 @@ def stop_experiment(data: dict[str, Any], key: str) -> Experiment:
     """Stop the experiment; an optional winner is what everybody sees from now on."""
     return _changed(
         services.act_on_experiment(
-            store(),
+            current_services().store,
             key,
             "stop",
             g.actor,
@@ -142,7 +151,12 @@ def new_phase(data: dict[str, Any], key: str) -> Experiment:
     """Re-randomise with a new salt and fresh counts; may change weights and coverage."""
     return _changed(
         services.start_new_phase(
-            store(), key, data, g.actor, time.time(), retention_days=_retention_days()
+            current_services().store,
+            key,
+            data,
+            g.actor,
+            time.time(),
+            retention_days=_retention_days(),
         )
     )
 
@@ -154,4 +168,4 @@ def new_phase(data: dict[str, Any], key: str) -> Experiment:
 @blp.doc(**EDITOR_DOC)
 def audit_trail(query: dict[str, Any], key: str) -> list[AuditEntry]:
     """Who changed what and when, newest first."""
-    return services.audit_trail(store(), key, query["limit"])
+    return services.audit_trail(current_services().store, key, query["limit"])

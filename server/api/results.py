@@ -13,7 +13,7 @@ from server import schemas
 from server.api import links
 from server.api.auth import require
 from server.api.jsonio import Blueprint
-from server.context import results_reader, store
+from server.context import current_services
 from server.core import strict_json
 from server.core.models import Role
 from server.services import experiments as experiment_services
@@ -95,8 +95,8 @@ def results_csv(results: ExperimentResults) -> str:
 )
 def get_results(query: dict[str, Any], key: str) -> Response:
     """Statistics of the current phase: per goal, variant, segment value and day."""
-    experiment = experiment_services.get_experiment(store(), key)
-    results = results_reader().results(experiment, time.time())
+    experiment = experiment_services.get_experiment(current_services().store, key)
+    results = current_services().results_reader.results(experiment, time.time())
     if query["format"] == "csv":
         return Response(
             results_csv(results),

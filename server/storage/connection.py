@@ -193,8 +193,12 @@ class BoundedConnection(AbstractConnection):
         was_sent = self.rules.was_sent()
         try:  # connect and health check first: their commands are not the caller's
             if not self._sock:
-                # connect(), not connect_check_health(): a Sentinel connection asks for the
-                # current master there
+                # A new connection needs no health check, and must not run one: connect()
+                # (not connect_check_health(), because a Sentinel connection asks for the
+                # current master there) sends its handshake with health checks on, and a
+                # peer that hangs up (a proxy before a dead Redis) made the failed check
+                # reconnect, which checked again, until a RecursionError.
+                self.next_health_check = int(time.monotonic() + self.health_check_interval)
                 self.connect()  # type: ignore[no-untyped-call]  # redis stub gap
             if check_health:
                 self.check_health()  # type: ignore[no-untyped-call]  # redis stub gap
@@ -206,16 +210,15 @@ class BoundedConnection(AbstractConnection):
             self._sock.settimeout(
                 max(SHORTEST_WAIT, min(remaining, self.socket_timeout or remaining))
             )
+        is_refused = False
         try:
             super().send_packed_command(command, check_health=False)
         except redis.ConnectionError:
-            raise  # the peer had closed the connection: none of this reached Redis
-        except BaseException:
-            self.rules.mark_sent()  # a timeout may have sent part of it
+            is_refused = True  # the peer had closed the connection: none of this reached Redis
             raise
-        else:
-            self.rules.mark_sent()
         finally:
+            if not is_refused:
+                self.rules.mark_sent()  # sent, or a timeout (or anything else) sent part of it
             if self._sock:
                 self._sock.settimeout(self.socket_timeout)
 

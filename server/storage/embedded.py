@@ -34,7 +34,9 @@ PROCESS_ID = re.compile(rb"process_id:(\d+)")  # in the answer to INFO server
 
 # File descriptors of held folder locks; a forked child (a gunicorn worker) closes its copies,
 # so that the lock goes with the process that took it and not with the last of its workers.
+# The fork hook that does it is registered once, by the first lock taken (not at import).
 _HELD_LOCKS: set[int] = set()
+_is_fork_hook_registered = False  # in this process
 
 
 def _close_inherited_locks() -> None:
@@ -43,7 +45,15 @@ def _close_inherited_locks() -> None:
     _HELD_LOCKS.clear()
 
 
-os.register_at_fork(after_in_child=_close_inherited_locks)
+def _hold(descriptor: int) -> None:
+    """Count a locked descriptor among those a forked child closes."""
+    global _is_fork_hook_registered
+    if not _is_fork_hook_registered:
+        # a hook, not a stored pid checked on use: a worker never calls in here again, and
+        # the copy it inherited would keep the lock after the server that took it stopped
+        os.register_at_fork(after_in_child=_close_inherited_locks)
+        _is_fork_hook_registered = True
+    _HELD_LOCKS.add(descriptor)
 
 
 class FolderInUse(StorageUnavailable):
@@ -127,12 +137,14 @@ class EmbeddedRedis:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        url = None
         try:
             self._stop_orphan()
-            return self._start_process()
-        except BaseException:
-            self._release_lock()
-            raise
+            url = self._start_process()
+        finally:
+            if url is None:  # failed or interrupted: the folder is free again
+                self._release_lock()
+        return url
 
     def _take_lock(self) -> None:
         """Lock the folder for this process, or refuse naming the process that holds it."""
@@ -151,7 +163,7 @@ class EmbeddedRedis:
         os.ftruncate(descriptor, 0)
         os.write(descriptor, str(os.getpid()).encode())
         self._lock = descriptor
-        _HELD_LOCKS.add(descriptor)
+        _hold(descriptor)
 
     def _release_lock(self) -> None:
         descriptor, self._lock = self._lock, None

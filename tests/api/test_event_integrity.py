@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from server.config import DefaultConfig
+from server.storage import keys
 from tests.api.test_events import INGEST, SHOP, enrol, order, send, start
 from tests.dashboard.conftest import sign_in
 from tests.helpers import EDITOR, EDITOR_TOKEN, VIEWER
@@ -53,7 +54,7 @@ def test_malformed_amounts_are_a_422_naming_the_field(
 
 # --- money limits: exact at the documented bounds ---------------------------------------------
 
-COUNTS = "sw:{checkout-button}:p1:counts"
+COUNTS = keys.counts("checkout-button", 1)
 CENT = 100
 MILLION = 1_000_000 * CENT  # the largest |visitor total| in cents (README "Limits")
 BOUND_VISITORS = 10_000_000  # visitors per variant the counters stay exact for
@@ -187,8 +188,8 @@ def test_capped_sums_are_exact_with_many_visitors_at_the_cap(
             total -= 60_000
         expected[v].append(total)
     found = counters(redis_client)
-    enrolments = redis_client.hgetall("sw:{checkout-button}:p1:enrolments")
-    stored = redis_client.hgetall("sw:{checkout-button}:p1:totals")
+    enrolments = redis_client.hgetall(keys.enrolments("checkout-button", 1))
+    stored = redis_client.hgetall(keys.totals("checkout-button", 1))
     body = client.get("/v1/experiments/checkout-button/results", headers=VIEWER).json
     reports = {report["key"]: report for report in body["goals"]}
     for v in (0, 1):
@@ -277,10 +278,10 @@ INT64_MAX = 2**63 - 1
 @pytest.mark.parametrize(
     "plant",
     [
-        pytest.param(lambda r: r.set("sw:{checkout-button}:p1:totals", "x"), id="totals-string"),
-        pytest.param(lambda r: r.set("sw:{checkout-button}:p1:counts", "x"), id="counts-string"),
-        pytest.param(lambda r: r.set("sw:{checkout-button}:p1:orders", "x"), id="orders-string"),
-        pytest.param(lambda r: r.rpush("sw:{checkout-button}:p1:seen", "x"), id="seen-list"),
+        pytest.param(lambda r: r.set(keys.totals("checkout-button", 1), "x"), id="totals-string"),
+        pytest.param(lambda r: r.set(keys.counts("checkout-button", 1), "x"), id="counts-string"),
+        pytest.param(lambda r: r.set(keys.orders("checkout-button", 1), "x"), id="orders-string"),
+        pytest.param(lambda r: r.rpush(keys.seen("checkout-button", 1), "x"), id="seen-list"),
     ],
 )
 def test_record_event_with_a_wrong_type_key_writes_nothing(
@@ -341,8 +342,8 @@ def test_refund_with_an_odd_counter_or_key_writes_nothing(
     assert response.status_code == 422
     assert keyspace(redis_client) == before
     redis_client.hset(COUNTS, counter.format(v=v), "0")
-    redis_client.delete("sw:{checkout-button}:p1:seen")
-    redis_client.set("sw:{checkout-button}:p1:seen", "x")
+    redis_client.delete(keys.seen("checkout-button", 1))
+    redis_client.set(keys.seen("checkout-button", 1), "x")
     before = keyspace(redis_client)
     assert send(client, refund).status_code == 503
     assert keyspace(redis_client) == before
@@ -361,7 +362,7 @@ def test_enrolment_with_an_odd_counter_or_key_writes_nothing(
     assert response.json["recorded"] is False
     assert keyspace(redis_client) == before
     redis_client.hset(COUNTS, mapping={"e:0": "0", "e:1": "0"})
-    redis_client.set("sw:{checkout-button}:p1:segment-values:source", "x")
+    redis_client.set(keys.segment_values("checkout-button", 1, "source"), "x")
     before = keyspace(redis_client)
     response = client.post(
         "/v1/assign", json={"visitor": "kunde-2", "attributes": {"source": "facebook"}}
@@ -495,7 +496,7 @@ def test_refund_ids_of_different_orders_never_collide(
     second = {"type": "refund", "id": "x", "order_id": "k:r", "amount": "10.00"}
     statuses = [r["status"] for r in send(client, first, second).json["results"]]
     assert statuses == ["accepted", "accepted"]
-    seen = "sw:{checkout-button}:p1:seen"
+    seen = keys.seen("checkout-button", 1)
     members = {m.decode() for m in redis_client.zrange(seen, 0, -1)}
     assert {"r:1:k:r:x", "r:3:k:r:x"} <= members
     # erasing the owner of order "k" removes its refund, never the one of order "k:r"

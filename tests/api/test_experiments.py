@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from server.context import services_of
 from tests.helpers import EDITOR, VIEWER, auth
 
 DRAFT: dict[str, Any] = {
@@ -242,7 +243,7 @@ def test_an_archived_experiment_is_read_only_and_its_deletion_is_logged(client: 
     assert client.delete("/v1/experiments/checkout-button", headers=VIEWER).status_code == 403
     assert client.delete("/v1/experiments/checkout-button", headers=EDITOR).status_code == 204
     assert client.delete("/v1/experiments/checkout-button", headers=EDITOR).status_code == 404
-    store = client.application.extensions["splitwerk.store"]
+    store = services_of(client.application).store
     (entry,) = store.deletion_log(10)
     assert entry.actor == "erika" and entry.action == "delete"
     assert entry.details == {"experiment": "checkout-button", "name": DRAFT["name"]}

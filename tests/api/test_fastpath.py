@@ -8,7 +8,7 @@ equal, and a counter on the Flask side of the fast app shows which requests it h
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from server.api.fastpath import AssignFastPath
 from server.app import create_app
-from tests.helpers import EDITOR, app_settings, enrolled_total
+from tests.helpers import EDITOR, DeadRedis, app_settings, enrolled_total
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -150,7 +150,6 @@ HANDED_OVER: dict[str, tuple[bytes | None, dict[str, Any]]] = {
     "an invalid visitor": (body(visitor=""), {}),
     "an unknown field": (body(visitor="v", colour="red"), {}),
     "a forced variant without a token": (body(visitor="v", force={"checkout-button": "green"}), {}),
-    "too many experiments": (body(visitor="v", experiments=[f"e{i}" for i in range(60)]), {}),
     "a browser's Origin": (
         body(visitor="v-9"),
         {"headers": {"Origin": "https://shop.example", "User-Agent": BROWSER}},
@@ -169,13 +168,43 @@ def test_everything_else_goes_to_flask(apps: Any, name: str) -> None:
     assert handed_over.calls == 1
 
 
-def test_redis_never_reached_is_handed_to_flask_for_its_503(tmp_path: Any) -> None:
-    app = create_app(app_settings(f"unix://{tmp_path}/missing.sock"))
-    fast = app.wsgi_app
-    assert isinstance(fast, AssignFastPath)
-    handed_over = Counting(fast.flask_app)
-    fast.flask_app = handed_over
-    status, _, answer = call(fast, body(visitor="v", experiments=["checkout-button"]))
-    assert status.startswith("503")
-    assert json.loads(answer)["code"] == 503
-    assert handed_over.calls == 1
+def test_a_refused_request_is_answered_by_the_fast_path_like_the_flask_route(apps: Any) -> None:
+    fast, flask_route, handed_over = apps
+    too_many = body(visitor="v", experiments=[f"e{i}" for i in range(60)])
+    expected = call(flask_route, too_many)
+    assert expected[0].startswith("422")
+    assert json.loads(expected[2])["errors"] == {"experiments": ["at most 20 per request"]}
+    assert call(fast, too_many) == expected
+    assert handed_over.calls == 0  # refused once, below Flask; never run again
+
+
+@pytest.fixture
+def dead_redis() -> Iterator[DeadRedis]:
+    listener = DeadRedis()
+    yield listener
+    listener.close()
+
+
+def test_a_dead_redis_is_asked_once_per_request_as_by_the_flask_route(
+    dead_redis: DeadRedis,
+) -> None:
+    with_fast_path = create_app(app_settings(dead_redis.url))
+    flask_only = create_app(app_settings(dead_redis.url))
+    flask_only.wsgi_app = flask_only.wsgi_app.flask_app  # type: ignore[attr-defined]
+    handed_over = Counting(with_fast_path.wsgi_app.flask_app)  # type: ignore[attr-defined]
+    with_fast_path.wsgi_app.flask_app = handed_over  # type: ignore[attr-defined]
+    dead_redis.reset()  # what create_app's start-up check asked
+    request = body(visitor="v", experiments=["checkout-button"])
+
+    expected = call(flask_only, request)
+    by_flask = dead_redis.reset()
+    answered = call(with_fast_path, request)
+    by_fast_path = dead_redis.reset()
+
+    assert expected[0].startswith("503")
+    assert json.loads(expected[2])["code"] == 503
+    assert answered == expected
+    assert by_flask[0] > 0
+    # the same connections and commands: the request ran once, not once here and once in Flask
+    assert by_fast_path == by_flask
+    assert handed_over.calls == 0

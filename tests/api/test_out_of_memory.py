@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from server.app import create_app
+from server.storage import keys
 from tests.api.test_readiness import fill_until_full
 from tests.conftest import RedisServer
 from tests.dashboard.conftest import csrf_token, sign_in
@@ -33,8 +34,8 @@ def _snapshot(client: redis.Redis) -> dict[bytes, bytes]:
     """Every Splitwerk key with its serialised value (the readiness probe aside)."""
     return {
         name: client.dump(name)
-        for name in client.scan_iter(match="sw:*")
-        if name != b"sw:readiness"
+        for name in client.scan_iter(match=f"{keys.PREFIX}:*")
+        if name != keys.READINESS_PROBE.encode()
     }
 
 

@@ -14,7 +14,9 @@ from statsmodels.stats.proportion import proportions_ztest
 from statsmodels.stats.weightstats import ttest_ind
 
 from server.app import create_app
+from server.context import services_of
 from server.demo import ensure_demo_experiment, generate_traffic
+from server.storage import keys
 from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
 
 EXPERIMENT: dict[str, Any] = {
@@ -28,7 +30,7 @@ EXPERIMENT: dict[str, Any] = {
     "segments": ["source"],
     "analysis": "fixed",
 }
-COUNTS = "sw:{shipping-note}:p1:counts"
+COUNTS = keys.counts("shipping-note", 1)
 
 
 def start(client: Any, **changes: Any) -> None:
@@ -270,8 +272,8 @@ def test_results_are_cached_for_the_configured_time(
 def test_demo_traffic_gives_results_with_segments(redis_server: Any, redis_client: Any) -> None:
     app = create_app(app_settings(redis_server.url))
     now = time.time()
-    ensure_demo_experiment(app.extensions["splitwerk.store"], now - 20 * 86400)
-    assert generate_traffic(app, 1500, now) > 0
+    ensure_demo_experiment(services_of(app).store, now - 20 * 86400)
+    assert generate_traffic(services_of(app), 1500, now) > 0
     body = app.test_client().get("/v1/experiments/checkout-button/results", headers=EDITOR).json
     assert sum(v["visitors"] for v in body["variants"]) > 1000
     assert len(body["daily"][0]["points"]) >= 14

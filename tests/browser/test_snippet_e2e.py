@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from examples.shop import create_app
 from examples.shop.app import ANTI_FLICKER_MS
 from examples.shop.settings import CLIENT_EXTENSION, ConsentMode
+from server.context import services_of
 from tests.browser.conftest import PageLog, Site, screenshot
 from tests.conftest import RedisServer
 from tests.examples.live import (
@@ -68,7 +69,7 @@ def start_site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator
             server_app = None
             if splitwerk_is_up:
                 server_app = splitwerk_app(redis_server.url, cors_origins=shop_server.url)
-                stack.callback(server_app.extensions["splitwerk.store"].close)
+                stack.callback(services_of(server_app).store.close)
                 url = stack.enter_context(LiveServer(server_app)).url
             else:
                 url = f"http://127.0.0.1:{free_port()}"  # nothing listens there

@@ -21,6 +21,7 @@ import redis
 from flask import Flask
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
+from server.context import services_of
 from server.services.install import REVEAL_TIMEOUT_MS, current_version, embed_code
 from tests.browser.conftest import PageLog
 from tests.browser.conftest import Site as ShopSite
@@ -145,7 +146,7 @@ def start_site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator
             server_app = None
             if splitwerk_is_up:
                 server_app = splitwerk_app(redis_server.url, cors_origins=shop_url)
-                stack.callback(server_app.extensions["splitwerk.store"].close)
+                stack.callback(services_of(server_app).store.close)
                 delivery = SnippetDelivery(server_app, delay=delay, is_missing=is_missing)
                 url = stack.enter_context(LiveServer(delivery)).url
             else:

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from server.context import services_of
 from server.demo import DEMO_DAYS, SECONDS_PER_DAY, ensure_demo_experiment, generate_traffic
 from tests.helpers import EDITOR_TOKEN, VIEWER_TOKEN
 
@@ -53,7 +54,7 @@ def viewer(app: Flask) -> FlaskClient:
 def demo(app: Flask) -> str:
     """The demo experiment with two weeks of seeded traffic; returns its key."""
     now = time.time()
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     ensure_demo_experiment(store, now - DEMO_DAYS * SECONDS_PER_DAY)
-    generate_traffic(app, DEMO_VISITORS, now)
+    generate_traffic(services_of(app), DEMO_VISITORS, now)
     return "checkout-button"

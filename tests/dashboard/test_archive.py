@@ -7,13 +7,14 @@ import time
 from flask import Flask
 from flask.testing import FlaskClient
 
+from server.context import services_of
 from server.services import experiments as services
 from tests.dashboard.conftest import csrf_token
 from tests.dashboard.test_views import create
 
 
 def archive(app: Flask, key: str) -> None:
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     for action in ("stop", "archive"):
         services.act_on_experiment(store, key, action, "test", time.time(), retention_days=90)
 
@@ -34,7 +35,7 @@ def test_an_archived_experiment_has_no_edit_but_a_delete_button(
     assert "Archived experiments are read only." in form.get_data(as_text=True)
     token = csrf_token(editor, "/dashboard/")
     editor.post(f"/dashboard/experiments/{key}/edit", data={"csrf_token": token, "name": "Renamed"})
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     assert services.get_experiment(store, key).name != "Renamed"
 
 
@@ -50,7 +51,7 @@ def test_deleting_asks_first_and_leaves_an_audit_entry(app: Flask, editor: Flask
     listing = editor.get("/dashboard/").get_data(as_text=True)
     assert f"Experiment {key} deleted." in listing
     assert editor.get(f"/dashboard/experiments/{key}").status_code == 404
-    (entry,) = services.deletion_log(app.extensions["splitwerk.store"], 5)
+    (entry,) = services.deletion_log(services_of(app).store, 5)
     assert (entry.actor, entry.action, entry.details["experiment"]) == ("erika", "delete", key)
 
 
@@ -60,7 +61,7 @@ def test_a_running_experiment_cannot_be_deleted(app: Flask, editor: FlaskClient)
     refused = editor.post(f"/dashboard/experiments/{key}/delete", data={"csrf_token": token})
     assert refused.status_code == 409
     assert "Only drafts and archived experiments can be deleted." in refused.get_data(True)
-    assert services.get_experiment(app.extensions["splitwerk.store"], key)
+    assert services.get_experiment(services_of(app).store, key)
 
 
 def test_a_viewer_cannot_delete(app: Flask, viewer: FlaskClient) -> None:

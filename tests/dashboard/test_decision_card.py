@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from dashboard.decision_card import decision_card
 from dashboard.i18n import Translator
+from server.context import services_of
 from server.core.decision import Decision, Verdict
 from server.core.models import GoalKind, Status
 from server.core.stats import Interval
@@ -80,7 +81,7 @@ def test_a_started_experiment_without_visitors_says_no_data_yet(
 
     from server.services import experiments as services
 
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     data = {
         "key": "empty-one",
         "name": "Nobody yet",

@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from dashboard import forms
+from server.context import services_of
 from server.services import experiments as services
 from tests.dashboard.conftest import csrf_token
 from tests.dashboard.test_views import create
@@ -51,7 +52,7 @@ def error_of(page: str, field: str) -> str:
 def test_a_valid_form_creates_a_draft(app: Flask, editor: FlaskClient) -> None:
     status, _ = submit(editor, "/dashboard/experiments/new")
     assert status == 302
-    created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
+    created = services.get_experiment(services_of(app).store, "banner")
     assert [v.allocation for v in created.variants] == [2500, 7500]
     assert created.variants[1].payload == {"text": "Kostenloser Versand"}
     assert created.coverage == 5000
@@ -130,10 +131,10 @@ def test_editing_a_running_experiment_sends_only_what_changed(
     path = f"/dashboard/experiments/{key}/edit"
     page = editor.get(path).get_data(as_text=True)
     assert re.search(r'id="segments"[^>]* disabled', page)  # segments are locked while live
-    values = forms.values_of(services.get_experiment(app.extensions["splitwerk.store"], key))
+    values = forms.values_of(services.get_experiment(services_of(app).store, key))
     values.update({"name": "Renamed", "csrf_token": csrf_token(editor, path)})
     assert editor.post(path, data=values).status_code == 302
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     assert services.get_experiment(store, key).name == "Renamed"
     entry = services.audit_trail(store, key, 1)[0]
     assert entry.details == {"fields": ["name"]}
@@ -144,7 +145,7 @@ def test_shrinking_coverage_of_a_live_experiment_is_refused(
 ) -> None:
     key = create(app, start=True)
     path = f"/dashboard/experiments/{key}/edit"
-    values = forms.values_of(services.get_experiment(app.extensions["splitwerk.store"], key))
+    values = forms.values_of(services.get_experiment(services_of(app).store, key))
     values.update({"coverage": "40", "csrf_token": csrf_token(editor, path)})
     response = editor.post(path, data=values)
     assert response.status_code == 409
@@ -156,7 +157,7 @@ def test_shrinking_coverage_of_a_live_experiment_is_refused(
 def test_a_form_without_changes_changes_nothing(app: Flask, editor: FlaskClient) -> None:
     key = create(app)
     path = f"/dashboard/experiments/{key}/edit"
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     values = forms.values_of(services.get_experiment(store, key))
     values["csrf_token"] = csrf_token(editor, path)
     assert editor.post(path, data=values).status_code == 302
@@ -185,7 +186,7 @@ def test_a_value_goal_opts_in_to_browser_values_and_keeps_it_when_edited(
 ) -> None:
     status, _ = submit(editor, "/dashboard/experiments/new", **{"goals-1-browser": "on"})
     assert status == 302
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     created = services.get_experiment(store, "banner")
     assert [g.accepts_browser_value for g in created.goals] == [False, True]
     page = editor.get("/dashboard/experiments/banner/edit").get_data(as_text=True)
@@ -205,7 +206,7 @@ def test_an_open_ended_experiment_keeps_the_always_valid_test(
     assert '<option value="always_valid"' in page
     status, _ = submit(editor, "/dashboard/experiments/new", analysis="always_valid")
     assert status == 302
-    created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
+    created = services.get_experiment(services_of(app).store, "banner")
     assert created.analysis.value == "always_valid"
 
 

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from dashboard.views import CONTENT_SECURITY_POLICY
 from server import schemas
+from server.context import services_of
 from server.services import experiments as services
 from server.storage import keys
 from tests.dashboard.conftest import csrf_token, sign_in
@@ -30,7 +31,7 @@ def create(app: Flask, **fields: object) -> str:
     """Create (and optionally start) an experiment through the services; returns its key."""
     start = bool(fields.pop("start", False))
     data = schemas.ExperimentCreateSchema().load({**EXPERIMENT, **fields})
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     services.create_experiment(store, data, "test", time.time())
     if start:
         services.act_on_experiment(
@@ -40,7 +41,7 @@ def create(app: Flask, **fields: object) -> str:
 
 
 def status_of(app: Flask, key: str) -> str:
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     return services.get_experiment(store, key).status.value
 
 
@@ -149,7 +150,7 @@ def test_a_session_ends_when_its_token_is_removed(app: Flask, redis_server) -> N
     cookie = client.get_cookie("session")
     assert cookie is not None
     without_viewer = create_app(
-        app_settings(redis_server.url, TOKENS=app.extensions["splitwerk.settings"].TOKENS[0:1])
+        app_settings(redis_server.url, TOKENS=services_of(app).settings.TOKENS[0:1])
     )
     other = without_viewer.test_client()
     other.set_cookie("session", cookie.value, domain="localhost")
@@ -318,7 +319,7 @@ def test_stopping_with_a_winner(app: Flask, editor: FlaskClient) -> None:
         f"/dashboard/experiments/{key}/actions/stop",
         data={"csrf_token": token, "winner": "banner"},
     )
-    stopped = services.get_experiment(app.extensions["splitwerk.store"], key)
+    stopped = services.get_experiment(services_of(app).store, key)
     assert (stopped.status.value, stopped.winner) == ("stopped", "banner")
 
 
@@ -331,7 +332,7 @@ def test_a_new_phase_needs_the_confirmation_box(app: Flask, editor: FlaskClient)
     assert refused.status_code == 422
     assert "Tick the box to confirm" in refused.get_data(as_text=True)
     editor.post(path, data={**form, "confirm": "yes", "weight-1": "3"})
-    renewed = services.get_experiment(app.extensions["splitwerk.store"], key)
+    renewed = services.get_experiment(services_of(app).store, key)
     assert renewed.phase == 2
     assert [variant.allocation for variant in renewed.variants] == [2500, 7500]
 

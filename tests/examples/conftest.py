@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from server.context import services_of
 from tests.conftest import RedisServer
 from tests.examples.live import Splitwerk, splitwerk_app
 from tests.helpers import LiveServer
@@ -18,4 +19,4 @@ def splitwerk(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[
     app = splitwerk_app(redis_server.url)
     with LiveServer(app) as server:
         yield Splitwerk(server.url, app)
-    app.extensions["splitwerk.store"].close()
+    services_of(app).store.close()

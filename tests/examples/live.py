@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from server.app import create_app
+from server.context import services_of
 from server.demo import DEMO_EXPERIMENT, DEMO_KEY, ensure_demo_experiment
 from server.storage.store import Store
 from tests.helpers import app_settings
@@ -39,7 +40,7 @@ def splitwerk_app(redis_url: str, *, cors_origins: str = "") -> Flask:
 
 def store_of(app: Flask) -> Store:
     """The Redis store of a Splitwerk app."""
-    store: Store = app.extensions["splitwerk.store"]
+    store: Store = services_of(app).store
     return store
 
 

@@ -1,6 +1,9 @@
 """Local mode: config polling with ETags, in-process evaluation, exposures reported once."""
 
+import os
 import time
+
+import pytest
 
 from splitwerk import Client
 
@@ -127,3 +130,40 @@ def test_an_exposure_that_cannot_be_sent_still_gives_the_visitor_their_variant(
     assert other.stats()["invalid"] == 1 and other.stats()["exposures"] == 0
     client.close()
     other.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_polls_and_reports_through_its_own_threads(server: FakeServer) -> None:
+    client = local(server, poll_interval=0.1)
+    assert client.wait_for_config(2.0)
+    visitors = (f"v-{number}" for number in range(100))
+    green = next(
+        visitor for visitor in visitors if client.variant("checkout-button", visitor) == "green"
+    )
+    assert client.flush(2.0)
+    pid = os.fork()
+    if pid == 0:  # the child: noticed by the stored pid, no fork hook; no thread came along
+        code = 1
+        try:
+            # A visitor new to this process checks the pid (a visitor the parent reported is
+            # answered without the ~0.5 us check); then the child's own poller picks up the
+            # stopped experiment and its own batcher reports.
+            client.variant("checkout-button", "v-child")
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and code:
+                if client.variant("checkout-button", green) == "control":
+                    code = 0
+                time.sleep(0.02)
+            if code == 0 and not client.flush(5.0):
+                code = 2
+            client.close(1.0)
+        finally:
+            os._exit(code)
+    stopped = server.config["experiments"][0]
+    stopped.update(status="stopped", winner="control")
+    server.etag = '"18"'
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "v-child" in {event["visitor"] for event in server.unique_events()}
+    assert client.variant("checkout-button", "v-parent") == "control"  # the parent polls too
+    client.close()

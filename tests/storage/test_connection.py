@@ -21,9 +21,12 @@ from click.testing import CliRunner
 
 from server.app import create_app
 from server.cli import main
+from server.context import services_of
+from server.storage import keys
 from server.storage.errors import RedisRefused, StorageUnavailable
+from server.storage.store import Store, connect
 from tests.conftest import RedisServer
-from tests.helpers import EDITOR, SECRET, TOKENS, app_settings
+from tests.helpers import EDITOR, SECRET, TOKENS, DeadRedis, app_settings
 
 EXPERIMENT: dict[str, Any] = {
     "key": "checkout-button",
@@ -103,7 +106,7 @@ def test_a_policy_changed_to_allkeys_is_refused_on_reconnect_and_accepted_again(
     admin.client_kill_filter(_type="normal", skipme=True)  # every connection of the app drops
     refused = client.post("/v1/experiments", json={**EXPERIMENT, "key": "b"}, headers=EDITOR)
     assert refused.status_code == 503
-    assert not admin.hexists("sw:experiments", "b")
+    assert not admin.hexists(keys.EXPERIMENTS, "b")
     _policy(server, "noeviction")
     admin.client_kill_filter(_type="normal", skipme=True)
     accepted = client.post("/v1/experiments", json={**EXPERIMENT, "key": "b"}, headers=EDITOR)
@@ -215,7 +218,7 @@ def test_a_budget_bounds_store_calls_and_admin_calls_keep_the_socket_timeout(
 ) -> None:
     server = own_redis()
     app = create_app(app_settings(server.url, REDIS_SOCKET_TIMEOUT=0.5, REDIS_RETRIES=1))
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     store.ping()
     assert server.process is not None
     os.kill(server.process.pid, signal.SIGSTOP)
@@ -267,7 +270,7 @@ def test_a_timed_out_batch_is_not_resent_so_its_first_send_never_turns_duplicate
     # the batch reached Redis and ran after the sleep, once; its answer was lost, so 503
     assert stalled.status_code == 503
     assert "may have been stored" in stalled.json["message"]
-    counts = server.client().hgetall("sw:{checkout-button}:p1:counts")
+    counts = server.client().hgetall(keys.counts("checkout-button", 1))
     events = sum(int(v) for k, v in counts.items() if re.fullmatch(rb"n:\d+:purchase", k))
     assert events == 2  # c-0 and c-1, each once
     again = client.post("/v1/events", json=batch)
@@ -275,7 +278,7 @@ def test_a_timed_out_batch_is_not_resent_so_its_first_send_never_turns_duplicate
     # "accepted", not "duplicate") and counts nothing again
     assert again.json["accepted"] == 1 and again.json["duplicate"] == 0
     assert again.json["results"][0]["status"] == "accepted"
-    counts = server.client().hgetall("sw:{checkout-button}:p1:counts")
+    counts = server.client().hgetall(keys.counts("checkout-button", 1))
     assert sum(int(v) for k, v in counts.items() if re.fullmatch(rb"n:\d+:purchase", k)) == 2
 
 
@@ -291,7 +294,7 @@ def test_an_enrolment_without_an_answer_is_recorded_unknown(
     assert stalled.status_code == 200
     assert stalled.json["recorded"] == "unknown"
     assert stalled.headers["X-Splitwerk-Recorded"] == "unknown"
-    enrolments = server.client().hlen("sw:{checkout-button}:p1:enrolments")
+    enrolments = server.client().hlen(keys.enrolments("checkout-button", 1))
     assert enrolments == 2  # it was recorded after all: "false" would have been a lie
 
 
@@ -306,3 +309,22 @@ def test_an_enrolment_that_never_left_is_recorded_false(
     assert response.status_code == 200
     assert response.json["recorded"] is False
     assert response.headers["X-Splitwerk-Recorded"] == "false"
+
+
+def test_a_peer_that_hangs_up_makes_redis_unavailable_after_the_retries() -> None:
+    # a proxy in front of a dead Redis accepts every connection and closes it; the handshake's
+    # health check once reconnected from inside itself until a RecursionError
+    dead = DeadRedis()
+    try:
+        store = Store(
+            connect(
+                dead.url, socket_timeout=0.5, connect_timeout=0.5, retries=1, max_connections=4
+            ),
+            value_cap_cents=100,
+        )
+        with pytest.raises(StorageUnavailable):
+            store.versions()
+        connections, _ = dead.reset()
+        assert connections == 4  # (1 + retries) sends, each connecting (1 + retries) times
+    finally:
+        dead.close()

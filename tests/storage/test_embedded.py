@@ -27,13 +27,13 @@ def test_data_survives_a_restart_and_the_process_stops(
     embedded = EmbeddedRedis(folder)
     with embedded:
         client = redis.Redis.from_url(embedded.url)
-        client.set("sw:test", "kept")
+        client.set("persistence-check", "kept")
         client.close()
     assert not embedded.socket_path.exists() or not _answers(embedded)
     assert (folder / "appendonlydir").is_dir()
     with EmbeddedRedis(folder) as again:
         client = redis.Redis.from_url(again.url)
-        assert client.get("sw:test") == b"kept"
+        assert client.get("persistence-check") == b"kept"
         client.close()
 
 
@@ -93,7 +93,7 @@ import redis
 from server.storage.embedded import EmbeddedRedis
 embedded = EmbeddedRedis(Path(sys.argv[1]))
 embedded.start()
-redis.Redis.from_url(embedded.url).set("sw:test", "written before the kill")
+redis.Redis.from_url(embedded.url).set("persistence-check", "written before the kill")
 print(embedded._process.pid, flush=True)
 time.sleep(60)
 """
@@ -119,7 +119,7 @@ def test_an_orphan_of_a_killed_server_is_stopped_before_a_new_one_starts(
         assert orphan not in running
         assert len(running) == 1  # never two redis-servers on one AOF
         client = redis.Redis.from_url(embedded.url)
-        assert client.get("sw:test") == b"written before the kill"
+        assert client.get("persistence-check") == b"written before the kill"
         client.close()
     assert _redis_processes(folder) == []
 
@@ -131,3 +131,25 @@ def test_a_stale_pidfile_naming_another_process_is_ignored(
     (folder / "redis.pid").write_text(str(os.getpid()))  # a live process, not redis-server
     with EmbeddedRedis(folder) as embedded:
         assert _answers(embedded)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_keep_the_folder_locked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = short_folder(tmp_path_factory)
+    reader, writer = os.pipe()
+    with EmbeddedRedis(folder):
+        pid = os.fork()
+        if pid == 0:  # a worker: lives on after the server that took the lock stopped
+            os.close(writer)
+            os.read(reader, 1)  # until the parent is done
+            os._exit(0)
+    os.close(reader)
+    try:
+        # the parent stopped its Redis and released the lock; the child's copy is closed
+        with EmbeddedRedis(folder) as again:
+            assert _answers(again)
+    finally:
+        os.close(writer)
+        os.waitpid(pid, 0)

@@ -16,8 +16,9 @@ from flask import Flask
 from playwright.sync_api import Page
 
 from server.app import create_app
-from server.cli import DEMO_VISITORS as CLI_DEMO_VISITORS
+from server.context import services_of
 from server.demo import DEMO_DAYS, SECONDS_PER_DAY, ensure_demo_experiment, generate_traffic
+from server.launcher import DEMO_VISITORS as CLI_DEMO_VISITORS
 from tests.conftest import RedisServer
 from tests.helpers import LiveServer, app_settings
 
@@ -54,8 +55,8 @@ def site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Site]
     """Splitwerk on a loopback port with two weeks of seeded demo traffic."""
     app = create_app(app_settings(redis_server.url))
     now = time.time()
-    ensure_demo_experiment(app.extensions["splitwerk.store"], now - DEMO_DAYS * SECONDS_PER_DAY)
-    generate_traffic(app, DEMO_VISITORS, now)
+    ensure_demo_experiment(services_of(app).store, now - DEMO_DAYS * SECONDS_PER_DAY)
+    generate_traffic(services_of(app), DEMO_VISITORS, now)
     with LiveServer(app) as server:
         yield Site(server.url, app, "checkout-button")
 

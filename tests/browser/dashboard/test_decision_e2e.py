@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server import schemas
+from server.context import services_of
 from server.services import experiments as services
 from tests.browser.conftest import PageLog, screenshot
 from tests.browser.dashboard.conftest import Site, axe_violations, csp_violations, sign_in
@@ -28,7 +29,7 @@ LIST_LABELS = ("Status", "What to do now", "Days running", "Enrolled visitors", 
 
 def add_experiment(site: Site, key: str, *, archived: bool = False) -> None:
     """A second experiment through the services; stopped and archived if asked."""
-    store = site.app.extensions["splitwerk.store"]
+    store = services_of(site.app).store
     data = schemas.ExperimentCreateSchema().load(
         {
             "key": key,
