@@ -48,17 +48,16 @@
     const mix = (k) => imul(rotate(imul(k, 0xcc9e2d51), 15), 0x1b873593);
     let h = seed;
     let k = 0;
-    let i = 0;
-    // one byte at a time, little-endian into k; every fourth byte completes a block
-    for (; i < bytes.length; i++) {
-      k |= bytes[i] << ((i & 3) * 8);
+    // one byte at a time, little-endian into k (a shift count is taken mod 32); every fourth
+    // byte completes a block
+    bytes.forEach((byte, i) => {
+      k |= byte << (i * 8);
       if ((i & 3) === 3) {
         h = imul(rotate(h ^ mix(k), 13), 5) + 0xe6546b64;
         k = 0;
       }
-    }
-    if (i & 3) h ^= mix(k);
-    h ^= i;
+    });
+    h ^= mix(k) ^ bytes.length; // the tail (after a whole block k is 0, and mix(0) is 0), the length
     h = imul(h ^ (h >>> 16), 0x85ebca6b);
     h = imul(h ^ (h >>> 13), 0xc2b2ae35);
     return (h ^ (h >>> 16)) >>> 0;
@@ -87,7 +86,8 @@
       isArray(a) === isArray(b) &&
       keys(a).length === keys(b).length &&
       keys(b).every((k) => has(a, k) && equals(a[k], b[k])));
-  const within = (a, b) => (isArray(a) ? a : [a]).some((x) => b.some((y) => equals(x, y)));
+  // an attribute, or each element of an array attribute, against each element of the operand
+  const within = (a, b) => [].concat(a).some((x) => b.some((y) => equals(x, y)));
   // Strings compare by code point, as Python does (JS's < compares UTF-16 units, which puts
   // an emoji before U+E000..U+FFFF): as fixed-width hex of their code points. Numbers by value.
   const sortable = (x) =>
@@ -180,8 +180,6 @@
   };
 
   const answer = (variant, payload, enrolled, reason) => ({ variant, payload, enrolled, reason });
-  // the answer of variant `v` of an experiment's configuration
-  const pick = (v, enrolled, reason) => answer(v.key, v.payload, enrolled, reason);
 
   /**
    * The assignment of a visitor to an experiment (spec steps 1, 3, 4, 5), with the server's
@@ -189,19 +187,19 @@
    */
   const evaluate = (experiment, visitor, attributes) => {
     const { variants, layer, coverage, status } = experiment;
-    const control = variants[0] || {};
-    const miss = (reason) => pick(control, false, reason);
+    // the answer with variant `v` of the configuration, by default the control; only a
+    // running experiment enrols
+    const pick = (reason, v = variants[0] || {}) => answer(v.key, v.payload, reason === 'running', reason);
     if (status !== 'running') {
-      const winner = status === 'stopped' && variants.find((v) => v.key === experiment.winner);
-      if (winner) return pick(winner, false, 'winner');
-      return miss(/^(paused|stopped)$/.test(status) ? status : 'not_running');
+      const winner = variants.find((v) => status === 'stopped' && v.key === experiment.winner);
+      return pick(winner ? 'winner' : /^(paused|stopped)$/.test(status) ? status : 'not_running', winner);
     }
-    const isMatch = matches(experiment.conditions, attributes || {});
+    const isMatch = matches(experiment.conditions, attributes); // none: every attribute is null
     if (isMatch === null) return null;
-    if (!isMatch) return miss('not_targeted');
+    if (!isMatch) return pick('not_targeted');
     if (layer) {
       const slot = bucket(visitor, layer.salt);
-      if (slot < layer.start || slot >= layer.end) return miss('layer');
+      if (slot < layer.start || slot >= layer.end) return pick('layer');
     }
     let b = bucket(visitor, experiment.salt || experiment.key);
     // the variant whose allocation holds the bucket; of it, the share `coverage` counts: the
@@ -209,8 +207,8 @@
     // up never moves a visitor who is already in (spec "Why it is built this way")
     const v = variants.find((v) => (b -= v.allocation) < 0);
     return v && b + v.allocation < Math.floor((v.allocation * coverage) / 10000)
-      ? pick(v, true, 'running')
-      : miss('outside_coverage');
+      ? pick('running', v)
+      : pick('outside_coverage');
   };
 
   /** Traffic source of a landing page: a click id, UTM tags, then the referrer's domain. */
@@ -224,17 +222,17 @@
     // x.com and t.co are too short to be found as words without false hits
     const named = (name) =>
       /(^|\.)(x\.com|t\.co)$|^x$/.test(name) ? 'twitter' : find((word) => name.split(/[^a-z]+/).includes(word));
-    let host;
+    let host = url.hostname;
     try {
       host = new URL(referrer).hostname; // the URL parser lower-cases host names
-    } catch (e) {} // no referrer, or not a URL: direct
+    } catch (e) {} // no referrer, or not a URL: as from the shop itself (direct)
     // A referrer from the shop itself carries no source (GA counts it as direct, too).
     const site = (name) => name.replace(/^www\./, '');
     return /^(e-?mail|newsletter)$/.test(get('utm_medium'))
       ? 'newsletter'
       : (utm && named(utm)) ||
           find((word) => /id$/.test(word) && params.has(word)) ||
-          (utm ? 'other' : host == null || site(host) === site(url.hostname) ? 'direct' : named(host) || 'other');
+          (utm ? 'other' : site(host) === site(url.hostname) ? 'direct' : named(host) || 'other');
   };
 
   // ---- the page: options, visitor, storage ------------------------------------------------
@@ -246,14 +244,12 @@
   // options (see start): wait for the server, local evaluation, consent cookie, experiments
   // (undefined until start sets them: falsy, like false, '' and 0)
   let timeoutMs = TIMEOUT_MS;
-  let local;
-  let consentCookie;
+  let options = {}; // splitwerkConfig over the script's data-* attributes
   let experiments = [];
   let base;
   let granted = true;
   let visitor;
   let attributes;
-  let covariate; // the shop's CUPED covariate for this visitor, as configured (see remote)
   let config; // Promise of /v1/config (local mode)
   const known = {}; // experiment key -> its configuration from /v1/config, once loaded
   let batch; // experiments waiting for the next /v1/assign, collected over one microtask
@@ -267,13 +263,14 @@
   // the same 128 random bits as 32 hex digits.
   const newId = () => {
     const c = w.crypto;
-    return c.randomUUID ? c.randomUUID() : Array.from(c.getRandomValues(new Uint8Array(16)), (x) => (x + 256).toString(16).slice(1)).join('');
+    return c.randomUUID ? c.randomUUID() : [...c.getRandomValues(new Uint8Array(16))].map((x) => (x + 256).toString(16).slice(1)).join('');
   };
 
-  // The value of cookie `name`, or '' (also for a name that only ends like it).
+  // The value of cookie `name` (not of one whose name only ends like it), or undefined.
+  // Browsers join the cookies with "; ".
   const readCookie = (name) => {
-    const pair = doc.cookie.split(/;\s*/).find((c) => c.startsWith(name + '='));
-    return pair ? decodeURIComponent(pair.slice(name.length + 1)) : '';
+    const pair = doc.cookie.split('; ').find((c) => c.startsWith(name + '='));
+    return pair && decodeURIComponent(pair.slice(name.length + 1));
   };
 
   const writeCookie = (value, maxAge) => {
@@ -289,20 +286,18 @@
     return id;
   };
 
-  // Blocked storage throws on access (callers attempt this): then nothing is kept.
+  // Blocked or missing storage throws (callers attempt this): then nothing is kept.
   const persistSource = () => {
     const s = w.sessionStorage;
-    const first = s?.getItem(SOURCE_KEY);
-    if (first) attributes.source = first;
-    else if (s) s.setItem(SOURCE_KEY, attributes.source);
+    s.setItem(SOURCE_KEY, (attributes.source = s.getItem(SOURCE_KEY) || attributes.source));
   };
 
   // Consent in consent mode: the shop's consent cookie when one is configured ("name" or
   // "name=value"), else our own cookie, which only consent (ours or the backend's) writes.
   const hasConsent = () => {
-    const [name, wanted] = String(consentCookie || COOKIE).split('=');
+    const [name, wanted] = String(options.consentCookie || COOKIE).split('=');
     const found = readCookie(name);
-    return !!found && (!wanted || found === wanted);
+    return found && (!wanted || found === wanted);
   };
 
   // Removes everything this snippet stored (consent withdrawn).
@@ -326,17 +321,17 @@
     return new Promise((resolve, reject) => {
       if (!base || Date.now() < blockedUntil) throw 'unavailable';
       const controller = new AbortController();
-      // a fetch that ignores its abort signal still loses the race against the timer
-      const timer = setTimeout(() => (controller.abort(), reject('timeout')), timeoutMs);
+      // A fetch that ignores its abort signal still loses the race against the timer. The
+      // timer is left to run: once the promise is settled, abort() and reject() change nothing.
+      setTimeout(() => (controller.abort(), reject('timeout')), timeoutMs);
       w.fetch(base + path, { method: body && 'POST', body, signal: controller.signal })
         .then((r) => {
-          const retryAfter = parseFloat(r.headers.get('Retry-After'));
+          const retryAfter = +r.headers.get('Retry-After');
           if (retryAfter > 0) blockedUntil = Date.now() + retryAfter * 1000;
-          if (!r.ok) throw 'HTTP ' + r.status;
+          if (!r.ok) throw r; // for debug: the response
           return r.json();
         })
-        .then(resolve, reject)
-        .finally(() => clearTimeout(timer));
+        .then(resolve, reject);
     });
   };
 
@@ -373,6 +368,7 @@
     // The CUPED covariate: a number (or numeric text, from data-covariate) within the server's
     // bounds, sent to the hundredth the server keeps. Anything else is left out: the server
     // would refuse the whole request.
+    const covariate = options.covariate;
     if (/\d/.test(covariate) && Math.abs(covariate) <= 1e6) body.covariate = Math.round(covariate * 100) / 100;
     return request('v1/assign', JSON.stringify(body)).then((r) => r.assignments);
   };
@@ -380,7 +376,7 @@
   // experiments -> { experiment: raw assignment }, from the server or from /v1/config. In local
   // mode the server decides the experiments whose conditions the browser cannot evaluate.
   const fetchAssignments = (list) => {
-    if (!local) return remote(list);
+    if (!/^(true|)$/.test(options.local)) return remote(list); // true, "true" or a bare data-local
     config = config || request('v1/config').then((c) => c.experiments.forEach((e) => (known[e.key] = e)));
     return config.then(() => {
       const result = {};
@@ -406,12 +402,11 @@
     const isFresh = isObject(raw);
     const all = granted ? stored() : {};
     const saved = all[experiment];
-    const a = isFresh ? raw : saved ? answer(saved[0], saved[1], true, reason) : { reason: reason || 'error' };
+    const a = isFresh ? raw : saved ? answer(...saved, true, reason) : { reason: reason || 'error' };
     const payload = a.payload ?? null;
     const result = answer(a.variant || known[experiment]?.variants[0]?.key || 'control', payload, !!a.enrolled, a.reason);
     if (granted && isFresh) {
-      if (result.enrolled) all[experiment] = [result.variant, payload];
-      else delete all[experiment];
+      all[experiment] = result.enrolled ? [result.variant, payload] : undefined; // JSON leaves it out
       attempt(() => w.localStorage.setItem(STORED_KEY, JSON.stringify(all)));
     }
     return result;
@@ -437,7 +432,7 @@
 
   const hideClass = (method) => attempt(() => doc.documentElement.classList[method](HIDE_CLASS));
   // Whether the embed still hides the marked elements (false without the embed).
-  const hiding = () => !!stub && hideClass('contains');
+  const hiding = () => stub && hideClass('contains');
   const shown = () => answer('control', null, false, 'timeout');
 
   // Promise of the assignment of one experiment; calls within one microtask share a request.
@@ -483,16 +478,13 @@
   // ---- public API -------------------------------------------------------------------------
 
   /** splitwerk('name', ...args) calls splitwerk.name(...args) (or reads splitwerk.name). */
-  const api = (name, ...args) => {
-    try {
+  const api = (name, ...args) =>
+    attempt(() => {
       // own properties only: not call, apply or bind of every function
       if (!has(api, name)) return debug(name);
       const value = api[name];
       return typeof value === 'function' ? value(...args) : value;
-    } catch (e) {
-      debug(e);
-    }
-  };
+    });
   api.version = VERSION;
   api.dropped = 0;
   api.core = { bucket, matches, evaluate, detectSource };
@@ -502,8 +494,8 @@
     api[name] = (...args) => {
       const fail = (e) => (debug(e), fallback(...args));
       try {
-        const result = fn(...args);
-        return result?.then ? result.catch(fail) : result;
+        // the functions answer a promise, or nothing
+        return fn(...args)?.catch(fail);
       } catch (e) {
         return fail(e);
       }
@@ -536,10 +528,14 @@
         debug(goal);
         return;
       }
-      const event = { type: 'conversion', goal, ts: Math.floor(Date.now() / 1000) };
-      // only whitelisted fields leave the page: never `revenue`, never arbitrary props
-      if (/^-?\d+(\.\d+)?$/.test(value)) event.value = value;
-      queueEvent(event);
+      // only whitelisted fields leave the page: never `revenue`, never arbitrary props (JSON
+      // leaves out an undefined value)
+      queueEvent({
+        type: 'conversion',
+        goal,
+        ts: Math.floor(Date.now() / 1000),
+        value: /^-?\d+(\.\d+)?$/.test(value) ? value : undefined,
+      });
     }
   );
 
@@ -568,16 +564,13 @@
   w.splitwerk = api;
   try {
     const script = doc.currentScript || doc.querySelector('script[src*="sdk.js"]');
-    const o = { ...script?.dataset, ...w.splitwerkConfig };
+    const o = (options = { ...script?.dataset, ...w.splitwerkConfig });
     if (+o.timeoutMs > 0) timeoutMs = +o.timeoutMs;
-    local = /^(true|)$/.test(o.local); // true, "true" or a bare data-local
-    consentCookie = o.consentCookie;
-    covariate = o.covariate;
     // "a,b" from data-experiments, or an array from splitwerkConfig (String() joins it with commas)
     experiments = String(o.experiments || '').match(/[^,\s]+/g) || [];
     // The embed's hiding already ended: what this page requests now shows the control, so
     // that content never changes after the shop became visible.
-    late = !!stub?.q && !hiding();
+    late = stub?.q && !hiding();
     attributes = {
       source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other',
       ...(isObject(o.attributes) && o.attributes),
@@ -596,7 +589,7 @@
     // The server is where this script came from (a path prefix such as /ab/sdk.js included),
     // unless splitwerkConfig.server or data-server says otherwise.
     base = attempt(() => (o.server ? String(o.server).replace(/\/?$/, '/') : new URL('.', script.src).href));
-    doc.addEventListener('visibilitychange', () => doc.visibilityState === 'hidden' && api.flush());
+    doc.addEventListener('visibilitychange', () => doc.hidden && api.flush());
     w.addEventListener('pagehide', api.flush);
     if (experiments.length) api.ready = api.assign(experiments);
     // Calls the page made before this script arrived, in their order; each answers its promise.

@@ -126,6 +126,9 @@ export function loadSnippet(options = {}) {
     referrer: options.referrer || '',
     readyState: options.readyState || 'complete',
     visibilityState: 'visible',
+    get hidden() {
+      return this.visibilityState === 'hidden';
+    },
     adoptedStyleSheets: [],
     documentElement: {
       classList: { add: (c) => classes.add(c), remove: (c) => classes.delete(c), contains: (c) => classes.has(c) },
