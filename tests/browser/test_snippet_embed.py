@@ -365,3 +365,34 @@ def test_the_embed_hides_marked_elements_only_until_the_variant_is_applied(
     assert page.evaluate("window.buyVisibleAt") <= REVEAL_TIMEOUT_MS + VISIBLE_WITHIN_MS
     assert set(page.evaluate("window.samples")) == {"visible"}
     assert page_log.errors() == []
+
+
+def test_a_configured_covariate_goes_with_the_assignment_request(
+    start_site: StartSite, page: Page, page_log: PageLog
+) -> None:
+    """The shop's CUPED covariate (issue 20) is the top-level ``covariate`` of /v1/assign.
+
+    Only the request is checked: whether the server accepts the field is the server's tests'
+    business.
+    """
+    bodies: list[dict[str, Any]] = []
+
+    def record(route: Route) -> None:
+        bodies.append(json.loads(route.request.post_data or ""))
+        route.continue_()
+
+    page.route(re.compile(r".*/v1/assign$"), record)
+    with_covariate = start_site({"covariate": 129.5})
+    page.goto(with_covariate.page(1))
+    page.wait_for_function("() => window.splitwerk && window.splitwerk.version")
+    page.evaluate("splitwerk.ready")
+    assert [body.get("covariate") for body in bodies] == [129.5]
+    assert bodies[0]["experiments"] == ["checkout-button"]
+
+    without = start_site()  # no covariate configured: no field at all
+    page.goto(without.page(1))
+    page.wait_for_function("() => window.splitwerk && window.splitwerk.version")
+    page.evaluate("splitwerk.ready")
+    assert len(bodies) == 2 and "covariate" not in bodies[1]
+    # a server without the field answers 422: Chromium logs that load, the page has no error
+    assert page_log.errors(failed_loads_from=(with_covariate.splitwerk_url,)) == []
