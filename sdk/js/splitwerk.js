@@ -241,8 +241,7 @@
   const cache = {}; // experiment -> Promise of its assignment, one request per experiment per page
   const exposed = {}; // experiment -> true once its exposure event is queued (local mode)
   const events = [];
-  // options (see start): wait for the server, local evaluation, consent cookie, experiments
-  // (undefined until start sets them: falsy, like false, '' and 0)
+  // Set by start from the options (undefined until then: falsy, like false, '' and 0).
   let timeoutMs = TIMEOUT_MS;
   let options = {}; // splitwerkConfig over the script's data-* attributes
   let experiments = [];
