@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -23,10 +26,10 @@ from splitwerk.adapters import init_flask
 # Seconds a page waits for the server's variant; the SDK's default. Past it the page shows
 # the control: a slower page costs more than a missed variant.
 ASSIGN_TIMEOUT = 0.1
-# Hard cap in ms on hiding [data-splitwerk] elements while the browser waits for a variant;
-# the snippet's own default. Keep it equal to the backstop in static/shop.css.
-ANTI_FLICKER_MS = 800
 SNIPPET_TIMEOUT_MS = 800  # the snippet's default wait for a variant in the browser
+# The inline elements of Splitwerk's embed code (they carry no attributes), whose contents the
+# Content-Security-Policy allows by their hashes.
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
 def create_app(
@@ -36,6 +39,7 @@ def create_app(
     consent_mode: ConsentMode = "required",
     assign_timeout: float = ASSIGN_TIMEOUT,
     snippet_timeout_ms: int = SNIPPET_TIMEOUT_MS,
+    snippet_embed: str = "",
     secret_key: str | None = None,
 ) -> Flask:
     """Build the shop against the Splitwerk server at ``splitwerk_url``.
@@ -46,7 +50,10 @@ def create_app(
         consent_mode: ``"required"`` asks for consent in a banner before anything is stored
             or enrolled; ``"none"`` treats every visitor as having agreed.
         assign_timeout: seconds a page waits for a variant before it shows the control.
-        snippet_timeout_ms: the same in the browser (the snippet's ``data-timeout-ms``).
+        snippet_timeout_ms: the same in the browser (the snippet's ``timeoutMs``).
+        snippet_embed: Splitwerk's embed code, exactly as ``GET /v1/snippet/embed`` (or the
+            dashboard's install page) gives it; it goes into every page's ``<head>``. Empty:
+            pages without the snippet (no browser-assigned variants, no add-to-cart events).
         secret_key: signs the cart's session cookie; default: random per process.
 
     Raises:
@@ -68,8 +75,10 @@ def create_app(
         splitwerk_url=splitwerk_url.rstrip("/"),
         splitwerk_origin=f"{parts.scheme}://{parts.netloc}",
         consent_mode=consent_mode,
-        anti_flicker_ms=ANTI_FLICKER_MS,
         snippet_timeout_ms=snippet_timeout_ms,
+        snippet_embed=snippet_embed,
+        embed_script_hashes=inline_hashes(snippet_embed, "script"),
+        embed_style_hashes=inline_hashes(snippet_embed, "style"),
     )
     app.extensions[CLIENT_EXTENSION] = Client(
         splitwerk_url, ingest_key=ingest_key, timeout=assign_timeout
@@ -88,22 +97,35 @@ def create_app(
     return app
 
 
+def inline_hashes(html: str, tag: str) -> tuple[str, ...]:
+    """CSP sources (``'sha256-…'``) of the inline ``tag`` elements of ``html``."""
+    return tuple(
+        f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
+        for name, text in _INLINE.findall(html)
+        if name == tag
+    )
+
+
 def _new_nonce() -> None:
-    # One nonce per response, for the one inline <style> that carries a variant's colour.
+    # One nonce per response, for the inline <style> that carries a variant's colour and the
+    # inline <script> that gives the snippet its options.
     g.csp_nonce = secrets.token_urlsafe(16)
 
 
 def _secure_headers(response: Response) -> Response:
-    """A strict Content-Security-Policy: scripts only from files of this shop and Splitwerk."""
+    """A strict Content-Security-Policy: scripts from files of this shop and Splitwerk, and
+    inline only the embed code (by its hashes) and what carries this response's nonce."""
     settings = shop_settings()
     splitwerk = settings.splitwerk_origin
-    nonce = g.get("csp_nonce", "")
+    nonce = f"'nonce-{g.get('csp_nonce', '')}'"
+    scripts = " ".join(("'self'", splitwerk, nonce, *settings.embed_script_hashes))
+    styles = " ".join(("'self'", nonce, *settings.embed_style_hashes))
     response.headers["Content-Security-Policy"] = "; ".join(
         [
             "default-src 'none'",
-            f"script-src 'self' {splitwerk}",
+            f"script-src {scripts}",
             f"connect-src 'self' {splitwerk}",  # /v1/assign, beacons to /v1/events, /consent
-            f"style-src 'self' 'nonce-{nonce}'",
+            f"style-src {styles}",
             "img-src 'self'",
             "form-action 'self'",
             "base-uri 'none'",

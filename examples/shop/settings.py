@@ -22,8 +22,12 @@ class ShopSettings:
     splitwerk_url: str  # base URL without a trailing slash
     splitwerk_origin: str  # scheme://host:port, for the Content-Security-Policy
     consent_mode: ConsentMode
-    anti_flicker_ms: int
     snippet_timeout_ms: int  # the snippet's wait for /v1/assign before it shows the control
+    # Splitwerk's embed code for <head> (GET /v1/snippet/embed); empty: pages without the snippet
+    snippet_embed: str
+    # CSP sources ('sha256-…') of the embed's inline <script> and <style> elements
+    embed_script_hashes: tuple[str, ...]
+    embed_style_hashes: tuple[str, ...]
 
 
 def shop_settings() -> ShopSettings:

@@ -71,10 +71,17 @@ def render_page(template: str, **context: Any) -> str:
     settings = shop_settings()
     answer = consent.answer_of(request.headers.get("Cookie", ""))
     needs_consent = settings.consent_mode == "required" and answer != consent.AGREED
+    # window.splitwerkConfig: the browser-assigned page asks for the experiment at load
+    snippet_config: dict[str, Any] = {
+        "consentMode": "required" if needs_consent else "none",
+        "timeoutMs": settings.snippet_timeout_ms,
+    }
+    if context.get("in_browser"):
+        snippet_config["experiments"] = [EXPERIMENT]
     return render_template(
         template,
         settings=settings,
-        snippet_consent_mode="required" if needs_consent else "none",
+        snippet_config=snippet_config,
         show_banner=settings.consent_mode == "required" and answer is None,
         cart_size=sum(cart().values()),
         experiment=EXPERIMENT,

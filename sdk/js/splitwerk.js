@@ -19,26 +19,12 @@
   const FLUSH_JITTER_MS = 500; // spreads flushes of many tabs opened at once
   const BATCH_SIZE = 20; // events per beacon: keeps a body far below the 64 KB keepalive limit
   const QUEUE_SIZE = 100; // events held at most; more are dropped and counted (STYLE.md rule 34)
-  // Words of a referrer's host name or of a utm_source value that name a traffic source; the
-  // first source (in this order) with a matching word wins.
-  const SOURCE_WORDS = {
-    facebook: 'facebook fb',
-    instagram: 'instagram ig',
-    youtube: 'youtube youtu yt',
-    twitter: 'twitter',
-    tiktok: 'tiktok',
-    newsletter: 'newsletter email mail',
-    search: 'google bing duckduckgo ecosia yahoo qwant',
-  };
-  // Parameters that ad platforms append to their links.
-  const CLICK_IDS = {
-    fbclid: 'facebook',
-    gclid: 'search',
-    wbraid: 'search',
-    gbraid: 'search',
-    ttclid: 'tiktok',
-    igshid: 'instagram',
-  };
+  // Traffic sources, in the order they are tried: each source's name, then the other words of a
+  // referrer's host name or of a utm_source value that name it, and the click ids (the
+  // parameters that ad platforms append to their links; each ends in "id", no other word does).
+  const SOURCES =
+    'facebook fb fbclid,instagram ig igshid,youtube youtu yt,twitter,tiktok ttclid,newsletter email mail,' +
+    'search google bing duckduckgo ecosia yahoo qwant gclid wbraid gbraid';
 
   const debug = (...args) => {
     try {
@@ -62,17 +48,16 @@
     const mix = (k) => imul(rotate(imul(k, 0xcc9e2d51), 15), 0x1b873593);
     let h = seed;
     let k = 0;
-    let i = 0;
-    // one byte at a time, little-endian into k; every fourth byte completes a block
-    for (; i < bytes.length; i++) {
-      k |= bytes[i] << ((i & 3) * 8);
+    // one byte at a time, little-endian into k (a shift count is taken mod 32); every fourth
+    // byte completes a block
+    bytes.forEach((byte, i) => {
+      k |= byte << (i * 8);
       if ((i & 3) === 3) {
         h = imul(rotate(h ^ mix(k), 13), 5) + 0xe6546b64;
         k = 0;
       }
-    }
-    if (i & 3) h ^= mix(k);
-    h ^= i;
+    });
+    h ^= mix(k) ^ bytes.length; // the tail (after a whole block k is 0, and mix(0) is 0), the length
     h = imul(h ^ (h >>> 16), 0x85ebca6b);
     h = imul(h ^ (h >>> 13), 0xc2b2ae35);
     return (h ^ (h >>> 16)) >>> 0;
@@ -85,7 +70,7 @@
   };
 
   const isArray = Array.isArray;
-  const isObject = (x) => x !== null && typeof x === 'object' && !isArray(x);
+  const isObject = (x) => x && typeof x === 'object' && !isArray(x); // falsy or true
   const keys = Object.keys;
   // An own property only: an attribute named toString or constructor is not Object.prototype's.
   const has = (o, k) => ({}).hasOwnProperty.call(o, k);
@@ -93,23 +78,21 @@
   // JSON equality as the server compares: arrays element by element, objects in any key order;
   // an array attribute is not searched (only $in looks inside it).
   const equals = (a, b) =>
-    isArray(b)
-      ? isArray(a) && a.length === b.length && b.every((x, i) => equals(a[i], x))
-      : isObject(b)
-        ? isObject(a) && keys(a).length === keys(b).length && keys(b).every((k) => has(a, k) && equals(a[k], b[k]))
-        : a === b;
-  const within = (a, b) => (isArray(a) ? a : [a]).some((x) => b.some((y) => equals(x, y)));
+    a === b ||
+    (typeof a === 'object' &&
+      typeof b === 'object' &&
+      !!a &&
+      !!b &&
+      isArray(a) === isArray(b) &&
+      keys(a).length === keys(b).length &&
+      keys(b).every((k) => has(a, k) && equals(a[k], b[k])));
+  // an attribute, or each element of an array attribute, against each element of the operand
+  const within = (a, b) => [].concat(a).some((x) => b.some((y) => equals(x, y)));
   // Strings compare by code point, as Python does (JS's < compares UTF-16 units, which puts
-  // an emoji before U+E000..U+FFFF); numbers by value.
-  const order = (a, b) => {
-    if (typeof a === 'number') return a - b;
-    a = [...a];
-    b = [...b];
-    let i = 0;
-    while (i < a.length && a[i] === b[i]) i++;
-    return i < a.length && i < b.length ? a[i].codePointAt() - b[i].codePointAt() : a.length - b.length;
-  };
-  const ORDERS = { $gt: (d) => d > 0, $gte: (d) => d >= 0, $lt: (d) => d < 0, $lte: (d) => d <= 0 };
+  // an emoji before U+E000..U+FFFF): as fixed-width hex of their code points. Numbers by value.
+  const sortable = (x) =>
+    typeof x === 'string' ? [...x].map((c) => c.codePointAt().toString(16).padStart(6, 0)).join('') : x;
+  const ORDERS = { $gt: (a, b) => a > b, $gte: (a, b) => a >= b, $lt: (a, b) => a < b, $lte: (a, b) => a <= b };
   // Thrown while compiling what only the server evaluates: $regex (the browser's backtracking
   // RegExp can freeze a page on a pattern like (a+)+$, the server's engine is linear), $type,
   // $size, $all, $elemMatch, and integers beyond 2^53 (JSON.parse has already rounded them).
@@ -120,7 +103,7 @@
   // A JSON literal of a condition; a rounded integer is left to the server.
   const literal = (v) => {
     if (typeof v === 'number' && Math.abs(v) >= 2 ** 53) throw SERVER; // an integer, rounded or not
-    if (v && typeof v === 'object') keys(v).forEach((k) => literal(v[k]));
+    if (v && typeof v === 'object') Object.values(v).map(literal);
     return v;
   };
   const all = (tests) => (x) => tests.every((t) => t(x));
@@ -152,7 +135,7 @@
     if (ORDERS[name]) {
       // ordering only between two numbers or two strings; anything else does not match
       if (!/^(number|string)$/.test(typeof literal(b))) refuse(name);
-      return (x) => typeof x === typeof b && ORDERS[name](order(x, b));
+      return (x) => typeof x === typeof b && ORDERS[name](sortable(x), sortable(b));
     }
     if (!/^\$(eq|ne)$/.test(name)) refuse(name);
     literal(b);
@@ -197,8 +180,6 @@
   };
 
   const answer = (variant, payload, enrolled, reason) => ({ variant, payload, enrolled, reason });
-  // the answer of variant `v` of an experiment's configuration
-  const pick = (v, enrolled, reason) => answer(v.key, v.payload, enrolled, reason);
 
   /**
    * The assignment of a visitor to an experiment (spec steps 1, 3, 4, 5), with the server's
@@ -206,31 +187,28 @@
    */
   const evaluate = (experiment, visitor, attributes) => {
     const { variants, layer, coverage, status } = experiment;
-    const control = variants[0] || {};
-    const miss = (reason) => pick(control, false, reason);
+    // the answer with variant `v` of the configuration, by default the control; only a
+    // running experiment enrols
+    const pick = (reason, v = variants[0] || {}) => answer(v.key, v.payload, reason === 'running', reason);
     if (status !== 'running') {
-      const winner = status === 'stopped' && variants.find((v) => v.key === experiment.winner);
-      if (winner) return pick(winner, false, 'winner');
-      return miss(/^(paused|stopped)$/.test(status) ? status : 'not_running');
+      const winner = variants.find((v) => status === 'stopped' && v.key === experiment.winner);
+      return pick(winner ? 'winner' : /^(paused|stopped)$/.test(status) ? status : 'not_running', winner);
     }
-    const isMatch = matches(experiment.conditions, attributes || {});
+    const isMatch = matches(experiment.conditions, attributes); // none: every attribute is null
     if (isMatch === null) return null;
-    if (!isMatch) return miss('not_targeted');
+    if (!isMatch) return pick('not_targeted');
     if (layer) {
       const slot = bucket(visitor, layer.salt);
-      if (slot < layer.start || slot >= layer.end) return miss('layer');
+      if (slot < layer.start || slot >= layer.end) return pick('layer');
     }
-    const b = bucket(visitor, experiment.salt || experiment.key);
-    let cum = 0;
-    for (const v of variants) {
-      // width shrinks with coverage, but cum moves by the whole allocation, so ramping
-      // coverage up never moves a visitor who is already in (spec "Why it is built this way")
-      if (b >= cum && b < cum + Math.floor((v.allocation * coverage) / 10000)) {
-        return pick(v, true, 'running');
-      }
-      cum += v.allocation;
-    }
-    return miss('outside_coverage');
+    let b = bucket(visitor, experiment.salt || experiment.key);
+    // the variant whose allocation holds the bucket; of it, the share `coverage` counts: the
+    // width shrinks with coverage, but the allocations stay where they are, so ramping coverage
+    // up never moves a visitor who is already in (spec "Why it is built this way")
+    const v = variants.find((v) => (b -= v.allocation) < 0);
+    return v && b + v.allocation < Math.floor((v.allocation * coverage) / 10000)
+      ? pick('running', v)
+      : pick('outside_coverage');
   };
 
   /** Traffic source of a landing page: a click id, UTM tags, then the referrer's domain. */
@@ -239,67 +217,65 @@
     const params = url.searchParams;
     const get = (name) => (params.get(name) || '').toLowerCase();
     const utm = get('utm_source');
-    const named = (name) => {
-      const words = name.split(/[^a-z]+/);
-      // x.com and t.co are too short to be found as words without false hits
-      return /(^|\.)(x\.com|t\.co)$|^x$/.test(name)
-        ? 'twitter'
-        : keys(SOURCE_WORDS).find((source) => SOURCE_WORDS[source].split(' ').some((word) => words.includes(word)));
-    };
-    let host;
+    // the name of the first source with a word that passes `test`
+    const find = (test) => SOURCES.split(',').map((words) => words.split(' ')).find((words) => words.some(test))?.[0];
+    // x.com and t.co are too short to be found as words without false hits
+    const named = (name) =>
+      /(^|\.)(x\.com|t\.co)$|^x$/.test(name) ? 'twitter' : find((word) => name.split(/[^a-z]+/).includes(word));
+    let host = url.hostname;
     try {
       host = new URL(referrer).hostname; // the URL parser lower-cases host names
-    } catch (e) {} // no referrer, or not a URL: direct
+    } catch (e) {} // no referrer, or not a URL: as from the shop itself (direct)
     // A referrer from the shop itself carries no source (GA counts it as direct, too).
     const site = (name) => name.replace(/^www\./, '');
     return /^(e-?mail|newsletter)$/.test(get('utm_medium'))
       ? 'newsletter'
       : (utm && named(utm)) ||
-          CLICK_IDS[keys(CLICK_IDS).find((id) => params.has(id))] ||
-          (utm ? 'other' : host == null || site(host) === site(url.hostname) ? 'direct' : named(host) || 'other');
+          find((word) => /id$/.test(word) && params.has(word)) ||
+          (utm ? 'other' : site(host) === site(url.hostname) ? 'direct' : named(host) || 'other');
   };
 
   // ---- the page: options, visitor, storage ------------------------------------------------
 
   const doc = w.document;
-  const nav = w.navigator;
   const cache = {}; // experiment -> Promise of its assignment, one request per experiment per page
   const exposed = {}; // experiment -> true once its exposure event is queued (local mode)
   const events = [];
-  // options (see start): wait for the server, local evaluation, consent cookie, experiments
+  // Set by start from the options (undefined until then: falsy, like false, '' and 0).
   let timeoutMs = TIMEOUT_MS;
-  let local = false;
-  let consentCookie;
+  let options = {}; // splitwerkConfig over the script's data-* attributes
   let experiments = [];
-  let base = '';
+  let base;
   let granted = true;
-  let visitor = '';
-  let attributes = {};
+  let visitor;
+  let attributes;
   let config; // Promise of /v1/config (local mode)
   const known = {}; // experiment key -> its configuration from /v1/config, once loaded
   let batch; // experiments waiting for the next /v1/assign, collected over one microtask
   let pending = 0; // requests in flight, for anti-flicker
-  let flushTimer = 0;
-  let blockedUntil = 0; // Date.now() before which the server asked us (Retry-After) to stay away
-  let late = false; // this script came after the embed's hiding ended: the page keeps the control
+  let flushTimer;
+  let blockedUntil; // Date.now() before which the server asked us (Retry-After) to stay away
+  let late; // this script came after the embed's hiding ended: the page keeps the control
   let domReady = Promise.resolve();
 
   // A random id: a UUID, or (outside secure contexts, plain http, where randomUUID is missing)
   // the same 128 random bits as 32 hex digits.
   const newId = () => {
     const c = w.crypto;
-    return c.randomUUID ? c.randomUUID() : Array.from(c.getRandomValues(new Uint8Array(16)), (x) => (x + 256).toString(16).slice(1)).join('');
+    return c.randomUUID ? c.randomUUID() : [...c.getRandomValues(new Uint8Array(16))].map((x) => (x + 256).toString(16).slice(1)).join('');
   };
 
-  // The value of cookie `name`, or '' (also for a name that only ends like it).
+  // The value of cookie `name` (not of one whose name only ends like it), or undefined.
+  // Browsers join the cookies with "; ".
   const readCookie = (name) => {
-    const m = doc.cookie.match(new RegExp('(?:^|;\\s*)' + name.replace(/\W/g, '\\$&') + '=([^;]*)'));
-    return m ? decodeURIComponent(m[1]) : '';
+    const pair = doc.cookie.split('; ').find((c) => c.startsWith(name + '='));
+    return pair && decodeURIComponent(pair.slice(name.length + 1));
   };
 
   const writeCookie = (value, maxAge) => {
     const secure = w.location.protocol === 'https:' ? '; Secure' : '';
-    doc.cookie = `${COOKIE}=${encodeURIComponent(value)}; Path=/; Max-Age=${maxAge}; SameSite=Lax` + secure;
+    // the value is an id of newId() or empty: nothing to encode
+    doc.cookie = `${COOKIE}=${value}; Path=/; Max-Age=${maxAge}; SameSite=Lax` + secure;
   };
 
   // The persistent visitor: the cookie (at most 128 characters), else a new id stored as the cookie.
@@ -309,20 +285,18 @@
     return id;
   };
 
-  // Blocked storage throws on access (callers attempt this): then nothing is kept.
+  // Blocked or missing storage throws (callers attempt this): then nothing is kept.
   const persistSource = () => {
     const s = w.sessionStorage;
-    const first = s?.getItem(SOURCE_KEY);
-    if (first) attributes.source = first;
-    else if (s) s.setItem(SOURCE_KEY, attributes.source);
+    s.setItem(SOURCE_KEY, (attributes.source = s.getItem(SOURCE_KEY) || attributes.source));
   };
 
   // Consent in consent mode: the shop's consent cookie when one is configured ("name" or
   // "name=value"), else our own cookie, which only consent (ours or the backend's) writes.
   const hasConsent = () => {
-    const [name, wanted] = String(consentCookie || COOKIE).split('=');
+    const [name, wanted] = String(options.consentCookie || COOKIE).split('=');
     const found = readCookie(name);
-    return !!found && (!wanted || found === wanted);
+    return found && (!wanted || found === wanted);
   };
 
   // Removes everything this snippet stored (consent withdrawn).
@@ -346,30 +320,29 @@
     return new Promise((resolve, reject) => {
       if (!base || Date.now() < blockedUntil) throw 'unavailable';
       const controller = new AbortController();
-      // a fetch that ignores its abort signal still loses the race against the timer
-      const timer = setTimeout(() => (controller.abort(), reject('timeout')), timeoutMs);
-      Promise.resolve(w.fetch(base + path, { method: body ? 'POST' : 'GET', body, signal: controller.signal }))
+      // A fetch that ignores its abort signal still loses the race against the timer. The
+      // timer is left to run: once the promise is settled, abort() and reject() change nothing.
+      setTimeout(() => (controller.abort(), reject('timeout')), timeoutMs);
+      w.fetch(base + path, { method: body && 'POST', body, signal: controller.signal })
         .then((r) => {
-          const retryAfter = parseFloat(r.headers.get('Retry-After'));
+          const retryAfter = +r.headers.get('Retry-After');
           if (retryAfter > 0) blockedUntil = Date.now() + retryAfter * 1000;
-          if (!r.ok) throw 'HTTP ' + r.status;
+          if (!r.ok) throw r; // for debug: the response
           return r.json();
         })
-        .then(resolve, reject)
-        .finally(() => clearTimeout(timer));
+        .then(resolve, reject);
     });
   };
 
   const flush = () => {
-    clearTimeout(flushTimer);
-    flushTimer = 0;
+    flushTimer = clearTimeout(flushTimer);
     while (granted && base && events.length) {
       const body = JSON.stringify({
         events: events.splice(0, BATCH_SIZE).map((e) => ({ ...e, visitor })),
       });
       const url = base + 'v1/events';
       // sendBeacon survives the page's unload; false means the browser refused to queue it
-      if (!nav.sendBeacon?.(url, body)) {
+      if (!w.navigator.sendBeacon?.(url, body)) {
         w.fetch(url, { method: 'POST', body, keepalive: true }).catch(debug);
       }
     }
@@ -391,19 +364,24 @@
   const remote = (list) => {
     const body = { visitor, attributes, consent: true };
     if (list.length) body.experiments = list;
+    // The CUPED covariate: a number (or numeric text, from data-covariate) within the server's
+    // bounds, sent to the hundredth the server keeps. Anything else is left out: the server
+    // would refuse the whole request.
+    const covariate = options.covariate;
+    if (/\d/.test(covariate) && Math.abs(covariate) <= 1e6) body.covariate = Math.round(covariate * 100) / 100;
     return request('v1/assign', JSON.stringify(body)).then((r) => r.assignments);
   };
 
   // experiments -> { experiment: raw assignment }, from the server or from /v1/config. In local
   // mode the server decides the experiments whose conditions the browser cannot evaluate.
   const fetchAssignments = (list) => {
-    if (!local) return remote(list);
+    if (!/^(true|)$/.test(options.local)) return remote(list); // true, "true" or a bare data-local
     config = config || request('v1/config').then((c) => c.experiments.forEach((e) => (known[e.key] = e)));
     return config.then(() => {
       const result = {};
       const rest = [];
       (list.length ? list : keys(known)).forEach((key) => {
-        const a = known[key] ? attempt(() => evaluate(known[key], visitor, attributes)) : answer(null, null, false, 'unknown_experiment');
+        const a = known[key] ? attempt(() => evaluate(known[key], visitor, attributes)) : { reason: 'unknown_experiment' };
         if (a) {
           result[key] = a;
           if (a.enrolled && granted && !exposed[key]) {
@@ -423,12 +401,11 @@
     const isFresh = isObject(raw);
     const all = granted ? stored() : {};
     const saved = all[experiment];
-    const a = isFresh ? raw : saved ? answer(saved[0], saved[1], true, reason) : answer(null, null, false, reason || 'error');
+    const a = isFresh ? raw : saved ? answer(...saved, true, reason) : { reason: reason || 'error' };
     const payload = a.payload ?? null;
     const result = answer(a.variant || known[experiment]?.variants[0]?.key || 'control', payload, !!a.enrolled, a.reason);
     if (granted && isFresh) {
-      if (result.enrolled) all[experiment] = [result.variant, payload];
-      else delete all[experiment];
+      all[experiment] = result.enrolled ? [result.variant, payload] : undefined; // JSON leaves it out
       attempt(() => w.localStorage.setItem(STORED_KEY, JSON.stringify(all)));
     }
     return result;
@@ -454,7 +431,7 @@
 
   const hideClass = (method) => attempt(() => doc.documentElement.classList[method](HIDE_CLASS));
   // Whether the embed still hides the marked elements (false without the embed).
-  const hiding = () => !!stub && hideClass('contains');
+  const hiding = () => stub && hideClass('contains');
   const shown = () => answer('control', null, false, 'timeout');
 
   // Promise of the assignment of one experiment; calls within one microtask share a request.
@@ -500,16 +477,13 @@
   // ---- public API -------------------------------------------------------------------------
 
   /** splitwerk('name', ...args) calls splitwerk.name(...args) (or reads splitwerk.name). */
-  const api = (name, ...args) => {
-    try {
+  const api = (name, ...args) =>
+    attempt(() => {
       // own properties only: not call, apply or bind of every function
       if (!has(api, name)) return debug(name);
       const value = api[name];
       return typeof value === 'function' ? value(...args) : value;
-    } catch (e) {
-      debug(e);
-    }
-  };
+    });
   api.version = VERSION;
   api.dropped = 0;
   api.core = { bucket, matches, evaluate, detectSource };
@@ -519,8 +493,8 @@
     api[name] = (...args) => {
       const fail = (e) => (debug(e), fallback(...args));
       try {
-        const result = fn(...args);
-        return result?.then ? result.catch(fail) : result;
+        // the functions answer a promise, or nothing
+        return fn(...args)?.catch(fail);
       } catch (e) {
         return fail(e);
       }
@@ -538,11 +512,8 @@
   /** Calls `callback(variant, payload)` once the variant is known and the DOM is parsed. */
   guard(
     'onVariant',
-    (experiment, callback) => {
-      assignment(String(experiment))
-        .then((a) => domReady.then(() => callback(a.variant, a.payload)))
-        .catch(debug);
-    }
+    (experiment, callback) =>
+      assignment(String(experiment)).then((a) => domReady.then(() => callback(a.variant, a.payload)))
   );
 
   /** Queues a conversion of `goal`; `props.value` is an optional decimal amount. */
@@ -550,16 +521,20 @@
     'track',
     (goal, props) => {
       props = props || {};
-      const value = props.value;
+      const value = String(props.value); // 'undefined' when there is none: not a decimal
       // Orders and refunds carry money and come only from the shop's backend (ingest key).
       if ((props.type || 'conversion') !== 'conversion' || typeof goal !== 'string' || !/^.{1,128}$/.test(goal)) {
         debug(goal);
         return;
       }
-      const event = { type: 'conversion', goal, ts: Math.floor(Date.now() / 1000) };
-      // only whitelisted fields leave the page: never `revenue`, never arbitrary props
-      if (value !== undefined && /^-?\d+(\.\d+)?$/.test(String(value))) event.value = String(value);
-      queueEvent(event);
+      // only whitelisted fields leave the page: never `revenue`, never arbitrary props (JSON
+      // leaves out an undefined value)
+      queueEvent({
+        type: 'conversion',
+        goal,
+        ts: Math.floor(Date.now() / 1000),
+        value: /^-?\d+(\.\d+)?$/.test(value) ? value : undefined,
+      });
     }
   );
 
@@ -588,15 +563,13 @@
   w.splitwerk = api;
   try {
     const script = doc.currentScript || doc.querySelector('script[src*="sdk.js"]');
-    const o = { ...script?.dataset, ...w.splitwerkConfig };
+    const o = (options = { ...script?.dataset, ...w.splitwerkConfig });
     if (+o.timeoutMs > 0) timeoutMs = +o.timeoutMs;
-    local = /^(true|)$/.test(o.local); // true, "true" or a bare data-local
-    consentCookie = o.consentCookie;
     // "a,b" from data-experiments, or an array from splitwerkConfig (String() joins it with commas)
     experiments = String(o.experiments || '').match(/[^,\s]+/g) || [];
     // The embed's hiding already ended: what this page requests now shows the control, so
     // that content never changes after the shop became visible.
-    late = !!stub?.q && !hiding();
+    late = stub?.q && !hiding();
     attributes = {
       source: attempt(() => detectSource(w.location.href, doc.referrer)) || 'other',
       ...(isObject(o.attributes) && o.attributes),
@@ -614,8 +587,8 @@
     }
     // The server is where this script came from (a path prefix such as /ab/sdk.js included),
     // unless splitwerkConfig.server or data-server says otherwise.
-    base = attempt(() => (o.server ? String(o.server).replace(/\/?$/, '/') : new URL('.', script.src).href)) || '';
-    doc.addEventListener('visibilitychange', () => doc.visibilityState === 'hidden' && api.flush());
+    base = attempt(() => (o.server ? String(o.server).replace(/\/?$/, '/') : new URL('.', script.src).href));
+    doc.addEventListener('visibilitychange', () => doc.hidden && api.flush());
     w.addEventListener('pagehide', api.flush);
     if (experiments.length) api.ready = api.assign(experiments);
     // Calls the page made before this script arrived, in their order; each answers its promise.

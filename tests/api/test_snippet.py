@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import brotli
-import pytest
 
 from server.app import create_app
 from server.services import install
@@ -60,7 +59,6 @@ def test_snippet_is_within_the_budget_with_brotli_as_served(client: Any) -> None
     assert len(served.data) <= WIRE_BUDGET_BYTES
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14: the gzip form is still over 4,096 bytes")
 def test_snippet_is_within_the_budget_with_gzip_as_served(client: Any) -> None:
     served = client.get("/sdk.js", headers={"Accept-Encoding": "gzip"})
     assert served.headers["Content-Encoding"] == "gzip"

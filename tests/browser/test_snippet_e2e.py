@@ -17,9 +17,9 @@ import redis
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from examples.shop import create_app
-from examples.shop.app import ANTI_FLICKER_MS
 from examples.shop.settings import CLIENT_EXTENSION, ConsentMode
 from server.context import services_of
+from server.services.install import REVEAL_TIMEOUT_MS, embed_code
 from tests.browser.conftest import PageLog, Site, screenshot
 from tests.conftest import RedisServer
 from tests.examples.live import (
@@ -78,8 +78,9 @@ def start_site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator
                 ingest_key=INGEST_TOKEN,
                 consent_mode=consent_mode,
                 assign_timeout=2.0,
-                # generous on a busy CI machine; the anti-flicker cap still applies
+                # generous on a busy CI machine; the embed's cap on hiding still applies
                 snippet_timeout_ms=5000,
+                snippet_embed=embed_code(url + "/"),  # as the install page gives it
             )
             stack.callback(shop.extensions[CLIENT_EXTENSION].close, 1.0)
             late.app = shop
@@ -137,7 +138,7 @@ def test_snippet_from_the_server_assigns_and_shows_a_variant(
     assert answer["enrolled"] is True
     assert answer["reason"] == "running"
     assert answer["payload"] == PAYLOADS[answer["variant"]]
-    assert reveal_of(page) <= ANTI_FLICKER_MS + TIMER_SLACK_MS
+    assert reveal_of(page) <= REVEAL_TIMEOUT_MS + TIMER_SLACK_MS
     assert_shows(page, answer["variant"])
     assert enrolled(site.server) == 1
     screenshot(page, f"browser-assigned-{answer['variant']}")
@@ -199,9 +200,13 @@ def test_a_dead_server_shows_the_control_without_errors_and_without_long_hiding(
     site = start_site(splitwerk_is_up=False)
     context.add_init_script(RECORD_HIDING)
     page.goto(site.shop_url + "/browser")
-    assert reveal_of(page) <= ANTI_FLICKER_MS + TIMER_SLACK_MS
-    assert page.evaluate("window.splitwerk") is None  # the snippet never arrived
+    assert reveal_of(page) <= REVEAL_TIMEOUT_MS + TIMER_SLACK_MS
+    assert page.evaluate("window.splitwerk.version") is None  # only the embed's queue is there
     assert_shows(page, "control")
+    # the shop's code keeps working: add to cart (its conversion call settles with nothing)
+    page.get_by_role("button", name="In den Warenkorb").click()
+    page.wait_for_url(re.compile(r".*/cart$"))
+    expect(page.locator("#cart-size")).to_have_text("(1)")
     screenshot(page, "splitwerk-down")
     assert page_log.errors(failed_loads_from=(site.splitwerk_url,)) == []
 
@@ -216,7 +221,7 @@ def test_a_failing_assignment_shows_the_control_without_errors(
     answer = page.evaluate("window.splitwerk.ready")["checkout-button"]
     assert answer["variant"] == "control"
     assert answer["reason"] == "error"
-    assert reveal_of(page) <= ANTI_FLICKER_MS + TIMER_SLACK_MS
+    assert reveal_of(page) <= REVEAL_TIMEOUT_MS + TIMER_SLACK_MS
     assert_shows(page, "control")
     assert enrolled(site.server) == 0
     assert page_log.errors(failed_loads_from=(site.splitwerk_url,)) == []
@@ -235,12 +240,12 @@ def test_a_slow_assignment_is_cut_off_at_the_cap_and_shows_the_control(
     page.goto(site.shop_url + "/browser")
     answer = page.evaluate("window.splitwerk.ready")["checkout-button"]
     assert (answer["variant"], answer["reason"]) == ("control", "timeout")
-    assert reveal_of(page) <= ANTI_FLICKER_MS + TIMER_SLACK_MS
+    assert reveal_of(page) <= REVEAL_TIMEOUT_MS + TIMER_SLACK_MS
     assert_shows(page, "control")
     assert page_log.errors(failed_loads_from=(site.splitwerk_url,)) == []
 
 
-def test_without_javascript_the_marked_elements_still_show_after_the_cap(
+def test_without_javascript_the_marked_elements_show_at_once(
     start_site: StartSite, browser: Browser
 ) -> None:
     site = start_site()
@@ -248,9 +253,10 @@ def test_without_javascript_the_marked_elements_still_show_after_the_cap(
     try:
         page = context.new_page()
         page.goto(site.shop_url + "/browser")
-        # Only the stylesheet's backstop animation can reveal them: no script runs.
-        expect(page.locator("#checkout-button")).to_be_visible(timeout=3 * ANTI_FLICKER_MS)
-        assert "splitwerk-loading" in (page.get_attribute("html", "class") or "")
+        # Only the embed's script hides them: without it nothing is hidden, not even briefly.
+        assert "splitwerk-loading" not in (page.get_attribute("html", "class") or "")
+        expect(page.locator("#checkout-button")).to_be_visible(timeout=1)
+        expect(page.locator("#checkout-button")).to_have_attribute("data-variant", "control")
     finally:
         context.close()
 
@@ -263,7 +269,7 @@ def test_add_to_cart_sends_one_beacon_that_the_server_counts_once(
     page.goto(site.shop_url + "/")  # the server enrols the visitor and sets the cookie
     variant = page.get_attribute("#checkout-button", "data-variant")
     assert variant is not None
-    page.wait_for_function("() => window.splitwerk !== undefined")  # the async snippet has run
+    page.wait_for_function("() => window.splitwerk.version")  # the async snippet has run
     with page.expect_request(re.compile(r".*/v1/events$")) as beacon:
         page.get_by_role("button", name="In den Warenkorb").click()
     page.wait_for_url(re.compile(r".*/cart$"))

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from examples.shop import create_app
+from examples.shop.__main__ import fetch_embed
 from examples.shop.catalog import FEATURED, totals
 from examples.shop.settings import CLIENT_EXTENSION, ConsentMode
+from server.services.install import current_version, embed_code
 from splitwerk import Client
 from tests.examples.live import (
     PAYLOADS,
@@ -26,7 +32,10 @@ from tests.helpers import INGEST_TOKEN, free_port
 
 VARIANT = re.compile(rb'id="checkout-button"[^>]*data-variant="([a-z-]+)"')
 STYLE = re.compile(rb"--checkout-color: (#[0-9a-fA-F]{6})")
-INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+# Inline elements of a page: tag, attributes, content.
+INLINE = re.compile(rb"<(script|style)((?![^>]*\bsrc=)[^>]*)>(.*?)</\1>", re.DOTALL)
+MARKED = re.compile(rb"<[^>]*\sdata-splitwerk-hide[\s>]")  # an element the embed hides
+OPTIONS = re.compile(rb"window\.splitwerkConfig = (\{.*?\});</script>")
 
 ShopFactory = Callable[..., Flask]
 
@@ -38,6 +47,7 @@ def make_shop() -> Iterator[ShopFactory]:
 
     def make(url: str, consent_mode: ConsentMode = "none", **options: object) -> Flask:
         options.setdefault("assign_timeout", 2.0)  # a loaded CI machine must not flip variants
+        options.setdefault("snippet_embed", embed_code(url + "/"))  # as the install page gives it
         app = create_app(url, ingest_key=INGEST_TOKEN, consent_mode=consent_mode, **options)  # type: ignore[arg-type]
         apps.append(app)
         return app
@@ -51,6 +61,18 @@ def rendered_variant(body: bytes) -> str:
     match = VARIANT.search(body)
     assert match is not None, "no checkout button on the page"
     return match.group(1).decode()
+
+
+def snippet_options(body: bytes) -> dict[str, Any]:
+    """The page's ``window.splitwerkConfig``."""
+    match = OPTIONS.search(body)
+    assert match is not None, "no snippet options on the page"
+    options: dict[str, Any] = json.loads(match.group(1))
+    return options
+
+
+def csp_hash(text: bytes) -> str:
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text).digest()).decode()}'"
 
 
 def visitor_cookie(client: FlaskClient) -> str | None:
@@ -98,7 +120,7 @@ def test_without_consent_there_is_no_cookie_and_no_enrolment(
     response = client.get("/")
     assert response.status_code == 200
     assert b'id="consent-banner"' in response.data
-    assert b'data-consent-mode="required"' in response.data
+    assert snippet_options(response.data)["consentMode"] == "required"
     assert visitor_cookie(client) is None
     assert enrolled(splitwerk.app) == 0
 
@@ -112,7 +134,7 @@ def test_agreeing_in_the_banner_sets_the_cookie_and_enrols(
     assert answer.headers["Location"] == "/cart"
     page = client.get("/")
     assert b'id="consent-banner"' not in page.data
-    assert b'data-consent-mode="none"' in page.data
+    assert snippet_options(page.data)["consentMode"] == "none"
     assert visitor_cookie(client) is not None
     assert enrolled(splitwerk.app) == 1
 
@@ -215,10 +237,54 @@ def test_pages_have_a_strict_content_security_policy(
 ) -> None:
     response = make_shop(splitwerk.url, consent_mode="required").test_client().get(path)
     policy = response.headers["Content-Security-Policy"]
-    assert f"script-src 'self' {splitwerk.url};" in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
-    assert INLINE_SCRIPT.search(response.data) is None
-    assert f'src="{splitwerk.url}/sdk.js"'.encode() in response.data
+    sources = {
+        name: value.split() for name, value in (part.split(" ", 1) for part in policy.split("; "))
+    }
+    assert sources["script-src"][:2] == ["'self'", splitwerk.url]
+    # the embed code exactly as GET /v1/snippet/embed gives it, loading today's /sdk.js
+    assert embed_code(splitwerk.url + "/").encode() in response.data
+    assert f'"{splitwerk.url}/sdk.js?v={current_version()}"'.encode() in response.data
+    # inline only what the policy allows: the embed's elements by hash, the rest by nonce
+    inline = INLINE.findall(response.data)
+    assert len([tag for tag, _, _ in inline if tag == b"script"]) == 2  # options and embed
+    for tag, attributes, text in inline:
+        allowed = sources[f"{tag.decode()}-src"]
+        nonce = re.search(rb'nonce="([^"]+)"', attributes)
+        if nonce is not None:
+            assert f"'nonce-{nonce.group(1).decode()}'" in allowed
+        else:
+            assert csp_hash(text) in allowed, text[:60]
+
+
+def test_without_the_embed_code_pages_have_no_snippet(
+    splitwerk: Splitwerk, make_shop: ShopFactory
+) -> None:
+    response = make_shop(splitwerk.url, snippet_embed="").test_client().get("/browser")
+    assert response.status_code == 200
+    assert b"sdk.js" not in response.data and b"splitwerkConfig" not in response.data
+    assert "sha256-" not in response.headers["Content-Security-Policy"]
+
+
+def test_only_the_browser_page_asks_the_snippet_for_the_experiment_and_marks_it(
+    splitwerk: Splitwerk, make_shop: ShopFactory
+) -> None:
+    client = make_shop(splitwerk.url).test_client()
+    browser = client.get("/browser").data
+    assert snippet_options(browser) == {
+        "consentMode": "none",
+        "timeoutMs": 800,
+        "experiments": ["checkout-button"],
+    }
+    assert len(MARKED.findall(browser)) == 2  # the button and the note under it
+    server = client.get("/").data
+    assert "experiments" not in snippet_options(server)
+    assert MARKED.findall(server) == []
+
+
+def test_the_shop_fetches_the_embed_code_splitwerk_gives(splitwerk: Splitwerk) -> None:
+    assert fetch_embed(splitwerk.url) == embed_code(splitwerk.url + "/")
+    assert fetch_embed(f"http://127.0.0.1:{free_port()}") == ""  # nothing listens: no snippet
 
 
 def test_unknown_consent_mode_and_bad_url_are_refused() -> None:

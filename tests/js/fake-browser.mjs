@@ -126,6 +126,9 @@ export function loadSnippet(options = {}) {
     referrer: options.referrer || '',
     readyState: options.readyState || 'complete',
     visibilityState: 'visible',
+    get hidden() {
+      return this.visibilityState === 'hidden';
+    },
     adoptedStyleSheets: [],
     documentElement: {
       classList: { add: (c) => classes.add(c), remove: (c) => classes.delete(c), contains: (c) => classes.has(c) },
@@ -150,7 +153,8 @@ export function loadSnippet(options = {}) {
           ? (url, body) => (record.beacons.push({ url, body: JSON.parse(body) }), true)
           : options.sendBeacon,
     },
-    fetch: (url, init = {}) => {
+    // like the browser's, it answers with a promise (a handler may answer a Response at once)
+    fetch: async (url, init = {}) => {
       record.fetches.push({ url, init, body: typeof init.body === 'string' ? JSON.parse(init.body) : init.body });
       return handler(url, init);
     },

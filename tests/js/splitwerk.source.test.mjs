@@ -53,6 +53,9 @@ const CASES = [
   ['', 'https://www.ecosia.org/', 'search'],
   ['', 'https://de.search.yahoo.com/', 'search'],
   ['', 'https://www.qwant.com/', 'search'],
+  ['', 'https://search.brave.com/search?q=x', 'search'], // a source's name is one of its words
+  ['?utm_source=search', '', 'search'],
+  ['?utm_source=google&gclid=1', '', 'search'],
   ['', 'https://mail.google.com/', 'newsletter'], // webmail: a mailing
   ['', 'https://blog.example.org/best-shoes', 'other'],
   ['', 'https://box.com/', 'other'], // ends in x.com but is not x.com

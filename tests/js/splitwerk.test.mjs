@@ -67,6 +67,32 @@ test('data-experiments are assigned at load and splitwerk.ready resolves with th
   assert.equal(page.record.fetches.length, 1);
 });
 
+// The CUPED covariate (issue 20): sent as the top-level `covariate` of /v1/assign.
+const covariateSent = async (options) => {
+  const page = loadSnippet({ ...options, fetch: server({ a: GREEN }) });
+  await page.splitwerk.variant('a');
+  const { body } = page.record.fetches[0];
+  return 'covariate' in body ? body.covariate : 'none';
+};
+
+test('a configured covariate is sent with /v1/assign, to the hundredth the server keeps', async () => {
+  assert.equal(await covariateSent({ config: { covariate: 129.5 } }), 129.5);
+  assert.equal(await covariateSent({ config: { covariate: -3 } }), -3);
+  assert.equal(await covariateSent({ config: { covariate: 0 } }), 0);
+  assert.equal(await covariateSent({ dataset: { covariate: '42.126' } }), 42.13);
+  assert.equal(await covariateSent({ config: { covariate: 1e6 } }), 1e6);
+  // splitwerkConfig wins over the data attribute, as for every option
+  assert.equal(await covariateSent({ dataset: { covariate: '1' }, config: { covariate: 2 } }), 2);
+});
+
+test('without a finite covariate within the bounds, none is sent', async () => {
+  assert.equal(await covariateSent({}), 'none');
+  for (const covariate of ['', ' ', 'abc', '12abc', null, true, false, NaN, Infinity, -Infinity, 1e6 + 1, -2e6]) {
+    assert.equal(await covariateSent({ config: { covariate } }), 'none', String(covariate));
+  }
+  assert.equal(await covariateSent({ dataset: { covariate: '' } }), 'none');
+});
+
 test('splitwerk.ready resolves at once when no experiments are configured', async () => {
   const page = loadSnippet();
   assert.deepEqual(plain(await page.splitwerk.ready), {});
