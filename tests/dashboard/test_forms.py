@@ -259,6 +259,34 @@ def test_errors_speak_german_in_the_german_form(app: Flask) -> None:
     assert ">Variante 2: Gewicht</a>" in page
 
 
+def test_wtforms_own_messages_speak_the_page_language(app: Flask, editor: FlaskClient) -> None:
+    from tests.dashboard.conftest import sign_in
+    from tests.helpers import EDITOR_TOKEN
+
+    german = app.test_client()
+    german.set_cookie("splitwerk_locale", "de", domain="localhost")
+    sign_in(german, EDITOR_TOKEN)
+    wrong = {"name": "", "goals-0-kind": "profit", "variants-1-weight": "heavy"}
+    status, page = submit(editor, "/dashboard/experiments/new", **wrong)
+    assert status == 422
+    assert "This field is required." in error_of(page, "name")
+    assert "Not a valid choice." in error_of(page, "goals-0-kind")
+    assert "Enter a number, such as 1 or 2.5." in error_of(page, "variants-1-weight")
+    status, page = submit(german, "/dashboard/experiments/new", **wrong)
+    assert status == 422
+    assert "Dieses Feld wird benötigt." in error_of(page, "name")  # WTForms' German
+    assert "Keine gültige Auswahl." in error_of(page, "goals-0-kind")
+    assert "Geben Sie eine Zahl ein" in error_of(page, "variants-1-weight")  # the project's
+
+
+def test_a_field_refused_by_the_form_is_not_refused_again_by_the_api(
+    editor: FlaskClient,
+) -> None:
+    status, page = submit(editor, "/dashboard/experiments/new", coverage="150")
+    assert status == 422
+    assert error_of(page, "coverage").strip() == "Enter a percentage from 0 to 100."
+
+
 def test_the_form_previews_the_traffic_split(editor: FlaskClient) -> None:
     status, page = submit(editor, "/dashboard/experiments/new", key="Bad Key")
     assert status == 422
