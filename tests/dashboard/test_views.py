@@ -388,6 +388,23 @@ def test_a_new_phase_needs_the_confirmation_box(app: Flask, editor: FlaskClient)
     assert [variant.allocation for variant in renewed.variants] == [2500, 7500]
 
 
+def test_a_new_phase_refuses_what_is_no_weight_or_percentage(
+    app: Flask, editor: FlaskClient
+) -> None:
+    key = create(app, start=True)
+    path = f"/dashboard/experiments/{key}/actions/new-phase"
+    form = {"csrf_token": csrf_token(editor, "/dashboard/"), "confirm": "yes", "weight-0": "1"}
+    for wrong, message in (
+        ({"coverage": "120", "weight-1": "1"}, "Enter a percentage from 0 to 100."),
+        ({"coverage": "100", "weight-1": "0"}, "Enter a weight greater than 0."),
+        ({"coverage": "100", "weight-1": "much"}, "Enter a number, such as 1 or 2.5."),
+    ):
+        refused = editor.post(path, data={**form, **wrong})
+        assert refused.status_code == 422, wrong
+        assert message in refused.get_data(as_text=True)
+    assert services.get_experiment(app.extensions["splitwerk.store"], key).phase == 1
+
+
 def test_unknown_experiments_and_actions_are_404_pages(app: Flask, editor: FlaskClient) -> None:
     key = create(app)
     missing = editor.get("/dashboard/experiments/nothing-here")
