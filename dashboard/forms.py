@@ -13,6 +13,7 @@ form's rows.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,17 +59,20 @@ EFFECT_RANGE = NumberRange(0.1, 1000, lazy_gettext("Enter a percentage from 0.1 
 
 
 class NumberField(FloatField):
-    """A number as people type it; the message for anything else is the project's."""
+    """A finite number as people type it; the message for anything else is the project's."""
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         if not valuelist or not str(valuelist[0]).strip():
             self.data = None
             return
         try:
-            self.data = float(valuelist[0])
+            number = float(valuelist[0])
         except ValueError:
+            number = math.nan
+        if not math.isfinite(number):  # "nan" and "inf" are floats to Python, not to people
             self.data = None
-            raise ValueError(NOT_A_NUMBER) from None
+            raise ValueError(NOT_A_NUMBER)
+        self.data = number
 
 
 def _json(form: FlaskForm, field: Field) -> None:

@@ -312,6 +312,15 @@ def test_wtforms_own_messages_speak_the_page_language(app: Flask, editor: FlaskC
     assert "Geben Sie eine Zahl ein" in error_of(page, "variants-1-weight")  # the project's
 
 
+def test_nan_and_infinity_are_no_numbers(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor, "/dashboard/experiments/new", coverage="nan", **{"variants-1-weight": "inf"}
+    )
+    assert status == 422
+    assert "Enter a number, such as 1 or 2.5." in error_of(page, "coverage")
+    assert "Enter a number, such as 1 or 2.5." in error_of(page, "variants-1-weight")
+
+
 def test_a_field_refused_by_the_form_is_not_refused_again_by_the_api(
     editor: FlaskClient,
 ) -> None:
