@@ -68,7 +68,7 @@ snippet: $(NODE_STAMP)
 ## (tests/dashboard/test_catalogue.py fails on a missing German text or a stale .mo).
 TRANSLATIONS := dashboard/translations
 translations: $(RUNTIME_STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ --no-wrap --sort-by-file \
+	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ -k lazy_gettext --no-wrap --sort-by-file \
 		--project=Splitwerk --copyright-holder=Splitwerk -o $(TRANSLATIONS)/messages.pot .
 	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
 		--no-wrap --ignore-obsolete

@@ -1,24 +1,44 @@
-"""The experiment form: submitted fields → the API's input shape, and errors → field ids.
+"""The experiment form: WTForms classes that read the submitted fields into the API's input.
 
-The form is only a different way of writing the API's JSON: ``parse`` builds the dict that
-``server.schemas.ExperimentCreateSchema`` / ``ExperimentUpdateSchema`` load, so the dashboard
-applies exactly the API's validation. Field ids follow the data's path with dashes
-(``variants-2-weight``), which is how marshmallow's and the domain's error paths map back onto
-the inputs, shifted from the data's list positions to the form's rows.
+The form is only a different way of writing the API's JSON: WTForms reads and types the fields
+(numbers, percentages, JSON, choices, with their messages in the page's language: WTForms'
+own German ones and the project's from the catalogue), and ``parse`` builds the dict that
+``server.schemas.ExperimentCreateSchema`` / ``ExperimentUpdateSchema`` then load, so the
+dashboard applies exactly the API's validation on top. Field names are WTForms' own for lists of
+subforms (``variants-2-weight``, ``layer-size``), which is also how marshmallow's and the
+domain's error paths map back onto the inputs, shifted from the data's list positions to the
+form's rows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from flask_babel import lazy_gettext
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
+from wtforms import (
+    BooleanField,
+    Field,
+    FieldList,
+    FloatField,
+    FormField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from dashboard.i18n import N_
 from server.core import strict_json
 from server.core.conditions import ConditionError, validate_condition
 from server.core.lifecycle import EDITABLE
-from server.core.models import Experiment, Status
+from server.core.models import Analysis, Experiment, GoalKind, Status
 from server.schemas import MAX_GOALS, MAX_VARIANTS
 
 PERCENT = 100  # coverage, layer size and minimum effect are entered in percent
@@ -29,6 +49,104 @@ VARIANT_FIELDS = ("key", "weight", "payload")
 GOAL_FIELDS = ("key", "kind", "event")
 NO_GOAL = N_("Add at least one goal: without one the experiment cannot start.")
 ORDER_GOAL = "purchase"  # the goal an order counts for unless it names another (schemas)
+NOT_A_NUMBER = lazy_gettext("Enter a number, such as 1 or 2.5.")
+NOT_JSON = lazy_gettext('This is not valid JSON, e.g. {"color": "#1b7f3a"}.')
+NOT_POSITIVE = lazy_gettext("Enter a weight greater than 0.")
+# the ranges of the fields typed in percent (the API's are in basis points or fractions)
+COVERAGE_RANGE = NumberRange(0, 100, lazy_gettext("Enter a percentage from 0 to 100."))
+LAYER_RANGE = NumberRange(0.01, 100, lazy_gettext("Enter a percentage from 0.01 to 100."))
+EFFECT_RANGE = NumberRange(0.1, 1000, lazy_gettext("Enter a percentage from 0.1 to 1000."))
+
+
+class NumberField(FloatField):
+    """A finite number as people type it; the message for anything else is the project's."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if not valuelist or not str(valuelist[0]).strip():
+            self.data = None
+            return
+        try:
+            number = float(valuelist[0])
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):  # "nan" and "inf" are floats to Python, not to people
+            self.data = None
+            raise ValueError(NOT_A_NUMBER)
+        self.data = number
+
+
+def _json(form: FlaskForm, field: Field) -> None:
+    """Validator: the field holds strict JSON (empty is fine)."""
+    if field.data and field.data.strip():
+        try:
+            strict_json.loads(field.data)
+        except ValueError:
+            raise ValidationError(NOT_JSON) from None
+
+
+def _positive(form: FlaskForm, field: Field) -> None:
+    """Validator: a weight above zero (the domain says so too, but only after the schema)."""
+    if field.data is not None and not field.data > 0:
+        raise ValidationError(NOT_POSITIVE)
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class _Part(FlaskForm):
+    """Base of the form and its rows: Flask-WTF's translations; CSRF is checked per request."""
+
+    class Meta:
+        csrf = False  # every dashboard POST is checked by CSRFProtect before the view
+
+
+class VariantRow(_Part):
+    """One variant: its key, relative weight and optional JSON payload."""
+
+    key = StringField(filters=[_strip])
+    weight = NumberField(validators=[Optional(), _positive])
+    payload = TextAreaField(filters=[_strip], validators=[_json])
+
+
+class GoalRow(_Part):
+    """One goal: its key, what it measures, the event it listens to, browser values."""
+
+    key = StringField(filters=[_strip])
+    kind = SelectField(choices=[kind.value for kind in GoalKind], default=GoalKind.CONVERSION.value)
+    event = StringField(filters=[_strip])
+    browser = BooleanField()
+
+
+class LayerPart(_Part):
+    """The optional layer: its name and the share of it the experiment takes (percent)."""
+
+    name = StringField(filters=[_strip])
+    size = NumberField(validators=[Optional(), LAYER_RANGE])
+
+
+class ExperimentForm(_Part):
+    """The whole experiment form (create and edit); locked fields come from the stored values."""
+
+    key = StringField(filters=[_strip])
+    name = StringField(filters=[_strip], validators=[InputRequired()])
+    hypothesis = TextAreaField(filters=[_strip])
+    variants = FieldList(FormField(VariantRow), max_entries=MAX_VARIANTS)
+    coverage = NumberField(validators=[Optional(), COVERAGE_RANGE])
+    conditions = TextAreaField(filters=[_strip], validators=[_json])
+    layer = FormField(LayerPart)
+    goals = FieldList(FormField(GoalRow), max_entries=MAX_GOALS)
+    primary = StringField(name="goals-primary")
+    segments = StringField()
+    analysis = SelectField(choices=[analysis.value for analysis in Analysis])
+    minimum_effect = NumberField(validators=[Optional(), EFFECT_RANGE])
+
+
+class NewPhaseForm(_Part):
+    """The optional changes of a new phase: coverage (percent) and each variant's weight."""
+
+    coverage = NumberField(validators=[Optional(), COVERAGE_RANGE])
+    weight = FieldList(NumberField(validators=[Optional(), _positive]), max_entries=MAX_VARIANTS)
 
 
 @dataclass
@@ -47,11 +165,22 @@ class FormState:
 
 @dataclass
 class Parsed:
-    """The API-shaped data of a submitted form, what could not even be parsed, and row maps."""
+    """The API-shaped data of a submitted form, its errors, and the form row of each entry.
+
+    ``said`` holds WTForms' messages, already in the page's language; ``errors`` holds messages
+    in the API's words (a refused condition, a missing goal) that ``dashboard.messages`` says
+    plainly, like the schema's and the domain's.
+    """
 
     data: dict[str, Any]
     errors: dict[str, list[str]]
     rows: dict[str, list[int]]  # group → the form row of each list entry
+    said: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def has_errors(self) -> bool:
+        """Whether reading the form already found something wrong."""
+        return bool(self.errors or self.said)
 
 
 def _rows_in_use(values: Mapping[str, str], group: str, names: tuple[str, ...]) -> list[int]:
@@ -62,94 +191,129 @@ def _rows_in_use(values: Mapping[str, str], group: str, names: tuple[str, ...]) 
     ]
 
 
-def number(raw: str, name: str, errors: dict[str, list[str]]) -> float | None:
-    """A number typed into ``name``; on failure None and a message under that field id."""
-    try:
-        return float(raw)
-    except ValueError:
-        errors.setdefault(name, []).append("must be a number")
-        return None
+def _form_rows(values: Mapping[str, str], group: str, limit: int) -> list[int]:
+    """The form rows of a group that were submitted, in order: WTForms' entries, one each.
+
+    WTForms renumbers a list's entries 0…N-1 (rows left out leave no gap); the page keeps
+    the row numbers people saw, so errors and the primary goal are matched by these.
+    """
+    pattern = re.compile(rf"^{re.escape(group)}-(\d+)(?:-|$)")
+    found = {int(match.group(1)) for name in values if (match := pattern.match(name))}
+    return sorted(found)[:limit]
 
 
-def _json(raw: str, name: str, errors: dict[str, list[str]]) -> Any:
-    try:
-        return strict_json.loads(raw)
-    except ValueError as error:
-        errors.setdefault(name, []).append(f"not valid JSON: {error}")
-        return None
+def _is_used(row: FormField, names: tuple[str, ...]) -> bool:
+    return any((row.form[name].raw_data or [""])[0].strip() for name in names)
 
 
-def percent_to_points(raw: str, name: str, errors: dict[str, list[str]]) -> int | None:
-    """A percentage typed into ``name`` as basis points (25.5 → 2550)."""
-    share = number(raw, name, errors)
-    return None if share is None else round(share * PERCENT)
+def messages_of(form: FlaskForm, values: Mapping[str, str]) -> dict[str, list[str]]:
+    """WTForms' errors by the page's field id (``variants-1-weight``), as strings of the page."""
+    found: dict[str, list[str]] = {}
+
+    def walk(fields: Any, prefix: str) -> None:
+        for item in fields:
+            name = prefix + item.short_name
+            if isinstance(item, FieldList):
+                rows = _form_rows(values, name, len(item.entries))
+                for row, entry in zip(rows, item.entries, strict=False):
+                    if isinstance(entry, FormField):
+                        walk(entry.form, f"{name}-{row}-")
+                    elif entry.errors:
+                        found[f"{name}-{row}"] = [str(message) for message in entry.errors]
+            elif isinstance(item, FormField):
+                walk(item.form, name + "-")
+            elif item.errors:
+                found[item.name if not prefix else name] = [str(m) for m in item.errors]
+
+    walk(form, "")
+    return found
+
+
+def _optional(value: float | None, convert: Callable[[float], Any]) -> Any:
+    return None if value is None else convert(value)
 
 
 def parse(values: Mapping[str, str]) -> Parsed:
-    """Build API input from form values; values that are not even numbers or JSON are errors."""
+    """Read form values with WTForms and build the API's input from what could be read.
+
+    Every field is validated, so every error of the form comes at once; a field WTForms
+    refused is left out of the data, so the API does not refuse it a second time.
+    """
+    form = ExperimentForm(formdata=MultiDict(values))
+    form.validate()
+    said = messages_of(form, values)
     errors: dict[str, list[str]] = {}
     data: dict[str, Any] = {}
     for name in ("key", "name", "hypothesis"):
-        if name in values:
-            data[name] = values[name].strip()
-    variant_rows = _rows_in_use(values, "variants", VARIANT_FIELDS)
+        if name in values and name not in said:
+            data[name] = form[name].data or ""
+    variant_numbers = _form_rows(values, "variants", len(form.variants.entries))
+    variant_rows = [
+        (number, row)
+        for number, row in zip(variant_numbers, form.variants.entries, strict=False)
+        if _is_used(row, VARIANT_FIELDS)
+    ]
     variants = []
-    for row in variant_rows:
-        prefix = f"variants-{row}-"
-        variant: dict[str, Any] = {"key": values.get(prefix + "key", "").strip()}
-        weight = values.get(prefix + "weight", "").strip()
-        parsed_weight = number(weight, prefix + "weight", errors) if weight else None
-        if parsed_weight is not None:
-            variant["weight"] = parsed_weight
-            if not parsed_weight > 0:
-                # the domain refuses it too, but only after the schema passed: said here, it
-                # comes together with every other error
-                errors.setdefault(prefix + "weight", []).append("must be > 0")
-        payload = values.get(prefix + "payload", "").strip()
-        variant["payload"] = _json(payload, prefix + "payload", errors) if payload else None
+    for _, row in variant_rows:
+        variant: dict[str, Any] = {"key": row.form.key.data or ""}
+        if row.form.weight.data is not None and not row.form.weight.errors:
+            variant["weight"] = row.form.weight.data
+        payload = row.form.payload.data
+        variant["payload"] = (
+            strict_json.loads(payload) if payload and not row.form.payload.errors else None
+        )
         variants.append(variant)
     data["variants"] = variants
-    coverage = values.get("coverage", "").strip()
-    points = percent_to_points(coverage, "coverage", errors) if coverage else None
-    if points is not None:
-        data["coverage"] = points
-    conditions = values.get("conditions", "").strip()
-    data["conditions"] = _json(conditions, "conditions", errors) if conditions else None
+    if form.coverage.data is not None and "coverage" not in said:
+        data["coverage"] = round(form.coverage.data * PERCENT)
+    conditions = form.conditions.data
+    data["conditions"] = (
+        strict_json.loads(conditions) if conditions and "conditions" not in said else None
+    )
     if data["conditions"] is not None:
-        try:  # the service checks it again; here it joins the schema's errors
+        try:  # the service checks it again; here it joins the other errors
             validate_condition(data["conditions"])
         except ConditionError as error:
             errors.setdefault("conditions", []).append(str(error))
-    goal_rows = _rows_in_use(values, "goals", ("key", "event"))
-    primary = values.get("goals-primary", "")
+    goal_numbers = _form_rows(values, "goals", len(form.goals.entries))
+    goal_rows = [
+        (number, row)
+        for number, row in zip(goal_numbers, form.goals.entries, strict=False)
+        if _is_used(row, ("key", "event"))
+    ]
+    primary = form.primary.data or ""
     data["goals"] = [
         {
-            "key": values.get(f"goals-{row}-key", "").strip(),
-            "kind": values.get(f"goals-{row}-kind", "conversion"),
-            "event": values.get(f"goals-{row}-event", "").strip() or None,
-            "primary": primary == str(row),
-            "accept_browser_value": values.get(f"goals-{row}-browser") == "on",
+            "key": row.form.key.data or "",
+            "kind": row.form.kind.data,
+            "event": row.form.event.data or None,
+            "primary": primary == str(number),
+            "accept_browser_value": bool(row.form.browser.data),
         }
-        for row in goal_rows
+        for number, row in goal_rows
     ]
-    segments = values.get("segments", "")
-    data["segments"] = [part.strip() for part in segments.split(",") if part.strip()]
-    layer_name = values.get("layer-name", "").strip()
-    if layer_name:
-        size = values.get("layer-size", "").strip()
+    data["segments"] = [
+        part.strip() for part in (form.segments.data or "").split(",") if part.strip()
+    ]
+    layer = form.layer.form
+    if layer.name.data:
         data["layer"] = {
-            "name": layer_name,
-            "size": percent_to_points(size, "layer-size", errors) if size else None,
+            "name": layer.name.data,
+            "size": None
+            if layer.size.errors
+            else _optional(layer.size.data, lambda share: round(share * PERCENT)),
         }
     else:
         data["layer"] = None
-    if "analysis" in values:
-        data["analysis"] = values["analysis"]
-    effect = values.get("minimum_effect", "").strip()
-    share = number(effect, "minimum_effect", errors) if effect else None
-    if share is not None:
-        data["minimum_effect"] = share / PERCENT
-    return Parsed(data, errors, {"variants": variant_rows, "goals": goal_rows})
+    if "analysis" in values and "analysis" not in said:
+        data["analysis"] = form.analysis.data
+    if form.minimum_effect.data is not None and "minimum_effect" not in said:
+        data["minimum_effect"] = form.minimum_effect.data / PERCENT
+    rows = {
+        "variants": [number for number, _ in variant_rows],
+        "goals": [number for number, _ in goal_rows],
+    }
+    return Parsed(data, errors, rows, said)
 
 
 def require_goal(parsed: Parsed) -> None:

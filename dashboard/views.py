@@ -14,6 +14,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     g,
     redirect,
@@ -24,10 +25,11 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, get_translations
+from flask_wtf.csrf import CSRFError, generate_csrf
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 
-from dashboard import auth, csrf, formatting, forms, messages, presenters
+from dashboard import auth, formatting, forms, messages, presenters
 from dashboard.decision_card import overview_card, results_card
 from dashboard.i18n import (
     BROWSER_TAGS,
@@ -102,7 +104,10 @@ ERROR_TEXTS = {
     503: STORAGE_DOWN,
 }
 # Errors raised with an English text of the catalogue; it is translated on the error page.
-TRANSLATED_ON_SHOW = frozenset({auth.VIEWER_REFUSED, csrf.REFUSED, STORAGE_DOWN})
+TRANSLATED_ON_SHOW = frozenset({auth.VIEWER_REFUSED, STORAGE_DOWN})
+# A POST without the session's CSRF token: Flask-WTF's reasons are for developers.
+CSRF_REFUSED = N_("the form expired or came from another site; reload the page and retry")
+CSRF_FIELD = "csrf_token"  # Flask-WTF's hidden field (WTF_CSRF_FIELD_NAME)
 # Domain refusals shown on a re-rendered form, with the status the API would answer.
 FORM_REFUSALS: tuple[tuple[type[domain.DomainError], int], ...] = (
     (domain.InvalidInput, 422),
@@ -131,9 +136,9 @@ def _experiment(key: str) -> Experiment:
 
 @blp.before_request
 def _prepare() -> None:
-    """Pick the language and refuse POSTs without the session's CSRF token."""
+    """Pick the language and refuse POSTs without a valid CSRF token of the session."""
     g.translator = Translator(str(get_locale()), get_translations())
-    csrf.check()
+    current_app.extensions["csrf"].protect()  # Flask-WTF's CSRFProtect: POSTs only
 
 
 @blp.after_request
@@ -162,7 +167,7 @@ def _template_context() -> dict[str, Any]:
         "locale": translator.locale,
         "html_lang": BROWSER_TAGS[translator.locale],
         "other_locales": [code for code in SUPPORTED if code != translator.locale],
-        "csrf_token": csrf.token,
+        "csrf_token": generate_csrf,
         "user": user,
     }
 
@@ -179,7 +184,9 @@ def _error_body(error: HTTPException) -> tuple[str, int]:
     code = error.code or 500
     title = t(ERROR_TITLES[code]) if code in ERROR_TITLES else error.name
     description = error.description or ""
-    if description in TRANSLATED_ON_SHOW:
+    if isinstance(error, CSRFError):
+        description = t(CSRF_REFUSED)
+    elif description in TRANSLATED_ON_SHOW:
         description = t(description)
     elif description == type(error).description:  # Werkzeug's default text, in English
         description = t(ERROR_TEXTS[code]) if code in ERROR_TEXTS else description
@@ -445,22 +452,23 @@ def _apply(found: Experiment, action: str) -> None:
 
 def _new_phase_input(found: Experiment) -> dict[str, Any]:
     """API input of a new phase: the confirmation, and coverage or weights if they changed."""
+    form = forms.NewPhaseForm(formdata=request.form)
+    if not form.validate():
+        raise ValidationError(forms.messages_of(form, request.form))
     raw: dict[str, Any] = {"confirm": request.form.get("confirm") == "yes"}
-    errors: dict[str, list[str]] = {}
-    coverage = forms.percent_to_points(request.form.get("coverage", ""), "coverage", errors)
-    if coverage is not None and coverage != found.coverage:
-        raw["coverage"] = coverage
+    coverage = form.coverage.data
+    if coverage is not None and round(coverage * forms.PERCENT) != found.coverage:
+        raw["coverage"] = round(coverage * forms.PERCENT)
+    typed = [entry.data for entry in form.weight.entries]
     weights = [
-        forms.number(request.form.get(f"weight-{index}", ""), "weight", errors)
-        for index in range(len(found.variants))
+        typed[index] if index < len(typed) and typed[index] is not None else variant.weight
+        for index, variant in enumerate(found.variants)
     ]
     if any(w != v.weight for w, v in zip(weights, found.variants, strict=True)):
         raw["variants"] = [
             {"key": v.key, "weight": w, "payload": v.payload}
             for w, v in zip(weights, found.variants, strict=True)
         ]
-    if errors:
-        raise ValidationError(errors)
     return raw
 
 
@@ -521,7 +529,8 @@ def _failed(state: forms.FormState, parsed: forms.Parsed, error: Exception) -> f
         # the fields carry the details; a refusal without fields keeps its own message
         state.message = _t()(DOMAIN_REFUSED) if found else messages.plain("", error.message, _t())
     merged = forms.merge_errors(parsed.errors, forms.field_errors(found, parsed.rows))
-    state.errors = messages.humanise(merged, _t())
+    # WTForms' messages come first: a field it refused is not refused again in other words
+    state.errors = {**messages.humanise(merged, _t()), **parsed.said}
     return state
 
 
@@ -536,13 +545,13 @@ def create() -> ResponseReturnValue:
         values = forms.new_values(sends_orders)
         return _render_form(forms.FormState(values, forms.rows_shown(values)), None)
     values = request.form.to_dict()
-    values.pop(csrf.FIELD, None)
+    values.pop(CSRF_FIELD, None)
     state = forms.FormState(values, forms.rows_shown(values))
     parsed = forms.parse(values)
     forms.require_goal(parsed)
     try:
         data = schemas.ExperimentCreateSchema().load(parsed.data)
-        if parsed.errors:
+        if parsed.has_errors:
             raise ValidationError({})
         created = services.create_experiment(current_services().store, data, _actor(), time.time())
     except ValidationError as error:
@@ -570,17 +579,17 @@ def edit(key: str) -> ResponseReturnValue:
         )
     editable = forms.editable_fields(found.status)
     submitted = request.form.to_dict()
-    submitted.pop(csrf.FIELD, None)
+    submitted.pop(CSRF_FIELD, None)
     values = forms.merged_values(submitted, current_values, editable)
     state = forms.FormState(values, forms.rows_shown(values))
     parsed = forms.parse(values)
     changes = forms.changes(parsed, forms.parse(current_values), editable)
-    if not changes and not parsed.errors:
+    if not changes and not parsed.has_errors:
         flash(t("Nothing changed."))
         return redirect(url_for("dashboard.experiment", key=key))
     try:
         data = schemas.ExperimentUpdateSchema().load(changes)
-        if parsed.errors:
+        if parsed.has_errors:
             raise ValidationError({})
         services.update_experiment(current_services().store, key, data, _actor(), time.time())
     except ValidationError as error:

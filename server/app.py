@@ -12,6 +12,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_cors import CORS
 from flask_smorest import Api
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.routing import BaseConverter
 
 from dashboard import i18n
@@ -194,6 +195,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(dashboard_views.blp)
+    # CSRF tokens for the dashboard's forms; only the dashboard checks them (the API is stateless)
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # a token lives as long as its session
+    CSRFProtect(app)
     # the dashboard's texts: gettext catalogues, the language chosen per request
     Babel(
         app,

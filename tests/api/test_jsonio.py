@@ -94,12 +94,13 @@ def test_editor_payload_with_nan_is_refused_and_nothing_is_stored(client: Any) -
     assert client.get("/v1/experiments/checkout-button", headers=EDITOR).status_code == 404
 
 
-def test_dashboard_payload_with_nan_is_refused() -> None:
+def test_dashboard_payload_with_nan_is_refused(app: Any) -> None:
     from dashboard import forms
 
-    errors: dict[str, list[str]] = {}
-    assert forms._json('{"price": NaN}', "payload", errors) is None
-    assert "payload" in errors
+    with app.test_request_context():
+        parsed = forms.parse({"variants-0-key": "control", "variants-0-payload": '{"price": NaN}'})
+    assert "variants-0-payload" in parsed.said
+    assert parsed.data["variants"][0]["payload"] is None
 
 
 def test_config_and_assign_answers_are_strict_json(client: Any) -> None:

@@ -1,8 +1,8 @@
 """The gettext catalogues: every dashboard text has German, placeholders agree, .mo is current.
 
 The texts are extracted from the code and templates exactly as `make translations` does
-(babel.cfg, keywords t and N_ besides gettext's own), so a text added without running it, or
-left untranslated or fuzzy, fails here and not silently on a German page.
+(babel.cfg; keywords t, N_ and lazy_gettext besides gettext's own), so a text added without
+running it, or left untranslated or fuzzy, fails here and not silently on a German page.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ KEYWORDS = {
     "gettext": None,
     "ngettext": (1, 2),
     "N_": None,
+    "lazy_gettext": None,
     "t": None,
 }
 

@@ -260,6 +260,76 @@ def test_errors_speak_german_in_the_german_form(app: Flask) -> None:
     assert ">Variante 2: Gewicht</a>" in page
 
 
+def test_rows_added_in_the_page_become_variants_and_goals_in_order(
+    app: Flask, editor: FlaskClient
+) -> None:
+    # "Add a variant" shows rows 2, 3 …; a row left empty between filled ones is skipped
+    rows = {
+        "variants-2-key": "",
+        "variants-3-key": "banner-b",
+        "variants-3-weight": "2",
+        "variants-4-key": "banner-c",
+        "goals-3-key": "add_to_cart",
+        "goals-primary": "3",
+    }
+    status, page = submit(editor, "/dashboard/experiments/new", **rows)
+    assert status == 302, page
+    created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
+    assert [v.key for v in created.variants] == ["control", "banner", "banner-b", "banner-c"]
+    assert [v.weight for v in created.variants] == [1, 3, 2, 1]
+    assert [(g.key, g.is_primary) for g in created.goals] == [
+        ("purchase", False),
+        ("margin", False),
+        ("add_to_cart", True),
+    ]
+
+
+def test_an_error_in_an_added_row_is_shown_at_that_row(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor, "/dashboard/experiments/new", **{"variants-5-key": "late", "variants-5-weight": "0"}
+    )
+    assert status == 422
+    assert "Enter a weight greater than 0." in error_of(page, "variants-5-weight")
+    assert '<a href="#variants-5-weight">Variant 6: weight</a>' in page
+
+
+def test_wtforms_own_messages_speak_the_page_language(app: Flask, editor: FlaskClient) -> None:
+    from tests.dashboard.conftest import sign_in
+    from tests.helpers import EDITOR_TOKEN
+
+    german = app.test_client()
+    german.set_cookie("splitwerk_locale", "de", domain="localhost")
+    sign_in(german, EDITOR_TOKEN)
+    wrong = {"name": "", "goals-0-kind": "profit", "variants-1-weight": "heavy"}
+    status, page = submit(editor, "/dashboard/experiments/new", **wrong)
+    assert status == 422
+    assert "This field is required." in error_of(page, "name")
+    assert "Not a valid choice." in error_of(page, "goals-0-kind")
+    assert "Enter a number, such as 1 or 2.5." in error_of(page, "variants-1-weight")
+    status, page = submit(german, "/dashboard/experiments/new", **wrong)
+    assert status == 422
+    assert "Dieses Feld wird benötigt." in error_of(page, "name")  # WTForms' German
+    assert "Keine gültige Auswahl." in error_of(page, "goals-0-kind")
+    assert "Geben Sie eine Zahl ein" in error_of(page, "variants-1-weight")  # the project's
+
+
+def test_nan_and_infinity_are_no_numbers(editor: FlaskClient) -> None:
+    status, page = submit(
+        editor, "/dashboard/experiments/new", coverage="nan", **{"variants-1-weight": "inf"}
+    )
+    assert status == 422
+    assert "Enter a number, such as 1 or 2.5." in error_of(page, "coverage")
+    assert "Enter a number, such as 1 or 2.5." in error_of(page, "variants-1-weight")
+
+
+def test_a_field_refused_by_the_form_is_not_refused_again_by_the_api(
+    editor: FlaskClient,
+) -> None:
+    status, page = submit(editor, "/dashboard/experiments/new", coverage="150")
+    assert status == 422
+    assert error_of(page, "coverage").strip() == "Enter a percentage from 0 to 100."
+
+
 def test_the_form_previews_the_traffic_split(editor: FlaskClient) -> None:
     status, page = submit(editor, "/dashboard/experiments/new", key="Bad Key")
     assert status == 422

@@ -25,73 +25,14 @@ from tests.dashboard.test_views import EXPERIMENT, create
 from tests.helpers import EDITOR_TOKEN, VIEWER_TOKEN
 
 # Words of English sentences that German does not use (no "in", "was", "also", "man" …).
-ENGLISH_WORDS = frozenset(
-    [
-        "the",
-        "and",
-        "of",
-        "to",
-        "is",
-        "are",
-        "with",
-        "for",
-        "not",
-        "this",
-        "that",
-        "you",
-        "your",
-        "be",
-        "by",
-        "from",
-        "has",
-        "have",
-        "its",
-        "on",
-        "or",
-        "yet",
-        "than",
-        "must",
-        "can",
-        "cannot",
-        "please",
-        "enter",
-        "add",
-        "save",
-        "cancel",
-        "delete",
-        "edit",
-        "visitor",
-        "visitors",
-        "variant",
-        "variants",
-        "goal",
-        "goals",
-        "weight",
-        "layer",
-        "share",
-        "page",
-        "field",
-        "fields",
-        "number",
-        "only",
-        "each",
-        "every",
-        "least",
-        "should",
-        "there",
-        "their",
-        "which",
-        "when",
-        "where",
-        "while",
-        "would",
-        "could",
-        "none",
-        "more",
-        "less",
-        "already",
-    ]
-)
+ENGLISH_WORDS = frozenset((
+    "the", "and", "of", "to", "is", "are", "with", "for", "not", "this", "that", "you", "your",
+    "be", "by", "from", "has", "have", "its", "on", "or", "yet", "than", "must", "can",
+    "cannot", "please", "enter", "add", "save", "cancel", "delete", "edit", "visitor",
+    "visitors", "variant", "variants", "goal", "goals", "weight", "layer", "share", "page",
+    "field", "fields", "number", "only", "each", "every", "least", "should", "there", "their",
+    "which", "when", "where", "while", "would", "could", "none", "more", "less", "already",
+))  # fmt: skip
 ACCESSIBLE_ATTRIBUTES = ("aria-label", "title", "alt", "data-label", "data-label-empty")
 SKIPPED_ELEMENTS = {"script", "style", "pre", "code", "textarea", "option"}
 USER_CONTENT = (  # typed by the editor, not the dashboard's own words
@@ -178,6 +119,11 @@ def test_every_page_of_a_running_experiment_reads_german(
     for action in ACTIONS:
         check(german, f"/dashboard/experiments/{demo}/actions/{action}")
     check(german, f"/dashboard/experiments/{demo}/delete", 409)
+    path = f"/dashboard/experiments/{demo}/actions/new-phase"
+    data = {"csrf_token": csrf_token(german, path), "coverage": "abc", "weight-1": "0"}
+    refused = german.post(path, data=data)
+    assert refused.status_code == 422
+    assert not english_in(refused.get_data(as_text=True))
 
 
 def test_draft_form_and_error_pages_read_german(app: Flask, german: FlaskClient) -> None:

@@ -188,6 +188,41 @@ def test_a_post_with_a_foreign_csrf_token_is_refused(app: Flask, editor: FlaskCl
     assert status_of(app, key) == "running"
 
 
+def test_a_token_of_another_session_is_refused(app: Flask, editor: FlaskClient) -> None:
+    key = create(app, start=True)
+    other = sign_in(app.test_client(), EDITOR_TOKEN)
+    response = editor.post(
+        f"/dashboard/experiments/{key}/actions/pause",
+        data={"csrf_token": csrf_token(other, "/dashboard/")},
+    )
+    assert response.status_code == 400
+    assert status_of(app, key) == "running"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/logout",
+        "/dashboard/experiments/new",
+        "/dashboard/experiments/banner/edit",
+        "/dashboard/experiments/banner/actions/start",
+        "/dashboard/experiments/banner/delete",
+    ],
+)
+@pytest.mark.parametrize("presented", [None, "wrong"])
+def test_every_dashboard_post_needs_the_token(
+    app: Flask, editor: FlaskClient, path: str, presented: str | None
+) -> None:
+    create(app)
+    data = {"name": "Changed", "key": "other"}
+    if presented is not None:
+        data["csrf_token"] = presented
+    response = editor.post(path, data=data)
+    assert response.status_code == 400
+    assert status_of(app, "banner") == "draft"
+    assert editor.get("/dashboard/").status_code == 200  # still signed in
+
+
 @pytest.mark.parametrize("presented", ["é", "\u00e9" * 43, "\u20ac" * 43, "x" * 43])
 def test_a_post_with_a_non_ascii_csrf_token_is_a_400_page(
     app: Flask, editor: FlaskClient, presented: str
@@ -251,8 +286,25 @@ def test_the_session_cookie_is_secure_over_https(app: Flask) -> None:
         "/dashboard/login",
         data={"token": VIEWER_TOKEN, "csrf_token": token},
         base_url="https://localhost",
+        # over https Flask-WTF also wants the form to come from this site (pages send
+        # Referrer-Policy: same-origin, so browsers send it)
+        headers={"Referer": "https://localhost/dashboard/login"},
     )
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_over_https_a_post_from_another_site_is_refused(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf_token(client)
+    for referrer in ({}, {"Referer": "https://shop.example/dashboard/login"}):
+        response = client.post(
+            "/dashboard/login",
+            data={"token": VIEWER_TOKEN, "csrf_token": token},
+            base_url="https://localhost",
+            headers=referrer,
+        )
+        assert response.status_code == 400, referrer
+        assert "the form expired or came from another site" in response.get_data(as_text=True)
 
 
 def test_the_api_stays_without_session_cookies(client: FlaskClient) -> None:
@@ -335,6 +387,23 @@ def test_a_new_phase_needs_the_confirmation_box(app: Flask, editor: FlaskClient)
     renewed = services.get_experiment(services_of(app).store, key)
     assert renewed.phase == 2
     assert [variant.allocation for variant in renewed.variants] == [2500, 7500]
+
+
+def test_a_new_phase_refuses_what_is_no_weight_or_percentage(
+    app: Flask, editor: FlaskClient
+) -> None:
+    key = create(app, start=True)
+    path = f"/dashboard/experiments/{key}/actions/new-phase"
+    form = {"csrf_token": csrf_token(editor, "/dashboard/"), "confirm": "yes", "weight-0": "1"}
+    for wrong, message in (
+        ({"coverage": "120", "weight-1": "1"}, "Enter a percentage from 0 to 100."),
+        ({"coverage": "100", "weight-1": "0"}, "Enter a weight greater than 0."),
+        ({"coverage": "100", "weight-1": "much"}, "Enter a number, such as 1 or 2.5."),
+    ):
+        refused = editor.post(path, data={**form, **wrong})
+        assert refused.status_code == 422, wrong
+        assert message in refused.get_data(as_text=True)
+    assert services.get_experiment(app.extensions["splitwerk.store"], key).phase == 1
 
 
 def test_unknown_experiments_and_actions_are_404_pages(app: Flask, editor: FlaskClient) -> None:
