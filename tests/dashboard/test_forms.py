@@ -274,7 +274,7 @@ def test_rows_added_in_the_page_become_variants_and_goals_in_order(
     }
     status, page = submit(editor, "/dashboard/experiments/new", **rows)
     assert status == 302, page
-    created = services.get_experiment(app.extensions["splitwerk.store"], "banner")
+    created = services.get_experiment(services_of(app).store, "banner")
     assert [v.key for v in created.variants] == ["control", "banner", "banner-b", "banner-c"]
     assert [v.weight for v in created.variants] == [1, 3, 2, 1]
     assert [(g.key, g.is_primary) for g in created.goals] == [

@@ -403,7 +403,7 @@ def test_a_new_phase_refuses_what_is_no_weight_or_percentage(
         refused = editor.post(path, data={**form, **wrong})
         assert refused.status_code == 422, wrong
         assert message in refused.get_data(as_text=True)
-    assert services.get_experiment(app.extensions["splitwerk.store"], key).phase == 1
+    assert services.get_experiment(services_of(app).store, key).phase == 1
 
 
 def test_unknown_experiments_and_actions_are_404_pages(app: Flask, editor: FlaskClient) -> None:
