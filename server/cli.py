@@ -21,7 +21,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from server.api.limits import GUNICORN_REQUEST_LINE_LIMIT
-from server.app import create_app
+from server.app import create_app, start_background, stop_background
 from server.config import (
     DEV_TOKEN_FILE,
     ConfigError,
@@ -38,6 +38,9 @@ from server.storage.errors import StorageUnavailable
 
 GUNICORN_TIMEOUT = 30  # seconds; far above the Redis timeouts, so a slow Redis never kills workers
 GRACEFUL_TIMEOUT = 10  # seconds for in-flight requests at shutdown
+# Seconds a stopping worker waits for its evaluator: one webhook attempt (WEBHOOK_TIMEOUT's
+# default) plus a Redis command; the thread is a daemon and ends with the process anyway.
+EVALUATOR_STOP_TIMEOUT = 6.0
 CLIENT_TIMEOUT = 10.0  # seconds for one admin API call from the CLI
 SECRET_FILE = "secret-key"  # development secret, created once under DATA_DIR
 INGEST_TOKEN_FILE = "dev-ingest-token"  # development ingest key (orders from the example shop)
@@ -73,12 +76,26 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]  # gunicorn sh
     def load_config(self) -> None:
         for name, value in self.options.items():
             self.cfg.set(name, value)
+        # the evaluator thread runs in each worker (a Redis turn lets one evaluate at a time)
+        self.cfg.set("post_worker_init", _start_evaluator)
+        self.cfg.set("worker_exit", _stop_evaluator)
 
     def load(self) -> Flask:
         return create_app(self.overrides)
 
     def run(self) -> None:
         StopOnHangup(self).run()
+
+
+def _start_evaluator(worker: Any) -> None:
+    """gunicorn's post_worker_init: start the worker's evaluator thread."""
+    start_background(worker.wsgi)
+
+
+def _stop_evaluator(server: Any, worker: Any) -> None:
+    """gunicorn's worker_exit (after SIGTERM, too): stop the thread before the worker ends."""
+    if worker.wsgi is not None and not stop_background(worker.wsgi, EVALUATOR_STOP_TIMEOUT):
+        server.log.warning("evaluator of worker %s did not stop in time", worker.pid)
 
 
 def _secret_file(folder: Path, name: str) -> str:
