@@ -490,6 +490,9 @@ GERMAN: dict[str, str] = {
         "Werte unten ist verlässlich, bis die Ursache gefunden ist."
     ),
     "Ship {variant}": "{variant} übernehmen",
+    "Guardrail alarm: {variant} significantly harms {goal}.": (
+        "Leitplanken-Alarm: {variant} verschlechtert {goal} nachweislich."
+    ),
     "{variant} is conclusively better than the control on {goal}.": (
         "{variant} ist bei {goal} nachweislich besser als die Kontrolle."
     ),
