@@ -17,7 +17,14 @@ import redis
 from server.app import EVALUATOR, create_app, start_background, stop_background
 from server.services.monitor import Evaluator
 from server.storage import keys
-from tests.helpers import EDITOR, app_settings, free_port, seed_guardrail_traffic
+from tests.helpers import (
+    EDITOR,
+    SERVE_STOP_TIMEOUT,
+    app_settings,
+    free_port,
+    seed_guardrail_traffic,
+    serving,
+)
 
 WEBHOOK_SECRET = "webhook-secret-for-tests-0123456789abcdef"
 EXPERIMENT: dict[str, Any] = {
@@ -239,3 +246,33 @@ def test_a_short_webhook_secret_stops_the_start(redis_server: Any) -> None:
             )
         )
     assert "short" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_splitwerk_serve_runs_the_evaluator_in_its_worker_and_stops_it_on_sigterm(
+    redis_server: Any, redis_client: redis.Redis, tmp_path: Any
+) -> None:
+    """The production path: gunicorn starts the thread after the fork (the announcement comes)
+    and SIGTERM ends the worker with its evaluator stopped in time."""
+    harmed(create_app(app_settings(redis_server.url)))
+    log = tmp_path / "serve.log"
+    with Receiver() as receiver:
+        with serving(
+            redis_server.url,
+            log,
+            EVALUATION_INTERVAL="0.2",
+            WEBHOOK_URL=receiver.url,
+            WEBHOOK_SECRET=WEBHOOK_SECRET,
+        ):
+            deadline = time.monotonic() + 30
+            while not receiver.requests and time.monotonic() < deadline:
+                time.sleep(0.1)
+            leaving = time.monotonic()
+        stopped_in = time.monotonic() - leaving  # SIGTERM until every process has ended
+    assert [request["event"] for request in receiver.requests] == ["guardrail_harm"]
+    assert receiver.requests[0]["valid"]
+    output = log.read_text()
+    assert "Worker exiting" in output and "Shutting down: Master" in output
+    assert "did not stop in time" not in output and "Traceback" not in output
+    assert WEBHOOK_SECRET not in output
+    assert stopped_in < SERVE_STOP_TIMEOUT - 2  # never the SIGKILL after the timeout
