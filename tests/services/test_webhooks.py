@@ -15,6 +15,8 @@ import pytest
 import redis
 
 from server.app import EVALUATOR, create_app, start_background, stop_background
+from server.core.models import Delivery
+from server.demo import DEMO_DAYS, ensure_demo_experiment, generate_traffic
 from server.services.monitor import Evaluator
 from server.storage import keys
 from tests.helpers import (
@@ -276,3 +278,52 @@ def test_splitwerk_serve_runs_the_evaluator_in_its_worker_and_stops_it_on_sigter
     assert "did not stop in time" not in output and "Traceback" not in output
     assert WEBHOOK_SECRET not in output
     assert stopped_in < SERVE_STOP_TIMEOUT - 2  # never the SIGKILL after the timeout
+
+
+def test_a_sample_ratio_alarm_is_announced_once(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    with Receiver() as receiver:
+        app = webhook_app(redis_server.url, receiver.url)
+        client = app.test_client()
+        assert client.post("/v1/experiments", json=EXPERIMENT, headers=EDITOR).status_code == 201
+        assert client.post("/v1/experiments/gift-wrap/start", headers=EDITOR).status_code == 200
+        redis_client.hset(keys.counts("gift-wrap", 1), mapping={"e:0": 1000, "e:1": 800})
+        first = evaluator(app).run_once(time.time())
+        second = evaluator(app).run_once(time.time())
+    assert [field.split(":")[2] for field in first.announced] == ["sample-ratio"]
+    assert second.announced == () and first.paused == ()  # an alarm, never a pause
+    (request,) = receiver.requests
+    assert request["event"] == "sample_ratio_mismatch" and request["valid"]
+    assert request["body"]["details"]["visitors"] == {"control": 1000, "wrap": 800}
+
+
+def test_a_conclusive_result_is_announced(redis_server: Any, redis_client: redis.Redis) -> None:
+    """The demo's verdict is conclusive (keep the control: the challenger earns less)."""
+    with Receiver() as receiver:
+        app = webhook_app(redis_server.url, receiver.url)
+        now = time.time()
+        ensure_demo_experiment(app.extensions["splitwerk.store"], now - DEMO_DAYS * 86_400)
+        generate_traffic(app, 4000, now)
+        report = evaluator(app).run_once(now)
+    assert "conclusive" in [field.split(":")[2] for field in report.announced]
+    conclusive = [r for r in receiver.requests if r["event"] == "conclusive"]
+    assert len(conclusive) == 1 and conclusive[0]["valid"]
+    details = conclusive[0]["body"]["details"]
+    assert details["verdict"] == "ship" and details["variant"] == "control" and details["money"]
+
+
+def test_a_full_outbox_drops_new_deliveries_but_remembers_them(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    app = create_app(app_settings(redis_server.url))
+    store = app.extensions["splitwerk.store"]
+    for number in range(keys.OUTBOX_LIMIT):
+        delivery = Delivery(f"d{number}", "conclusive", "{}")
+        assert store.announce(f"e@1:p1:conclusive:{number}", 1.0, delivery) == 1
+    assert store.announce("e@1:p1:extra", 1.0, Delivery("late", "conclusive", "{}")) == 2
+    assert redis_client.zcard(keys.OUTBOX) == keys.OUTBOX_LIMIT
+    assert not redis_client.hexists(keys.DELIVERIES, "late")
+    assert store.announce("e@1:p1:extra", 1.0, Delivery("again", "conclusive", "{}")) == 0
+    # announcements of experiments that no longer exist are pruned by the evaluator
+    assert store.prune_announcements({"other"}) == keys.OUTBOX_LIMIT + 1
