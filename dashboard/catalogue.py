@@ -490,6 +490,10 @@ GERMAN: dict[str, str] = {
         "Werte unten ist verlässlich, bis die Ursache gefunden ist."
     ),
     "Ship {variant}": "{variant} übernehmen",
+    "Guardrail": "Leitplanke",
+    "Harm: goes down": "Schaden: sinkt",
+    "Harm: goes up": "Schaden: steigt",
+    "Pause when a guardrail shows harm": "Pausieren, wenn eine Leitplanke Schaden zeigt",
     "Guardrail alarm: {variant} significantly harms {goal}.": (
         "Leitplanken-Alarm: {variant} verschlechtert {goal} nachweislich."
     ),

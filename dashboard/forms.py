@@ -128,6 +128,7 @@ def parse(values: Mapping[str, str]) -> Parsed:
             "event": values.get(f"goals-{row}-event", "").strip() or None,
             "primary": primary == str(row),
             "accept_browser_value": values.get(f"goals-{row}-browser") == "on",
+            **_guardrail(values.get(f"goals-{row}-guardrail", "")),
         }
         for row in goal_rows
     ]
@@ -144,11 +145,20 @@ def parse(values: Mapping[str, str]) -> Parsed:
         data["layer"] = None
     if "analysis" in values:
         data["analysis"] = values["analysis"]
+    data["pause_on_harm"] = values.get("pause_on_harm") == "on"
     effect = values.get("minimum_effect", "").strip()
     share = number(effect, "minimum_effect", errors) if effect else None
     if share is not None:
         data["minimum_effect"] = share / PERCENT
     return Parsed(data, errors, {"variants": variant_rows, "goals": goal_rows})
+
+
+def _guardrail(choice: str) -> dict[str, Any]:
+    """A goal row's guardrail select: "" (none) or the harmful direction; anything else goes
+    to the schema, which names the field."""
+    if not choice:
+        return {"guardrail": False}
+    return {"guardrail": True, "harm": choice}
 
 
 def require_goal(parsed: Parsed) -> None:
@@ -211,6 +221,10 @@ def values_of(experiment: Experiment) -> dict[str, str]:
             values[f"goals-{row}-browser"] = "on"
         if goal.is_primary:
             values["goals-primary"] = str(row)
+        if goal.is_guardrail:
+            values[f"goals-{row}-guardrail"] = goal.harm.value
+    if experiment.pause_on_harm:
+        values["pause_on_harm"] = "on"
     return values
 
 
