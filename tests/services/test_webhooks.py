@@ -327,3 +327,21 @@ def test_a_full_outbox_drops_new_deliveries_but_remembers_them(
     assert store.announce("e@1:p1:extra", 1.0, Delivery("again", "conclusive", "{}")) == 0
     # announcements of experiments that no longer exist are pruned by the evaluator
     assert store.prune_announcements({"other"}) == keys.OUTBOX_LIMIT + 1
+
+
+def test_a_webhook_secret_without_a_url_and_a_negative_interval_stop_the_start(
+    redis_server: Any,
+) -> None:
+    from server.config import ConfigError
+
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET: set, but no WEBHOOK_URL"):
+        create_app(app_settings(redis_server.url, WEBHOOK_SECRET=WEBHOOK_SECRET))
+    with pytest.raises(ConfigError, match="EVALUATION_INTERVAL"):
+        create_app(app_settings(redis_server.url, EVALUATION_INTERVAL=-1.0))
+
+
+def test_no_evaluator_is_built_when_the_interval_is_zero(redis_server: Any) -> None:
+    app = create_app(app_settings(redis_server.url, EVALUATION_INTERVAL=0.0))
+    assert app.extensions[EVALUATOR] is None
+    start_background(app)  # nothing to start, nothing to stop
+    assert stop_background(app, 0.1)
