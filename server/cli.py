@@ -87,14 +87,24 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]  # gunicorn sh
         StopOnHangup(self).run()
 
 
+def _worker_app(worker: Any) -> Flask | None:
+    """The worker's app; None when it failed to load (gunicorn then has no app or an error
+    page in its place)."""
+    app = getattr(worker, "wsgi", None)
+    return app if isinstance(app, Flask) else None
+
+
 def _start_evaluator(worker: Any) -> None:
     """gunicorn's post_worker_init: start the worker's evaluator thread."""
-    start_background(worker.wsgi)
+    app = _worker_app(worker)
+    if app is not None:
+        start_background(app)
 
 
 def _stop_evaluator(server: Any, worker: Any) -> None:
     """gunicorn's worker_exit (after SIGTERM, too): stop the thread before the worker ends."""
-    if worker.wsgi is not None and not stop_background(worker.wsgi, EVALUATOR_STOP_TIMEOUT):
+    app = _worker_app(worker)
+    if app is not None and not stop_background(app, EVALUATOR_STOP_TIMEOUT):
         server.log.warning("evaluator of worker %s did not stop in time", worker.pid)
 
 
