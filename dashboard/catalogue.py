@@ -491,6 +491,7 @@ GERMAN: dict[str, str] = {
     ),
     "Ship {variant}": "{variant} übernehmen",
     "Guardrail": "Leitplanke",
+    "Guardrail alarm": "Leitplanken-Alarm",
     "Harm: goes down": "Schaden: sinkt",
     "Harm: goes up": "Schaden: steigt",
     "Pause when a guardrail shows harm": "Pausieren, wenn eine Leitplanke Schaden zeigt",

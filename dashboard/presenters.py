@@ -650,6 +650,7 @@ class ListRow:
     chance: str
     tone: str
     is_sample_ratio_mismatch: bool
+    has_guardrail_alarm: bool = False
 
 
 def list_row(item: ExperimentOverview, t: Translator, currency: str) -> ListRow:
@@ -685,6 +686,7 @@ def list_row(item: ExperimentOverview, t: Translator, currency: str) -> ListRow:
         chance=chance,
         tone=tone,
         is_sample_ratio_mismatch=item.is_sample_ratio_mismatch,
+        has_guardrail_alarm=item.has_guardrail_alarm,
     )
 
 

@@ -54,6 +54,9 @@ def test_a_guardrail_harm_raises_the_alarm_on_the_decision_card(
 ) -> None:
     page = watched_page
     sign_in(page, harmed_site, EDITOR_TOKEN)
+    # the list shows it in the checks column
+    row = page.locator("table.experiments tbody tr").first
+    expect(row.locator(".badge")).to_have_text("Guardrail alarm")
     page.goto(harmed_site.path("/dashboard/experiments/gift-wrap"))
     alarm = page.locator("section.decision [role=alert]")
     expect(alarm).to_be_visible()
@@ -65,6 +68,7 @@ def test_a_guardrail_harm_raises_the_alarm_on_the_decision_card(
 def test_no_alarm_without_harm(calm_site: Site, watched_page: Page, page_log: PageLog) -> None:
     page = watched_page
     sign_in(page, calm_site, EDITOR_TOKEN)
+    expect(page.locator("table.experiments tbody tr").first.locator(".badge")).to_have_count(0)
     page.goto(calm_site.path("/dashboard/experiments/gift-wrap"))
     expect(page.locator("section.decision")).to_be_visible()
     expect(page.locator("section.decision [role=alert]")).to_have_count(0)
