@@ -6,6 +6,7 @@ translator and the currency come in; a frozen card of formatted strings goes out
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from dashboard import formatting
@@ -49,6 +50,7 @@ class DecisionCard:
     reason: str
     brief: str  # the money in one line, for the experiment list ("" without data)
     facts: tuple[Fact, ...]
+    alarm: str = ""  # the guardrail alarm (issue 21), "" when no guardrail is harmed
 
 
 def _amount(value: float | None, decision: Decision, t: Translator, currency: str) -> str:
@@ -211,7 +213,16 @@ def results_card(results: ExperimentResults, t: Translator, currency: str) -> De
     goal = decision_goal(results)
     if decision is None or goal is None:
         return None
-    return decision_card(decision, goal.kind, conversion_goal(results), t, currency, results.status)
+    card = decision_card(decision, goal.kind, conversion_goal(results), t, currency, results.status)
+    harms = [check for check in results.guardrails if check.is_harmful]
+    if not harms:
+        return card
+    alarm = t(
+        "Guardrail alarm: %(variant)s significantly harms %(goal)s.",
+        variant=", ".join(dict.fromkeys(check.variant for check in harms)),
+        goal=", ".join(dict.fromkeys(check.goal for check in harms)),
+    )
+    return dataclasses.replace(card, alarm=alarm)
 
 
 def overview_card(item: ExperimentOverview, t: Translator, currency: str) -> DecisionCard | None:

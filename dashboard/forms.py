@@ -116,6 +116,7 @@ class GoalRow(_Part):
     kind = SelectField(choices=[kind.value for kind in GoalKind], default=GoalKind.CONVERSION.value)
     event = StringField(filters=[_strip])
     browser = BooleanField()
+    guardrail = StringField(filters=[_strip])  # "" or the harmful direction (a select)
 
 
 class LayerPart(_Part):
@@ -140,6 +141,7 @@ class ExperimentForm(_Part):
     segments = StringField()
     analysis = SelectField(choices=[analysis.value for analysis in Analysis])
     minimum_effect = NumberField(validators=[Optional(), EFFECT_RANGE])
+    pause_on_harm = BooleanField()
 
 
 class NewPhaseForm(_Part):
@@ -289,6 +291,7 @@ def parse(values: Mapping[str, str]) -> Parsed:
             "event": row.form.event.data or None,
             "primary": primary == str(number),
             "accept_browser_value": bool(row.form.browser.data),
+            **_guardrail(row.form.guardrail.data or ""),
         }
         for number, row in goal_rows
     ]
@@ -309,11 +312,20 @@ def parse(values: Mapping[str, str]) -> Parsed:
         data["analysis"] = form.analysis.data
     if form.minimum_effect.data is not None and "minimum_effect" not in said:
         data["minimum_effect"] = form.minimum_effect.data / PERCENT
+    data["pause_on_harm"] = bool(form.pause_on_harm.data)
     rows = {
         "variants": [number for number, _ in variant_rows],
         "goals": [number for number, _ in goal_rows],
     }
     return Parsed(data, errors, rows, said)
+
+
+def _guardrail(choice: str) -> dict[str, Any]:
+    """A goal row's guardrail select: "" (none) or the harmful direction; anything else goes
+    to the schema, which names the field."""
+    if not choice:
+        return {"guardrail": False}
+    return {"guardrail": True, "harm": choice}
 
 
 def require_goal(parsed: Parsed) -> None:
@@ -376,6 +388,10 @@ def values_of(experiment: Experiment) -> dict[str, str]:
             values[f"goals-{row}-browser"] = "on"
         if goal.is_primary:
             values["goals-primary"] = str(row)
+        if goal.is_guardrail:
+            values[f"goals-{row}-guardrail"] = goal.harm.value
+    if experiment.pause_on_harm:
+        values["pause_on_harm"] = "on"
     return values
 
 

@@ -736,6 +736,7 @@ class ListRow:
     chance: str
     tone: str
     is_sample_ratio_mismatch: bool
+    has_guardrail_alarm: bool = False
 
 
 def list_row(item: ExperimentOverview, t: Translator, currency: str) -> ListRow:
@@ -771,6 +772,7 @@ def list_row(item: ExperimentOverview, t: Translator, currency: str) -> ListRow:
         chance=chance,
         tone=tone,
         is_sample_ratio_mismatch=item.is_sample_ratio_mismatch,
+        has_guardrail_alarm=item.has_guardrail_alarm,
     )
 
 

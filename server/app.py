@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel
@@ -38,7 +39,9 @@ from server.errors import register_error_handlers
 from server.services.assignments import Assigner
 from server.services.events import EventRecorder
 from server.services.experiments import SECONDS_PER_DAY, ExperimentCache
+from server.services.monitor import Evaluator
 from server.services.results import ResultsReader
+from server.services.webhooks import WebhookSender
 from server.storage.store import Store, connect
 
 DASHBOARD_PREFIX = "/dashboard"  # the only routes that use cookie sessions
@@ -47,6 +50,7 @@ API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json
 # shops and load balancers call at volume and that must answer fast or degrade. Admin routes
 # may scan (deleting, erasing) and keep the per-command socket timeouts only.
 BUDGETED_PATHS = ("/v1/assign", "/v1/events", "/v1/config", "/readyz")
+EVALUATOR = "splitwerk.evaluator"  # the app's Evaluator (None when EVALUATION_INTERVAL is 0)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -176,6 +180,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         pseudonymiser=pseudonymiser,
     )
     services.attach(app)
+    app.extensions[EVALUATOR] = _evaluator(settings, store, services.results_reader, cache)
 
     api = Api(app)
     api.register_converter(
@@ -218,6 +223,41 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.store = store
     app.redis_request_timeout = settings.REDIS_REQUEST_TIMEOUT
     return app
+
+
+def _evaluator(
+    settings: Settings, store: Store, reader: ResultsReader, cache: ExperimentCache
+) -> Evaluator | None:
+    """The evaluator with its webhook, built but not started (see start_background)."""
+    if not settings.EVALUATION_INTERVAL:
+        return None
+    webhook = None
+    if settings.WEBHOOK_URL:
+        client = httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False)
+        webhook = WebhookSender(
+            settings.WEBHOOK_URL,
+            settings.WEBHOOK_SECRET,
+            client,
+            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
+            retry_interval=settings.WEBHOOK_RETRY_INTERVAL,
+        )
+    return Evaluator(
+        store, reader, settings.EVALUATION_INTERVAL, webhook, on_change=cache.invalidate
+    )
+
+
+def start_background(app: Flask) -> None:
+    """Start the app's background evaluator; gunicorn calls it in each worker after the fork
+    (a thread started before the fork would not exist in the workers)."""
+    evaluator: Evaluator | None = app.extensions.get(EVALUATOR)
+    if evaluator is not None:
+        evaluator.start()
+
+
+def stop_background(app: Flask, timeout: float) -> bool:
+    """Stop the app's background evaluator within ``timeout`` seconds; whether it stopped."""
+    evaluator: Evaluator | None = app.extensions.get(EVALUATOR)
+    return evaluator is None or evaluator.stop(timeout)
 
 
 # Public routes that shop pages call from the browser; the admin API never gets CORS headers.

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ DEV_TOKEN_FILE = "dev-token"
 SENTINEL_URL = re.compile(
     r"^redis\+sentinel://([^@/]*@)?[^@/,:]+:\d+(,[^@/,:]+:\d+)*/[^/]+(/\d+)?$"
 )
+# A webhook secret as long as SECRET_KEY's minimum: 32 random characters cannot be guessed.
+WEBHOOK_SECRET_LENGTH = 32
 TOKEN_PATTERN = re.compile(
     r"^(viewer|editor|preview|ingest):([A-Za-z0-9_.@-]{1,64}):([0-9a-f]{64})$"
 )
@@ -120,6 +123,22 @@ class DefaultConfig:
     LOG_LEVEL: str = "INFO"
     # File served at /sdk.js; empty: sdk/js/splitwerk.min.js (the committed build) of this checkout.
     SNIPPET_PATH: str = ""
+    # Seconds between evaluations of the live experiments (guardrails, sample ratio, conclusive
+    # results; one worker of all servers per interval); 0 turns the evaluator off. A minute
+    # notices a harm long before a day's traffic has gone to a harmful variant.
+    EVALUATION_INTERVAL: float = 60.0
+    # http(s) URL that receives signed announcements (README "Webhooks"); empty: none.
+    WEBHOOK_URL: str = ""
+    # Secret for the webhook's HMAC-SHA256 signature (at least 32 characters); never shown.
+    WEBHOOK_SECRET: str = ""
+    # Seconds one delivery attempt may take (connect, send and answer), well under gunicorn's
+    # graceful timeout, so that a stopping worker is never held up by a slow receiver.
+    WEBHOOK_TIMEOUT: float = 5.0
+    # Attempts per announcement before it is given up: with the retry interval doubling from
+    # 30 s up to an hour, 12 attempts span about seven hours of a receiver's outage.
+    WEBHOOK_MAX_ATTEMPTS: int = 12
+    # Seconds before the first retry of a failed delivery; each further retry waits twice as long.
+    WEBHOOK_RETRY_INTERVAL: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -199,12 +218,18 @@ def _check(settings: Settings) -> None:
         "WORKERS",
         "THREADS",
         "KEEPALIVE",
+        "WEBHOOK_TIMEOUT",
+        "WEBHOOK_MAX_ATTEMPTS",
+        "WEBHOOK_RETRY_INTERVAL",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name}: must be greater than 0")
     if settings.REDIS_RETRIES < 0:
         raise ConfigError(f"{ENV_PREFIX}REDIS_RETRIES: must be 0 or more")
+    if settings.EVALUATION_INTERVAL < 0:
+        raise ConfigError(f"{ENV_PREFIX}EVALUATION_INTERVAL: must be 0 (off) or more")
+    _check_webhook(settings)
     if settings.RESULTS_CACHE_TTL < 0:
         raise ConfigError(f"{ENV_PREFIX}RESULTS_CACHE_TTL: must be 0 or more")
     if not 0.01 <= settings.VALUE_CAP <= 1e9:
@@ -248,6 +273,36 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"{ENV_PREFIX}CURRENCY: must be an ISO 4217 code like EUR")
     if settings.LOG_LEVEL.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"{ENV_PREFIX}LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _is_http_url(url: str) -> bool:
+    """Whether ``url`` is http(s) with a host (and a numeric port, if any), without spaces."""
+    if any(character.isspace() for character in url):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _check_webhook(settings: Settings) -> None:
+    """An http(s) URL with a host and a long secret, or neither; never echoes either value
+    (a URL's path or query may hold a token)."""
+    if not settings.WEBHOOK_URL:
+        if settings.WEBHOOK_SECRET:
+            raise ConfigError(f"{ENV_PREFIX}WEBHOOK_SECRET: set, but no WEBHOOK_URL")
+        return
+    if not _is_http_url(settings.WEBHOOK_URL):
+        raise ConfigError(
+            f"{ENV_PREFIX}WEBHOOK_URL: must be an http:// or https:// URL with a host"
+        )
+    if len(settings.WEBHOOK_SECRET) < WEBHOOK_SECRET_LENGTH:
+        raise ConfigError(
+            f"{ENV_PREFIX}WEBHOOK_SECRET: must be at least {WEBHOOK_SECRET_LENGTH} characters "
+            "when WEBHOOK_URL is set"
+        )
 
 
 def load_config(

@@ -15,7 +15,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from server.api.limits import GUNICORN_REQUEST_LINE_LIMIT
-from server.app import create_app
+from server.app import create_app, start_background, stop_background
 from server.config import DEV_TOKEN_FILE, ConfigError, Settings, hash_token, load_config
 from server.context import services_of
 from server.demo import DEMO_DAYS, ensure_demo_experiment, generate_traffic
@@ -26,6 +26,9 @@ from server.storage.errors import StorageUnavailable
 
 GUNICORN_TIMEOUT = 30  # seconds; far above the Redis timeouts, so a slow Redis never kills workers
 GRACEFUL_TIMEOUT = 10  # seconds for in-flight requests at shutdown
+# Seconds a stopping worker waits for its evaluator: one webhook attempt (WEBHOOK_TIMEOUT's
+# default) plus a Redis command; the thread is a daemon and ends with the process anyway.
+EVALUATOR_STOP_TIMEOUT = 6.0
 SECRET_FILE = "secret-key"  # development secret, created once under DATA_DIR
 INGEST_TOKEN_FILE = "dev-ingest-token"  # development ingest key (orders from the example shop)
 DEMO_VISITORS = 4000  # simulated demo visitors: enough for charts, made in a few seconds
@@ -53,12 +56,36 @@ class GunicornApplication(BaseApplication):  # type: ignore[misc]  # gunicorn sh
     def load_config(self) -> None:
         for name, value in self.options.items():
             self.cfg.set(name, value)
+        # the evaluator thread runs in each worker (a Redis turn lets one evaluate at a time)
+        self.cfg.set("post_worker_init", _start_evaluator)
+        self.cfg.set("worker_exit", _stop_evaluator)
 
     def load(self) -> Flask:
         return create_app(self.overrides)
 
     def run(self) -> None:
         StopOnHangup(self).run()
+
+
+def _worker_app(worker: Any) -> Flask | None:
+    """The worker's app; None when it failed to load (gunicorn then has no app or an error
+    page in its place)."""
+    app = getattr(worker, "wsgi", None)
+    return app if isinstance(app, Flask) else None
+
+
+def _start_evaluator(worker: Any) -> None:
+    """gunicorn's post_worker_init: start the worker's evaluator thread."""
+    app = _worker_app(worker)
+    if app is not None:
+        start_background(app)
+
+
+def _stop_evaluator(server: Any, worker: Any) -> None:
+    """gunicorn's worker_exit (after SIGTERM, too): stop the thread before the worker ends."""
+    app = _worker_app(worker)
+    if app is not None and not stop_background(app, EVALUATOR_STOP_TIMEOUT):
+        server.log.warning("evaluator of worker %s did not stop in time", worker.pid)
 
 
 def _secret_file(folder: Path, name: str) -> str:

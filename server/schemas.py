@@ -17,7 +17,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from server.core.models import BASIS_POINTS, Analysis, Experiment, GoalKind, Status
+from server.core.models import BASIS_POINTS, Analysis, Experiment, GoalKind, Harm, Status
 from server.core.money import MoneyError, parse_cents
 
 # Experiment, variant and goal keys: lowercase, URL- and Redis-key-safe, 1..64 characters.
@@ -111,12 +111,32 @@ class GoalInSchema(BaseSchema):
         },
     )
 
+    guardrail = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "watch this goal for harm: a significant change in the `harm` "
+            "direction (always-valid test, Holm-corrected over all guardrails) raises an alarm "
+            "and, with the experiment's `pause_on_harm`, pauses the experiment"
+        },
+    )
+    harm = fields.Enum(
+        Harm,
+        by_value=True,
+        load_default=None,
+        metadata={
+            "description": "guardrails only: the direction that counts as harm, `decrease` "
+            "(default; e.g. margin down) or `increase` (e.g. a return goal up)"
+        },
+    )
+
     @validates_schema
     def _value_goals_only(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("accept_browser_value") and data.get("kind") == GoalKind.CONVERSION:
             raise ValidationError(
                 {"accept_browser_value": ["only revenue and margin goals take values"]}
             )
+        if data.get("harm") is not None and not data.get("guardrail"):
+            raise ValidationError({"harm": ["only guardrail goals have a harm direction"]})
 
 
 def _unique_keys(items: list[dict[str, Any]], name: str) -> None:
@@ -150,6 +170,12 @@ class ExperimentFieldsSchema(BaseSchema):
     )
     analysis = fields.Enum(Analysis, by_value=True)
     minimum_effect = StrictNumber(validate=validate.Range(0.001, 10.0), allow_nan=False)
+    pause_on_harm = fields.Boolean(
+        metadata={
+            "description": "pause the experiment when a guardrail shows significant harm "
+            "(false: only raise the alarm)"
+        }
+    )
 
     @validates("segments")
     def _segments_unique(self, value: list[str], **kwargs: Any) -> None:
@@ -241,6 +267,8 @@ class GoalSchema(Schema):
     primary = fields.Boolean(attribute="is_primary")
     event = fields.String(attribute="event_name")
     accept_browser_value = fields.Boolean(attribute="accepts_browser_value")
+    guardrail = fields.Boolean(attribute="is_guardrail")
+    harm = fields.Enum(Harm, by_value=True)
 
 
 class ExperimentSchema(Schema):
@@ -260,6 +288,7 @@ class ExperimentSchema(Schema):
     salt = fields.String(attribute="assignment_salt")
     analysis = fields.Enum(Analysis, by_value=True)
     minimum_effect = fields.Float()
+    pause_on_harm = fields.Boolean()
     created_at = Timestamp()
     updated_at = Timestamp()
     started_at = Timestamp(allow_none=True)
@@ -758,6 +787,28 @@ class DecisionSchema(Schema):
     daily_visitors = fields.Float(allow_none=True)
 
 
+class GuardrailCheckSchema(Schema):
+    """One challenger on one guardrail goal (server/core/guardrails.py)."""
+
+    goal = fields.String()
+    harm = fields.Enum(Harm, by_value=True, metadata={"description": "the harmful direction"})
+    variant = fields.String(metadata={"description": "the challenger's key"})
+    uplift = fields.Float(allow_none=True)
+    uplift_interval = fields.Nested(IntervalSchema, allow_none=True)
+    p_value = fields.Float(
+        allow_none=True, metadata={"description": "always-valid (mSPRT) p-value of no difference"}
+    )
+    adjusted_p_value = fields.Float(
+        allow_none=True,
+        metadata={"description": "Holm-adjusted over every guardrail comparison of the experiment"},
+    )
+    harmful = fields.Boolean(
+        attribute="is_harmful",
+        metadata={"description": "significant after the adjustment, in the harmful direction"},
+    )
+    status = fields.String(metadata={"enum": ["judged", "not_enough_data"]})
+
+
 class ResultsSchema(Schema):
     experiment = fields.String()
     name = fields.String()
@@ -772,6 +823,11 @@ class ResultsSchema(Schema):
     daily = fields.List(fields.Nested(DailySeriesSchema))
     summary = fields.String()
     decision = fields.Nested(DecisionSchema, allow_none=True, dump_only=True)
+    guardrails = fields.List(fields.Nested(GuardrailCheckSchema))
+    guardrail_alarm = fields.Boolean(
+        attribute="has_guardrail_alarm",
+        metadata={"description": "some challenger significantly harms some guardrail goal"},
+    )
 
 
 class ResultsQuerySchema(BaseSchema):

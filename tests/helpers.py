@@ -204,3 +204,27 @@ def _command_names(received: bytes) -> list[str]:
         names.append(b" ".join(arguments[:1]).decode().upper())
         index += 2 * count + 1
     return names
+
+
+def seed_guardrail_traffic(
+    client: Any, experiment: str, rates: dict[str, float], visitors: int, seed: int
+) -> None:
+    """Enrol ``visitors`` through /v1/assign; each converts on the goal "returned" with its
+    variant's rate in ``rates`` and on "purchase" at 30 % (seeded; issue 21's guardrails)."""
+    import random
+
+    generator = random.Random(seed)
+    events = []
+    for number in range(visitors):
+        visitor = f"{experiment}-{seed}-{number}"
+        answer = client.post("/v1/assign", json={"visitor": visitor, "experiments": [experiment]})
+        variant = answer.json["assignments"][experiment]["variant"]
+        if generator.random() < 0.3:
+            events.append({"type": "conversion", "id": f"p-{visitor}", "visitor": visitor,
+                           "goal": "purchase"})  # fmt: skip
+        if generator.random() < rates[variant]:
+            events.append({"type": "conversion", "id": f"r-{visitor}", "visitor": visitor,
+                           "goal": "returned"})  # fmt: skip
+    for start in range(0, len(events), 500):
+        answer = client.post("/v1/events", json={"events": events[start : start + 500]})
+        assert answer.status_code == 200 and answer.json["rejected"] == 0, answer.json

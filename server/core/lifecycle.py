@@ -44,6 +44,7 @@ EDITABLE: dict[Status, frozenset[str]] = {
             "allow_list",
             "analysis",
             "minimum_effect",
+            "pause_on_harm",
         }
     ),
     Status.RUNNING: frozenset(
@@ -57,6 +58,7 @@ EDITABLE: dict[Status, frozenset[str]] = {
             "allow_list",
             "analysis",
             "minimum_effect",
+            "pause_on_harm",
         }
     ),
     Status.STOPPED: frozenset({"name", "hypothesis", "winner", "analysis", "minimum_effect"}),

@@ -28,6 +28,13 @@ class GoalKind(enum.StrEnum):
     MARGIN = "margin"
 
 
+class Harm(enum.StrEnum):
+    """The direction of a guardrail goal that counts as harm: its figure going up or down."""
+
+    INCREASE = "increase"  # e.g. a return rate or a complaint goal
+    DECREASE = "decrease"  # e.g. a margin or a conversion (the default)
+
+
 class Analysis(enum.StrEnum):
     """How results are judged (docs/statistics.md).
 
@@ -89,6 +96,10 @@ class Goal:
     # a revenue or margin goal that takes the value of conversions sent without the ingest key,
     # which anyone can forge (README "Security")
     accepts_browser_value: bool = False
+    # a guardrail is watched for harm (server.core.guardrails): a significant change in the
+    # ``harm`` direction raises an alarm and may pause the experiment
+    is_guardrail: bool = False
+    harm: Harm = Harm.DECREASE
 
     @property
     def event_name(self) -> str:
@@ -126,6 +137,7 @@ class Experiment:
     salt: str = ""
     analysis: Analysis = Analysis.SEQUENTIAL
     minimum_effect: float = 0.05
+    pause_on_harm: bool = False  # a guardrail's harm pauses the experiment (not only alarms)
     created_at: float = 0.0
     updated_at: float = 0.0
     started_at: float | None = None
@@ -146,6 +158,11 @@ class Experiment:
     def primary_goal(self) -> Goal | None:
         """The goal that decides the experiment, if any goal is defined."""
         return next((goal for goal in self.goals if goal.is_primary), None)
+
+    @property
+    def guardrails(self) -> tuple[Goal, ...]:
+        """The goals watched for harm."""
+        return tuple(goal for goal in self.goals if goal.is_guardrail)
 
     def variant(self, key: str) -> Variant | None:
         """The variant with this key, or None."""
@@ -229,3 +246,14 @@ class RefundWrite:
     reduction: int
     segments: tuple[str, ...]
     digest: int = 0  # 24 bits of a hash of the refund's content (see Attribution)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook announcement waiting in the outbox: its id, event type, JSON body and the
+    attempts made so far."""
+
+    id: str
+    type: str
+    body: str
+    attempts: int = 0

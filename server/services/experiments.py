@@ -13,11 +13,12 @@ from typing import Any
 
 from server.core import lifecycle
 from server.core.conditions import ConditionError, validate_condition
-from server.core.errors import Conflict, InvalidInput, NotFound
+from server.core.errors import Conflict, InvalidInput, NotFound, TransitionRefused
 from server.core.models import (
     AuditEntry,
     Experiment,
     Goal,
+    Harm,
     Status,
     Variant,
 )
@@ -49,6 +50,8 @@ def _goals(items: list[dict[str, Any]]) -> tuple[Goal, ...]:
             is_primary=item["primary"],
             accepts_browser_value=item["accept_browser_value"],
             event=item["event"] or "",
+            is_guardrail=item["guardrail"],
+            harm=item["harm"] or Harm.DECREASE,
         )
         for item in items
     )
@@ -210,6 +213,32 @@ def act_on_experiment(
     if action == "stop":
         store.expire_visitor_records(key, updated.phase, retention_days * SECONDS_PER_DAY)
     return updated
+
+
+GUARDRAIL_ACTOR = "guardrail"  # the audit trail's actor of a pause the evaluator made
+
+
+def pause_for_harm(
+    store: Store, key: str, phase: int, harms: list[dict[str, Any]], now: float
+) -> Experiment | None:
+    """Pause a running experiment because guardrails show harm, with an audit entry naming them.
+
+    Returns the paused experiment, or None when it is no longer running in that phase (an
+    editor paused, stopped or re-phased it meanwhile): then nothing changes.
+    """
+
+    def change(current: Experiment | None, others: Mapping[str, Experiment]) -> Experiment:
+        experiment = _existing(current, key)
+        if experiment.status is not Status.RUNNING or experiment.phase != phase:
+            raise TransitionRefused("no longer running in that phase")
+        updated = lifecycle.transition(experiment, "pause", now)
+        return dataclasses.replace(updated, revision=experiment.revision + 1)
+
+    audit = AuditEntry(now, GUARDRAIL_ACTOR, "pause", {"reason": "guardrail harm", "harms": harms})
+    try:
+        return store.save_experiment(key, change, audit)
+    except (TransitionRefused, NotFound):
+        return None
 
 
 def start_new_phase(

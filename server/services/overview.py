@@ -53,6 +53,7 @@ class ExperimentOverview:
     decision: Decision | None = None
     decision_goal: GoalReport | None = None
     conversion: GoalReport | None = None
+    has_guardrail_alarm: bool = False  # some challenger significantly harms a guardrail
 
 
 def _days_running(experiment: Experiment, now: float) -> int | None:
@@ -122,6 +123,7 @@ def list_overview(
                 decision=experiment_decision(results),
                 decision_goal=decision_goal(results),
                 conversion=conversion_goal(results),
+                has_guardrail_alarm=results.has_guardrail_alarm,
             )
         )
     return rows

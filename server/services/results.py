@@ -13,6 +13,7 @@ the experiment is analysed as usual. Reading results never fails because of stor
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -20,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from server.core import sequential, stats
+from server.core import guardrails, sequential, stats
 from server.core.models import Analysis, Experiment, Goal, GoalKind, Status
 from server.core.money import CENTS_PER_UNIT
 from server.storage.store import Store
@@ -133,6 +134,12 @@ class ExperimentResults:
     segments: tuple[SegmentReport, ...]
     daily: tuple[DailySeries, ...]
     summary: str
+    guardrails: tuple[guardrails.GuardrailCheck, ...] = ()  # every challenger on every guardrail
+
+    @property
+    def has_guardrail_alarm(self) -> bool:
+        """Whether some challenger significantly harms some guardrail goal."""
+        return any(check.is_harmful for check in self.guardrails)
 
 
 class Counters:
@@ -810,6 +817,7 @@ def compute_results(
         if (report := _segment_report(attribute, goal, counters, experiment)) is not None
     ]
     primary = next((report for report in goals if report.is_primary), None)
+    watched = _guardrail_checks(experiment, goals, visitors, counters)
     return ExperimentResults(
         experiment=experiment.key,
         name=experiment.name,
@@ -831,7 +839,35 @@ def compute_results(
             for goal in experiment.goals
         ),
         summary=primary.summary if primary else "no goal defined",
+        guardrails=watched,
     )
+
+
+def _guardrail_checks(
+    experiment: Experiment,
+    reports: Sequence[GoalReport],
+    visitors: Sequence[int],
+    counters: Counters,
+) -> tuple[guardrails.GuardrailCheck, ...]:
+    """Every guardrail goal judged for harm by the always-valid test (server.core.guardrails).
+
+    The evaluator looks every minute, so a guardrail is judged by the mSPRT whatever the
+    experiment's analysis: the group sequential and fixed tests are valid only at their
+    planned looks. A goal whose counters are odd is left out (its report says why).
+    """
+    always_valid = dataclasses.replace(experiment, analysis=Analysis.ALWAYS_VALID)
+    watched = []
+    for goal, report in zip(experiment.goals, reports, strict=True):
+        if not goal.is_guardrail or report.unavailable:
+            continue
+        result = report.result
+        if result.test != stats.ALWAYS_VALID:
+            try:
+                result = _analyse(goal, visitors, counters, "", always_valid)
+            except (ValueError, ArithmeticError):
+                continue
+        watched.append((goal, result))
+    return guardrails.judge(watched, [variant.key for variant in experiment.variants])
 
 
 class ResultsReader:

@@ -8,9 +8,11 @@ from typing import Any
 from server.core.models import (
     Analysis,
     AuditEntry,
+    Delivery,
     Experiment,
     Goal,
     GoalKind,
+    Harm,
     Layer,
     Status,
     Variant,
@@ -49,6 +51,8 @@ def experiment_to_json(experiment: Experiment) -> str:
                 "is_primary": goal.is_primary,
                 "accepts_browser_value": goal.accepts_browser_value,
                 "event": goal.event,
+                "is_guardrail": goal.is_guardrail,
+                "harm": goal.harm.value,
             }
             for goal in experiment.goals
         ],
@@ -60,6 +64,7 @@ def experiment_to_json(experiment: Experiment) -> str:
         "salt": experiment.salt,
         "analysis": experiment.analysis.value,
         "minimum_effect": experiment.minimum_effect,
+        "pause_on_harm": experiment.pause_on_harm,
         "created_at": experiment.created_at,
         "updated_at": experiment.updated_at,
         "started_at": experiment.started_at,
@@ -98,6 +103,9 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
                 is_primary=goal["is_primary"],
                 accepts_browser_value=goal.get("accepts_browser_value", False),
                 event=goal["event"],
+                # documents stored before guardrails (#21) have no such fields
+                is_guardrail=goal.get("is_guardrail", False),
+                harm=Harm(goal.get("harm", Harm.DECREASE.value)),
             )
             for goal in document["goals"]
         ),
@@ -109,6 +117,7 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
         salt=document["salt"],
         analysis=Analysis(document["analysis"]),
         minimum_effect=document["minimum_effect"],
+        pause_on_harm=document.get("pause_on_harm", False),
         created_at=document["created_at"],
         updated_at=document["updated_at"],
         started_at=document["started_at"],
@@ -136,3 +145,15 @@ def audit_from_json(raw: str | bytes) -> AuditEntry:
         action=document["action"],
         details=document["details"],
     )
+
+
+def delivery_to_json(delivery: Delivery) -> str:
+    """Serialise a webhook delivery for the deliveries hash (its id is the field)."""
+    document = {"type": delivery.type, "body": delivery.body, "attempts": delivery.attempts}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def delivery_from_json(delivery_id: str, raw: str | bytes) -> Delivery:
+    """Rebuild a webhook delivery."""
+    document = json.loads(raw)
+    return Delivery(delivery_id, document["type"], document["body"], document["attempts"])

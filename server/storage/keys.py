@@ -23,6 +23,21 @@ sw:readiness                               string  "1", written by each /readyz 
 sw:deletions                               list    audit entries of deleted experiments as JSON
                                                    (who, when, key and name), newest first,
                                                    capped at AUDIT_LIMIT; never expires
+sw:{_webhooks}:announced                   hash    "<exp>@<created_at>:p<phase>:<kind>[:<goal>:
+                                                   <variant>]" → unix seconds it was announced
+                                                   (sample ratio alarm, guardrail harm,
+                                                   conclusive result): each is announced once;
+                                                   fields of deleted experiments are pruned by
+                                                   the evaluator; never expires
+sw:{_webhooks}:outbox                      zset    webhook delivery id → unix seconds of its
+                                                   next attempt; at most OUTBOX_LIMIT members
+                                                   (a full outbox drops new deliveries, logged)
+sw:{_webhooks}:deliveries                  hash    webhook delivery id → JSON {"type", "body",
+                                                   "attempts"}; deleted when delivered or given
+                                                   up after WEBHOOK_MAX_ATTEMPTS
+sw:evaluator-turn                          string  random token of the worker evaluating now;
+                                                   expires EVALUATION_INTERVAL after it was
+                                                   taken, so one worker evaluates per interval
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
@@ -96,6 +111,25 @@ READINESS_PROBE = f"{PREFIX}:readiness"
 READINESS_PROBE_TTL = 60  # seconds; the probe is rewritten by every readiness check
 ERASURES = f"{PREFIX}:erasures"
 DASHBOARD_SESSION_PREFIX = f"{PREFIX}:dashboard-session:"
+# Webhook keys share one hash tag (one Redis Cluster slot for announce.lua); it starts with "_",
+# which no experiment key can, so deleting an experiment's keys never matches these.
+WEBHOOKS_PREFIX = f"{PREFIX}:{{_webhooks}}:"
+ANNOUNCED = WEBHOOKS_PREFIX + "announced"
+OUTBOX = WEBHOOKS_PREFIX + "outbox"
+DELIVERIES = WEBHOOKS_PREFIX + "deliveries"
+OUTBOX_LIMIT = 1000  # queued deliveries; a receiver down for days must not fill Redis
+EVALUATOR_TURN = f"{PREFIX}:evaluator-turn"
+
+
+def announcement(experiment: str, created_at: float, phase: int, kind: str, *detail: str) -> str:
+    """The field of one announcement in ANNOUNCED; ``created_at`` tells a re-created
+    experiment of the same key apart from the deleted one."""
+    return ":".join((f"{experiment}@{int(created_at)}", f"p{phase}", kind, *detail))
+
+
+def announced_experiment(field: str) -> str:
+    """The experiment key an ANNOUNCED field belongs to."""
+    return field.partition("@")[0]
 
 
 def dashboard_session(digest: str) -> str:

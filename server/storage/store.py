@@ -10,7 +10,7 @@ import threading
 import urllib.parse
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from redis.retry import Retry
 from server.core.models import (
     Attribution,
     AuditEntry,
+    Delivery,
     Enrolment,
     EnrolmentOutcome,
     Experiment,
@@ -271,6 +272,8 @@ class Store:
         self._enrol = LuaScript("enrol")
         self._record_event = LuaScript("record_event", prelude="counters")
         self._refund = LuaScript("refund", prelude="counters")
+        self._announce = LuaScript("announce")
+        self._keep_turn = LuaScript("keep_turn")
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -698,3 +701,88 @@ class Store:
                     removed["idempotency_keys"] += self._redis.zrem(seen_key, *members)
             self._redis.incr(keys.ERASURES)  # workers forget cached enrolments within a second
         return removed
+
+    # --- evaluator and webhooks (issue 21): once a minute, never on a hot path; EVAL sends
+    # the short scripts' source each time, which spares the NOSCRIPT fallback
+
+    def take_turn(self, token: str, seconds: float) -> bool:
+        """Take the evaluator's turn for ``seconds`` unless another worker holds it."""
+        with _guard("take turn"):
+            taken = self._redis.set(
+                keys.EVALUATOR_TURN, token, nx=True, px=max(1, round(seconds * 1000))
+            )
+        return bool(taken)
+
+    def keep_turn(self, token: str, seconds: float) -> bool:
+        """Extend this worker's turn by ``seconds`` from now; False when it is no longer ours."""
+        with _guard("keep turn"):
+            kept = self._redis.eval(
+                self._keep_turn.source,
+                1,
+                keys.EVALUATOR_TURN,
+                token,
+                max(1, round(seconds * 1000)),
+            )
+        return bool(kept)
+
+    def is_announced(self, field: str) -> bool:
+        """Whether an announcement (keys.announcement) was made before."""
+        with _guard("read announcements"):
+            return bool(self._redis.hexists(keys.ANNOUNCED, field))
+
+    def announce(self, field: str, now: float, delivery: Delivery | None) -> int:
+        """Remember an announcement once and queue its delivery (lua/announce.lua's answer:
+        0 announced before, 1 done, 2 the outbox was full and the delivery dropped)."""
+        args: list[Any] = [field, now, "", "", keys.OUTBOX_LIMIT]
+        if delivery is not None:
+            args[2:4] = [delivery.id, codec.delivery_to_json(delivery)]
+        with _guard("announce"):
+            return int(
+                self._redis.eval(
+                    self._announce.source,
+                    3,
+                    keys.ANNOUNCED,
+                    keys.OUTBOX,
+                    keys.DELIVERIES,
+                    *args,
+                )
+            )
+
+    def prune_announcements(self, experiments: Collection[str]) -> int:
+        """Forget the announcements of experiments that no longer exist; how many went."""
+        with _guard("prune announcements"):
+            fields = [_text(name) for name in self._redis.hkeys(keys.ANNOUNCED)]
+            gone = [name for name in fields if keys.announced_experiment(name) not in experiments]
+            return int(self._redis.hdel(keys.ANNOUNCED, *gone)) if gone else 0
+
+    def due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+        """Up to ``limit`` queued deliveries whose next attempt is due, the oldest first."""
+        with _guard("read outbox"):
+            ids: list[bytes] = self._redis.zrangebyscore(  # type: ignore[assignment]  # redis stub gap
+                keys.OUTBOX, "-inf", now, start=0, num=limit
+            )
+            if not ids:
+                return []
+            documents = self._redis.hmget(keys.DELIVERIES, ids)
+            lost = [name for name, document in zip(ids, documents, strict=True) if not document]
+            if lost:  # an outbox entry without its document cannot be sent: drop it
+                self._redis.zrem(keys.OUTBOX, *lost)
+        return [
+            codec.delivery_from_json(_text(name), document)
+            for name, document in zip(ids, documents, strict=True)
+            if document
+        ]
+
+    def retry_delivery(self, delivery: Delivery, due: float) -> None:
+        """Keep a failed delivery, with its attempts counted, for another attempt at ``due``."""
+        with _guard("retry delivery"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.DELIVERIES, delivery.id, codec.delivery_to_json(delivery))
+            pipe.zadd(keys.OUTBOX, {delivery.id: due})
+            pipe.execute()
+
+    def finish_delivery(self, delivery_id: str) -> None:
+        """Take a delivery out of the outbox (delivered, or given up)."""
+        with _guard("finish delivery"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.OUTBOX, delivery_id)
+            pipe.hdel(keys.DELIVERIES, delivery_id)
+            pipe.execute()

@@ -352,3 +352,34 @@ def test_money_comes_first_when_the_shop_sends_orders(editor: FlaskClient) -> No
     # the test server has an ingest key, so its new-experiment form starts with the margin
     page = editor.get("/dashboard/experiments/new").get_data(as_text=True)
     assert 'id="goals-0-key" name="goals-0-key" value="margin"' in page
+
+
+def test_a_goal_becomes_a_guardrail_with_its_harm_and_pausing_is_chosen_in_the_form(
+    app: Flask, editor: FlaskClient
+) -> None:
+    chosen = {"goals-1-guardrail": "decrease", "pause_on_harm": "on"}
+    status, _ = submit(editor, "/dashboard/experiments/new", **chosen)
+    assert status == 302
+    store = app.extensions["splitwerk.store"]
+    created = services.get_experiment(store, "banner")
+    assert [(g.is_guardrail, g.harm.value) for g in created.goals] == [
+        (False, "decrease"),
+        (True, "decrease"),
+    ]
+    assert created.pause_on_harm
+    page = editor.get("/dashboard/experiments/banner/edit").get_data(as_text=True)
+    assert re.search(r'<option value="decrease" selected>', page)
+    assert re.search(r'id="pause_on_harm" name="pause_on_harm" checked', page)
+    # switching to "harm when it goes up" and pausing off, through the edit form
+    status, _ = submit(
+        editor, "/dashboard/experiments/banner/edit", **{"goals-1-guardrail": "increase"}
+    )
+    assert status == 302
+    edited = services.get_experiment(store, "banner")
+    assert edited.goals[1].harm.value == "increase" and not edited.pause_on_harm
+
+
+def test_an_unknown_harm_is_an_error_at_the_goal(editor: FlaskClient) -> None:
+    status, page = submit(editor, "/dashboard/experiments/new", **{"goals-1-guardrail": "up"})
+    assert status == 422
+    assert "Must be one of" in error_of(page, "goals-1-harm")

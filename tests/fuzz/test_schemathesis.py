@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,8 @@ def run_schemathesis(url: str, phases: str, report: Path, folder: Path) -> str:
     )
     output = done.stdout[-6000:] + done.stderr[-2000:]
     assert done.returncode == 0, output
-    assert "0 passed" not in output.split("Test cases:")[-1], output
+    # "1280 passed" is a success: only a count of exactly 0 is not
+    assert not re.search(r"\b0 passed", output.split("Test cases:")[-1]), output
     return output
 
 
