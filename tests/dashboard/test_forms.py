@@ -360,7 +360,7 @@ def test_a_goal_becomes_a_guardrail_with_its_harm_and_pausing_is_chosen_in_the_f
     chosen = {"goals-1-guardrail": "decrease", "pause_on_harm": "on"}
     status, _ = submit(editor, "/dashboard/experiments/new", **chosen)
     assert status == 302
-    store = app.extensions["splitwerk.store"]
+    store = services_of(app).store
     created = services.get_experiment(store, "banner")
     assert [(g.is_guardrail, g.harm.value) for g in created.goals] == [
         (False, "decrease"),

@@ -305,7 +305,7 @@ def test_a_conclusive_result_is_announced(redis_server: Any, redis_client: redis
         app = webhook_app(redis_server.url, receiver.url)
         now = time.time()
         ensure_demo_experiment(services_of(app).store, now - DEMO_DAYS * 86_400)
-        generate_traffic(app, 4000, now)
+        generate_traffic(services_of(app), 4000, now)
         report = evaluator(app).run_once(now)
     assert "conclusive" in [field.split(":")[2] for field in report.announced]
     conclusive = [r for r in receiver.requests if r["event"] == "conclusive"]
