@@ -54,6 +54,9 @@ CONNECTIONS = 16  # concurrent connections: 8 per core keeps both workers' 4 thr
 WRK_THREADS = 1  # one wrk thread: the load generator can never take more than one core
 WORKERS = 2  # gunicorn workers: one per core on the 2-core machine, as `splitwerk serve`
 THREADS = 4  # threads per gthread worker: Redis round trips release the GIL meanwhile
+# `splitwerk serve` runs gthread as server.worker's class (liveness probes on threads of
+# their own); "gthread" in the bench means that class
+PRODUCTION_WORKERS = {"gthread": "server.worker.HealthFirstWorker"}
 GUNICORN_TIMEOUT = 30  # seconds, as `splitwerk serve`: far above the Redis timeouts
 DURATION = 12.0  # seconds per measurement: long enough for a stable p99 (>10,000 requests)
 QUICK_DURATION = 3.0  # seconds per measurement in --quick mode (a smoke run, noisy figures)
@@ -173,7 +176,7 @@ class Gunicorn:
             "--workers",
             str(WORKERS),
             "--worker-class",
-            worker_class,
+            PRODUCTION_WORKERS.get(worker_class, worker_class),
             "--timeout",
             str(GUNICORN_TIMEOUT),
             "--no-control-socket",
@@ -182,7 +185,7 @@ class Gunicorn:
             "--log-level",
             "warning",
         ]
-        if worker_class == "gthread":
+        if "gthread" in worker_class:
             command += ["--threads", str(THREADS)]
         self._log = log.open("ab")
         self._process = subprocess.Popen(
