@@ -54,6 +54,9 @@ CONNECTIONS = 16  # concurrent connections: 8 per core keeps both workers' 4 thr
 WRK_THREADS = 1  # one wrk thread: the load generator can never take more than one core
 WORKERS = 2  # gunicorn workers: one per core on the 2-core machine, as `splitwerk serve`
 THREADS = 4  # threads per gthread worker: Redis round trips release the GIL meanwhile
+# `splitwerk serve` runs gthread as server.worker's class (liveness probes on threads of
+# their own); "gthread" in the bench means that class
+PRODUCTION_WORKERS = {"gthread": "server.worker.HealthFirstWorker"}
 GUNICORN_TIMEOUT = 30  # seconds, as `splitwerk serve`: far above the Redis timeouts
 DURATION = 12.0  # seconds per measurement: long enough for a stable p99 (>10,000 requests)
 QUICK_DURATION = 3.0  # seconds per measurement in --quick mode (a smoke run, noisy figures)
@@ -173,7 +176,7 @@ class Gunicorn:
             "--workers",
             str(WORKERS),
             "--worker-class",
-            worker_class,
+            PRODUCTION_WORKERS.get(worker_class, worker_class),
             "--timeout",
             str(GUNICORN_TIMEOUT),
             "--no-control-socket",
@@ -182,7 +185,7 @@ class Gunicorn:
             "--log-level",
             "warning",
         ]
-        if worker_class == "gthread":
+        if "gthread" in worker_class:
             command += ["--threads", str(THREADS)]
         self._log = log.open("ab")
         self._process = subprocess.Popen(
@@ -621,6 +624,11 @@ def options_from(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help=f"seconds of warm-up ({WARMUP_DURATION:g})")
     parser.add_argument("--memory-visitors", type=int, help=f"visitors for (g) ({MEMORY_VISITORS})")
     parser.add_argument(
+        "--only",
+        choices=["events"],
+        help="events: only (a) and the event figures (e), (e1), about a minute",
+    )
+    parser.add_argument(
         "--worker-classes",
         default="gthread,sync,gevent",
         help="gunicorn worker classes compared in (f); gevent only if installed",
@@ -767,6 +775,9 @@ def measure(setup: Setup, options: argparse.Namespace) -> None:
         bare = warm_and_measure(setup, server, "(a) bare Flask, constant JSON", ["x"], "bare")
     rows.append(bare)
     print_table(rows[-1:])
+    if options.only == "events":
+        measure_events(setup, bare)
+        return
 
     store = Store(
         connect(
@@ -838,6 +849,41 @@ def measure(setup: Setup, options: argparse.Namespace) -> None:
         print(
             f"  fastest worker class for fresh visitors: {best.name[4:]} ({best.rate:.0f} req/s, "
             f"{best.server_cost * 1e3:.2f} ms server CPU per request)"
+        )
+
+
+def measure_events(setup: Setup, bare: Figures) -> None:
+    """Only the event figures, beside the bare app's (``--only events``)."""
+    env = setup.environment()
+    store = Store(
+        connect(
+            setup.redis_url, socket_timeout=5.0, connect_timeout=1.0, retries=0, max_connections=2
+        )
+    )
+    try:
+        with running(
+            "server.app:create_app()", "gthread", env, setup.folder / "gunicorn.log"
+        ) as server:
+            seed(server.url, setup.editor_token)
+            returning_load(setup, server, store)  # enrols the pool the events are sent for
+            rows = [bare]
+            for row in (events_load(setup, server), single_experiment_events(setup, server)):
+                if isinstance(row, Figures):
+                    rows.append(row)
+                else:
+                    print(f"events: {row}")
+    finally:
+        store.close()
+    print_table(rows)
+    print(CPU_LEGEND)
+    for row in rows[1:]:
+        events = row.rate * EVENT_BATCH
+        print(
+            f"  {row.name:<38} {events:>7.0f} events/s ({verdict(events >= EVENTS_TARGET)} "
+            f"for >= {EVENTS_TARGET:g}); {ratio(row.rate, bare.rate):.3f} × bare req/s, "
+            f"{ratio(row.server_cost, bare.server_cost):.2f} × bare server CPU per request, "
+            f"{row.server_cost / EVENT_BATCH * 1e6:.1f} µs server + "
+            f"{row.redis_cost / EVENT_BATCH * 1e6:.1f} µs Redis CPU per event"
         )
 
 

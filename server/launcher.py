@@ -188,7 +188,8 @@ def serve(
                 "bind": f"{settings.HOST}:{settings.PORT}",
                 "workers": settings.WORKERS,
                 "threads": settings.THREADS,
-                "worker_class": "gthread",
+                # gthread, with liveness probes on threads of their own (server/worker.py)
+                "worker_class": "server.worker.HealthFirstWorker",
                 "timeout": GUNICORN_TIMEOUT,
                 "keepalive": settings.KEEPALIVE,
                 "graceful_timeout": GRACEFUL_TIMEOUT,

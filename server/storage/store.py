@@ -603,6 +603,27 @@ class Store:
                 results[position] = int(reply)
         return results
 
+    def enrolled(self, places: Sequence[tuple[str, int, str]]) -> list[bool]:
+        """Whether each visitor is enrolled in the experiment phase named with it, right now.
+
+        ``places``: (experiment, phase, pseudonym) triples. One HMGET per experiment phase,
+        all in one round trip.
+        """
+        groups: dict[tuple[str, int], list[int]] = {}
+        for position, (experiment, phase, _) in enumerate(places):
+            groups.setdefault((experiment, phase), []).append(position)
+        with _guard("read enrolments"):
+            pipe = self._redis.pipeline(transaction=False)
+            for (experiment, phase), positions in groups.items():
+                visitors = [places[position][2] for position in positions]
+                pipe.hmget(keys.enrolments(experiment, phase), visitors)
+            replies = pipe.execute()
+        found = [False] * len(places)
+        for positions, records in zip(groups.values(), replies, strict=True):
+            for position, record in zip(positions, records, strict=True):
+                found[position] = record is not None
+        return found
+
     def find_orders(self, places: Sequence[tuple[str, int]], order_id: str) -> list[OrderRecord]:
         """The experiment phases (of ``places``) where an order was counted."""
         with _guard("find orders"):

@@ -122,6 +122,45 @@ def test_event_counts_in_every_experiment_the_visitor_is_in(
         )
 
 
+def test_with_several_listening_experiments_only_those_a_visitor_is_in_get_a_script_call(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    # One read of the enrolments first: the record script runs (and counts) only where the
+    # visitor is enrolled, and the answers are what the script alone would give.
+    others = ("banner", "images", "prices", "widget")
+    start(client)
+    for key in others:
+        start(client, key=key, segments=[])
+    enrol(client, "kunde-a", experiments=["checkout-button"])
+    client.post("/v1/assign", json={"visitor": "kunde-b", "experiments": ["images", "widget"]})
+    redis_client.config_resetstat()
+    result = send(
+        client,
+        {"type": "conversion", "id": "c-1", "visitor": "kunde-a", "goal": "add_to_cart"},
+        {"type": "conversion", "id": "c-2", "visitor": "kunde-b", "goal": "add_to_cart"},
+        {"type": "conversion", "id": "c-3", "visitor": "stranger", "goal": "add_to_cart"},
+        order("kunde-b", "o-1"),
+    )
+    statuses = [item["status"] for item in result.json["results"]]
+    assert statuses == ["accepted", "accepted", "ignored", "accepted"]
+    stats = redis_client.info("commandstats")["cmdstat_evalsha"]
+    # (a script call that met a flushed script cache fails, and is sent again once loaded)
+    assert (
+        stats["calls"] - stats["failed_calls"] == 3
+    )  # checkout-button, images and widget; nothing for banner and prices
+    for key, goal in (
+        ("checkout-button", "add_to_cart"),
+        ("images", "add_to_cart"),
+        ("widget", "purchase"),
+    ):
+        found = counts(redis_client, key)
+        assert (
+            sum(v for k, v in found.items() if k.startswith("n:") and k.endswith(f":{goal}")) == 1
+        )
+    for key in ("banner", "prices"):
+        assert not redis_client.exists(f"sw:{{{key}}}:p1:seen")
+
+
 def test_attribution_follows_configuration_changes(client: Any, redis_client: redis.Redis) -> None:
     # the recorder indexes running experiments by event name once per configuration version
     start(client)

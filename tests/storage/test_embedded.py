@@ -51,6 +51,17 @@ def test_no_tcp_port_is_opened(tmp_path_factory: pytest.TempPathFactory) -> None
         assert config["port"] == "0"
 
 
+def test_hashes_of_more_than_128_fields_are_hash_tables(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # a running experiment's counter hash: hundreds of fields, dozens touched per event
+    with EmbeddedRedis(short_folder(tmp_path_factory)) as embedded:
+        client = redis.Redis.from_url(embedded.url)
+        client.hset("sw:{e}:p1:counts", mapping={f"n:{i}": i for i in range(200)})
+        assert client.object("encoding", "sw:{e}:p1:counts") == b"hashtable"
+        client.close()
+
+
 def test_missing_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)

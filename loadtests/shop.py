@@ -1,0 +1,159 @@
+"""Run the locust shop mix against a fresh server and print client- and server-side latency.
+
+Run ``.venv/bin/python loadtests/shop.py --run-time 10m`` (any ``locust.conf`` option may
+follow, e.g. ``--users 100``). It starts its own redis-server (embedded, AOF as in production)
+and gunicorn with the settings of `splitwerk serve` (2 workers × 4 threads of
+``server.worker``, keep-alive 75 s) plus an access log of each request's service time, seeds
+the five experiments, runs locust with ``loadtests/locust.conf`` and its thresholds, and stops
+everything. Then it prints per route the p50, p99 and max that locust saw (client side: queueing
+in the kernel and the worker, the network, locust's own scheduling) beside the server's own
+time for the same requests (from the thread taking the request to the last byte written), and
+the machine's load average before and after. Exit code: locust's (1 on a missed threshold).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import bench
+from seed import seed
+
+from server.storage.embedded import EmbeddedRedis
+
+HERE = Path(__file__).resolve().parent
+KEEPALIVE = 75  # seconds, as `splitwerk serve` (server.config KEEPALIVE)
+ACCESS_FORMAT = "%(m)s %(U)s %(s)s %(D)s"  # method, path, status, microseconds of service
+
+
+def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """p50, p99 and max of ``values`` (seconds), nearest rank."""
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))
+    return ordered[len(ordered) // 2], ordered[rank], ordered[-1]
+
+
+def route(method: str, path: str) -> str:
+    """The route a request line belongs to (assigns of one and of five experiments share it)."""
+    return f"{method} {path}"
+
+
+def server_times(access_log: Path) -> dict[str, list[float]]:
+    """Seconds of service per route from gunicorn's access log."""
+    found: dict[str, list[float]] = collections.defaultdict(list)
+    for line in access_log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3].isdigit():
+            found[route(parts[0], parts[1])].append(int(parts[3]) / 1e6)
+    return found
+
+
+def client_times(request_log: Path) -> dict[str, list[float]]:
+    """Seconds per route as locust saw them, from the locustfile's --request-log."""
+    found: dict[str, list[float]] = collections.defaultdict(list)
+    for line in request_log.read_text().splitlines():
+        request = json.loads(line)
+        method = "GET" if request["name"] == "/v1/config" else "POST"
+        found[route(method, request["name"].split(" ")[0])].append(request["seconds"])
+    return found
+
+
+def wait_until_answering(port: int, server: subprocess.Popen[bytes]) -> None:
+    """Wait until gunicorn answers /healthz.
+
+    Raises:
+        RuntimeError: it exited or did not answer within bench.START_TIMEOUT.
+    """
+    deadline = time.monotonic() + bench.START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("gunicorn exited at start")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection = http.client.HTTPConnection(bench.LOOPBACK, port, timeout=1.0)
+            try:
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    return
+            finally:
+                connection.close()
+        time.sleep(bench.POLL_INTERVAL)
+    raise RuntimeError("gunicorn did not answer in time")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start, seed, run locust, compare; returns locust's exit code."""
+    locust_options = list(sys.argv[1:] if argv is None else argv)
+    with tempfile.TemporaryDirectory(prefix="splitwerk-shop-") as name:
+        folder = Path(name)
+        embedded = EmbeddedRedis(folder / "redis")
+        setup = bench.Setup(
+            redis_url=embedded.start(),
+            secret=secrets.token_urlsafe(32),
+            editor_token=secrets.token_urlsafe(24),
+            ingest_token=secrets.token_urlsafe(24),
+            duration=0,
+            warmup=0,
+            folder=folder,
+            run_id=secrets.token_hex(4),
+        )
+        access_log, request_log = folder / "access.log", folder / "requests.jsonl"
+        port = bench.free_port()
+        command = [sys.executable, "-m", "gunicorn", "--bind", f"{bench.LOOPBACK}:{port}"]
+        command += ["--workers", str(bench.WORKERS), "--threads", str(bench.THREADS)]
+        command += ["--worker-class", bench.PRODUCTION_WORKERS["gthread"]]
+        command += ["--keep-alive", str(KEEPALIVE), "--timeout", str(bench.GUNICORN_TIMEOUT)]
+        command += ["--no-control-socket", "--access-logfile", str(access_log)]
+        command += ["--access-logformat", ACCESS_FORMAT, "server.app:create_app()"]
+        before = load_average()
+        server = subprocess.Popen(
+            command, env=setup.environment(), stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            wait_until_answering(port, server)
+            seed(f"http://{bench.LOOPBACK}:{port}", setup.editor_token)
+            locust = subprocess.run(
+                [
+                    *(sys.executable, "-m", "locust", "--config", str(HERE / "locust.conf")),
+                    *("--host", f"http://{bench.LOOPBACK}:{port}"),
+                    *("--ingest-key", setup.ingest_token, "--request-log", str(request_log)),
+                    *locust_options,
+                ],
+                check=False,
+            )
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(bench.STOP_TIMEOUT)
+            embedded.stop()
+        after = load_average()
+        servers, clients = server_times(access_log), client_times(request_log)
+        print(f"\nload average before {before}, after {after} ({os.cpu_count()} cores)")
+        print(f"{'route':<18} {'requests':>8}  client p50/p99/max ms   server p50/p99/max ms")
+        for name in sorted(clients):
+            client = percentiles(clients[name])
+            server_side = percentiles(servers.get(name) or [0.0])
+            print(
+                f"{name:<18} {len(clients[name]):>8}  "
+                f"{'/'.join(f'{value * 1e3:.1f}' for value in client):<22} "
+                f"{'/'.join(f'{value * 1e3:.1f}' for value in server_side)}"
+            )
+        return locust.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

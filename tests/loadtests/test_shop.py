@@ -1,0 +1,57 @@
+"""loadtests/shop.py and bench_health.py: reading the access and request logs, the summaries."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
+
+
+def _load(name: str) -> ModuleType:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(LOADTESTS))
+        return importlib.import_module(name)
+
+
+def test_server_and_client_times_are_grouped_by_route(tmp_path: Path) -> None:
+    shop = _load("shop")
+    access = tmp_path / "access.log"
+    access.write_text(
+        "POST /v1/assign 200 1500\nGET /v1/config 304 250\nPOST /v1/assign 200 2500\n"
+        "GET /healthz 200 90\nnot a line of ours\n"
+    )
+    requests = tmp_path / "requests.jsonl"
+    lines = [
+        {"start": 1.0, "name": "/v1/assign [1 experiment]", "seconds": 0.004},
+        {"start": 1.1, "name": "/v1/assign [5 experiments]", "seconds": 0.006},
+        {"start": 1.2, "name": "/v1/config", "seconds": 0.001},
+        {"start": 1.3, "name": "/v1/events", "seconds": 0.02, "events": 3, "visitors": 2},
+    ]
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert shop.server_times(access) == {
+        "POST /v1/assign": [0.0015, 0.0025],
+        "GET /v1/config": [0.00025],
+        "GET /healthz": [0.00009],
+    }
+    assert shop.client_times(requests) == {
+        "POST /v1/assign": [0.004, 0.006],
+        "GET /v1/config": [0.001],
+        "POST /v1/events": [0.02],
+    }
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    shop = _load("shop")
+    values = [i / 1000 for i in range(1, 201)]  # 1..200 ms
+    assert shop.percentiles(values) == (0.101, 0.198, 0.2)
+
+
+def test_health_summary_counts_probes_within_the_target() -> None:
+    health = _load("bench_health")
+    line = health.summary("Redis stopped", [0.002, 0.004, 0.08, float("inf")])
+    assert "2/4 within 50 ms" in line
