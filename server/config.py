@@ -25,6 +25,19 @@ DEV_TOKEN_FILE = "dev-token"
 SENTINEL_URL = re.compile(
     r"^redis\+sentinel://([^@/]*@)?[^@/,:]+:\d+(,[^@/,:]+:\d+)*/[^/]+(/\d+)?$"
 )
+# what a REDIS_URL may start with
+REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
+# redis+cluster://[user:password@]host:port[,host:port…][/0] (rediss+cluster:// for TLS)
+CLUSTER_URL = re.compile(
+    r"^rediss?\+cluster://([^@/]*@)?[^@/,:]+:\d{1,5}(,[^@/,:]+:\d{1,5})*(/0?)?(\?[^/]*)?$"
+)
 TOKEN_PATTERN = re.compile(
     r"^(viewer|editor|preview|ingest):([A-Za-z0-9_.@-]{1,64}):([0-9a-f]{64})$"
 )
@@ -47,8 +60,10 @@ class Token:
 class DefaultConfig:
     """All settings with their defaults. Units are in the comments."""
 
-    # Redis URL (redis://, rediss://, unix:// or redis+sentinel://host:port[,…]/service[/db]).
-    # Empty: `splitwerk serve` starts an embedded one.
+    # Redis URL (redis://, rediss://, unix://, redis+sentinel://host:port[,…]/service[/db], or
+    # redis+cluster://host:port[,host:port…] and rediss+cluster:// for a Redis Cluster, where
+    # any one reachable node suffices to find the others). Empty: `splitwerk serve` starts an
+    # embedded one.
     REDIS_URL: str = ""
     # Seconds a Redis command may take before the request degrades to a 503 or an unrecorded
     # answer; well under gunicorn's timeout so that a stuck Redis never kills a worker.
@@ -211,12 +226,22 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"{ENV_PREFIX}VALUE_CAP: must be between 0.01 and 1000000000")
     if not 0 < settings.PORT < 65536:
         raise ConfigError(f"{ENV_PREFIX}PORT: must be between 1 and 65535")
-    if settings.REDIS_URL and not settings.REDIS_URL.startswith(
-        ("redis://", "rediss://", "unix://", "redis+sentinel://")
+    if settings.REDIS_URL and not settings.REDIS_URL.startswith(REDIS_SCHEMES):
+        raise ConfigError(
+            f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss://, unix://, "
+            "redis+sentinel://, redis+cluster:// or rediss+cluster://"
+        )
+    if settings.REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://")) and not (
+        CLUSTER_URL.match(settings.REDIS_URL)
+        and all(
+            0 < int(port) < 65_536
+            for port in re.findall(r":(\d+)(?=,|/|\?|$)", settings.REDIS_URL.split("@")[-1])
+        )
     ):
         raise ConfigError(
-            f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss://, unix:// or "
-            "redis+sentinel://"
+            f"{ENV_PREFIX}REDIS_URL: a cluster URL is "
+            "redis+cluster://[user:password@]host:port[,host:port…] (or rediss+cluster:// "
+            "for TLS); a cluster has only database 0"
         )
     if settings.REDIS_URL.startswith("redis+sentinel://") and not SENTINEL_URL.match(
         settings.REDIS_URL

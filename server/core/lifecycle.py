@@ -44,6 +44,7 @@ EDITABLE: dict[Status, frozenset[str]] = {
             "allow_list",
             "analysis",
             "minimum_effect",
+            "shards",  # the sub-shards hold the data: fixed once visitors are enrolled
         }
     ),
     Status.RUNNING: frozenset(

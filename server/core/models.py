@@ -131,6 +131,9 @@ class Experiment:
     started_at: float | None = None
     stopped_at: float | None = None
     revision: int = 0
+    # Sub-shards of the per-visitor data and counters in Redis (README "Redis Cluster"): more
+    # than one spreads one experiment over several cluster nodes; fixed once it leaves draft.
+    shards: int = 1
 
     @property
     def control(self) -> Variant:
@@ -166,6 +169,7 @@ class Enrolment:
     variant_index: int | None
     segments: tuple[str, ...]
     segment_values: tuple[str, ...]
+    shards: int = 1  # the experiment's sub-shards (Experiment.shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,7 @@ class Attribution(NamedTuple):
     gross: int = 0
     net_revenue: int = 0
     digest: int = 0
+    shards: int = 1  # the experiment's sub-shards (Experiment.shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +220,8 @@ class OrderRecord:
     phase: int
     gross: int
     net_revenue: int
+    shard: int = 0  # the sub-shard that holds the order, of
+    shards: int = 1  # the experiment's sub-shards
 
 
 @dataclass(frozen=True, slots=True)

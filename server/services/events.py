@@ -168,6 +168,7 @@ def _attribute(
             gross,
             net_revenue,
             digest,
+            experiment.shards,
         )
         for experiment, goals in listening
     ]
@@ -312,7 +313,7 @@ class EventRecorder:
     ) -> EventOutcome:
         """Find where the order counted and take the refund off there, in every phase."""
         places = [
-            (experiment.key, phase)
+            (experiment.key, phase, experiment.shards)
             for experiment in experiments
             if any(goal.kind != GoalKind.CONVERSION for goal in experiment.goals)
             for phase in range(1, experiment.phase + 1)
@@ -363,7 +364,7 @@ def erase_visitor(
     """
     _, experiments = store.load_experiments()
     places = [
-        (experiment.key, phase)
+        (experiment.key, phase, experiment.shards)
         for experiment in experiments.values()
         for phase in range(1, experiment.phase + 1)
     ]

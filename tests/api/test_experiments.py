@@ -8,6 +8,9 @@ import pytest
 
 from tests.helpers import EDITOR, VIEWER, auth
 
+# every test here runs against one Redis and against the local Redis Cluster
+pytestmark = pytest.mark.both_redis
+
 DRAFT: dict[str, Any] = {
     "key": "checkout-button",
     "name": "Green checkout button",
