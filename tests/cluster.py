@@ -1,4 +1,4 @@
-"""A local Redis Cluster of three masters on free loopback ports, started by the suite itself."""
+"""A local Redis Cluster of three masters on free loopback ports (the suite's and the bench's)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import redis
 from redis.cluster import RedisCluster
 
@@ -58,7 +57,7 @@ class LocalCluster:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.fail("redis-server is not installed; `make test` installs it")
+            raise RuntimeError("redis-server is not installed; `make test` installs it")
         for port in self.ports:
             self.processes.append(
                 subprocess.Popen(

@@ -1,9 +1,16 @@
 """The whole Redis keyspace of Splitwerk; the only module that writes key strings.
 
 Keys of one experiment share the hash tag ``{<experiment>}`` so that every Lua script and
-transaction of an experiment touches one Redis Cluster slot. Every part of a key that comes
-from outside (experiment keys, attribute names, pseudonymous visitor ids) has passed the
-ID pattern in ``server.schemas`` or was made by ``server.core.privacy`` before it gets here.
+transaction of an experiment touches one Redis Cluster slot. An experiment with more than one
+sub-shard (``Experiment.shards``) keeps its per-phase keys (enrolments, counts, segment values,
+totals, orders, seen) once per sub-shard, with the sub-shard's tag ``{<experiment>:<k>:<n>}``
+in place of ``{<experiment>}`` (``sub_shard``); a visitor's records all sit in the sub-shard of
+their pseudonym (``shard_of``), and readers sum the counts of every sub-shard. The audit list
+keeps the experiment's own tag. One sub-shard is the plain ``{<experiment>}`` layout.
+
+Every part of a key that comes from outside (experiment keys, attribute names, pseudonymous
+visitor ids) has passed the ID pattern in ``server.schemas`` or was made by
+``server.core.privacy`` before it gets here.
 
 =========================================  ======  ==============================================
 key                                        type    holds / expires
@@ -32,6 +39,8 @@ sw:deletions                               list    audit entries of deleted expe
                                                    capped at AUDIT_LIMIT; never expires
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
+sw:{<exp>:<k>:<n>}:p<phase>:…             any     the per-phase keys below, of sub-shard k of an
+                                                   experiment with several (see above)
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
                                                    "<variant index>␟<segment values…>" (␟ is
                                                    the unit separator, \\x1f);

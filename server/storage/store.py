@@ -255,7 +255,8 @@ class Store:
         return [found[name] for name in sorted(masters & found.keys())]
 
     def check_at_start(self) -> None:
-        """Refuse a Redis that would evict our keys; one that does not answer only degrades.
+        """Refuse a Redis (any master of a cluster) that would evict our keys; one that does
+        not answer only degrades.
 
         Every later reconnect checks the memory policy again (see ``storage.connection``).
 
@@ -263,7 +264,10 @@ class Store:
             RedisRefused: Redis runs an ``allkeys-*`` maxmemory-policy.
         """
         try:
-            self._redis.ping()
+            if self._is_cluster:  # every master: each connection checks its own node
+                self._redis.ping(target_nodes=GuardedCluster.PRIMARIES)
+            else:
+                self._redis.ping()
         except EvictingRedis as error:
             raise RedisRefused(str(error)) from None
         except FAILURES as error:
