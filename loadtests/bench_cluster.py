@@ -238,6 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             spread_and_sizing(cluster.url, secret, editor, folder, cluster=True)
             print("\npinned connections (single Redis, in-process, 4 threads):")
             pinned_comparison(single_url)
+        except RuntimeError as error:
+            log = folder / "gunicorn.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            print(f"bench_cluster: {error}\n{tail}", file=sys.stderr)
+            return 1
         finally:
             cluster.stop()
             single_process.terminate()
