@@ -79,6 +79,8 @@ class LocalCluster:
                         "no",
                         "--maxmemory-policy",
                         "noeviction",
+                        "--enable-debug-command",  # DEBUG SLEEP stalls a node in tests
+                        "local",
                         "--dir",
                         str(self.folder),
                     ],

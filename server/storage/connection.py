@@ -210,16 +210,15 @@ class BoundedConnection(AbstractConnection):
             self._sock.settimeout(
                 max(SHORTEST_WAIT, min(remaining, self.socket_timeout or remaining))
             )
+        is_refused = False
         try:
             super().send_packed_command(command, check_health=False)
         except redis.ConnectionError:
-            raise  # the peer had closed the connection: none of this reached Redis
-        except BaseException:
-            self.rules.mark_sent()  # a timeout may have sent part of it
+            is_refused = True  # the peer had closed the connection: none of this reached Redis
             raise
-        else:
-            self.rules.mark_sent()
         finally:
+            if not is_refused:
+                self.rules.mark_sent()  # sent, or a timeout may have sent part of it
             if self._sock:
                 self._sock.settimeout(self.socket_timeout)
 

@@ -7,11 +7,13 @@ the configuration's version key, and sub-shards that spread one experiment over 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from redis.crc import key_slot
 
 from server.app import create_app
 from server.config import ConfigError, load_config
+from server.core.models import AuditEntry
 from server.storage import keys
 from server.storage.clients import parse_cluster_url
 from server.storage.connection import BoundedConnection
@@ -307,3 +310,72 @@ def test_sub_shards_are_chosen_on_drafts_only_and_erasure_finds_the_visitors_sub
     erased = client.post("/v1/visitors/erase", json={"visitor": "visitor-7"}, headers=EDITOR)
     assert erased.json["removed"]["enrolments"] == 1
     assert sum(routing.hlen(name) for name in names) == len(visitors) - 1
+
+
+def test_a_configuration_version_names_one_configuration_under_concurrent_changes(
+    redis_cluster: LocalCluster,
+) -> None:
+    redis_cluster.flush()
+    app = create_app(app_settings(redis_cluster.url))
+    assert app.test_client().post("/v1/experiments", json=SHOP, headers=EDITOR).status_code == 201
+    store = app.store
+    seen: dict[int, set[str]] = {}
+    is_done = threading.Event()
+
+    def write(writer: int) -> None:
+        for number in range(40):
+            store.save_experiment(
+                "checkout-button",
+                lambda current, _, name=f"{writer}-{number}": dataclasses.replace(
+                    current, name=name
+                ),
+                AuditEntry(0.0, "test", "update", {}),
+            )
+
+    def read() -> None:
+        while not is_done.is_set():
+            version, experiments = store.load_experiments()
+            seen.setdefault(version, set()).add(experiments["checkout-button"].name)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    is_done.set()
+    for thread in readers:
+        thread.join()
+    assert len(seen) > 10  # the readers saw many versions while the writers changed them
+    assert all(len(names) == 1 for names in seen.values()), seen
+    assert store.load_experiments()[0] == 81  # the create and 80 changes, none lost
+
+
+def test_a_timed_out_batch_is_not_resent_by_the_cluster_client(
+    redis_cluster: LocalCluster,
+) -> None:
+    redis_cluster.flush()
+    # a budget long enough for redis-py's cluster retry to get its answer, were it allowed
+    app = create_app(app_settings(redis_cluster.url, CONFIG_REFRESH_INTERVAL=60))
+    client = app.test_client()
+    start(client)
+    assert client.post("/v1/assign", json={"visitor": "buyer"}).json["recorded"] is True
+    warm = [{"type": "conversion", "id": "c-0", "visitor": "buyer", "goal": "purchase"}]
+    assert client.post("/v1/events", json={"events": warm}).json["accepted"] == 1
+    batch = {
+        "events": [{"type": "conversion", "id": "c-1", "visitor": "buyer", "goal": "purchase"}]
+    }
+    counts = keys.counts("checkout-button", 1)
+    node = redis_cluster.node(redis_cluster.client().get_node_from_key(counts).port)
+    sleeper = threading.Thread(target=lambda: node.execute_command("DEBUG", "SLEEP", "0.4"))
+    sleeper.start()
+    time.sleep(0.05)
+    stalled = client.post("/v1/events", json=batch)
+    sleeper.join()
+    assert stalled.status_code == 503
+    assert "may have been stored" in stalled.json["message"]
+    again = client.post("/v1/events", json=batch)
+    # the first send ran once, after the sleep: the re-send gets its answer, not "duplicate"
+    assert again.json["accepted"] == 1 and again.json["duplicate"] == 0
+    found = redis_cluster.client().hgetall(counts)
+    assert sum(int(v) for k, v in found.items() if k.startswith(b"n:")) == 2
