@@ -9,6 +9,8 @@ pipelines send each node its share of the commands in one round trip.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import urllib.parse
 from typing import Any
 
@@ -16,6 +18,7 @@ import redis
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from server.storage.connection import GuardedCluster, Rules
@@ -25,7 +28,41 @@ SENTINEL_SCHEME = "redis+sentinel://"  # redis+sentinel://[:password@]host:port[
 CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
 HEALTH_CHECK_INTERVAL = 30  # seconds; revalidates idle pooled connections before use
 
-Client = redis.Redis | GuardedCluster  # what ``connect`` builds
+
+class PendingCluster:
+    """A cluster client built on first use, so that a server starts (degraded) while no node
+    of the cluster answers, as it does with a single Redis that is down.
+
+    redis-py's cluster client asks a node for the slot map when it is built, and refuses to be
+    built without one. Until a build succeeds, every use raises RedisClusterException, which
+    the store turns into StorageUnavailable like any other Redis failure.
+    """
+
+    def __init__(self, rules: Rules, options: dict[str, Any]) -> None:
+        self.rules = rules
+        self._options = options
+        self._client: GuardedCluster | None = None
+        self._lock = threading.Lock()
+
+    def built(self) -> GuardedCluster:
+        """The cluster client, built now if it was not yet.
+
+        Raises:
+            RedisClusterException: no start-up node answered.
+        """
+        client = self._client
+        if client is None:
+            with self._lock:
+                client = self._client
+                if client is None:
+                    client = self._client = GuardedCluster(self.rules, **self._options)
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.built(), name)
+
+
+Client = redis.Redis | PendingCluster  # what ``connect`` builds
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
@@ -103,18 +140,23 @@ def connect(
     }
     if is_cluster_url(url):
         first, nodes = parse_cluster_url(url)
-        return GuardedCluster(
+        cluster = PendingCluster(
             Rules(),
-            url=first,
-            startup_nodes=[
-                ClusterNode(host, port)  # type: ignore[no-untyped-call]  # redis stub gap
-                for host, port in nodes[1:]
-            ],
-            # the cluster client retries (after refreshing its map of the slots); the nodes'
-            # own clients never do, so that a retry always goes to the slot's current node
-            retry=Retry(NoBackoff(), retries),
-            **options,
+            dict(
+                url=first,
+                startup_nodes=[
+                    ClusterNode(host, port)  # type: ignore[no-untyped-call]  # redis stub gap
+                    for host, port in nodes[1:]
+                ],
+                # the cluster client retries (after refreshing its map of the slots); the nodes'
+                # own clients never do, so that a retry always goes to the slot's current node
+                retry=Retry(NoBackoff(), retries),
+                **options,
+            ),
         )
+        with contextlib.suppress(RedisClusterException):  # degraded until a node answers
+            cluster.built()
+        return cluster
     options |= {"retry": Retry(NoBackoff(), retries), "retry_on_timeout": retries > 0}
     if not url.startswith(SENTINEL_SCHEME):
         return redis.Redis.from_url(url, **options)

@@ -31,7 +31,7 @@ from server.core.models import (
     RefundWrite,
 )
 from server.storage import codec, keys
-from server.storage.clients import Client
+from server.storage.clients import Client, PendingCluster
 from server.storage.connection import EvictingRedis, GuardedCluster, Rules, bind
 from server.storage.errors import OutcomeUnknown, RedisRefused, StorageUnavailable
 from server.storage.scripts import LuaScript
@@ -169,9 +169,10 @@ class Store:
     """Reads and writes Splitwerk's data in Redis (see ``server.storage.keys``)."""
 
     def __init__(self, client: Client, value_cap_cents: int = DEFAULT_VALUE_CAP_CENTS) -> None:
-        self._redis: Any  # redis.Redis or GuardedCluster: the commands used here are common
+        # redis.Redis, or a cluster client (built on first use): the commands used are common
+        self._redis: Any
         self._pinned: PinnedClients | None
-        if isinstance(client, GuardedCluster):
+        if isinstance(client, PendingCluster):
             self._rules = client.rules  # the cluster's nodes were built under these rules
             self._redis = client
             self._pinned = None  # a pinned connection would reach one node only
@@ -183,7 +184,7 @@ class Store:
             self._redis = bind(client, self._rules, retries)
             self._pinned = PinnedClients(client)
             self._version_key = keys.CONFIG_VERSION
-        self._is_cluster = isinstance(client, GuardedCluster)
+        self._is_cluster = isinstance(client, PendingCluster)
         # each visitor's total of a value goal counts at most this much in the capped sums
         self._value_cap_cents = value_cap_cents
         self._enrol = LuaScript("enrol")

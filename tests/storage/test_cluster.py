@@ -7,6 +7,7 @@ the configuration's version key, and sub-shards that spread one experiment over 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -21,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.retry import Retry
 
 from server.app import create_app
 from server.config import ConfigError, load_config
@@ -243,7 +247,10 @@ def _traffic(seed: int) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]
 
 
 def _run(url: str, shards: int) -> tuple[dict[str, Any], Any]:
-    client = create_app(app_settings(url)).test_client()
+    # batches of 500 events may take Redis longer than the production socket timeout on a
+    # loaded shared machine; this test is about sums, not time
+    settings = app_settings(url, REDIS_SOCKET_TIMEOUT=5.0, REDIS_REQUEST_TIMEOUT=10.0)
+    client = create_app(settings).test_client()
     start(client, shards=shards)
     visitors, batches = _traffic(seed=16)
     for visitor in visitors:
@@ -367,9 +374,17 @@ def test_a_timed_out_batch_is_not_resent_by_the_cluster_client(
     }
     counts = keys.counts("checkout-button", 1)
     node = redis_cluster.node(redis_cluster.client().get_node_from_key(counts).port)
-    sleeper = threading.Thread(target=lambda: node.execute_command("DEBUG", "SLEEP", "0.4"))
+    sleeper = threading.Thread(target=lambda: node.execute_command("DEBUG", "SLEEP", "1"))
     sleeper.start()
-    time.sleep(0.05)
+    probe = redis.Redis(
+        port=node.connection_pool.connection_kwargs["port"],
+        socket_timeout=0.05,
+        retry=Retry(NoBackoff(), 0),  # one unanswered ping says the node sleeps
+    )
+    deadline = time.monotonic() + 0.5
+    with contextlib.suppress(redis.TimeoutError):  # asleep once a ping gets no answer
+        while time.monotonic() < deadline:
+            probe.ping()
     stalled = client.post("/v1/events", json=batch)
     sleeper.join()
     assert stalled.status_code == 503
@@ -379,3 +394,21 @@ def test_a_timed_out_batch_is_not_resent_by_the_cluster_client(
     assert again.json["accepted"] == 1 and again.json["duplicate"] == 0
     found = redis_cluster.client().hgetall(counts)
     assert sum(int(v) for k, v in found.items() if k.startswith(b"n:")) == 2
+
+
+def test_a_server_started_before_its_cluster_degrades_then_serves() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="sw-late-cluster-"))
+    cluster = LocalCluster(folder)  # its ports are chosen; nothing listens yet
+    try:
+        app = create_app(app_settings(cluster.url, CONFIG_REFRESH_INTERVAL=0.01))
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 503  # never saw a configuration
+        refused = client.post("/v1/experiments", json=SHOP, headers=EDITOR)
+        assert refused.status_code == 503
+        cluster.start()
+        start(client)
+        assert client.get("/readyz").json == {"status": "ok", "redis": "ok"}
+        assert client.post("/v1/assign", json={"visitor": "anna"}).json["recorded"] is True
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
