@@ -78,8 +78,9 @@ class DefaultConfig:
     # Event and refund scripts are retried only when they never left the server (a failed
     # connect): a re-sent batch would answer "duplicate" for its own first send.
     REDIS_RETRIES: int = 1
-    # Connections per worker process; gunicorn threads share them, and up to half stay pinned
-    # to the threads that run the hot paths' scripts (see storage.store.PinnedClients).
+    # Connections per worker process (per node of a cluster); gunicorn threads share them, and
+    # with a single Redis up to half stay pinned to the threads that run the hot paths' scripts
+    # (see storage.store.PinnedClients).
     REDIS_MAX_CONNECTIONS: int = 32
     # Secret for pseudonymising visitor ids and signing dashboard sessions (≥ 32 characters).
     SECRET_KEY: str = ""
