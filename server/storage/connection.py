@@ -17,6 +17,10 @@ Two rules hold for every connection a client opens, whichever kind (TCP, TLS, un
   records of stopped experiments (they carry TTLs) and is logged as a warning; ``noeviction``
   (refuse writes when full) is what Splitwerk needs. A Redis that forbids CONFIG is accepted
   with a warning, since the policy cannot be checked there.
+
+A Redis Cluster client (``GuardedCluster``) follows the same rules: redis-py builds a client
+per node, whose pools make connections of the same kind, and its cluster-level retries (which
+re-send a command after a timeout, also from a pipeline) stop at a write that may have run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+
+# redis-py defines the policy types there and exports them nowhere else
 from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterPipeline as RedisClusterPipeline
