@@ -471,8 +471,10 @@ class Store:
     def _send_scripts(
         self, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
-        if len(calls) == 1 and self._pinned is not None:  # the common case of one Redis
+        if len(calls) == 1:  # the common case; a pipeline would only add client work
             script_keys, args = calls[0]
+            if self._pinned is None:  # a cluster: 60 µs of client CPU, 104 through a pipeline
+                return [self._redis.evalsha(script.sha, len(script_keys), *script_keys, *args)]
             client = self._pinned.take()
             try:
                 reply = client.evalsha(script.sha, len(script_keys), *script_keys, *args)
