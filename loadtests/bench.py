@@ -42,9 +42,10 @@ from server.config import hash_token
 from server.core.models import Enrolment
 from server.core.privacy import Pseudonymiser
 from server.storage import keys
+from server.storage.clients import connect
 from server.storage.embedded import EmbeddedRedis
 from server.storage.errors import StorageUnavailable
-from server.storage.store import Store, connect
+from server.storage.store import Store
 
 HERE = Path(__file__).resolve().parent
 WRK_FOLDER = HERE / "wrk"  # wrk runs here, so that its scripts find report.lua

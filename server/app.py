@@ -42,7 +42,8 @@ from server.services.experiments import SECONDS_PER_DAY, ExperimentCache
 from server.services.monitor import Evaluator
 from server.services.results import ResultsReader
 from server.services.webhooks import WebhookSender
-from server.storage.store import Store, connect
+from server.storage.clients import connect
+from server.storage.store import Store
 
 DASHBOARD_PREFIX = "/dashboard"  # the only routes that use cookie sessions
 API_VERSION = "1.0.0"  # of the HTTP API described at /v1/openapi.json

@@ -28,6 +28,19 @@ SENTINEL_URL = re.compile(
 )
 # A webhook secret as long as SECRET_KEY's minimum: 32 random characters cannot be guessed.
 WEBHOOK_SECRET_LENGTH = 32
+# what a REDIS_URL may start with
+REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
+# redis+cluster://[user:password@]host:port[,host:port…][/0] (rediss+cluster:// for TLS)
+CLUSTER_URL = re.compile(
+    r"^rediss?\+cluster://([^@/]*@)?[^@/,:]+:\d{1,5}(,[^@/,:]+:\d{1,5})*(/0?)?(\?[^/]*)?$"
+)
 TOKEN_PATTERN = re.compile(
     r"^(viewer|editor|preview|ingest):([A-Za-z0-9_.@-]{1,64}):([0-9a-f]{64})$"
 )
@@ -50,8 +63,10 @@ class Token:
 class DefaultConfig:
     """All settings with their defaults. Units are in the comments."""
 
-    # Redis URL (redis://, rediss://, unix:// or redis+sentinel://host:port[,…]/service[/db]).
-    # Empty: `splitwerk serve` starts an embedded one.
+    # Redis URL (redis://, rediss://, unix://, redis+sentinel://host:port[,…]/service[/db], or
+    # redis+cluster://host:port[,host:port…] and rediss+cluster:// for a Redis Cluster, where
+    # any one reachable node suffices to find the others). Empty: `splitwerk serve` starts an
+    # embedded one.
     REDIS_URL: str = ""
     # Seconds a Redis command may take before the request degrades to a 503 or an unrecorded
     # answer; well under gunicorn's timeout so that a stuck Redis never kills a worker.
@@ -66,8 +81,9 @@ class DefaultConfig:
     # Event and refund scripts are retried only when they never left the server (a failed
     # connect): a re-sent batch would answer "duplicate" for its own first send.
     REDIS_RETRIES: int = 1
-    # Connections per worker process; gunicorn threads share them, and up to half stay pinned
-    # to the threads that run the hot paths' scripts (see storage.store.PinnedClients).
+    # Connections per worker process (per node of a cluster); gunicorn threads share them, and
+    # with a single Redis up to half stay pinned to the threads that run the hot paths' scripts
+    # (see storage.store.PinnedClients).
     REDIS_MAX_CONNECTIONS: int = 32
     # Secret for pseudonymising visitor ids and signing dashboard sessions (≥ 32 characters).
     SECRET_KEY: str = ""
@@ -236,12 +252,22 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"{ENV_PREFIX}VALUE_CAP: must be between 0.01 and 1000000000")
     if not 0 < settings.PORT < 65536:
         raise ConfigError(f"{ENV_PREFIX}PORT: must be between 1 and 65535")
-    if settings.REDIS_URL and not settings.REDIS_URL.startswith(
-        ("redis://", "rediss://", "unix://", "redis+sentinel://")
+    if settings.REDIS_URL and not settings.REDIS_URL.startswith(REDIS_SCHEMES):
+        raise ConfigError(
+            f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss://, unix://, "
+            "redis+sentinel://, redis+cluster:// or rediss+cluster://"
+        )
+    if settings.REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://")) and not (
+        CLUSTER_URL.match(settings.REDIS_URL)
+        and all(
+            0 < int(port) < 65_536
+            for port in re.findall(r":(\d+)(?=,|/|\?|$)", settings.REDIS_URL.split("@")[-1])
+        )
     ):
         raise ConfigError(
-            f"{ENV_PREFIX}REDIS_URL: must start with redis://, rediss://, unix:// or "
-            "redis+sentinel://"
+            f"{ENV_PREFIX}REDIS_URL: a cluster URL is "
+            "redis+cluster://[user:password@]host:port[,host:port…] (or rediss+cluster:// "
+            "for TLS); a cluster has only database 0"
         )
     if settings.REDIS_URL.startswith("redis+sentinel://") and not SENTINEL_URL.match(
         settings.REDIS_URL

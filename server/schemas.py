@@ -29,6 +29,9 @@ LAYER_PATTERN = ID_PATTERN
 VISITOR_MAX_LENGTH = 128  # spec/ASSIGNMENT.md: a visitor id is 1..128 characters
 MAX_VARIANTS = 10  # more variants split traffic too thin to ever reach a result
 MAX_GOALS = 20  # goals per experiment; each costs counters on every event
+# Sub-shards per experiment: results read one counters hash per sub-shard, and a few per
+# cluster master spread an experiment evenly (README "Redis Cluster").
+MAX_SHARDS = 64
 MAX_SEGMENTS = 5  # segment attributes per experiment; each multiplies the counters
 MAX_ALLOW_LIST = 200  # QA visitors per experiment
 MAX_PAYLOAD_BYTES = 16_384  # a payload travels with every assignment answer and config
@@ -176,6 +179,7 @@ class ExperimentFieldsSchema(BaseSchema):
             "(false: only raise the alarm)"
         }
     )
+    shards = fields.Integer(strict=True, validate=validate.Range(1, MAX_SHARDS))
 
     @validates("segments")
     def _segments_unique(self, value: list[str], **kwargs: Any) -> None:
@@ -294,6 +298,7 @@ class ExperimentSchema(Schema):
     started_at = Timestamp(allow_none=True)
     stopped_at = Timestamp(allow_none=True)
     revision = fields.Integer()
+    shards = fields.Integer()
 
 
 class ExperimentPageSchema(Schema):

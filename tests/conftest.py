@@ -10,12 +10,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
 from server.app import create_app
+from tests.cluster import LocalCluster
 from tests.helpers import app_settings
 
 # Property tests are seeded (derandomize) so a run is repeatable, and have no per-example
@@ -100,19 +102,68 @@ def redis_server() -> Iterator[RedisServer]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A local Redis Cluster of three masters, started once for the whole run."""
+    folder = Path(tempfile.mkdtemp(prefix="sw-cluster-"))
+    cluster = LocalCluster(folder)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+BACKENDS = ("single", "cluster")  # the Redis setups of tests marked both_redis
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests marked ``both_redis`` once against one Redis and once against the cluster,
+    unless they handle a Redis server themselves (stop it, start their own)."""
+    if metafunc.definition.get_closest_marker("both_redis") is None:
+        return
+    if {"redis_server", "own_redis"} & set(metafunc.fixturenames):
+        return
+    if {"app", "redis_client", "redis_url"} & set(metafunc.fixturenames):
+        metafunc.parametrize("redis_backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A client of the suite's Redis, flushed before each test."""
-    client = redis_server.client()
-    client.flushall()
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """The test's Redis: "single" (the suite's one Redis) or "cluster" (both_redis tests)."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_backend: str) -> str:
+    """The REDIS_URL of the test's backend."""
+    if redis_backend == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
+@pytest.fixture
+def redis_client(request: pytest.FixtureRequest, redis_backend: str) -> Iterator[Any]:
+    """A client of the test's Redis (or cluster), flushed before each test."""
+    if redis_backend == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        client: Any = cluster.client()
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        client = server.client()
+        client.flushall()
     yield client
     client.close()
 
 
 @pytest.fixture
-def app(redis_server: RedisServer, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
-    """A fresh app per test against the flushed suite Redis."""
-    return create_app(app_settings(redis_server.url))
+def app(redis_url: str, redis_client: Any):  # type: ignore[no-untyped-def]
+    """A fresh app per test against the flushed suite Redis (or cluster)."""
+    return create_app(app_settings(redis_url))
 
 
 @pytest.fixture

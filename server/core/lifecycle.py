@@ -45,6 +45,7 @@ EDITABLE: dict[Status, frozenset[str]] = {
             "analysis",
             "minimum_effect",
             "pause_on_harm",
+            "shards",  # the sub-shards hold the data: fixed once visitors are enrolled
         }
     ),
     Status.RUNNING: frozenset(

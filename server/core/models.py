@@ -143,6 +143,9 @@ class Experiment:
     started_at: float | None = None
     stopped_at: float | None = None
     revision: int = 0
+    # Sub-shards of the per-visitor data and counters in Redis (README "Redis Cluster"): more
+    # than one spreads one experiment over several cluster nodes; fixed once it leaves draft.
+    shards: int = 1
 
     @property
     def control(self) -> Variant:
@@ -183,6 +186,7 @@ class Enrolment:
     variant_index: int | None
     segments: tuple[str, ...]
     segment_values: tuple[str, ...]
+    shards: int = 1  # the experiment's sub-shards (Experiment.shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,7 @@ class Attribution(NamedTuple):
     gross: int = 0
     net_revenue: int = 0
     digest: int = 0
+    shards: int = 1  # the experiment's sub-shards (Experiment.shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +237,8 @@ class OrderRecord:
     phase: int
     gross: int
     net_revenue: int
+    shard: int = 0  # the sub-shard that holds the order, of
+    shards: int = 1  # the experiment's sub-shards
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,6 +278,7 @@ class Assigner:
                 segment_values=tuple(
                     segment_value(request.attributes.get(name)) for name in experiment.segments
                 ),
+                shards=experiment.shards,
             )
             for _, experiment, decision in unknown
         ]

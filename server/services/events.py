@@ -171,6 +171,7 @@ def _attribute(
             gross,
             net_revenue,
             digest,
+            experiment.shards,
         )
         for experiment, goals in listening
     ]
@@ -333,7 +334,7 @@ class EventRecorder:
         leaves the event uncounted, as if the event had come a moment earlier.
         """
         places = [
-            (experiment.key, experiment.phase, visitors[index])
+            (experiment.key, experiment.phase, experiment.shards, visitors[index])
             for index, listening in counting.items()
             for experiment, _ in listening
         ]
@@ -352,7 +353,7 @@ class EventRecorder:
     ) -> EventOutcome:
         """Find where the order counted and take the refund off there, in every phase."""
         places = [
-            (experiment.key, phase)
+            (experiment.key, phase, experiment.shards)
             for experiment in experiments
             if any(goal.kind != GoalKind.CONVERSION for goal in experiment.goals)
             for phase in range(1, experiment.phase + 1)
@@ -403,7 +404,7 @@ def erase_visitor(
     """
     _, experiments = store.load_experiments()
     places = [
-        (experiment.key, phase)
+        (experiment.key, phase, experiment.shards)
         for experiment in experiments.values()
         for phase in range(1, experiment.phase + 1)
     ]

@@ -211,7 +211,9 @@ def act_on_experiment(
     details: dict[str, Any] = {} if winner is None else {"winner": winner}
     updated = store.save_experiment(key, change, AuditEntry(now, actor, action, details))
     if action == "stop":
-        store.expire_visitor_records(key, updated.phase, retention_days * SECONDS_PER_DAY)
+        store.expire_visitor_records(
+            key, updated.phase, retention_days * SECONDS_PER_DAY, updated.shards
+        )
     return updated
 
 
@@ -265,7 +267,9 @@ def start_new_phase(
 
     audit = AuditEntry(now, actor, "new-phase", {"fields": sorted(set(data) - {"confirm"})})
     updated = store.save_experiment(key, change, audit)
-    store.expire_visitor_records(key, updated.phase - 1, retention_days * SECONDS_PER_DAY)
+    store.expire_visitor_records(
+        key, updated.phase - 1, retention_days * SECONDS_PER_DAY, updated.shards
+    )
     return updated
 
 

@@ -889,7 +889,7 @@ class ResultsReader:
         cached = self._cache.get(key)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        raw = self._store.read_counts(experiment.key, experiment.phase)
+        raw = self._store.read_counts(experiment.key, experiment.phase, experiment.shards)
         fresh = compute_results(experiment, raw, now, self._currency, self._value_cap)
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl}

@@ -70,6 +70,7 @@ def experiment_to_json(experiment: Experiment) -> str:
         "started_at": experiment.started_at,
         "stopped_at": experiment.stopped_at,
         "revision": experiment.revision,
+        "shards": experiment.shards,
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
@@ -123,6 +124,7 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
         started_at=document["started_at"],
         stopped_at=document["stopped_at"],
         revision=document["revision"],
+        shards=document.get("shards", 1),  # documents of versions before sub-shards have none
     )
 
 

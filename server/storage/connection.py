@@ -17,6 +17,10 @@ Two rules hold for every connection a client opens, whichever kind (TCP, TLS, un
   records of stopped experiments (they carry TTLs) and is logged as a warning; ``noeviction``
   (refuse writes when full) is what Splitwerk needs. A Redis that forbids CONFIG is accepted
   with a warning, since the policy cannot be checked there.
+
+A Redis Cluster client (``GuardedCluster``) follows the same rules: redis-py builds a client
+per node, whose pools make connections of the same kind, and its cluster-level retries (which
+re-send a command after a timeout, also from a pipeline) stop at a write that may have run.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+
+# redis-py defines the policy types there and exports them nowhere else
+from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterPipeline as RedisClusterPipeline
+from redis.cluster import RedisCluster
+from redis.commands.policies import BasePolicyResolver, PolicyResolver, StaticPolicyResolver
 from redis.connection import AbstractConnection
 from redis.retry import Retry
 
@@ -231,13 +241,115 @@ class BoundedConnection(AbstractConnection):
         return super().read_response(*args, **kwargs)
 
 
+class NotResent(redis.RedisError):
+    """A write that may have run was not sent again (see ``Rules.write``).
+
+    Not a ``ConnectionError``: redis-py's cluster client retries those by type.
+    """
+
+
+def _bounded_class(base: type[AbstractConnection], rules: Rules) -> type[AbstractConnection]:
+    return type(f"Bounded{base.__name__}", (BoundedConnection, base), {"rules": rules})
+
+
 def bind(client: redis.Redis, rules: Rules, retries: int) -> redis.Redis:
     """Make every connection ``client``'s pool opens from now on follow ``rules``, retrying a
     failed command ``retries`` times where ``rules`` allow it."""
     pool = client.connection_pool
-    base = pool.connection_class
-    pool.connection_class = type(
-        f"Bounded{base.__name__}", (BoundedConnection, base), {"rules": rules}
-    )
+    pool.connection_class = _bounded_class(pool.connection_class, rules)
     pool.connection_kwargs["retry"] = GuardedRetry(rules, retries)
     return client
+
+
+def bounded_pool_class(rules: Rules) -> type[redis.ConnectionPool]:
+    """A connection pool class whose connections follow ``rules`` (for the cluster's nodes,
+    which redis-py creates itself, also after a topology change)."""
+
+    class BoundedPool(redis.ConnectionPool):
+        def __init__(
+            self, connection_class: type[AbstractConnection] = redis.Connection, **kwargs: Any
+        ) -> None:
+            super().__init__(connection_class=_bounded_class(connection_class, rules), **kwargs)
+
+    return BoundedPool
+
+
+class _SendOnce:
+    """Mixed into the cluster client and its pipelines: redis-py's cluster retries (after a
+    timeout, a lost connection, or a pipeline's failed commands) all send the command again
+    through ``_execute_command``; a write that ``Rules`` forbids to re-send stops there."""
+
+    rules: Rules
+
+    def _execute_command(self, target_node: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.rules.may_resend():
+            raise NotResent("a write that may have run is not sent again")
+        return super()._execute_command(target_node, *args, **kwargs)  # type: ignore[misc]
+
+
+class ScriptRouting(BasePolicyResolver):
+    """Route EVALSHA by the keys it names, as redis-py reads them from its numkeys.
+
+    Without a policy for it, redis-py asks a node for every script's keys (COMMAND GETKEYS)
+    before it sends the script: one more round trip per script on the hot paths.
+    """
+
+    def __init__(self, fallback: PolicyResolver | None = None) -> None:
+        by_key = CommandPolicies(
+            request_policy=RequestPolicy.DEFAULT_KEYED,
+            response_policy=ResponsePolicy.DEFAULT_KEYED,
+        )
+        super().__init__({"core": {"evalsha": by_key}}, fallback or StaticPolicyResolver())
+
+    def with_fallback(self, fallback: PolicyResolver) -> PolicyResolver:
+        return ScriptRouting(fallback)
+
+
+class GuardedClusterPipeline(_SendOnce, RedisClusterPipeline):
+    """redis-py's cluster pipeline under ``Rules`` (built by ``GuardedCluster.pipeline``)."""
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        """Queue a script run; redis-py routes it by its keys, which must share one slot.
+
+        redis-py blocks ``evalsha`` in cluster pipelines (a script may name keys of several
+        slots); its router accepts EVALSHA all the same and refuses keys of several slots.
+        Every script of ours names keys of one experiment's hash tag only.
+        """
+        return self.execute_command(  # type: ignore[no-untyped-call]  # redis stub gap
+            "EVALSHA", sha, numkeys, *keys_and_args
+        )
+
+
+class GuardedCluster(_SendOnce, RedisCluster):
+    """redis-py's Redis Cluster client whose nodes' connections follow ``rules``."""
+
+    def __init__(self, rules: Rules, **kwargs: Any) -> None:
+        self.rules = rules
+        super().__init__(
+            connection_pool_class=bounded_pool_class(rules),
+            policy_resolver=ScriptRouting(),
+            **kwargs,
+        )
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        """A pipeline like redis-py's (the same arguments as ``RedisCluster.pipeline``), under
+        the same rules."""
+        if shard_hint:
+            raise redis.RedisError("shard_hint is not supported in cluster mode")
+        pipe = GuardedClusterPipeline(
+            nodes_manager=self.nodes_manager,
+            commands_parser=self.commands_parser,
+            startup_nodes=self.nodes_manager.startup_nodes,  # type: ignore[arg-type]  # as redis-py
+            result_callbacks=self.result_callbacks,
+            cluster_response_callbacks=self.cluster_response_callbacks,
+            read_from_replicas=self.read_from_replicas,
+            load_balancing_strategy=self.load_balancing_strategy,
+            reinitialize_steps=self.reinitialize_steps,
+            retry=self.retry,
+            lock=self._lock,
+            transaction=transaction,
+            event_dispatcher=self._event_dispatcher,
+            policy_resolver=self._policy_resolver,
+        )
+        pipe.rules = self.rules
+        return pipe

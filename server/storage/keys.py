@@ -1,9 +1,16 @@
 """The whole Redis keyspace of Splitwerk; the only module that writes key strings.
 
 Keys of one experiment share the hash tag ``{<experiment>}`` so that every Lua script and
-transaction of an experiment touches one Redis Cluster slot. Every part of a key that comes
-from outside (experiment keys, attribute names, pseudonymous visitor ids) has passed the
-ID pattern in ``server.schemas`` or was made by ``server.core.privacy`` before it gets here.
+transaction of an experiment touches one Redis Cluster slot. An experiment with more than one
+sub-shard (``Experiment.shards``) keeps its per-phase keys (enrolments, counts, segment values,
+totals, orders, seen) once per sub-shard, with the sub-shard's tag ``{<experiment>:<k>:<n>}``
+in place of ``{<experiment>}`` (``sub_shard``); a visitor's records all sit in the sub-shard of
+their pseudonym (``shard_of``), and readers sum the counts of every sub-shard. The audit list
+keeps the experiment's own tag. One sub-shard is the plain ``{<experiment>}`` layout.
+
+Every part of a key that comes from outside (experiment keys, attribute names, pseudonymous
+visitor ids) has passed the ID pattern in ``server.schemas`` or was made by
+``server.core.privacy`` before it gets here.
 
 =========================================  ======  ==============================================
 key                                        type    holds / expires
@@ -12,6 +19,11 @@ sw:experiments                             hash    experiment key → experiment
                                                    (storage.codec); never expires
 sw:config-version                          string  counter, +1 on every experiment change;
                                                    the ETag of /v1/config; never expires
+{sw:experiments}:version                   string  the same counter in a Redis Cluster, in the
+                                                   slot of sw:experiments (the hash tag is that
+                                                   key's whole name), so that one node reads and
+                                                   changes both; it continues sw:config-version
+                                                   when a cluster holds data of a single Redis
 sw:erasures                                string  counter, +1 on every visitor erasure; workers
                                                    drop their cached enrolments when it changes
 sw:dashboard-session:<sha256>              string  "1" while a dashboard sign-in is valid; the
@@ -20,6 +32,8 @@ sw:dashboard-session:<sha256>              string  "1" while a dashboard sign-in
                                                    sign-out
 sw:readiness                               string  "1", written by each /readyz to see that
                                                    Redis takes writes; expires after 60 s
+sw:readiness:{<n>}                         string  the same in a Redis Cluster, one key on each
+                                                   master (the first n whose slot it serves)
 sw:deletions                               list    audit entries of deleted experiments as JSON
                                                    (who, when, key and name), newest first,
                                                    capped at AUDIT_LIMIT; never expires
@@ -40,6 +54,8 @@ sw:evaluator-turn                          string  random token of the worker ev
                                                    taken, so one worker evaluates per interval
 sw:{<exp>}:audit                           list    audit entries as JSON, newest first, capped
                                                    at AUDIT_LIMIT; deleted with the experiment
+sw:{<exp>:<k>:<n>}:p<phase>:…             any     the per-phase keys below, of sub-shard k of an
+                                                   experiment with several (see above)
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
                                                    "<variant index>␟<segment values…>" (␟ is
                                                    the unit separator, \\x1f);
@@ -102,6 +118,11 @@ capped ones included, before their first write and refuse an event that would le
 
 from __future__ import annotations
 
+import binascii
+import functools
+import itertools
+import zlib
+
 PREFIX = "sw"  # one prefix, so that Splitwerk can share a Redis with other applications
 AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
 
@@ -109,6 +130,19 @@ EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"
 READINESS_PROBE = f"{PREFIX}:readiness"
 READINESS_PROBE_TTL = 60  # seconds; the probe is rewritten by every readiness check
+# In a cluster: how many probe keys to try to find one on every master. 16,384 slots over
+# even a few hundred masters put one in each within a few thousand tries.
+READINESS_PROBE_SEARCH = 100_000
+# The configuration's version in a Redis Cluster: its hash tag is the whole name of
+# EXPERIMENTS, so both keys share a slot and one transaction changes both.
+CLUSTER_CONFIG_VERSION = "{" + EXPERIMENTS + "}:version"
+
+
+def readiness_probe(number: int) -> str:
+    """The readiness probe key of a cluster with hash tag ``number`` (one per master)."""
+    return f"{READINESS_PROBE}:{{{number}}}"
+
+
 ERASURES = f"{PREFIX}:erasures"
 DASHBOARD_SESSION_PREFIX = f"{PREFIX}:dashboard-session:"
 # Webhook keys share one hash tag (one Redis Cluster slot for announce.lua); it starts with "_",
@@ -148,6 +182,55 @@ def experiment_prefix(experiment: str) -> str:
 def experiment_pattern(experiment: str) -> str:
     """A SCAN pattern matching every key of one experiment (its key is regex-checked)."""
     return experiment_prefix(experiment) + "*"
+
+
+def sub_shard_pattern(experiment: str) -> str:
+    """A SCAN pattern matching every key of the sub-shards of one experiment (ids have no ':',
+    so no other experiment's keys start the same way)."""
+    return f"{PREFIX}:{{{experiment}:*"
+
+
+SLOTS = 16_384  # hash slots of a Redis Cluster
+SUB_SHARD_TAGS = 4096  # sub-shard hash tags remembered per process (a few per experiment)
+
+
+def slot(tag: str) -> int:
+    """The Redis Cluster slot of a hash tag: CRC16 (XMODEM) of it, modulo 16,384."""
+    return binascii.crc_hqx(tag.encode(), 0) % SLOTS
+
+
+@functools.lru_cache(maxsize=SUB_SHARD_TAGS)
+def sub_shard(experiment: str, shard: int, shards: int) -> str:
+    """The hash tag of one of an experiment's ``shards`` sub-shards; used in place of the
+    experiment key in the per-phase keys above.
+
+    One sub-shard is the experiment itself (``{<exp>}``, what every version wrote). With more,
+    sub-shard k is ``{<exp>:<k>:<n>}`` with the smallest n whose slot lies in the k-th of
+    ``shards`` equal parts of the slot range: a cluster whose masters hold equal contiguous
+    ranges (as ``redis-cli --cluster create`` assigns them) then gets one sub-shard per master
+    when ``shards`` equals the number of masters, and an even spread for multiples of it.
+    """
+    if shards == 1:
+        return experiment
+    low, high = shard * SLOTS // shards, (shard + 1) * SLOTS // shards
+    # CRC16 spreads the candidates over every slot: about ``shards`` tries find one in range
+    for attempt in itertools.count():
+        tag = f"{experiment}:{shard}:{attempt}"
+        if low <= slot(tag) < high:
+            return tag
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def shard_of(pseudonym: str, shards: int) -> int:
+    """The sub-shard of a visitor: a hash bucket of their pseudonym, which every request
+    about the visitor (assign, events, erasure) knows, so that all of one visitor's records
+    of an experiment phase stay in one slot."""
+    return zlib.crc32(pseudonym.encode()) % shards
+
+
+def visitor_shard(experiment: str, pseudonym: str, shards: int) -> str:
+    """The sub-shard hash tag that holds one visitor's records of an experiment."""
+    return sub_shard(experiment, shard_of(pseudonym, shards), shards)
 
 
 def audit(experiment: str) -> str:

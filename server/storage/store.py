@@ -1,23 +1,24 @@
-"""The Redis store: the only redis importer; its failures become StorageUnavailable."""
+"""The store: Splitwerk's reads and writes in Redis; every Redis failure becomes StorageUnavailable.
+
+One Redis, a Sentinel service and a Redis Cluster are served by the same code: every Lua
+script and transaction touches the keys of one hash slot (``keys``), and redis-py's cluster
+client routes them. Where a cluster needs another way (the configuration's version key, the
+readiness probe, the audit entry of a change), the method says so.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import threading
-import urllib.parse
-import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import redis
-import redis.sentinel
-from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from server.core.models import (
@@ -31,12 +32,17 @@ from server.core.models import (
     RefundWrite,
 )
 from server.storage import codec, keys
-from server.storage.connection import EvictingRedis, Rules, bind
+from server.storage.clients import Client, PendingCluster
+from server.storage.connection import EvictingRedis, GuardedCluster, Rules, bind
 from server.storage.errors import OutcomeUnknown, RedisRefused, StorageUnavailable
+from server.storage.scripts import LuaScript
 
 log = logging.getLogger(__name__)
 
-LUA_FOLDER = Path(__file__).with_name("lua")
+# What redis-py raises when Redis fails; its cluster client also raises RedisClusterException
+# (no node reachable, a slot not covered), which is no RedisError.
+FAILURES = (redis.RedisError, RedisClusterException)
+
 OPTIMISTIC_ATTEMPTS = 5  # WATCH retries for a concurrent edit before giving up; edits are rare
 # The default value cap (issue 13): 1,000.00 in the shop's currency per visitor and value goal;
 # server.config's VALUE_CAP sets it.
@@ -52,7 +58,7 @@ def _guard(operation: str) -> Iterator[None]:
     """Translate every redis-py failure into StorageUnavailable, logged once here."""
     try:
         yield
-    except redis.RedisError as error:
+    except FAILURES as error:
         log.warning("redis %s failed: %s", operation, error.__class__.__name__)
         raise StorageUnavailable(f"redis {operation} failed") from error
 
@@ -87,70 +93,6 @@ def _decode_experiments(
     return {_text(key): codec.experiment_from_json(document) for key, document in documents.items()}
 
 
-SENTINEL_SCHEME = "redis+sentinel://"  # redis+sentinel://[:password@]host:port[,…]/service[/db]
-HEALTH_CHECK_INTERVAL = 30  # seconds; revalidates idle pooled connections before use
-
-
-def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
-    """The sentinels, service name, db and password of a ``redis+sentinel://`` URL.
-
-    Raises:
-        ValueError: the URL does not have that form.
-    """
-    rest = url.removeprefix(SENTINEL_SCHEME)
-    location, _, path = rest.partition("/")
-    credentials, _, hosts = location.rpartition("@")
-    password = urllib.parse.unquote(credentials.partition(":")[2]) or None
-    sentinels = []
-    for item in hosts.split(","):
-        host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"sentinel {item!r} is not host:port")
-        sentinels.append((host, int(port)))
-    service, _, db = path.partition("/")
-    if not service or not (db == "" or db.isdigit()):
-        raise ValueError("expected /service or /service/db after the sentinels")
-    return sentinels, service, int(db or 0), password
-
-
-def connect(
-    url: str,
-    *,
-    socket_timeout: float,
-    connect_timeout: float,
-    retries: int,
-    max_connections: int,
-) -> redis.Redis:
-    """Build a Redis client with explicit timeouts and retries (never the library defaults).
-
-    ``redis+sentinel://`` URLs give a client of the service's current master, which the
-    sentinels name again after every failover (redis-py asks them on each new connection).
-    """
-    options: dict[str, Any] = {
-        "socket_timeout": socket_timeout,
-        "socket_connect_timeout": connect_timeout,
-        "retry": Retry(NoBackoff(), retries),
-        "retry_on_timeout": retries > 0,
-        "max_connections": max_connections,
-        "health_check_interval": HEALTH_CHECK_INTERVAL,
-    }
-    if not url.startswith(SENTINEL_SCHEME):
-        return redis.Redis.from_url(url, **options)
-    sentinels, service, db, password = parse_sentinel_url(url)
-    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # redis stub gap
-        sentinels,
-        sentinel_kwargs={
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
-            "password": password,
-        },
-    )
-    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]  # redis stub gap
-        service, db=db, password=password, **options
-    )
-    return client
-
-
 class PinnedClients:
     """Clients that each keep one connection of a pool, lent to one thread at a time.
 
@@ -164,7 +106,7 @@ class PinnedClients:
     more clients than threads that ran commands at the same time, and never more than half of
     the pool's connections, so that pipelines and the other commands always find one. Beyond
     that, commands go through the pool as usual. A forked child forgets the parent's clients
-    (their sockets belong to the parent).
+    (their sockets belong to the parent): ``take`` compares the process id it was made in.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -173,7 +115,7 @@ class PinnedClients:
         self._created = 0
         self._lock = threading.Lock()  # taken only to create a client
         self._idle: deque[redis.Redis] = deque()  # append and pop are atomic in CPython
-        _ALL_PINNED.add(self)
+        self._pid = os.getpid()
 
     def take(self) -> redis.Redis:
         """An idle pinned client, a new one, or the pooled client when the limit is reached.
@@ -181,6 +123,8 @@ class PinnedClients:
         Raises:
             redis.RedisError: Redis refuses a new connection.
         """
+        if self._pid != os.getpid():
+            self._forget()
         try:
             return self._idle.pop()
         except IndexError:
@@ -193,7 +137,7 @@ class PinnedClients:
             return redis.Redis(
                 connection_pool=self._pooled.connection_pool, single_connection_client=True
             )
-        except BaseException:
+        except redis.RedisError:
             with self._lock:
                 self._created -= 1
             raise
@@ -203,12 +147,13 @@ class PinnedClients:
         if client is not self._pooled:
             self._idle.append(client)
 
-    def forget(self) -> None:
+    def _forget(self) -> None:
         """Drop every idle client without closing it (after a fork: the parent owns them).
 
-        Runs in the forked child, where only the forking thread exists: the lock may have
-        been held by a thread that is gone, so it is replaced, not taken.
+        The lock may have been held at the fork by a parent thread that the child does not
+        have, so it is replaced, not taken.
         """
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._idle = deque()
         self._created = 0
@@ -221,54 +166,28 @@ class PinnedClients:
                 self._created -= 1
 
 
-_ALL_PINNED: weakref.WeakSet[PinnedClients] = weakref.WeakSet()
-
-
-def _forget_pinned_after_fork() -> None:
-    for pinned in list(_ALL_PINNED):
-        pinned.forget()
-
-
-os.register_at_fork(after_in_child=_forget_pinned_after_fork)
-
-
-class LuaScript:
-    """A Lua script from ``lua/``, run by EVALSHA and loaded on demand.
-
-    redis-py's own Script objects check every script with SCRIPT EXISTS before each pipeline
-    runs: one more round trip on the hot path, which this avoids.
-
-    Every script opens with the ``#!lua`` shebang and no flags, which declares it as one that
-    writes and may not run out of memory: Redis 7 then refuses it *before* it runs when memory
-    is full (``OOM``), so a refused script has written nothing. Without the shebang Redis
-    checks each command as it runs, and a script whose first write frees or needs no memory
-    (ZREMRANGEBYSCORE, HDEL) may then write part of its work.
-    """
-
-    def __init__(self, name: str, prelude: str | None = None) -> None:
-        self.name = name
-        shebang, _, body = (LUA_FOLDER / f"{name}.lua").read_text().partition("\n")
-        # a shared prelude (lua/<prelude>.lua) goes after the shebang, which must stay first
-        shared = "" if prelude is None else (LUA_FOLDER / f"{prelude}.lua").read_text()
-        self.source = f"{shebang}\n{shared}{body}"
-        self.sha = hashlib.sha1(self.source.encode()).hexdigest()  # Redis's id
-
-    def load(self, client: redis.Redis) -> None:
-        """Load the script into Redis's script cache (after a restart or SCRIPT FLUSH)."""
-        client.script_load(self.source)
-
-
 class Store:
-    """Reads and writes Splitwerk's data in one Redis (see ``server.storage.keys``)."""
+    """Reads and writes Splitwerk's data in Redis (see ``server.storage.keys``)."""
 
-    def __init__(self, client: redis.Redis, value_cap_cents: int = DEFAULT_VALUE_CAP_CENTS) -> None:
-        self._rules = Rules()
-        configured = client.connection_pool.connection_kwargs.get("retry")
-        retries = configured.get_retries() if isinstance(configured, Retry) else 0
-        self._redis = bind(client, self._rules, retries)
+    def __init__(self, client: Client, value_cap_cents: int = DEFAULT_VALUE_CAP_CENTS) -> None:
+        # redis.Redis, or a cluster client (built on first use): the commands used are common
+        self._redis: Any
+        self._pinned: PinnedClients | None
+        if isinstance(client, PendingCluster):
+            self._rules = client.rules  # the cluster's nodes were built under these rules
+            self._redis = client
+            self._pinned = None  # a pinned connection would reach one node only
+            self._version_key = keys.CLUSTER_CONFIG_VERSION
+        else:
+            self._rules = Rules()
+            configured = client.connection_pool.connection_kwargs.get("retry")
+            retries = configured.get_retries() if isinstance(configured, Retry) else 0
+            self._redis = bind(client, self._rules, retries)
+            self._pinned = PinnedClients(client)
+            self._version_key = keys.CONFIG_VERSION
+        self._is_cluster = isinstance(client, PendingCluster)
         # each visitor's total of a value goal counts at most this much in the capped sums
         self._value_cap_cents = value_cap_cents
-        self._pinned = PinnedClients(client)
         self._enrol = LuaScript("enrol")
         self._record_event = LuaScript("record_event", prelude="counters")
         self._refund = LuaScript("refund", prelude="counters")
@@ -276,8 +195,9 @@ class Store:
         self._keep_turn = LuaScript("keep_turn")
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._pinned.close()
+        """Close the connection pools."""
+        if self._pinned is not None:
+            self._pinned.close()
         self._redis.close()
 
     def ping(self) -> None:
@@ -302,9 +222,19 @@ class Store:
 
     def redis_state(self) -> str:
         """How Redis takes a small write: ``ok``, ``unreachable``, ``out_of_memory``,
-        ``read_only`` (a replica), ``evicting`` (an allkeys-* policy) or ``refusing_writes``."""
+        ``read_only`` (a replica), ``evicting`` (an allkeys-* policy), ``refusing_writes``, or
+        in a cluster ``cluster_down``; a cluster is ``ok`` only when every master takes a write
+        (one probe key in a slot of each)."""
         try:
-            self._redis.set(keys.READINESS_PROBE, "1", ex=keys.READINESS_PROBE_TTL)
+            if self._is_cluster:
+                pipe = self._redis.pipeline(transaction=False)
+                for name in self._probe_keys():
+                    pipe.set(name, "1", ex=keys.READINESS_PROBE_TTL)
+                pipe.execute()
+            else:
+                self._redis.set(keys.READINESS_PROBE, "1", ex=keys.READINESS_PROBE_TTL)
+        except redis.exceptions.ClusterDownError:
+            return "cluster_down"
         except redis.exceptions.OutOfMemoryError:
             return "out_of_memory"
         except redis.exceptions.ReadOnlyError:
@@ -313,12 +243,24 @@ class Store:
             return "evicting"
         except redis.ResponseError:
             return "refusing_writes"  # e.g. MISCONF after a failed persistence write
-        except redis.RedisError:
+        except FAILURES:
             return "unreachable"
         return "ok"
 
+    def _probe_keys(self) -> list[str]:
+        """One readiness probe key on each master of the cluster, as its slots stand now."""
+        masters = {node.name for node in self._redis.get_primaries()}
+        found: dict[str, str] = {}
+        for number in range(keys.READINESS_PROBE_SEARCH):
+            name = keys.readiness_probe(number)
+            found.setdefault(self._redis.get_node_from_key(name).name, name)
+            if masters <= found.keys():
+                break
+        return [found[name] for name in sorted(masters & found.keys())]
+
     def check_at_start(self) -> None:
-        """Refuse a Redis that would evict our keys; one that does not answer only degrades.
+        """Refuse a Redis (any master of a cluster) that would evict our keys; one that does
+        not answer only degrades.
 
         Every later reconnect checks the memory policy again (see ``storage.connection``).
 
@@ -326,10 +268,13 @@ class Store:
             RedisRefused: Redis runs an ``allkeys-*`` maxmemory-policy.
         """
         try:
-            self._redis.ping()
+            if self._is_cluster:  # every master: each connection checks its own node
+                self._redis.ping(target_nodes=GuardedCluster.PRIMARIES)
+            else:
+                self._redis.ping()
         except EvictingRedis as error:
             raise RedisRefused(str(error)) from None
-        except redis.RedisError as error:
+        except FAILURES as error:
             log.warning(
                 "redis does not answer at start (%s); requests degrade until it does",
                 error.__class__.__name__,
@@ -342,7 +287,10 @@ class Store:
     def versions(self) -> tuple[int, int]:
         """The counters of experiment changes (the /v1/config ETag) and of visitor erasures."""
         with _guard("versions"):
-            config, erasures = self._redis.mget(keys.CONFIG_VERSION, keys.ERASURES)
+            pipe = self._redis.pipeline(transaction=False)  # two slots in a cluster: no MGET
+            pipe.get(self._version_key)
+            pipe.get(keys.ERASURES)
+            config, erasures = pipe.execute()
         return int(config or 0), int(erasures or 0)
 
     def load_experiments(self) -> tuple[int, dict[str, Experiment]]:
@@ -351,14 +299,16 @@ class Store:
         Not with MULTI/EXEC: Redis refuses to queue commands when it is out of memory, and the
         configuration must stay readable then. Every change bumps the version in the same
         transaction as the experiments, so a version that is equal before and after the read
-        proves that no change happened in between; a concurrent change just reads again.
+        proves that no change happened in between; a concurrent change just reads again. In a
+        cluster the version key shares the experiments' slot (``keys.CLUSTER_CONFIG_VERSION``),
+        so the three reads go to one node in this order.
         """
         with _guard("load experiments"):
             for _ in range(OPTIMISTIC_ATTEMPTS):
                 pipe = self._redis.pipeline(transaction=False)
-                pipe.get(keys.CONFIG_VERSION)
+                pipe.get(self._version_key)
                 pipe.hgetall(keys.EXPERIMENTS)
-                pipe.get(keys.CONFIG_VERSION)
+                pipe.get(self._version_key)
                 before, documents, after = pipe.execute()
                 if before == after:
                     return int(before or 0), _decode_experiments(documents)
@@ -381,51 +331,85 @@ class Store:
         ``change`` sees a consistent snapshot of every experiment (layers need it) and may
         raise a domain error to refuse. A concurrent edit makes the snapshot stale: the
         transaction is then retried with fresh data (optimistic locking with WATCH).
+
+        In a cluster the audit entry lives in the experiment's slot, which no transaction with
+        the experiments hash can reach: it is written right after the change (a crash in
+        between loses the entry, never the change).
         """
+        self._adopt_legacy_version()
         with _guard("save experiment"), self._redis.pipeline(transaction=True) as pipe:
             for _ in range(OPTIMISTIC_ATTEMPTS):
                 try:
-                    pipe.watch(keys.EXPERIMENTS)  # type: ignore[no-untyped-call]  # redis stub gap
+                    pipe.watch(keys.EXPERIMENTS)
                     documents = pipe.hgetall(keys.EXPERIMENTS)
                     snapshot = _decode_experiments(documents)
                     updated = change(snapshot.get(key), snapshot)
                     pipe.multi()
                     pipe.hset(keys.EXPERIMENTS, key, codec.experiment_to_json(updated))
-                    pipe.incr(keys.CONFIG_VERSION)
-                    pipe.lpush(keys.audit(key), codec.audit_to_json(audit))
-                    pipe.ltrim(keys.audit(key), 0, keys.AUDIT_LIMIT - 1)
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
-        raise StorageUnavailable("experiment changed concurrently too often; try again")
-
-    def delete_experiment(self, key: str, check: Callable[[Experiment | None], AuditEntry]) -> None:
-        """Delete an experiment and every key of it, after ``check`` approved its current state.
-
-        ``check`` returns the entry for the deletion log, written in the same transaction: the
-        experiment's own audit trail is deleted with it.
-        """
-        with _guard("delete experiment"), self._redis.pipeline(transaction=True) as pipe:
-            for _ in range(OPTIMISTIC_ATTEMPTS):
-                try:
-                    pipe.watch(keys.EXPERIMENTS)  # type: ignore[no-untyped-call]  # redis stub gap
-                    document = pipe.hget(keys.EXPERIMENTS, key)
-                    audit = check(
-                        None if document is None else codec.experiment_from_json(document)
-                    )
-                    pipe.multi()
-                    pipe.hdel(keys.EXPERIMENTS, key)
-                    pipe.incr(keys.CONFIG_VERSION)
-                    pipe.lpush(keys.DELETIONS, codec.audit_to_json(audit))
-                    pipe.ltrim(keys.DELETIONS, 0, keys.AUDIT_LIMIT - 1)
+                    pipe.incr(self._version_key)
+                    if not self._is_cluster:
+                        self._push_audit(pipe, keys.audit(key), audit)
                     pipe.execute()
                     break
                 except redis.WatchError:
                     continue
             else:
                 raise StorageUnavailable("experiment changed concurrently too often; try again")
+            if self._is_cluster:
+                self._write_audit(keys.audit(key), audit)
+        return updated
+
+    def _adopt_legacy_version(self) -> None:
+        """In a cluster holding data of a single Redis, continue its configuration version
+        (``sw:config-version``) in the cluster's version key, so that no ETag repeats."""
+        if not self._is_cluster:
+            return
+        with _guard("adopt version"):
+            legacy = self._redis.get(keys.CONFIG_VERSION)
+            if legacy is not None:
+                self._redis.set(self._version_key, legacy, nx=True)
+
+    @staticmethod
+    def _push_audit(pipe: Any, name: str, audit: AuditEntry) -> None:
+        pipe.lpush(name, codec.audit_to_json(audit))
+        pipe.ltrim(name, 0, keys.AUDIT_LIMIT - 1)
+
+    def _write_audit(self, name: str, audit: AuditEntry) -> None:
+        pipe = self._redis.pipeline(transaction=True)  # one key: one slot
+        self._push_audit(pipe, name, audit)
+        pipe.execute()
+
+    def delete_experiment(self, key: str, check: Callable[[Experiment | None], AuditEntry]) -> None:
+        """Delete an experiment and every key of it, after ``check`` approved its current state.
+
+        ``check`` returns the entry for the deletion log, written in the same transaction: the
+        experiment's own audit trail is deleted with it. In a cluster the entry is written
+        right after the deletion (as in ``save_experiment``).
+        """
+        self._adopt_legacy_version()
+        with _guard("delete experiment"), self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(OPTIMISTIC_ATTEMPTS):
+                try:
+                    pipe.watch(keys.EXPERIMENTS)
+                    document = pipe.hget(keys.EXPERIMENTS, key)
+                    audit = check(
+                        None if document is None else codec.experiment_from_json(document)
+                    )
+                    pipe.multi()
+                    pipe.hdel(keys.EXPERIMENTS, key)
+                    pipe.incr(self._version_key)
+                    if not self._is_cluster:
+                        self._push_audit(pipe, keys.DELETIONS, audit)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+            else:
+                raise StorageUnavailable("experiment changed concurrently too often; try again")
+            if self._is_cluster:
+                self._write_audit(keys.DELETIONS, audit)
         self._delete_matching(keys.experiment_pattern(key))
+        self._delete_matching(keys.sub_shard_pattern(key))
 
     def _delete_matching(self, pattern: str) -> None:
         with _guard("delete keys"):
@@ -469,22 +453,22 @@ class Store:
             StorageUnavailable: nothing was written (Redis unreachable, or it refused the
                 scripts up front, e.g. when out of memory).
         """
-        try:
-            with self._rules.write(is_idempotent):
-                for attempt in range(2):
-                    try:
-                        return self._send_scripts(script, calls)
-                    except redis.exceptions.NoScriptError:
-                        if attempt:
-                            raise
-                        # Redis restarted or its script cache was flushed: nothing ran
-                        self._rules.mark_sent(False)
-                        script.load(self._redis)
-        except redis.RedisError as error:
-            log.warning("redis %s failed: %s", operation, error.__class__.__name__)
-            if self._rules.was_sent() and not isinstance(error, redis.ResponseError):
-                raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
-            raise StorageUnavailable(f"redis {operation} failed") from error
+        for attempt in range(2):
+            try:
+                with self._rules.write(is_idempotent):
+                    return self._send_scripts(script, calls)
+            except redis.exceptions.NoScriptError as error:
+                # Redis restarted or its script cache was flushed: nothing ran. Loading is
+                # outside the write block: a cluster sends it to every master.
+                if attempt:
+                    raise StorageUnavailable(f"redis {operation} failed") from error
+                with _guard(f"load {script.name}"):
+                    script.load(self._redis)
+            except FAILURES as error:
+                log.warning("redis %s failed: %s", operation, error.__class__.__name__)
+                if self._rules.was_sent() and not isinstance(error, redis.ResponseError):
+                    raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
+                raise StorageUnavailable(f"redis {operation} failed") from error
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_scripts(
@@ -492,6 +476,8 @@ class Store:
     ) -> list[Any]:
         if len(calls) == 1:  # the common case; a pipeline would only add client work
             script_keys, args = calls[0]
+            if self._pinned is None:  # a cluster: 60 µs of client CPU, 104 through a pipeline
+                return [self._redis.evalsha(script.sha, len(script_keys), *script_keys, *args)]
             client = self._pinned.take()
             try:
                 reply = client.evalsha(script.sha, len(script_keys), *script_keys, *args)
@@ -501,19 +487,21 @@ class Store:
         pipe = self._redis.pipeline(transaction=False)
         for script_keys, args in calls:
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-        return pipe.execute()
+        replies: list[Any] = pipe.execute()
+        return replies
 
     def enrol(
         self, enrolments: Sequence[Enrolment], day: str, value_limit: int
     ) -> list[EnrolmentOutcome]:
         """Record first enrolments (counted exactly once) and read existing ones, atomically
-        per experiment, all in one round trip."""
+        per experiment (in the visitor's sub-shard), all in one round trip (per cluster node)."""
         calls = []
         for item in enrolments:
+            shard = keys.visitor_shard(item.experiment, item.visitor, item.shards)
             script_keys = [
-                keys.enrolments(item.experiment, item.phase),
-                keys.counts(item.experiment, item.phase),
-                *(keys.segment_values(item.experiment, item.phase, name) for name in item.segments),
+                keys.enrolments(shard, item.phase),
+                keys.counts(shard, item.phase),
+                *(keys.segment_values(shard, item.phase, name) for name in item.segments),
             ]
             variant = "" if item.variant_index is None else str(item.variant_index)
             args = [item.visitor, variant, day, value_limit, *item.segments, *item.segment_values]
@@ -524,20 +512,36 @@ class Store:
             for status, index in replies
         ]
 
-    def expire_visitor_records(self, experiment: str, phase: int, seconds: int) -> None:
+    def expire_visitor_records(
+        self, experiment: str, phase: int, seconds: int, shards: int = 1
+    ) -> None:
         """Let every per-visitor record of a phase expire in ``seconds`` (retention limit)."""
         with _guard("expire visitor records"):
             pipe = self._redis.pipeline(transaction=False)
-            for name in keys.per_visitor(experiment, phase):
-                pipe.expire(name, seconds)
+            for shard in range(shards):
+                for name in keys.per_visitor(keys.sub_shard(experiment, shard, shards), phase):
+                    pipe.expire(name, seconds)
             pipe.execute()
 
-    def read_counts(self, experiment: str, phase: int) -> dict[str, int | None]:
-        """Every aggregate counter of a phase (fields as documented in ``keys``); None for a
-        field that does not hold an integer, which the reader reports instead of failing on."""
+    def read_counts(self, experiment: str, phase: int, shards: int = 1) -> dict[str, int | None]:
+        """Every aggregate counter of a phase (fields as documented in ``keys``), summed field
+        by field over its sub-shards; None for a field that does not hold an integer (in any
+        sub-shard), which the reader reports instead of failing on."""
         with _guard("read counts"):
-            raw = self._redis.hgetall(keys.counts(experiment, phase))
-        return {_text(name): _count(value) for name, value in raw.items()}
+            pipe = self._redis.pipeline(transaction=False)
+            for shard in range(shards):
+                pipe.hgetall(keys.counts(keys.sub_shard(experiment, shard, shards), phase))
+            parts = pipe.execute()
+        summed: dict[str, int | None] = {}
+        for raw in parts:
+            for name, value in raw.items():
+                field, count = _text(name), _count(value)
+                if field not in summed:
+                    summed[field] = count
+                else:
+                    before = summed[field]
+                    summed[field] = None if before is None or count is None else before + count
+        return summed
 
     def record_events(
         self,
@@ -559,9 +563,10 @@ class Store:
         """
         groups: dict[tuple[str, int], list[int]] = {}
         for position, item in enumerate(attributions):
-            groups.setdefault((item.experiment, item.phase), []).append(position)
+            shard = keys.visitor_shard(item.experiment, item.visitor, item.shards)
+            groups.setdefault((shard, item.phase), []).append(position)
         calls = []
-        for (experiment, phase), positions in groups.items():
+        for (shard, phase), positions in groups.items():
             segments = attributions[positions[0]].segments
             args: list[Any] = [
                 idempotency_score(now - window, 0),
@@ -587,11 +592,11 @@ class Store:
                 for goal in item.goals:
                     args += [goal.goal, goal.kind.value[0], goal.cents]
             script_keys = [
-                keys.enrolments(experiment, phase),
-                keys.totals(experiment, phase),
-                keys.counts(experiment, phase),
-                keys.seen(experiment, phase),
-                keys.orders(experiment, phase),
+                keys.enrolments(shard, phase),
+                keys.totals(shard, phase),
+                keys.counts(shard, phase),
+                keys.seen(shard, phase),
+                keys.orders(shard, phase),
             ]
             calls.append((script_keys, args))
         if not calls:
@@ -603,20 +608,20 @@ class Store:
                 results[position] = int(reply)
         return results
 
-    def enrolled(self, places: Sequence[tuple[str, int, str]]) -> list[bool]:
+    def enrolled(self, places: Sequence[tuple[str, int, int, str]]) -> list[bool]:
         """Whether each visitor is enrolled in the experiment phase named with it, right now.
 
-        ``places``: (experiment, phase, pseudonym) triples. One HMGET per experiment phase,
-        all in one round trip.
+        ``places``: (experiment, phase, sub-shards, pseudonym). One HMGET per enrolment hash
+        (the visitor's sub-shard of each experiment phase), all in one round trip per node.
         """
-        groups: dict[tuple[str, int], list[int]] = {}
-        for position, (experiment, phase, _) in enumerate(places):
-            groups.setdefault((experiment, phase), []).append(position)
+        groups: dict[str, list[int]] = {}
+        for position, (experiment, phase, shards, visitor) in enumerate(places):
+            shard = keys.visitor_shard(experiment, visitor, shards)
+            groups.setdefault(keys.enrolments(shard, phase), []).append(position)
         with _guard("read enrolments"):
             pipe = self._redis.pipeline(transaction=False)
-            for (experiment, phase), positions in groups.items():
-                visitors = [places[position][2] for position in positions]
-                pipe.hmget(keys.enrolments(experiment, phase), visitors)
+            for key, positions in groups.items():
+                pipe.hmget(key, [places[position][3] for position in positions])
             replies = pipe.execute()
         found = [False] * len(places)
         for positions, records in zip(groups.values(), replies, strict=True):
@@ -624,18 +629,28 @@ class Store:
                 found[position] = record is not None
         return found
 
-    def find_orders(self, places: Sequence[tuple[str, int]], order_id: str) -> list[OrderRecord]:
-        """The experiment phases (of ``places``) where an order was counted."""
+    def find_orders(
+        self, places: Sequence[tuple[str, int, int]], order_id: str
+    ) -> list[OrderRecord]:
+        """The experiment phases (of ``places``: experiment, phase, sub-shards) where an order
+        was counted; a refund names no visitor, so every sub-shard is asked."""
+        spots = [
+            (experiment, phase, shard, shards)
+            for experiment, phase, shards in places
+            for shard in range(shards)
+        ]
         with _guard("find orders"):
             pipe = self._redis.pipeline(transaction=False)
-            for experiment, phase in places:
-                pipe.hget(keys.orders(experiment, phase), order_id)
+            for experiment, phase, shard, shards in spots:
+                pipe.hget(keys.orders(keys.sub_shard(experiment, shard, shards), phase), order_id)
             replies = pipe.execute()
         found = []
-        for (experiment, phase), raw in zip(places, replies, strict=True):
+        for (experiment, phase, shard, shards), raw in zip(spots, replies, strict=True):
             if raw is not None:
                 fields = _text(raw).split(ORDER_FIELD_SEPARATOR)
-                found.append(OrderRecord(experiment, phase, int(fields[2]), int(fields[3])))
+                found.append(
+                    OrderRecord(experiment, phase, int(fields[2]), int(fields[3]), shard, shards)
+                )
         return found
 
     def refund(
@@ -647,12 +662,13 @@ class Store:
         -6 an odd stored figure; only 1 writes."""
         calls = []
         for item in refunds:
-            experiment, phase = item.order.experiment, item.order.phase
+            order = item.order
+            shard, phase = keys.sub_shard(order.experiment, order.shard, order.shards), order.phase
             script_keys = [
-                keys.orders(experiment, phase),
-                keys.totals(experiment, phase),
-                keys.counts(experiment, phase),
-                keys.seen(experiment, phase),
+                keys.orders(shard, phase),
+                keys.totals(shard, phase),
+                keys.counts(shard, phase),
+                keys.seen(shard, phase),
             ]
             args = [
                 item.order_id,
@@ -672,19 +688,19 @@ class Store:
             return []
         return [int(reply) for reply in self._run_scripts("refund", self._refund, calls)]
 
-    def erase_visitor(self, visitor: str, places: Sequence[tuple[str, int]]) -> dict[str, int]:
-        """Delete every per-visitor record of a pseudonym in the given experiment phases.
+    def erase_visitor(self, visitor: str, places: Sequence[tuple[str, int, int]]) -> dict[str, int]:
+        """Delete every per-visitor record of a pseudonym in the given experiment phases
+        (experiment, phase, sub-shards), wherever their slots are.
 
         Aggregate counters stay. Returns how many records of each kind were removed.
         """
         removed = {"enrolments": 0, "totals": 0, "orders": 0, "idempotency_keys": 0}
         prefix = f"{visitor}:"  # of the visitor's fields in the totals hash
         with _guard("erase visitor"):
-            for experiment, phase in places:
-                removed["enrolments"] += self._redis.hdel(
-                    keys.enrolments(experiment, phase), visitor
-                )
-                totals_key = keys.totals(experiment, phase)
+            for experiment, phase, shards in places:
+                shard = keys.visitor_shard(experiment, visitor, shards)
+                removed["enrolments"] += self._redis.hdel(keys.enrolments(shard, phase), visitor)
+                totals_key = keys.totals(shard, phase)
                 fields = [
                     name
                     for name, _ in self._redis.hscan_iter(
@@ -693,7 +709,7 @@ class Store:
                 ]
                 if fields:
                     removed["totals"] += self._redis.hdel(totals_key, *fields)
-                orders_key = keys.orders(experiment, phase)
+                orders_key = keys.orders(shard, phase)
                 owner = (visitor + ORDER_FIELD_SEPARATOR).encode()
                 order_ids = [
                     _text(name)
@@ -702,7 +718,7 @@ class Store:
                 ]
                 if order_ids:
                     removed["orders"] += self._redis.hdel(orders_key, *order_ids)
-                seen_key = keys.seen(experiment, phase)
+                seen_key = keys.seen(shard, phase)
                 prefixes = [
                     keys.conversion_member_prefix(visitor),
                     keys.legacy_member_prefix(visitor),

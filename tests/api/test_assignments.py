@@ -18,6 +18,9 @@ from server.context import services_of
 from server.storage import keys
 from tests.helpers import EDITOR, PREVIEW_TOKEN, LiveServer, app_settings, auth, enrolled_total
 
+# every test here runs against one Redis and against the local Redis Cluster
+pytestmark = pytest.mark.both_redis
+
 EXPERIMENT: dict[str, Any] = {
     "key": "checkout-button",
     "name": "Checkout button",
@@ -117,8 +120,8 @@ def test_a_visitor_is_counted_once_with_segment_and_day(
     }
 
 
-def test_concurrent_duplicate_requests_count_once(redis_server: Any, redis_client: Any) -> None:
-    app = create_app(app_settings(redis_server.url))
+def test_concurrent_duplicate_requests_count_once(redis_url: str, redis_client: Any) -> None:
+    app = create_app(app_settings(redis_url))
     start(app.test_client())
     workers = 16
     barrier = threading.Barrier(workers)
@@ -155,9 +158,9 @@ def test_enrolled_visitor_keeps_variant_when_targeting_changes(client: Any) -> N
 
 
 def test_segment_values_beyond_the_cap_count_as_other(
-    redis_server: Any, redis_client: redis.Redis
+    redis_url: str, redis_client: redis.Redis
 ) -> None:
-    client = create_app(app_settings(redis_server.url, SEGMENT_VALUE_LIMIT=3)).test_client()
+    client = create_app(app_settings(redis_url, SEGMENT_VALUE_LIMIT=3)).test_client()
     start(client)
     for index, source in enumerate(["a", "b", "c", "d", "e", "a"]):
         assign(client, f"visitor-{index}", attributes={"source": source})
@@ -208,10 +211,8 @@ def test_force_needs_a_preview_token_and_is_not_counted(
     assert not redis_client.exists(COUNTS)
 
 
-def test_force_is_honoured_in_dev_mode_without_a_token(
-    redis_server: Any, redis_client: Any
-) -> None:
-    client = create_app(app_settings(redis_server.url, DEV=True)).test_client()
+def test_force_is_honoured_in_dev_mode_without_a_token(redis_url: str, redis_client: Any) -> None:
+    client = create_app(app_settings(redis_url, DEV=True)).test_client()
     start(client)
     body = {"visitor": "qa", "force": {"checkout-button": "green"}}
     assert (
@@ -272,10 +273,8 @@ def test_redis_holds_no_raw_visitor_id_ip_or_user_agent(
     assert len(pseudonym) == 16
 
 
-def test_stop_sets_retention_expiry_on_visitor_records(
-    redis_server: Any, redis_client: Any
-) -> None:
-    client = create_app(app_settings(redis_server.url, RETENTION_DAYS=30)).test_client()
+def test_stop_sets_retention_expiry_on_visitor_records(redis_url: str, redis_client: Any) -> None:
+    client = create_app(app_settings(redis_url, RETENTION_DAYS=30)).test_client()
     start(client)
     assign(client)
     assert redis_client.ttl(ENROLMENTS) == -1
@@ -387,9 +386,9 @@ def test_degraded_without_any_known_config_is_a_503(tmp_path: Any) -> None:
     "allowed", ["https://shop.example.de", "https://a.example,https://b.example", "*"]
 )
 def test_every_browser_route_answer_varies_by_origin(
-    redis_server: Any, redis_client: Any, allowed: str
+    redis_url: str, redis_client: Any, allowed: str
 ) -> None:
-    app: Flask = create_app(app_settings(redis_server.url, CORS_ORIGINS=allowed))
+    app: Flask = create_app(app_settings(redis_url, CORS_ORIGINS=allowed))
     client = app.test_client()
     start(client)
     config = client.get("/v1/config")
@@ -417,9 +416,9 @@ def test_every_browser_route_answer_varies_by_origin(
 
 
 def test_cors_only_for_configured_origins_on_public_routes(
-    redis_server: Any, redis_client: Any
+    redis_url: str, redis_client: Any
 ) -> None:
-    app: Flask = create_app(app_settings(redis_server.url, CORS_ORIGINS="https://shop.example.de"))
+    app: Flask = create_app(app_settings(redis_url, CORS_ORIGINS="https://shop.example.de"))
     client = app.test_client()
     start(client)
     origin = {"Origin": "https://shop.example.de"}
@@ -457,10 +456,10 @@ def test_returning_visitor_is_answered_from_the_worker_cache_without_redis(
 
 
 def test_erasure_empties_every_workers_enrolment_cache(
-    redis_server: Any, redis_client: redis.Redis
+    redis_url: str, redis_client: redis.Redis
 ) -> None:
-    worker = create_app(app_settings(redis_server.url, CONFIG_REFRESH_INTERVAL=0.01)).test_client()
-    other = create_app(app_settings(redis_server.url)).test_client()
+    worker = create_app(app_settings(redis_url, CONFIG_REFRESH_INTERVAL=0.01)).test_client()
+    other = create_app(app_settings(redis_url)).test_client()
     start(worker)
     assign(worker, "v-1", experiments=["checkout-button"])
     assert redis_client.hlen(ENROLMENTS) == 1

@@ -16,6 +16,9 @@ from tests.api.test_events import INGEST, SHOP, enrol, order, send, start
 from tests.dashboard.conftest import sign_in
 from tests.helpers import EDITOR, EDITOR_TOKEN, VIEWER
 
+# every test here runs against one Redis and against the local Redis Cluster
+pytestmark = pytest.mark.both_redis
+
 
 def keyspace(redis_client: redis.Redis) -> dict[Any, tuple[Any, bool]]:
     """A DUMP of every key and whether it expires: equal before and after, nothing was written."""

@@ -16,6 +16,9 @@ from server.app import create_app
 from server.storage import keys
 from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
 
+# every test here runs against one Redis and against the local Redis Cluster
+pytestmark = pytest.mark.both_redis
+
 INGEST = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
 SHOP: dict[str, Any] = {
     "key": "checkout-button",
@@ -218,8 +221,8 @@ def test_retried_batch_never_double_counts(client: Any, redis_client: redis.Redi
     assert counts(redis_client) == before
 
 
-def test_concurrent_retries_count_once(redis_server: Any, redis_client: redis.Redis) -> None:
-    app = create_app(app_settings(redis_server.url))
+def test_concurrent_retries_count_once(redis_url: str, redis_client: redis.Redis) -> None:
+    app = create_app(app_settings(redis_url))
     client = app.test_client()
     start(client)
     enrol(client, "kunde-4")

@@ -9,6 +9,9 @@ import pytest
 from server.context import services_of
 from tests.helpers import EDITOR, VIEWER, auth
 
+# every test here runs against one Redis and against the local Redis Cluster
+pytestmark = pytest.mark.both_redis
+
 DRAFT: dict[str, Any] = {
     "key": "checkout-button",
     "name": "Green checkout button",

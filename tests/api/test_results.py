@@ -19,6 +19,9 @@ from server.demo import ensure_demo_experiment, generate_traffic
 from server.storage import keys
 from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
 
+# every test here runs against one Redis and against the local Redis Cluster
+pytestmark = pytest.mark.both_redis
+
 EXPERIMENT: dict[str, Any] = {
     "key": "shipping-note",
     "name": "Free shipping note",
@@ -256,21 +259,21 @@ def test_results_need_a_viewer_token_and_a_known_experiment(client: Any) -> None
 
 
 def test_results_are_cached_for_the_configured_time(
-    redis_server: Any, redis_client: redis.Redis
+    redis_url: str, redis_client: redis.Redis
 ) -> None:
-    cached = create_app(app_settings(redis_server.url, RESULTS_CACHE_TTL=60)).test_client()
+    cached = create_app(app_settings(redis_url, RESULTS_CACHE_TTL=60)).test_client()
     start(cached)
     first = cached.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
     redis_client.hset(COUNTS, mapping={"e:0": 7})
     second = cached.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
     assert second == first
-    fresh = create_app(app_settings(redis_server.url, RESULTS_CACHE_TTL=0)).test_client()
+    fresh = create_app(app_settings(redis_url, RESULTS_CACHE_TTL=0)).test_client()
     third = fresh.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
     assert third["variants"][0]["visitors"] == 7
 
 
-def test_demo_traffic_gives_results_with_segments(redis_server: Any, redis_client: Any) -> None:
-    app = create_app(app_settings(redis_server.url))
+def test_demo_traffic_gives_results_with_segments(redis_url: str, redis_client: Any) -> None:
+    app = create_app(app_settings(redis_url))
     now = time.time()
     ensure_demo_experiment(services_of(app).store, now - 20 * 86400)
     assert generate_traffic(services_of(app), 1500, now) > 0
@@ -339,8 +342,8 @@ def test_one_huge_order_is_capped_and_decides_nothing(
     assert capped_squares == 300 * 4000**2 + 50_000**2
 
 
-def test_the_value_cap_is_configurable(redis_server: Any, redis_client: redis.Redis) -> None:
-    app = create_app(app_settings(redis_server.url, VALUE_CAP=250.0))
+def test_the_value_cap_is_configurable(redis_url: str, redis_client: redis.Redis) -> None:
+    app = create_app(app_settings(redis_url, VALUE_CAP=250.0))
     capped = app.test_client()
     start(capped, goals=[{"key": "purchase", "primary": True},
                          {"key": "revenue", "kind": "revenue", "event": "purchase"}])  # fmt: skip

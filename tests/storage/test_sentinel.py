@@ -15,7 +15,7 @@ import redis
 
 from server.app import create_app
 from server.config import ConfigError, load_config
-from server.storage.store import parse_sentinel_url
+from server.storage.clients import parse_sentinel_url
 from tests.helpers import EDITOR, SECRET, TOKENS, app_settings, free_port
 
 SERVICE = "splitwerk"

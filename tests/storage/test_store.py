@@ -11,8 +11,9 @@ import pytest
 import redis
 
 from server.core.models import Enrolment
+from server.storage.clients import connect
 from server.storage.errors import StorageUnavailable
-from server.storage.store import Store, connect
+from server.storage.store import Store
 
 
 def store_for(url: str) -> Store:
