@@ -33,6 +33,10 @@ MAX_VARIANTS = 10  # more variants split traffic too thin to ever reach a result
 MAX_GOALS = 20  # goals per experiment; each costs counters on every event
 MAX_SEGMENTS = 5  # segment attributes per experiment; each multiplies the counters
 MAX_ALLOW_LIST = 200  # QA visitors per experiment
+# An attribution window of half a year covers seasonal repeat buyers; longer ones keep
+# per-visitor records (and the experiment's figures) open for too long (issue 21).
+MAX_WINDOW_DAYS = 180
+MAX_RETURN_DAYS = 60  # statutory return periods are 14-30 days; 60 covers generous shops
 MAX_PAYLOAD_BYTES = 16_384  # a payload travels with every assignment answer and config
 MAX_CONDITION_BYTES = 16_384  # targeting conditions are evaluated on every assignment
 PAGE_SIZE_LIMIT = 100  # experiments per page of the list endpoint
@@ -113,12 +117,38 @@ class GoalInSchema(BaseSchema):
         },
     )
 
+    window_days = fields.Integer(
+        strict=True,
+        validate=validate.Range(1, MAX_WINDOW_DAYS),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "attribution window: count this goal's events for this many days "
+            "after each visitor's enrolment, also after the experiment stopped; results use "
+            "the visitors whose window (plus return_days) has closed. Null: count while the "
+            "experiment runs. Fixed once the experiment started."
+        },
+    )
+    return_days = fields.Integer(
+        strict=True,
+        validate=validate.Range(0, MAX_RETURN_DAYS),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "windowed goals only: days after the window during which refunds "
+            "(and late sends) still count before a visitor's figures are final; null: 14 for "
+            "revenue and margin goals, 0 for conversion goals"
+        },
+    )
+
     @validates_schema
     def _value_goals_only(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("accept_browser_value") and data.get("kind") == GoalKind.CONVERSION:
             raise ValidationError(
                 {"accept_browser_value": ["only revenue and margin goals take values"]}
             )
+        if data.get("return_days") is not None and data.get("window_days") is None:
+            raise ValidationError({"return_days": ["only goals with a window_days have one"]})
 
 
 def _unique_keys(items: list[dict[str, Any]], name: str) -> None:
@@ -243,6 +273,15 @@ class GoalSchema(Schema):
     primary = fields.Boolean(attribute="is_primary")
     event = fields.String(attribute="event_name")
     accept_browser_value = fields.Boolean(attribute="accepts_browser_value")
+    window_days = fields.Integer(allow_none=True)
+    return_days = fields.Function(
+        lambda goal: goal.return_period_days if goal.is_windowed else None,
+        allow_none=True,
+        metadata={
+            "type": "integer",
+            "description": "the return period in effect; null without a window",
+        },
+    )
 
 
 class ExperimentSchema(Schema):
@@ -266,6 +305,21 @@ class ExperimentSchema(Schema):
     updated_at = Timestamp()
     started_at = Timestamp(allow_none=True)
     stopped_at = Timestamp(allow_none=True)
+    windows_close_at = Timestamp(
+        allow_none=True,
+        metadata={
+            "description": "when the last attribution window closes (the stop plus the longest "
+            "window_days); events of windowed goals count until then. Null while the "
+            "experiment may still enrol, or without windowed goals"
+        },
+    )
+    matures_at = Timestamp(
+        allow_none=True,
+        metadata={
+            "description": "when every visitor's figures are final (windows plus return "
+            "periods); null like windows_close_at"
+        },
+    )
     revision = fields.Integer()
 
 
@@ -772,6 +826,23 @@ class StratifiedSchema(Schema):
     )
 
 
+class WindowSchema(Schema):
+    window_days = fields.Integer()
+    return_days = fields.Integer()
+    matured_through = fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "the last enrolment day whose visitors' window and return period "
+            "have closed: the goal's result and totals count the visitors enrolled up to it"
+        },
+    )
+    provisional = fields.Nested(
+        GoalResultSchema,
+        metadata={"description": "the statistics on every visitor so far (windows still open)"},
+    )
+    provisional_totals = fields.List(fields.Nested(VariantTotalsSchema))
+
+
 class GoalReportSchema(Schema):
     key = fields.String()
     kind = fields.Enum(GoalKind, by_value=True)
@@ -796,6 +867,14 @@ class GoalReportSchema(Schema):
         metadata={
             "description": "post-stratified uplifts per segment attribute recorded at "
             "enrolment, beside the unadjusted result (which decides)"
+        },
+    )
+    window = fields.Nested(
+        WindowSchema,
+        allow_none=True,
+        metadata={
+            "description": "windowed goals: result, totals and summary are the matured figures "
+            "(visitors whose window and return period closed); the provisional ones are here"
         },
     )
     summary = fields.String()

@@ -13,6 +13,7 @@ the experiment is analysed as usual. Reading results never fails because of stor
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -56,6 +57,18 @@ class StratifiedReport:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowReport:
+    """A windowed goal's attribution window, how far its figures matured, and the provisional
+    figures on everybody beside the matured ones that the goal's result is computed on."""
+
+    window_days: int
+    return_days: int
+    matured_through: dt.date | None  # last enrolment day whose visitors' figures are final
+    provisional: stats.GoalResult
+    provisional_totals: tuple[VariantTotals, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class GoalReport:
     """Statistics of one goal, the raw figures, and how much longer the experiment must run."""
 
@@ -71,6 +84,7 @@ class GoalReport:
     value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
     unavailable: str | None = None  # why the counters cannot be analysed; None when they can
     stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
+    window: WindowReport | None = None  # windowed goals: result and totals are the matured ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,7 +653,102 @@ def _no_data(goal: Goal, variant_count: int, experiment: Experiment) -> stats.Go
     return _analyse(goal, [0] * variant_count, Counters({}), "", experiment)
 
 
+COHORT_FIGURES = ("c", "n", "s", "q", "qh", "cs", "cq", "cqh")  # kept per cohort (keys.py)
+DAILY_FIGURES = frozenset({"c", "s", "q", "qh", "cs", "cq", "cqh"})  # those also kept per day
+EPOCH = dt.date(1970, 1, 1)  # cohorts are unix day numbers
+
+
+def matured_counters(
+    goal: Goal, counters: Counters, variant_count: int, now: float
+) -> tuple[Counters, dt.date | None]:
+    """The counters of a windowed goal's matured sample, and its last enrolment day.
+
+    A cohort (the visitors enrolled on one UTC day) has matured when the window and return
+    period of its last visitor have passed, at the end of the day ``settle_days`` after it.
+    Its counters never change afterwards (the scripts refuse what comes later), so the
+    matured sample as of any past day is exact too: each cohort is counted on the day it
+    matured, as a day's enrolments and events, which gives the sequential test its looks.
+    """
+    derived: dict[str, int | None] = dict.fromkeys(counters.odd)
+    closed = []
+    for day in sorted(counters.enrolment_days):
+        enrolled = dt.date.fromisoformat(day)
+        matured = enrolled + dt.timedelta(days=goal.settle_days)
+        end = dt.datetime.combine(matured + dt.timedelta(days=1), dt.time(), dt.UTC)
+        if end.timestamp() > now:
+            break
+        closed.append(enrolled)
+        cohort, look = (enrolled - EPOCH).days, matured.isoformat()
+        for i in range(variant_count):
+            size = counters.get(f"e:{i}:d:{day}")
+            for name in (f"e:{i}", f"e:{i}:d:{look}"):
+                derived[name] = (derived.get(name) or 0) + size
+            for figure in COHORT_FIGURES:
+                value = counters.get(f"{figure}:{i}:{goal.key}:k:{cohort}")
+                names = [f"{figure}:{i}:{goal.key}"]
+                if figure in DAILY_FIGURES:
+                    names.append(f"{figure}:{i}:{goal.key}:d:{look}")
+                for name in names:
+                    derived[name] = (derived.get(name) or 0) + value
+    return Counters(derived), (closed[-1] if closed else None)
+
+
 def _goal_report(
+    goal: Goal,
+    visitors: Sequence[int],
+    counters: Counters,
+    experiment: Experiment,
+    today: dt.date,
+    currency: str,
+    value_cap: float | None,
+    design: Design | None,
+    now: float,
+) -> GoalReport:
+    """One goal's report; a windowed goal's result on its matured sample (issue 21).
+
+    A windowed goal is judged on the visitors whose window and return period have closed; the
+    figures on everybody stand beside them as provisional (not judged by the group sequential
+    design, which they would spend looks of). Its end date adds the time until the visitors
+    needed have settled; its segments and daily series are provisional.
+    """
+    plain = _judged_report(
+        goal,
+        visitors,
+        counters,
+        experiment,
+        today,
+        currency,
+        value_cap,
+        None if goal.is_windowed else design,
+    )
+    if not goal.is_windowed:
+        return plain
+    matured, through = matured_counters(goal, counters, len(visitors), now)
+    matured_visitors = [matured.get(f"e:{i}") for i in range(len(visitors))]
+    primary = next((g for g in experiment.goals if g.is_primary), experiment.goals[0])
+    try:
+        matured_design = (
+            _design(experiment, matured, matured_visitors) if primary.key == goal.key else None
+        )
+    except (ValueError, ArithmeticError):
+        matured_design = None
+    report = _judged_report(
+        goal, matured_visitors, matured, experiment, today, currency, value_cap, matured_design
+    )
+    end = plain.estimated_end
+    return dataclasses.replace(
+        report,
+        visitors_needed=plain.visitors_needed,
+        estimated_end=None if end is None else end + dt.timedelta(days=goal.settle_days),
+        traffic_days=plain.traffic_days,
+        stratified=(),
+        window=WindowReport(
+            goal.window_days or 0, goal.return_period_days, through, plain.result, plain.totals
+        ),
+    )
+
+
+def _judged_report(
     goal: Goal,
     visitors: Sequence[int],
     counters: Counters,
@@ -797,7 +906,7 @@ def compute_results(
     except (ValueError, ArithmeticError):  # odd counters: each goal reports them; mSPRT judges
         design = None
     goals = [
-        _goal_report(goal, visitors, counters, experiment, today, currency, value_cap, design)
+        _goal_report(goal, visitors, counters, experiment, today, currency, value_cap, design, now)
         for goal in experiment.goals
     ]
     available = [

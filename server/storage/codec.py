@@ -49,6 +49,8 @@ def experiment_to_json(experiment: Experiment) -> str:
                 "is_primary": goal.is_primary,
                 "accepts_browser_value": goal.accepts_browser_value,
                 "event": goal.event,
+                "window_days": goal.window_days,
+                "return_days": goal.return_days,
             }
             for goal in experiment.goals
         ],
@@ -98,6 +100,8 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
                 is_primary=goal["is_primary"],
                 accepts_browser_value=goal.get("accepts_browser_value", False),
                 event=goal["event"],
+                window_days=goal.get("window_days"),
+                return_days=goal.get("return_days"),
             )
             for goal in document["goals"]
         ),

@@ -27,7 +27,9 @@ sw:{<exp>}:audit                           list    audit entries as JSON, newest
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
                                                    "<variant index>␟<segment values…>" (␟ is
-                                                   the unit separator, \\x1f);
+                                                   the unit separator, \\x1f), then extras
+                                                   "␞<letter>:<value>" (␞ is \\x1e; see
+                                                   "Per-visitor extras" below);
                                                    per-visitor: expires RETENTION_DAYS after
                                                    the experiment stops or the phase ends
 sw:{<exp>}:p<phase>:counts                 hash    aggregate counters (see counter fields
@@ -55,6 +57,25 @@ sw:{<exp>}:p<phase>:seen                   zset    idempotency members, one name
                                                    per-visitor: expires with enrolments
 =========================================  ======  ==============================================
 
+Per-visitor extras of an enrolment record (``EXTRA`` + one letter + ``:`` + value, any order,
+parsed by letter, unknown letters ignored; a record without ``\x1e`` reads as before):
+
+- ``t:<unix minute>``  the enrolment time, written only while the experiment has a goal with an
+  attribution window (issue 21; windows are fixed once it started). 13 bytes.
+- ``x:<integer>``      the CUPED covariate in hundredths (issue 20).
+
+Order records of windowed goals name the goal as ``<goal>=<kind letter>/<cohort>/<deadline>``:
+the buyer's cohort (enrolment day number) and the unix minute until which refunds count.
+
+Windowed goals (issue 21) and their per-visitor storage: a visitor of an experiment with
+windowed goals holds one enrolment record (pseudonym 16 B + variant, segment values and the
+13-byte time) and one totals field per goal they reached (pseudonym:goal → total), plus one
+order record and one idempotency member per order until the idempotency window trims the
+member. tests/api/test_windows.py measures the enrolment record and totals of a buyer with MEMORY
+USAGE: at most 200 bytes per visitor and experiment. They are kept while the experiment runs
+(stickiness needs them) and expire RETENTION_DAYS after the stop plus the longest window and
+return period (the last visitor's figures settle then; nothing counts afterwards).
+
 Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYYY-MM-DD in UTC):
 
 - ``e:<v>``                   enrolled visitors of a variant
@@ -75,6 +96,12 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   like q (capped squares = cqh·10^8 + cq): a capped total is at most the cap, but the sum of
   capped squares is not (a cap of 1,000.00 is 10^10 cents² per visitor, 10^17 for 10 million
   visitors, above 2^53). ``cq`` written before the split holds whole squares (``cqh`` absent).
+- ``…:k:<cohort>`` (windowed goals, issue 21): c/n/s/q/qh/cs/cq/cqh of the visitors enrolled on
+  day number <cohort> (unix day, minute // 1440), whenever their events come: a visitor's whole
+  contribution lies in their cohort, so the matured figures of a goal are the sums over the
+  cohorts whose window and return period have closed (with ``e:<v>:d:<day>`` as the cohort
+  sizes), exact and without per-visitor data; a closed cohort never changes again
+  (record_event.lua and refund.lua refuse what comes after a visitor's deadline)
 - c/s/q/qh/cs/cq/cqh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the squares that
   day, so the days up to D add up to the sum of squares of the totals as of D)
@@ -89,6 +116,7 @@ from __future__ import annotations
 
 PREFIX = "sw"  # one prefix, so that Splitwerk can share a Redis with other applications
 AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
+EXTRA = "\x1e"  # starts each per-visitor extra of an enrolment record (see above)
 
 EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"
