@@ -190,6 +190,15 @@ GERMAN: dict[str, str] = {
     "Not started yet": "Noch nicht gestartet",
     "Started {date}": "Gestartet am {date}",
     "Ran from {start} to {end}": "Lief vom {start} bis {end}",
+    "windows close {date}, figures final {final}": (
+        "Zeitfenster schließen am {date}, Zahlen endgültig am {final}"
+    ),
+    "Matured figures: visitors enrolled up to {date}, after their {days}-day window and "
+    "return period. Provisional, on all {visitors} visitors so far: {sentence}": (
+        "Ausgereifte Zahlen: Besucher, die bis {date} aufgenommen wurden, nach ihrem "
+        "{days}-tägigen Zeitfenster samt Rückgabefrist. Vorläufig, auf alle bisher {visitors} "
+        "Besucher: {sentence}"
+    ),
     # --- page furniture ---
     "Skip to content": "Zum Inhalt springen",
     "Main": "Hauptnavigation",

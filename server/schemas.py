@@ -386,6 +386,10 @@ class ConfigSchema(Schema):
 
 MAX_ATTRIBUTES = 50  # attributes per assign request; targeting never needs more
 MAX_ATTRIBUTES_BYTES = 8_192  # serialised attributes per request
+# The built-in customer attribute (issue 21): whether the visitor has bought before. An
+# experiment that lists it in its segments breaks every goal down by new and returning customers.
+CUSTOMER_ATTRIBUTE = "customer"
+CUSTOMER_VALUES = ("new", "returning")
 
 
 def _check_visitor(value: str) -> None:
@@ -410,6 +414,8 @@ class AttributesField(JsonValue):
         for name in value:
             if not 0 < len(name) <= 64:
                 raise ValidationError("attribute names must be 1..64 characters")
+        if value.get(CUSTOMER_ATTRIBUTE, CUSTOMER_VALUES[0]) not in CUSTOMER_VALUES:
+            raise ValidationError({CUSTOMER_ATTRIBUTE: ['must be "new" or "returning"']})
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -420,7 +426,15 @@ class AssignRequestSchema(BaseSchema):
         load_default=None,
         metadata={"description": "experiment keys; omitted: every running experiment"},
     )
-    attributes = AttributesField(MAX_ATTRIBUTES_BYTES, load_default=dict)
+    attributes = AttributesField(
+        MAX_ATTRIBUTES_BYTES,
+        load_default=dict,
+        metadata={
+            "description": "visitor attributes for targeting and segments; the built-in "
+            '"customer" is "new" or "returning" (has bought before): list it in an '
+            "experiment's segments for new versus returning customers"
+        },
+    )
     consent = fields.Boolean(
         load_default=True,
         metadata={"description": "false: answer, but record nothing (no consent to counting)"},
@@ -826,6 +840,41 @@ class StratifiedSchema(Schema):
     )
 
 
+class RatioComparisonSchema(Schema):
+    variant = fields.Integer(metadata={"description": "index; 0 is the control"})
+    estimate = fields.Float(allow_none=True, metadata={"description": "the variant's ratio"})
+    uplift = fields.Float(
+        allow_none=True, metadata={"description": "difference to the control's ratio"}
+    )
+    uplift_interval = fields.Nested(IntervalSchema, allow_none=True)
+    p_value = fields.Float(allow_none=True)
+    adjusted_p_value = fields.Float(allow_none=True)
+    significant = fields.Boolean(attribute="is_significant")
+
+
+class CustomerSchema(Schema):
+    repeat = fields.Nested(
+        GoalResultSchema,
+        allow_none=True,
+        metadata={
+            "description": "conversion goals: share of visitors with two or more events "
+            "(repeat-purchase rate for a goal fed by orders)"
+        },
+    )
+    per_visitor = fields.Nested(
+        GoalResultSchema,
+        allow_none=True,
+        metadata={"description": "conversion goals: events (orders) per visitor"},
+    )
+    return_rate = fields.List(
+        fields.Nested(RatioComparisonSchema),
+        metadata={
+            "description": "revenue goals: refunded net revenue ÷ net revenue per variant; the "
+            "difference to the control by the delta method (fixed horizon, Holm-adjusted)"
+        },
+    )
+
+
 class WindowSchema(Schema):
     window_days = fields.Integer()
     return_days = fields.Integer()
@@ -868,6 +917,11 @@ class GoalReportSchema(Schema):
             "description": "post-stratified uplifts per segment attribute recorded at "
             "enrolment, beside the unadjusted result (which decides)"
         },
+    )
+    customer = fields.Nested(
+        CustomerSchema,
+        allow_none=True,
+        metadata={"description": "customer metrics on the same visitors as result (issue 21)"},
     )
     window = fields.Nested(
         WindowSchema,
@@ -996,6 +1050,8 @@ def _json_size_bound(item: str | float | bool | None) -> int:
 def _fast_attributes(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
         return None
+    if value.get(CUSTOMER_ATTRIBUTE, CUSTOMER_VALUES[0]) not in CUSTOMER_VALUES:
+        return None  # the schema names the field
     # an upper bound of the JSON size: an ASCII character takes at most 6 bytes ("\\u001f"),
     # another 12 (two "\\uXXXX" for one beyond the BMP); a float at most 24, an int its digits
     size = 2

@@ -57,6 +57,20 @@ class StratifiedReport:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerReport:
+    """Customer metrics of one goal (issue 21), on the same visitors as the goal's result.
+
+    A conversion goal fed by orders gives the repeat-purchase rate (visitors with two or more
+    orders) and orders per visitor; a revenue goal the return rate (refunded net revenue ÷ net
+    revenue before refunds).
+    """
+
+    repeat: stats.GoalResult | None = None
+    per_visitor: stats.GoalResult | None = None
+    return_rate: tuple[stats.RatioComparison, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class WindowReport:
     """A windowed goal's attribution window, how far its figures matured, and the provisional
     figures on everybody beside the matured ones that the goal's result is computed on."""
@@ -85,6 +99,7 @@ class GoalReport:
     unavailable: str | None = None  # why the counters cannot be analysed; None when they can
     stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
     window: WindowReport | None = None  # windowed goals: result and totals are the matured ones
+    customer: CustomerReport | None = None  # repeat buyers, orders per visitor, return rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,7 +668,11 @@ def _no_data(goal: Goal, variant_count: int, experiment: Experiment) -> stats.Go
     return _analyse(goal, [0] * variant_count, Counters({}), "", experiment)
 
 
-COHORT_FIGURES = ("c", "n", "s", "q", "qh", "cs", "cq", "cqh")  # kept per cohort (keys.py)
+# kept per cohort (keys.py); the customer metrics' sums too
+COHORT_FIGURES = (
+    *("c", "n", "s", "q", "qh", "cs", "cq", "cqh"),
+    *("rp", "nq", "rf", "rfq", "rfqh", "rt", "rth"),
+)
 DAILY_FIGURES = frozenset({"c", "s", "q", "qh", "cs", "cq", "cqh"})  # those also kept per day
 EPOCH = dt.date(1970, 1, 1)  # cohorts are unix day numbers
 
@@ -748,6 +767,84 @@ def _goal_report(
     )
 
 
+def _customer(
+    goal: Goal, visitors: Sequence[int], counters: Counters, experiment: Experiment
+) -> CustomerReport | None:
+    """A goal's customer metrics (see CustomerReport); None for margin goals.
+
+    Repeat buyers and events per visitor are judged like the goal (the experiment's method,
+    the mSPRT where it would be sequential: it has no daily looks of its own); the return rate
+    by the delta method's fixed-horizon test, meant for the matured sample.
+    """
+    indexes = range(len(visitors))
+    method, minimum_effect = experiment.analysis, experiment.minimum_effect
+    if goal.kind == GoalKind.CONVERSION:
+        repeat = stats.analyse_conversion(
+            [
+                stats.ConversionCounts(
+                    visitors[i], min(visitors[i], counters.get(f"rp:{i}:{goal.key}"))
+                )
+                for i in indexes
+            ],
+            method=method,
+            minimum_effect=minimum_effect,
+        )
+        per_visitor = stats.analyse_value(
+            [
+                stats.ValueSums(
+                    visitors[i],
+                    float(counters.get(f"n:{i}:{goal.key}")),
+                    float(counters.get(f"nq:{i}:{goal.key}")),
+                    min(visitors[i], counters.get(f"c:{i}:{goal.key}")),
+                )
+                for i in indexes
+            ],
+            is_non_negative=True,
+            method=method,
+            minimum_effect=minimum_effect,
+        )
+        return CustomerReport(repeat=repeat, per_visitor=per_visitor)
+    if goal.kind != GoalKind.REVENUE:
+        return None
+    sums = []
+    for i in indexes:
+        # per visitor: refunded r, total T = net − r; net n = T + r (keys.py), in currency units
+        refunded = counters.get(f"rf:{i}:{goal.key}") / CENTS_PER_UNIT
+        total = counters.get(f"s:{i}:{goal.key}") / CENTS_PER_UNIT
+        unit = CENTS_PER_UNIT**2
+        refunded_squares = (
+            counters.get(f"rfqh:{i}:{goal.key}") * SQUARES_HIGH_UNIT
+            + counters.get(f"rfq:{i}:{goal.key}")
+        ) / unit
+        cross = (
+            counters.get(f"rth:{i}:{goal.key}") * SQUARES_HIGH_UNIT
+            + counters.get(f"rt:{i}:{goal.key}")
+        ) / unit
+        total_squares = counters.squares(i, goal.key, "") / unit
+        sums.append(
+            stats.RatioSums(
+                visitors[i],
+                refunded,
+                total + refunded,
+                refunded_squares,
+                total_squares + 2 * cross + refunded_squares,
+                cross + refunded_squares,
+            )
+        )
+    return CustomerReport(return_rate=tuple(stats.compare_ratios(sums)))
+
+
+def _customer_or_none(
+    goal: Goal, visitors: Sequence[int], counters: Counters, experiment: Experiment
+) -> CustomerReport | None:
+    """The customer metrics, or None when their counters cannot be analysed (the goal's own
+    result stands)."""
+    try:
+        return _customer(goal, visitors, counters, experiment)
+    except (ValueError, ArithmeticError):
+        return None
+
+
 def _judged_report(
     goal: Goal,
     visitors: Sequence[int],
@@ -795,6 +892,7 @@ def _judged_report(
                 traffic_days,
                 cap,
                 stratified=_stratified(goal, result, counters, visitors, experiment),
+                customer=_customer_or_none(goal, visitors, counters, experiment),
             )
         except (ValueError, ArithmeticError) as error:  # what the checks above missed
             reason = f"the counters cannot be analysed ({error})"

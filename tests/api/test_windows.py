@@ -17,7 +17,7 @@ import redis
 from server.app import create_app
 from server.services import experiments as services
 from server.services.assignments import AssignRequest
-from tests.helpers import EDITOR, VIEWER, app_settings
+from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
 
 DAY = 86_400
 KEY = "loyalty"
@@ -244,3 +244,37 @@ def test_results_judge_the_matured_cohorts_and_show_the_provisional_beside(shop:
         "window_days": 30, "return_days": 14, "matured_through": str(day(start, dt.UTC).date()),
         "provisional": None, "provisional_totals": None,
     }  # fmt: skip
+
+
+VISITOR_BYTES = 200  # issue 21: per-visitor storage of a windowed experiment, per visitor
+
+
+def test_per_visitor_storage_stays_within_200_bytes_and_expires_after_windows_and_retention(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    goals = [{"key": "margin", "kind": "margin", "event": "purchase", "primary": True,
+              "window_days": 30}]  # fmt: skip
+    body = {**EXPERIMENT, "goals": goals, "segments": ["customer"]}
+    assert client.post("/v1/experiments", json=body, headers=EDITOR).status_code == 201
+    assert client.post(f"/v1/experiments/{KEY}/start", headers=EDITOR).status_code == 200
+    ingest = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
+    visitors = 1000  # beyond the small-hash encodings: the size every real shop reaches
+    for number in range(visitors):
+        visitor = f"visitor-{number:06d}"
+        request = {"visitor": visitor, "experiments": [KEY], "attributes": {"customer": "new"}}
+        assert client.post("/v1/assign", json=request).json["recorded"] is True
+        order = {"type": "order", "visitor": visitor, "order_id": f"order-{number:08d}",
+                 "revenue": "49.99", "cost_of_goods": "20.00"}  # fmt: skip
+        answer = client.post("/v1/events", json={"events": [order]}, headers=ingest)
+        assert answer.json["results"][0]["status"] == "accepted"
+    enrolments, totals = f"sw:{{{KEY}}}:p1:enrolments", f"sw:{{{KEY}}}:p1:totals"
+    record = redis_client.hget(enrolments, next(iter(redis_client.hkeys(enrolments))))
+    assert record is not None and b"\x1et:" in record  # the enrolment time is kept
+    per_visitor = sum(redis_client.memory_usage(k, samples=0) or 0 for k in (enrolments, totals))
+    print(f"enrolment record and total of a buyer: {per_visitor / visitors:.0f} B per visitor")
+    assert per_visitor / visitors <= VISITOR_BYTES
+    assert client.post(f"/v1/experiments/{KEY}/stop", headers=EDITOR).status_code == 200
+    # the records expire RETENTION_DAYS (90 by default) after the last window and return period
+    expected = (30 + 14 + 90) * DAY
+    for name in (enrolments, totals, f"sw:{{{KEY}}}:p1:orders", f"sw:{{{KEY}}}:p1:seen"):
+        assert expected - 60 < redis_client.ttl(name) <= expected

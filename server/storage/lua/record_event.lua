@@ -35,7 +35,7 @@
 -- script can add to exactly; -7 outside every goal's attribution window. Nothing is written for
 -- any reply but 1.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square and capped from counters.lua,
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from counters.lua,
 -- which LuaScript puts before this file.
 
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -136,6 +136,18 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     end
     local converted, high, low = 0, 0, 0
     local capped_value, capped_high, capped_low = 0, 0, 0
+    -- customer metrics (issue 21): a second event makes a repeat buyer, the squared counts
+    -- give events per visitor a variance; refunded × total is the return rate's cross sum
+    local repeated, count_squares, cross_high, cross_low = 0, 0, 0, 0
+    if kind == "c" then
+      repeated, count_squares = before == 1 and 1 or 0, 2 * before + 1
+    elseif kind == "r" then
+      local refunded = number(redis.call("HGET", totals, total_field .. ":r"))
+      if refunded == nil then
+        return -6
+      end
+      cross_high, cross_low = product(refunded, value)
+    end
     if kind == "c" then
       -- the visitor's number of events of this goal; the first one makes them converted
       converted = before == 0 and 1 or 0
@@ -186,9 +198,18 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     add("cs:" .. daily, capped_value)
     add("cq:" .. daily, capped_low)
     add("cqh:" .. daily, capped_high)
+    -- customer metrics (issue 21), also per cohort below
+    add("rp:" .. base, repeated)
+    add("nq:" .. base, count_squares)
+    add("rt:" .. base, cross_low)
+    add("rth:" .. base, cross_high)
     if cohorts[g] then
       -- cohort counters (issue 21): matured figures are sums over cohorts whose windows closed
       local cohort = base .. ":k:" .. cohorts[g]
+      add("rp:" .. cohort, repeated)
+      add("nq:" .. cohort, count_squares)
+      add("rt:" .. cohort, cross_low)
+      add("rth:" .. cohort, cross_high)
       add("c:" .. cohort, converted)
       add("n:" .. cohort, 1)
       add("s:" .. cohort, value)

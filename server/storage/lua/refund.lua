@@ -25,7 +25,7 @@
 -- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly;
 -- -7 sent after the deadline of every (windowed) goal of the order.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square and capped from counters.lua,
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from counters.lua,
 -- which LuaScript puts before this file.
 
 local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -111,6 +111,28 @@ for _, goal_kind in ipairs(goal_kinds) do
   local cohort = string.match(goal_kind, "/(%d+)/%d+$")
   if cohort then
     suffixes[#suffixes + 1] = ":k:" .. cohort  -- the visitor's cohort (issue 21)
+  end
+  if string.match(goal_kind, "=r") then
+    -- the return rate of a revenue goal (issue 21): the visitor's refunded net revenue
+    -- ("<pseudonym>:<goal>:r"), its sum, sum of squares and cross sum with the total
+    local refunded = number(redis.call("HGET", totals, total_field .. ":r"))
+    if refunded == nil then
+      return -6
+    end
+    local refunded_after = refunded + reduction
+    new_totals[#new_totals + 1] = total_field .. ":r"
+    new_totals[#new_totals + 1] = string.format("%.0f", refunded_after)
+    local squares_high_after, squares_low_after = square(refunded_after)
+    local squares_high_before, squares_low_before = square(refunded)
+    local cross_high_after, cross_low_after = product(refunded_after, after)
+    local cross_high_before, cross_low_before = product(refunded, before)
+    for _, suffix in ipairs({"", cohort and ":k:" .. cohort}) do
+      add("rf:" .. base .. suffix, reduction)
+      add("rfq:" .. base .. suffix, squares_low_after - squares_low_before)
+      add("rfqh:" .. base .. suffix, squares_high_after - squares_high_before)
+      add("rt:" .. base .. suffix, cross_low_after - cross_low_before)
+      add("rth:" .. base .. suffix, cross_high_after - cross_high_before)
+    end
   end
   for _, suffix in ipairs(suffixes) do
     add("s:" .. base .. suffix, -reduction)
