@@ -39,6 +39,9 @@ sw:{<exp>}:p<phase>:segment-values:<attr>  set     distinct values seen for a se
 sw:{<exp>}:p<phase>:totals                 hash    "<pseudonym>:<goal>" → the visitor's total
                                                    of that goal in cents (events for conversion
                                                    goals), |total| ≤ MAX_VISITOR_TOTAL_CENTS;
+                                                   "<pseudonym>:<goal>:r" → a revenue goal's
+                                                   refunded net revenue of the visitor (cents;
+                                                   written by their first refund, issue 21);
                                                    "<pseudonym>:@day" → "<YYYY-MM-DD>:<n>", the
                                                    visitor's new conversion ids of that server
                                                    day (n ≤ the daily cap; one field, reset each
@@ -96,12 +99,22 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   like q (capped squares = cqh·10^8 + cq): a capped total is at most the cap, but the sum of
   capped squares is not (a cap of 1,000.00 is 10^10 cents² per visitor, 10^17 for 10 million
   visitors, above 2^53). ``cq`` written before the split holds whole squares (``cqh`` absent).
-- ``…:k:<cohort>`` (windowed goals, issue 21): c/n/s/q/qh/cs/cq/cqh of the visitors enrolled on
-  day number <cohort> (unix day, minute // 1440), whenever their events come: a visitor's whole
-  contribution lies in their cohort, so the matured figures of a goal are the sums over the
-  cohorts whose window and return period have closed (with ``e:<v>:d:<day>`` as the cohort
-  sizes), exact and without per-visitor data; a closed cohort never changes again
-  (record_event.lua and refund.lua refuse what comes after a visitor's deadline)
+- ``rp:<v>:<goal>``            visitors with two or more events of a conversion goal (repeat
+  buyers; issue 21)
+- ``nq:<v>:<goal>``            sum over visitors of the square of their event count (events per
+  visitor's variance); below 2^53 for 10 million visitors of up to 30,000 events each (the
+  scripts refuse an event that would leave it, like every counter)
+- ``rf:<v>:<goal>``, ``rfqh``/``rfq``, ``rth``/``rt``  a revenue goal's refunded net revenue (Σr,
+  cents), the two-part sum of its squares (Σr² = rfqh·10^8 + rfq) and the two-part cross sum
+  with the visitors' totals (Σr·T = rth·10^8 + rt; T = net − r): the return rate's delta method
+  (docs/statistics.md); each part stays below 2^53 like q/qh
+- ``…:k:<cohort>`` (windowed goals, issue 21): c/n/s/q/qh/cs/cq/cqh and rp/nq/rf/rfq/rfqh/rt/rth
+  of the visitors enrolled on day number <cohort> (unix day, minute // 1440), whenever their
+  events come: a visitor's whole contribution lies in their cohort, so the matured figures of a
+  goal are the sums over the cohorts whose window and return period have closed (with
+  ``e:<v>:d:<day>`` as the cohort sizes), exact and without per-visitor data; a closed cohort
+  never changes again (record_event.lua and refund.lua refuse what comes after a visitor's
+  deadline)
 - c/s/q/qh/cs/cq/cqh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the squares that
   day, so the days up to D add up to the sum of squares of the totals as of D)

@@ -151,6 +151,48 @@ def test_refunds_count_until_the_return_period_after_the_window_has_passed(
     assert found[f"s:{variant}:margin"] == 5000 - 2000
 
 
+def test_a_late_send_counts_within_the_return_period_and_never_after_the_visitor_settled(
+    shop: Shop, redis_client: redis.Redis
+) -> None:
+    start = time.time() - 100 * DAY
+    shop.create()
+    shop.act("start", start)
+    variant = {"control": 0, "note": 1}[shop.enrol("buyer", start)]
+    order = {"type": "order", "id": None, "visitor": "buyer", "goal": "purchase", "tax": 0,
+             "shipping": 0, "discount": 0, "payment_fee": 0, "currency": None}  # fmt: skip
+    # dated on day 29, sent on day 35: inside the margin goal's 14-day return period, after
+    # the purchase goal's window (conversion goals have none)
+    late = {**order, "order_id": "o-late", "revenue": 4000, "cost_of_goods": 2000,
+            "ts": start + 29 * DAY}  # fmt: skip
+    assert shop.send(start + 35 * DAY, late) == ["accepted"]
+    # dated on day 29, sent on day 45: the visitor's figures settled on day 44
+    later = {**late, "order_id": "o-later", "ts": start + 29 * DAY}
+    assert shop.send(start + 45 * DAY, later) == ["ignored"]
+    # dated on day 31: outside the window, whenever it is sent
+    outside = {**late, "order_id": "o-outside", "ts": start + 31 * DAY}
+    assert shop.send(start + 32 * DAY, outside) == ["ignored"]
+    found = counters(redis_client)
+    assert found[f"s:{variant}:margin"] == 2000
+    assert f"n:{variant}:purchase" not in found
+
+
+def test_a_paused_experiment_counts_windowed_goals_only(
+    shop: Shop, redis_client: redis.Redis
+) -> None:
+    start = time.time() - 10 * DAY
+    shop.create()
+    shop.act("start", start)
+    variant = {"control": 0, "note": 1}[shop.enrol("buyer", start)]
+    shop.act("pause", start + DAY)
+    assert shop.order("buyer", "o-1", 6000, start + 2 * DAY) == "accepted"
+    signup = {"type": "conversion", "id": "s-1", "visitor": "buyer", "goal": "signup",
+              "value": 0, "ts": start + 2 * DAY}  # fmt: skip
+    assert shop.send(start + 2 * DAY, signup) == ["ignored"]
+    found = counters(redis_client)
+    assert found[f"c:{variant}:purchase"] == 1 and found[f"s:{variant}:margin"] == 3000
+    assert shop.experiment()["windows_close_at"] is None  # it may resume and enrol again
+
+
 def test_running_experiment_shows_no_close_date_and_windows_are_fixed_once_started(
     shop: Shop,
 ) -> None:
