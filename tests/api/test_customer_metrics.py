@@ -17,7 +17,7 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import proportions_ztest
 from statsmodels.stats.weightstats import ttest_ind
 
-from tests.api.test_windows import DAY, KEY, Shop
+from tests.api.test_windows import COUNTS, DAY, KEY, Shop
 from tests.helpers import EDITOR
 
 GOALS = [
@@ -114,3 +114,24 @@ def test_customer_attribute_takes_new_or_returning_only(shop: Shop) -> None:
     assert "customer" in answer.json["errors"]["attributes"]
     good = {**bad, "attributes": {"customer": "returning"}}
     assert shop.client.post("/v1/assign", json=good, headers=EDITOR).status_code == 200
+
+
+def test_return_rate_sums_stay_exact_for_large_amounts(
+    shop: Shop, redis_client: redis.Redis
+) -> None:
+    start = time.time() - 5 * DAY
+    shop.create(goals=GOALS)
+    shop.act("start", start)
+    variant = {"control": 0, "note": 1}[shop.enrol("whale", start)]
+    # amounts far above 10^4 cents, so that both parts of every two-part sum are used
+    assert shop.order("whale", "o-1", 87_654_321, start + DAY) == "accepted"
+    assert shop.refund("o-1", 12_345_678, start + 2 * DAY) == "accepted"
+    assert shop.order("whale", "o-2", 5_555_555, start + 3 * DAY) == "accepted"
+    refunded, total = 12_345_678, 87_654_321 - 12_345_678 + 5_555_555
+    found = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    for suffix in ("", f":k:{int(start // DAY)}"):  # the whole phase and the whale's cohort
+        base = f"{variant}:revenue{suffix}"
+        assert found[f"rf:{base}"] == refunded
+        assert found.get(f"rfqh:{base}", 0) * 10**8 + found[f"rfq:{base}"] == refunded**2
+        assert found.get(f"rth:{base}", 0) * 10**8 + found[f"rt:{base}"] == refunded * total
+        assert found[f"s:{base}"] == total

@@ -25,8 +25,8 @@
 -- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly;
 -- -7 sent after the deadline of every (windowed) goal of the order.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from counters.lua,
--- which LuaScript puts before this file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from
+-- counters.lua, which LuaScript puts before this file.
 
 local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
