@@ -293,6 +293,7 @@ class GoalView:
     headline_tone: str
     rows: tuple[VariantRow, ...]
     chart: dict[str, Any] | None
+    window_note: str = ""  # windowed goals: whose figures are matured, and the provisional ones
 
 
 def p_value_method(result: GoalResult, t: Translator) -> str:
@@ -353,13 +354,10 @@ def goal_view(
         )
     challengers = len(result.variants) - 1
     best = best_challenger(result)
-    has_data = any(v.uplift is not None for v in result.variants[1:])
     if report.unavailable:
         headline = t("Results unavailable: %(reason)s", reason=report.unavailable)
-    elif best is not None:
-        headline = _sentence(report.kind, keys[best.variant], best, control, t, currency)
     else:
-        headline = not_enough_data_note(t) if has_data else t("Not enough data yet.")
+        headline = _headline(report.kind, result, keys, t, currency)
     return GoalView(
         key=report.key,
         kind=report.kind,
@@ -388,6 +386,39 @@ def goal_view(
         headline_tone=NEUTRAL if best is None else _tone(best),
         rows=tuple(rows),
         chart=None if daily is None else estimate_chart(report.kind, daily, keys, t, currency),
+        window_note=_window_note(report, keys, t, currency),
+    )
+
+
+def _headline(
+    kind: GoalKind, result: GoalResult, keys: Sequence[str], t: Translator, currency: str
+) -> str:
+    """The sentence about a goal's clearest challenger, or why there is none yet."""
+    best = best_challenger(result)
+    if best is not None:
+        return _sentence(kind, keys[best.variant], best, result.variants[0], t, currency)
+    has_data = any(v.uplift is not None for v in result.variants[1:])
+    return not_enough_data_note(t) if has_data else t("Not enough data yet.")
+
+
+def _window_note(report: GoalReport, keys: Sequence[str], t: Translator, currency: str) -> str:
+    """A windowed goal's line under its table: the matured sample the table shows, and the
+    provisional sentence on every visitor so far (issue 21)."""
+    window = report.window
+    if window is None:
+        return ""
+    through = (
+        formatting.DASH
+        if window.matured_through is None
+        else formatting.date(window.matured_through, t.locale)
+    )
+    return t(
+        "Matured figures: visitors enrolled up to %(date)s, after their %(days)s-day window "
+        "and return period. Provisional, on all %(visitors)s visitors so far: %(sentence)s",
+        date=through,
+        days=window.window_days + window.return_days,
+        visitors=formatting.number(sum(v.visitors for v in window.provisional_totals), t.locale),
+        sentence=_headline(report.kind, window.provisional, keys, t, currency),
     )
 
 
@@ -788,4 +819,14 @@ def started_text(experiment: Experiment, t: Translator) -> str:
     stopped = formatting.date(
         dt.datetime.fromtimestamp(experiment.stopped_at, dt.UTC).date(), t.locale
     )
-    return t("Ran from %(start)s to %(end)s", start=started, end=stopped)
+    ran = t("Ran from %(start)s to %(end)s", start=started, end=stopped)
+    if experiment.matures_at is None or experiment.windows_close_at is None:
+        return ran
+    # windowed goals go on counting after the stop (issue 21)
+    close, final = (
+        formatting.date(dt.datetime.fromtimestamp(moment, dt.UTC).date(), t.locale)
+        for moment in (experiment.windows_close_at, experiment.matures_at)
+    )
+    return (
+        ran + " · " + t("windows close %(date)s, figures final %(final)s", date=close, final=final)
+    )

@@ -34,6 +34,10 @@ MAX_GOALS = 20  # goals per experiment; each costs counters on every event
 MAX_SHARDS = 64
 MAX_SEGMENTS = 5  # segment attributes per experiment; each multiplies the counters
 MAX_ALLOW_LIST = 200  # QA visitors per experiment
+# An attribution window of half a year covers seasonal repeat buyers; longer ones keep
+# per-visitor records (and the experiment's figures) open for too long (issue 21).
+MAX_WINDOW_DAYS = 180
+MAX_RETURN_DAYS = 60  # statutory return periods are 14-30 days; 60 covers generous shops
 MAX_PAYLOAD_BYTES = 16_384  # a payload travels with every assignment answer and config
 MAX_CONDITION_BYTES = 16_384  # targeting conditions are evaluated on every assignment
 PAGE_SIZE_LIMIT = 100  # experiments per page of the list endpoint
@@ -131,6 +135,29 @@ class GoalInSchema(BaseSchema):
             "(default; e.g. margin down) or `increase` (e.g. a return goal up)"
         },
     )
+    window_days = fields.Integer(
+        strict=True,
+        validate=validate.Range(1, MAX_WINDOW_DAYS),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "attribution window: count this goal's events for this many days "
+            "after each visitor's enrolment, also after the experiment stopped; results use "
+            "the visitors whose window (plus return_days) has closed. Null: count while the "
+            "experiment runs. Fixed once the experiment started."
+        },
+    )
+    return_days = fields.Integer(
+        strict=True,
+        validate=validate.Range(0, MAX_RETURN_DAYS),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "windowed goals only: days after the window during which refunds "
+            "(and late sends) still count before a visitor's figures are final; null: 14 for "
+            "revenue and margin goals, 0 for conversion goals"
+        },
+    )
 
     @validates_schema
     def _value_goals_only(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -140,6 +167,8 @@ class GoalInSchema(BaseSchema):
             )
         if data.get("harm") is not None and not data.get("guardrail"):
             raise ValidationError({"harm": ["only guardrail goals have a harm direction"]})
+        if data.get("return_days") is not None and data.get("window_days") is None:
+            raise ValidationError({"return_days": ["only goals with a window_days have one"]})
 
 
 def _unique_keys(items: list[dict[str, Any]], name: str) -> None:
@@ -273,6 +302,15 @@ class GoalSchema(Schema):
     accept_browser_value = fields.Boolean(attribute="accepts_browser_value")
     guardrail = fields.Boolean(attribute="is_guardrail")
     harm = fields.Enum(Harm, by_value=True)
+    window_days = fields.Integer(allow_none=True)
+    return_days = fields.Function(
+        lambda goal: goal.return_period_days if goal.is_windowed else None,
+        allow_none=True,
+        metadata={
+            "type": "integer",
+            "description": "the return period in effect; null without a window",
+        },
+    )
 
 
 class ExperimentSchema(Schema):
@@ -297,6 +335,21 @@ class ExperimentSchema(Schema):
     updated_at = Timestamp()
     started_at = Timestamp(allow_none=True)
     stopped_at = Timestamp(allow_none=True)
+    windows_close_at = Timestamp(
+        allow_none=True,
+        metadata={
+            "description": "when the last attribution window closes (the stop plus the longest "
+            "window_days); events of windowed goals count until then. Null while the "
+            "experiment may still enrol, or without windowed goals"
+        },
+    )
+    matures_at = Timestamp(
+        allow_none=True,
+        metadata={
+            "description": "when every visitor's figures are final (windows plus return "
+            "periods); null like windows_close_at"
+        },
+    )
     revision = fields.Integer()
     shards = fields.Integer()
 
@@ -364,6 +417,10 @@ class ConfigSchema(Schema):
 
 MAX_ATTRIBUTES = 50  # attributes per assign request; targeting never needs more
 MAX_ATTRIBUTES_BYTES = 8_192  # serialised attributes per request
+# The built-in customer attribute (issue 21): whether the visitor has bought before. An
+# experiment that lists it in its segments breaks every goal down by new and returning customers.
+CUSTOMER_ATTRIBUTE = "customer"
+CUSTOMER_VALUES = ("new", "returning")
 
 
 def _check_visitor(value: str) -> None:
@@ -388,6 +445,8 @@ class AttributesField(JsonValue):
         for name in value:
             if not 0 < len(name) <= 64:
                 raise ValidationError("attribute names must be 1..64 characters")
+        if value.get(CUSTOMER_ATTRIBUTE, CUSTOMER_VALUES[0]) not in CUSTOMER_VALUES:
+            raise ValidationError({CUSTOMER_ATTRIBUTE: ['must be "new" or "returning"']})
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -398,7 +457,15 @@ class AssignRequestSchema(BaseSchema):
         load_default=None,
         metadata={"description": "experiment keys; omitted: every running experiment"},
     )
-    attributes = AttributesField(MAX_ATTRIBUTES_BYTES, load_default=dict)
+    attributes = AttributesField(
+        MAX_ATTRIBUTES_BYTES,
+        load_default=dict,
+        metadata={
+            "description": "visitor attributes for targeting and segments; the built-in "
+            '"customer" is "new" or "returning" (has bought before): list it in an '
+            "experiment's segments for new versus returning customers"
+        },
+    )
     consent = fields.Boolean(
         load_default=True,
         metadata={"description": "false: answer, but record nothing (no consent to counting)"},
@@ -693,6 +760,58 @@ class StratifiedSchema(Schema):
     )
 
 
+class RatioComparisonSchema(Schema):
+    variant = fields.Integer(metadata={"description": "index; 0 is the control"})
+    estimate = fields.Float(allow_none=True, metadata={"description": "the variant's ratio"})
+    uplift = fields.Float(
+        allow_none=True, metadata={"description": "difference to the control's ratio"}
+    )
+    uplift_interval = fields.Nested(IntervalSchema, allow_none=True)
+    p_value = fields.Float(allow_none=True)
+    adjusted_p_value = fields.Float(allow_none=True)
+    significant = fields.Boolean(attribute="is_significant")
+
+
+class CustomerSchema(Schema):
+    repeat = fields.Nested(
+        GoalResultSchema,
+        allow_none=True,
+        metadata={
+            "description": "conversion goals: share of visitors with two or more events "
+            "(repeat-purchase rate for a goal fed by orders)"
+        },
+    )
+    per_visitor = fields.Nested(
+        GoalResultSchema,
+        allow_none=True,
+        metadata={"description": "conversion goals: events (orders) per visitor"},
+    )
+    return_rate = fields.List(
+        fields.Nested(RatioComparisonSchema),
+        metadata={
+            "description": "revenue goals: refunded net revenue ÷ net revenue per variant; the "
+            "difference to the control by the delta method (fixed horizon, Holm-adjusted)"
+        },
+    )
+
+
+class WindowSchema(Schema):
+    window_days = fields.Integer()
+    return_days = fields.Integer()
+    matured_through = fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "the last enrolment day whose visitors' window and return period "
+            "have closed: the goal's result and totals count the visitors enrolled up to it"
+        },
+    )
+    provisional = fields.Nested(
+        GoalResultSchema,
+        metadata={"description": "the statistics on every visitor so far (windows still open)"},
+    )
+    provisional_totals = fields.List(fields.Nested(VariantTotalsSchema))
+
+
 class GoalReportSchema(Schema):
     key = fields.String()
     kind = fields.Enum(GoalKind, by_value=True)
@@ -717,6 +836,19 @@ class GoalReportSchema(Schema):
         metadata={
             "description": "post-stratified uplifts per segment attribute recorded at "
             "enrolment, beside the unadjusted result (which decides)"
+        },
+    )
+    customer = fields.Nested(
+        CustomerSchema,
+        allow_none=True,
+        metadata={"description": "customer metrics on the same visitors as result (issue 21)"},
+    )
+    window = fields.Nested(
+        WindowSchema,
+        allow_none=True,
+        metadata={
+            "description": "windowed goals: result, totals and summary are the matured figures "
+            "(visitors whose window and return period closed); the provisional ones are here"
         },
     )
     summary = fields.String()

@@ -55,7 +55,11 @@ def device_of(user_agent: str) -> str:
 def assigned_button() -> CheckoutButton:
     """This visitor's variant of the demo experiment, asked from the server (never raises)."""
     visitor, has_consent = flask_visitor()
-    attributes = {"device": device_of(request.headers.get("User-Agent", ""))}
+    attributes = {
+        "device": device_of(request.headers.get("User-Agent", "")),
+        # Splitwerk's built-in attribute: has this visitor bought here before?
+        "customer": "returning" if session.get("has_ordered") else "new",
+    }
     answers = splitwerk_client().assign(visitor, [EXPERIMENT], attributes, consent=has_consent)
     return button_of(answers.get(EXPERIMENT))
 
@@ -152,6 +156,7 @@ def checkout() -> Response:
             currency=catalog.CURRENCY,
         )
     session["cart"] = {}
+    session["has_ordered"] = True
     session["last_order"] = {"id": order_id, "revenue": str(totals.revenue)}
     return redirect(f"/orders/{order_id}", 303)
 
@@ -162,7 +167,26 @@ def order_placed(order_id: str) -> str:
     last = session.get("last_order")
     if not isinstance(last, dict) or last.get("id") != order_id:
         abort(404)
-    return render_page("order.html", order_id=order_id, revenue=Decimal(last["revenue"]))
+    return render_page(
+        "order.html",
+        order_id=order_id,
+        revenue=Decimal(last["revenue"]),
+        is_returned=bool(last.get("returned")),
+    )
+
+
+@bp.post("/orders/<order_id>/return")
+def return_order(order_id: str) -> Response:
+    """Send the whole order back; the refund goes to Splitwerk from the server, with the
+    ingest key, so that the variant's 30-day margin counts it (issue 21)."""
+    last = session.get("last_order")
+    if not isinstance(last, dict) or last.get("id") != order_id:
+        abort(404)
+    _, has_consent = flask_visitor()
+    if has_consent and not last.get("returned"):
+        splitwerk_client().refund(order_id, Decimal(last["revenue"]))
+    session["last_order"] = {**last, "returned": True}
+    return redirect(f"/orders/{order_id}", 303)
 
 
 @bp.post("/consent")

@@ -41,6 +41,10 @@ def _json_size_bound(item: str | float | bool | None) -> int:
 def _fast_attributes(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict) or len(value) > schemas.MAX_ATTRIBUTES:
         return None
+    if value.get(schemas.CUSTOMER_ATTRIBUTE, schemas.CUSTOMER_VALUES[0]) not in (
+        schemas.CUSTOMER_VALUES
+    ):
+        return None  # the schema names the field
     # an upper bound of the JSON size: an ASCII character takes at most 6 bytes ("\\u001f"),
     # another 12 (two "\\uXXXX" for one beyond the BMP); a float at most 24, an int its digits
     size = 2

@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from server.core.errors import Conflict, InvalidInput, TransitionRefused
-from server.core.models import BASIS_POINTS, Experiment, Layer, Status
+from server.core.models import BASIS_POINTS, Experiment, Goal, Layer, Status
 
 # action name → (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
@@ -168,6 +168,8 @@ def check_update(experiment: Experiment, changes: Mapping[str, Any]) -> None:
             "coverage of a live experiment can only grow; start a new phase to lower it",
             {"coverage": [f"must be at least {experiment.coverage}"]},
         )
+    if "goals" in changes:
+        _check_windows(experiment, changes["goals"])
     if "variants" in changes:
         before = [(variant.key, variant.allocation) for variant in experiment.variants]
         after = [(variant.key, variant.allocation) for variant in changes["variants"]]
@@ -176,6 +178,23 @@ def check_update(experiment: Experiment, changes: Mapping[str, Any]) -> None:
                 "variant keys and weights of a live experiment are fixed; "
                 "start a new phase to change them",
                 {"variants": ["only payloads may change while the experiment is live"]},
+            )
+
+
+def _check_windows(experiment: Experiment, goals: Sequence[Goal]) -> None:
+    """Refuse a new or changed attribution window on a live experiment (409).
+
+    Enrolment times are kept only while an experiment has a windowed goal, and a window that
+    changed halfway would mix visitors counted under two windows in one matured figure.
+    """
+    before = {goal.key: (goal.window_days, goal.return_days) for goal in experiment.goals}
+    for index, goal in enumerate(goals):
+        window = (goal.window_days, goal.return_days)
+        if before.get(goal.key, (None, None)) != window:
+            raise Conflict(
+                "attribution windows of a live experiment are fixed; "
+                "start a new experiment to change them",
+                {"goals": {str(index): {"window_days": ["fixed once the experiment started"]}}},
             )
 
 

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 BASIS_POINTS = 10_000  # allocations, coverage and layer slots are counted in 1/100 of a percent
+# German buyers may send goods back within 14 days of delivery: the default return period a
+# windowed revenue or margin goal waits after its window before a visitor's figures are final
+DEFAULT_RETURN_DAYS = 14
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_MINUTE = 60  # enrolment times of windowed goals are kept in unix minutes
 
 
 class Status(enum.StrEnum):
@@ -100,11 +105,34 @@ class Goal:
     # ``harm`` direction raises an alarm and may pause the experiment
     is_guardrail: bool = False
     harm: Harm = Harm.DECREASE
+    # attribution window (issue 21): count events for this many days after each visitor's
+    # enrolment, also after the experiment stopped; None counts while the experiment runs
+    window_days: int | None = None
+    # days after the window during which refunds still count (None: DEFAULT_RETURN_DAYS for
+    # revenue and margin goals, 0 for conversion goals); only with a window
+    return_days: int | None = None
 
     @property
     def event_name(self) -> str:
         """The event goal that feeds this goal (defaults to the goal's own key)."""
         return self.event or self.key
+
+    @property
+    def is_windowed(self) -> bool:
+        """Whether the goal counts per visitor for a fixed window after enrolment."""
+        return self.window_days is not None
+
+    @property
+    def return_period_days(self) -> int:
+        """Days after the window that refunds (and late sends) still count."""
+        if self.return_days is not None:
+            return self.return_days
+        return 0 if self.kind == GoalKind.CONVERSION else DEFAULT_RETURN_DAYS
+
+    @property
+    def settle_days(self) -> int:
+        """Days after a visitor's enrolment until their figures of this goal are final."""
+        return (self.window_days or 0) + self.return_period_days
 
 
 @dataclass(frozen=True)
@@ -171,6 +199,29 @@ class Experiment:
         """The variant with this key, or None."""
         return next((variant for variant in self.variants if variant.key == key), None)
 
+    @property
+    def windowed_goals(self) -> tuple[Goal, ...]:
+        """The goals with an attribution window (issue 21)."""
+        return tuple(goal for goal in self.goals if goal.is_windowed)
+
+    @property
+    def windows_close_at(self) -> float | None:
+        """When the last visitor's window (without the return period) closes: the stop plus the
+        longest window; None while the experiment may still enrol or has no windowed goal."""
+        if self.stopped_at is None or not self.windowed_goals:
+            return None
+        longest = max(goal.window_days or 0 for goal in self.windowed_goals)
+        return self.stopped_at + longest * SECONDS_PER_DAY
+
+    @property
+    def matures_at(self) -> float | None:
+        """When every visitor's figures are final: the stop plus the longest window and return
+        period; None while the experiment may still enrol or has no windowed goal."""
+        if self.stopped_at is None or not self.windowed_goals:
+            return None
+        longest = max(goal.settle_days for goal in self.windowed_goals)
+        return self.stopped_at + longest * SECONDS_PER_DAY
+
 
 @dataclass(frozen=True, slots=True)
 class Enrolment:
@@ -187,6 +238,7 @@ class Enrolment:
     segments: tuple[str, ...]
     segment_values: tuple[str, ...]
     shards: int = 1  # the experiment's sub-shards (Experiment.shards)
+    minute: int | None = None  # unix minute of the enrolment, kept for windowed goals only
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +258,8 @@ class GoalValue(NamedTuple):
     goal: str
     kind: GoalKind
     cents: int
+    window_minutes: int = 0  # a windowed goal's window (issue 21); 0: not windowed
+    settle_minutes: int = 0  # the window plus the return period
 
 
 class Attribution(NamedTuple):
@@ -227,6 +281,7 @@ class Attribution(NamedTuple):
     net_revenue: int = 0
     digest: int = 0
     shards: int = 1  # the experiment's sub-shards (Experiment.shards)
+    minute: int = 0  # unix minute of the event (its ts), for windowed goals
 
 
 @dataclass(frozen=True, slots=True)

@@ -1822,3 +1822,110 @@ def _covariate_comparison(
         slope,
         variance / unadjusted if unadjusted else None,
     )
+
+
+# --- ratio metrics (issue 21): the return rate, refunded ÷ net revenue -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RatioSums:
+    """Per-visitor sums of a ratio of two sums, Σa ÷ Σb, over one variant's visitors.
+
+    ``numerator_squares``, ``denominator_squares`` and ``cross`` are Σa², Σb² and Σab.
+    """
+
+    visitors: int
+    numerator: float
+    denominator: float
+    numerator_squares: float
+    denominator_squares: float
+    cross: float
+
+
+@dataclass(frozen=True, slots=True)
+class RatioComparison:
+    """One variant's ratio and, for challengers, its difference to the control's.
+
+    ``p_value`` is the fixed-horizon z-test of the difference, ``adjusted_p_value`` Holm's over
+    the challengers; the interval is Bonferroni's (alpha split over the challengers), so a
+    significant difference's interval excludes zero. None where there is no judgement.
+    """
+
+    variant: int
+    estimate: float | None
+    uplift: float | None = None
+    uplift_interval: Interval | None = None
+    p_value: float | None = None
+    adjusted_p_value: float | None = None
+    is_significant: bool = False
+
+
+def _ratio_moments(sums: RatioSums) -> tuple[float, float] | None:
+    """The ratio and the delta method's variance of it, or None without a denominator.
+
+    Var(Σa/Σb) ≈ (Var(a) − 2R·Cov(a, b) + R²·Var(b)) / (n·b̄²) for per-visitor a and b with
+    R = ā/b̄ (the linearisation of a ratio of means; e.g. Deng et al. 2018, "Applying the
+    delta method in metric analytics").
+    """
+    n = sums.visitors
+    if n < 2 or sums.denominator <= 0:
+        return None
+    mean_a, mean_b = sums.numerator / n, sums.denominator / n
+    ratio = mean_a / mean_b
+    var_a = sums.numerator_squares / n - mean_a * mean_a
+    var_b = sums.denominator_squares / n - mean_b * mean_b
+    covariance = sums.cross / n - mean_a * mean_b
+    variance = (var_a - 2 * ratio * covariance + ratio * ratio * var_b) / (n * mean_b * mean_b)
+    return ratio, max(variance, 0.0)
+
+
+def compare_ratios(
+    variants: Sequence[RatioSums], alpha: float = DEFAULT_ALPHA
+) -> list[RatioComparison]:
+    """Each variant's ratio; each challenger's difference to the control (variant 0).
+
+    A comparison needs MINIMUM_VISITORS on each side and a variance: below that it reports the
+    ratios only, like the goals' minimum-evidence rule.
+    """
+    moments = [_ratio_moments(sums) for sums in variants]
+    estimates = [None if m is None else m[0] for m in moments]
+    control = moments[0]
+    differences: list[tuple[float, float] | None] = [None]
+    for sums, moment in zip(variants[1:], moments[1:], strict=True):
+        if (
+            control is None
+            or moment is None
+            or min(variants[0].visitors, sums.visitors) < MINIMUM_VISITORS
+            or control[1] + moment[1] <= 0
+        ):
+            differences.append(None)
+            continue
+        differences.append((moment[0] - control[0], math.sqrt(control[1] + moment[1])))
+    p_values: list[float | None] = [
+        None
+        if difference is None
+        else float(2 * scipy_stats.norm.sf(abs(difference[0]) / difference[1]))
+        for difference in differences
+    ]
+    adjusted = holm(p_values)
+    challengers = max(1, sum(p is not None for p in p_values))
+    critical = _normal_quantile(alpha / challengers)
+    results = [RatioComparison(0, _finite(estimates[0]))]
+    for index in range(1, len(variants)):
+        difference = differences[index]
+        if difference is None:
+            results.append(RatioComparison(index, _finite(estimates[index])))
+            continue
+        adjusted_p = adjusted[index]
+        results.append(
+            RatioComparison(
+                index,
+                _finite(estimates[index]),
+                difference[0],
+                _interval(difference[0], critical * difference[1]),
+                p_values[index],
+                adjusted_p,
+                adjusted_p is not None and adjusted_p < alpha,
+            )
+        )
+    return results

@@ -18,7 +18,7 @@ from typing import Any
 
 from server.core.assignment import Compiled, Decision, Reason, compile_experiment, decide
 from server.core.errors import InvalidInput
-from server.core.models import Enrolment, Experiment, Status, Variant
+from server.core.models import SECONDS_PER_MINUTE, Enrolment, Experiment, Status, Variant
 from server.core.privacy import Pseudonymiser
 from server.services.experiments import SECONDS_PER_DAY, ExperimentCache, Snapshot
 from server.storage.errors import OutcomeUnknown, StorageUnavailable
@@ -279,6 +279,8 @@ class Assigner:
                     segment_value(request.attributes.get(name)) for name in experiment.segments
                 ),
                 shards=experiment.shards,
+                # windowed goals count from each visitor's enrolment: keep its time, else not
+                minute=int(now // SECONDS_PER_MINUTE) if experiment.windowed_goals else None,
             )
             for _, experiment, decision in unknown
         ]

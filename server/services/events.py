@@ -14,6 +14,7 @@ from typing import Any
 
 from server.core.errors import InvalidInput
 from server.core.models import (
+    SECONDS_PER_MINUTE,
     Attribution,
     Experiment,
     Goal,
@@ -42,6 +43,7 @@ REJECTED = "rejected"
 FUTURE_TOLERANCE = 300  # seconds an event's ts may lie ahead of the server clock (clock skew)
 MONEY_EVENTS = frozenset({"order", "refund"})  # need the ingest key: a visitor cannot forge them
 DIGEST_MASK = (1 << 24) - 1  # 24 bits of content digest per idempotency entry (storage/keys.py)
+MINUTES_PER_DAY = 1440  # windows travel to the Lua scripts in minutes, like enrolment times
 _NOT_CONTENT = frozenset({"id", "ts"})  # fields a retry with the "same content" may change
 
 # Replies of the Lua scripts (storage/lua/*.lua); -1, "not enrolled" or "no such order", and
@@ -130,11 +132,25 @@ def _counting(
     ]
 
 
+def _goal_value(goal: Goal, cents: int) -> GoalValue:
+    """What an event adds to one goal, with the goal's window in minutes when it has one."""
+    if goal.window_days is None:
+        return GoalValue(goal.key, goal.kind, cents)
+    return GoalValue(
+        goal.key,
+        goal.kind,
+        cents,
+        goal.window_days * MINUTES_PER_DAY,
+        goal.settle_days * MINUTES_PER_DAY,
+    )
+
+
 def _attribute(
     event: Mapping[str, Any],
     listening: Sequence[tuple[Experiment, tuple[Goal, ...]]],
     visitor: str,
     day: str,
+    moment: float,
 ) -> list[Attribution]:
     """One attribution per experiment of ``listening`` (see ``_counting``)."""
     if event["type"] == "order":
@@ -166,14 +182,29 @@ def _attribute(
             member,
             day,
             experiment.segments,
-            tuple(GoalValue(goal.key, goal.kind, values[goal.kind]) for goal in goals),
+            tuple(_goal_value(goal, values[goal.kind]) for goal in goals),
             order_id,
             gross,
             net_revenue,
             digest,
             experiment.shards,
+            int(moment // SECONDS_PER_MINUTE),
         )
         for experiment, goals in listening
+    ]
+
+
+def _still_listening(
+    listening: Sequence[tuple[Experiment, tuple[Goal, ...]]], now: float
+) -> Sequence[tuple[Experiment, tuple[Goal, ...]]]:
+    """The listeners without stopped experiments whose every window and return period ended
+    (record_event.lua would refuse each visitor's event anyway; this spares the work)."""
+    return [
+        (experiment, goals)
+        for experiment, goals in listening
+        if experiment.status is Status.RUNNING
+        or (matures_at := experiment.matures_at) is None
+        or now <= matures_at
     ]
 
 
@@ -201,16 +232,23 @@ class EventRecorder:
         self._listeners: tuple[int, Listeners] = (-1, {})
 
     def _listeners_of(self, snapshot: Snapshot) -> Listeners:
-        """Running experiments by the event names their goals listen to, once per version."""
+        """Experiments by the event names their goals listen to, once per version: every goal
+        of a running experiment, and the windowed goals of the others (issue 21), whose
+        visitors' windows go on after a pause or the stop (``_still_listening``)."""
         version, listeners = self._listeners
         if version != snapshot.version:
             listeners = {}
             for experiment in snapshot.experiments.values():
-                if experiment.status != Status.RUNNING:
+                if experiment.status == Status.DRAFT:
                     continue
-                names = dict.fromkeys(goal.event_name for goal in experiment.goals)
+                listening = (
+                    experiment.goals
+                    if experiment.status == Status.RUNNING
+                    else experiment.windowed_goals
+                )
+                names = dict.fromkeys(goal.event_name for goal in listening)
                 for name in names:
-                    goals = tuple(g for g in experiment.goals if g.event_name == name)
+                    goals = tuple(g for g in listening if g.event_name == name)
                     listeners.setdefault(name, []).append((experiment, goals))
             self._listeners = (snapshot.version, listeners)
         return listeners
@@ -281,7 +319,9 @@ class EventRecorder:
                     pseudonyms[visitor] = self._pseudonymiser.pseudonymise(visitor)
                 loaded[index], visitors[index] = event, pseudonyms[visitor]
                 money_fields[index] = "value" if kind == "conversion" else "revenue"
-                listening = _counting(listeners.get(event["goal"], ()), is_trusted=is_trusted)
+                listening = _counting(
+                    _still_listening(listeners.get(event["goal"], ()), now), is_trusted=is_trusted
+                )
                 if listening:
                     counting[index] = listening
                 else:
@@ -297,7 +337,7 @@ class EventRecorder:
             moment = event["ts"] if event["ts"] is not None else now
             if moment not in days:
                 days[moment] = utc_day(moment)
-            found = _attribute(event, listening, visitors[index], days[moment])
+            found = _attribute(event, listening, visitors[index], days[moment], moment)
             attributions += found
             owners += [index] * len(found)
         recorded = self._store.record_events(

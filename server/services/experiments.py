@@ -14,6 +14,7 @@ from typing import Any
 from server.core import lifecycle
 from server.core.conditions import ConditionError, validate_condition
 from server.core.errors import Conflict, InvalidInput, NotFound, TransitionRefused
+from server.core.models import SECONDS_PER_DAY as SECONDS_PER_DAY  # re-exported for its users
 from server.core.models import (
     AuditEntry,
     Experiment,
@@ -52,6 +53,8 @@ def _goals(items: list[dict[str, Any]]) -> tuple[Goal, ...]:
             event=item["event"] or "",
             is_guardrail=item["guardrail"],
             harm=item["harm"] or Harm.DECREASE,
+            window_days=item["window_days"],
+            return_days=item["return_days"],
         )
         for item in items
     )
@@ -177,9 +180,6 @@ def update_experiment(
     return store.save_experiment(key, change, audit)
 
 
-SECONDS_PER_DAY = 86_400
-
-
 def act_on_experiment(
     store: Store,
     key: str,
@@ -192,7 +192,8 @@ def act_on_experiment(
 ) -> Experiment:
     """Apply a lifecycle action: start, pause, resume, stop (with winner) or archive.
 
-    Stopping starts the retention clock: per-visitor records expire ``retention_days`` later.
+    Stopping starts the retention clock: per-visitor records expire ``retention_days`` later,
+    or that long after the last attribution window and return period closed (issue 21).
     """
 
     def change(current: Experiment | None, others: Mapping[str, Experiment]) -> Experiment:
@@ -211,8 +212,9 @@ def act_on_experiment(
     details: dict[str, Any] = {} if winner is None else {"winner": winner}
     updated = store.save_experiment(key, change, AuditEntry(now, actor, action, details))
     if action == "stop":
+        settle = max((goal.settle_days for goal in updated.windowed_goals), default=0)
         store.expire_visitor_records(
-            key, updated.phase, retention_days * SECONDS_PER_DAY, updated.shards
+            key, updated.phase, (settle + retention_days) * SECONDS_PER_DAY, updated.shards
         )
     return updated
 

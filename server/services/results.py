@@ -57,6 +57,32 @@ class StratifiedReport:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerReport:
+    """Customer metrics of one goal (issue 21), on the same visitors as the goal's result.
+
+    A conversion goal fed by orders gives the repeat-purchase rate (visitors with two or more
+    orders) and orders per visitor; a revenue goal the return rate (refunded net revenue ÷ net
+    revenue before refunds).
+    """
+
+    repeat: stats.GoalResult | None = None
+    per_visitor: stats.GoalResult | None = None
+    return_rate: tuple[stats.RatioComparison, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WindowReport:
+    """A windowed goal's attribution window, how far its figures matured, and the provisional
+    figures on everybody beside the matured ones that the goal's result is computed on."""
+
+    window_days: int
+    return_days: int
+    matured_through: dt.date | None  # last enrolment day whose visitors' figures are final
+    provisional: stats.GoalResult
+    provisional_totals: tuple[VariantTotals, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class GoalReport:
     """Statistics of one goal, the raw figures, and how much longer the experiment must run."""
 
@@ -72,6 +98,8 @@ class GoalReport:
     value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
     unavailable: str | None = None  # why the counters cannot be analysed; None when they can
     stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
+    window: WindowReport | None = None  # windowed goals: result and totals are the matured ones
+    customer: CustomerReport | None = None  # repeat buyers, orders per visitor, return rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,7 +674,184 @@ def _no_data(goal: Goal, variant_count: int, experiment: Experiment) -> stats.Go
     return _analyse(goal, [0] * variant_count, Counters({}), "", experiment)
 
 
+# kept per cohort (keys.py); the customer metrics' sums too
+COHORT_FIGURES = (
+    *("c", "n", "s", "q", "qh", "cs", "cq", "cqh"),
+    *("rp", "nq", "rf", "rfq", "rfqh", "rt", "rth"),
+)
+DAILY_FIGURES = frozenset({"c", "s", "q", "qh", "cs", "cq", "cqh"})  # those also kept per day
+EPOCH = dt.date(1970, 1, 1)  # cohorts are unix day numbers
+
+
+def matured_counters(
+    goal: Goal, counters: Counters, variant_count: int, now: float
+) -> tuple[Counters, dt.date | None]:
+    """The counters of a windowed goal's matured sample, and its last enrolment day.
+
+    A cohort (the visitors enrolled on one UTC day) has matured when the window and return
+    period of its last visitor have passed, at the end of the day ``settle_days`` after it.
+    Its counters never change afterwards (the scripts refuse what comes later), so the
+    matured sample as of any past day is exact too: each cohort is counted on the day it
+    matured, as a day's enrolments and events, which gives the sequential test its looks.
+    """
+    derived: dict[str, int | None] = dict.fromkeys(counters.odd)
+    closed = []
+    for day in sorted(counters.enrolment_days):
+        enrolled = dt.date.fromisoformat(day)
+        matured = enrolled + dt.timedelta(days=goal.settle_days)
+        end = dt.datetime.combine(matured + dt.timedelta(days=1), dt.time(), dt.UTC)
+        if end.timestamp() > now:
+            break
+        closed.append(enrolled)
+        cohort, look = (enrolled - EPOCH).days, matured.isoformat()
+        for i in range(variant_count):
+            size = counters.get(f"e:{i}:d:{day}")
+            for name in (f"e:{i}", f"e:{i}:d:{look}"):
+                derived[name] = (derived.get(name) or 0) + size
+            for figure in COHORT_FIGURES:
+                value = counters.get(f"{figure}:{i}:{goal.key}:k:{cohort}")
+                names = [f"{figure}:{i}:{goal.key}"]
+                if figure in DAILY_FIGURES:
+                    names.append(f"{figure}:{i}:{goal.key}:d:{look}")
+                for name in names:
+                    derived[name] = (derived.get(name) or 0) + value
+    return Counters(derived), (closed[-1] if closed else None)
+
+
 def _goal_report(
+    goal: Goal,
+    visitors: Sequence[int],
+    counters: Counters,
+    experiment: Experiment,
+    today: dt.date,
+    currency: str,
+    value_cap: float | None,
+    design: Design | None,
+    now: float,
+) -> GoalReport:
+    """One goal's report; a windowed goal's result on its matured sample (issue 21).
+
+    A windowed goal is judged on the visitors whose window and return period have closed; the
+    figures on everybody stand beside them as provisional (not judged by the group sequential
+    design, which they would spend looks of). Its end date adds the time until the visitors
+    needed have settled; its segments and daily series are provisional.
+    """
+    plain = _judged_report(
+        goal,
+        visitors,
+        counters,
+        experiment,
+        today,
+        currency,
+        value_cap,
+        None if goal.is_windowed else design,
+    )
+    if not goal.is_windowed:
+        return plain
+    matured, through = matured_counters(goal, counters, len(visitors), now)
+    matured_visitors = [matured.get(f"e:{i}") for i in range(len(visitors))]
+    primary = next((g for g in experiment.goals if g.is_primary), experiment.goals[0])
+    try:
+        matured_design = (
+            _design(experiment, matured, matured_visitors) if primary.key == goal.key else None
+        )
+    except (ValueError, ArithmeticError):
+        matured_design = None
+    report = _judged_report(
+        goal, matured_visitors, matured, experiment, today, currency, value_cap, matured_design
+    )
+    end = plain.estimated_end
+    return dataclasses.replace(
+        report,
+        visitors_needed=plain.visitors_needed,
+        estimated_end=None if end is None else end + dt.timedelta(days=goal.settle_days),
+        traffic_days=plain.traffic_days,
+        stratified=(),
+        window=WindowReport(
+            goal.window_days or 0, goal.return_period_days, through, plain.result, plain.totals
+        ),
+    )
+
+
+def _customer(
+    goal: Goal, visitors: Sequence[int], counters: Counters, experiment: Experiment
+) -> CustomerReport | None:
+    """A goal's customer metrics (see CustomerReport); None for margin goals.
+
+    Repeat buyers and events per visitor are judged like the goal (the experiment's method,
+    the mSPRT where it would be sequential: it has no daily looks of its own); the return rate
+    by the delta method's fixed-horizon test, meant for the matured sample.
+    """
+    indexes = range(len(visitors))
+    method, minimum_effect = experiment.analysis, experiment.minimum_effect
+    if goal.kind == GoalKind.CONVERSION:
+        repeat = stats.analyse_conversion(
+            [
+                stats.ConversionCounts(
+                    visitors[i], min(visitors[i], counters.get(f"rp:{i}:{goal.key}"))
+                )
+                for i in indexes
+            ],
+            method=method,
+            minimum_effect=minimum_effect,
+        )
+        per_visitor = stats.analyse_value(
+            [
+                stats.ValueSums(
+                    visitors[i],
+                    float(counters.get(f"n:{i}:{goal.key}")),
+                    float(counters.get(f"nq:{i}:{goal.key}")),
+                    min(visitors[i], counters.get(f"c:{i}:{goal.key}")),
+                )
+                for i in indexes
+            ],
+            is_non_negative=True,
+            method=method,
+            minimum_effect=minimum_effect,
+        )
+        return CustomerReport(repeat=repeat, per_visitor=per_visitor)
+    if goal.kind != GoalKind.REVENUE:
+        return None
+    sums = []
+    for i in indexes:
+        # per visitor: refunded r, total T = net − r; net n = T + r (keys.py), in currency units
+        refunded = counters.get(f"rf:{i}:{goal.key}") / CENTS_PER_UNIT
+        total = counters.get(f"s:{i}:{goal.key}") / CENTS_PER_UNIT
+        unit = CENTS_PER_UNIT**2
+        refunded_squares = (
+            counters.get(f"rfqh:{i}:{goal.key}") * SQUARES_HIGH_UNIT
+            + counters.get(f"rfq:{i}:{goal.key}")
+        ) / unit
+        cross = (
+            counters.get(f"rth:{i}:{goal.key}") * SQUARES_HIGH_UNIT
+            + counters.get(f"rt:{i}:{goal.key}")
+        ) / unit
+        total_squares = counters.squares(i, goal.key, "") / unit
+        sums.append(
+            stats.RatioSums(
+                visitors[i],
+                refunded,
+                total + refunded,
+                refunded_squares,
+                total_squares + 2 * cross + refunded_squares,
+                cross + refunded_squares,
+            )
+        )
+    return CustomerReport(return_rate=tuple(stats.compare_ratios(sums)))
+
+
+def _customer_or_none(
+    goal: Goal, visitors: Sequence[int], counters: Counters, experiment: Experiment
+) -> CustomerReport | None:
+    """The customer metrics, or None when their counters cannot be analysed (the goal's own
+    result stands)."""
+    try:
+        return _customer(goal, visitors, counters, experiment)
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def _judged_report(
     goal: Goal,
     visitors: Sequence[int],
     counters: Counters,
@@ -693,6 +898,7 @@ def _goal_report(
                 traffic_days,
                 cap,
                 stratified=_stratified(goal, result, counters, visitors, experiment),
+                customer=_customer_or_none(goal, visitors, counters, experiment),
             )
         except (ValueError, ArithmeticError) as error:  # what the checks above missed
             reason = f"the counters cannot be analysed ({error})"
@@ -804,7 +1010,7 @@ def compute_results(
     except (ValueError, ArithmeticError):  # odd counters: each goal reports them; mSPRT judges
         design = None
     goals = [
-        _goal_report(goal, visitors, counters, experiment, today, currency, value_cap, design)
+        _goal_report(goal, visitors, counters, experiment, today, currency, value_cap, design, now)
         for goal in experiment.goals
     ]
     available = [

@@ -53,6 +53,8 @@ def experiment_to_json(experiment: Experiment) -> str:
                 "event": goal.event,
                 "is_guardrail": goal.is_guardrail,
                 "harm": goal.harm.value,
+                "window_days": goal.window_days,
+                "return_days": goal.return_days,
             }
             for goal in experiment.goals
         ],
@@ -107,6 +109,8 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
                 # documents stored before guardrails (#21) have no such fields
                 is_guardrail=goal.get("is_guardrail", False),
                 harm=Harm(goal.get("harm", Harm.DECREASE.value)),
+                window_days=goal.get("window_days"),
+                return_days=goal.get("return_days"),
             )
             for goal in document["goals"]
         ),

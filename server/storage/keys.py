@@ -58,7 +58,9 @@ sw:{<exp>:<k>:<n>}:p<phase>:…             any     the per-phase keys below, of
                                                    experiment with several (see above)
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
                                                    "<variant index>␟<segment values…>" (␟ is
-                                                   the unit separator, \\x1f);
+                                                   the unit separator, \\x1f), then extras
+                                                   "␞<letter>:<value>" (␞ is \\x1e; see
+                                                   "Per-visitor extras" below);
                                                    per-visitor: expires RETENTION_DAYS after
                                                    the experiment stops or the phase ends
 sw:{<exp>}:p<phase>:counts                 hash    aggregate counters (see counter fields
@@ -68,6 +70,9 @@ sw:{<exp>}:p<phase>:segment-values:<attr>  set     distinct values seen for a se
 sw:{<exp>}:p<phase>:totals                 hash    "<pseudonym>:<goal>" → the visitor's total
                                                    of that goal in cents (events for conversion
                                                    goals), |total| ≤ MAX_VISITOR_TOTAL_CENTS;
+                                                   "<pseudonym>:<goal>:r" → a revenue goal's
+                                                   refunded net revenue of the visitor (cents;
+                                                   written by their first refund, issue 21);
                                                    "<pseudonym>:@day" → "<YYYY-MM-DD>:<n>", the
                                                    visitor's new conversion ids of that server
                                                    day (n ≤ the daily cap; one field, reset each
@@ -85,6 +90,25 @@ sw:{<exp>}:p<phase>:seen                   zset    idempotency members, one name
                                                    IDEMPOTENCY_WINDOW are trimmed on write;
                                                    per-visitor: expires with enrolments
 =========================================  ======  ==============================================
+
+Per-visitor extras of an enrolment record (``EXTRA`` + one letter + ``:`` + value, any order,
+parsed by letter, unknown letters ignored; a record without ``\x1e`` reads as before):
+
+- ``t:<unix minute>``  the enrolment time, written only while the experiment has a goal with an
+  attribution window (issue 21; windows are fixed once it started). 13 bytes.
+- ``x:<integer>``      the CUPED covariate in hundredths (issue 20).
+
+Order records of windowed goals name the goal as ``<goal>=<kind letter>/<cohort>/<deadline>``:
+the buyer's cohort (enrolment day number) and the unix minute until which refunds count.
+
+Windowed goals (issue 21) and their per-visitor storage: a visitor of an experiment with
+windowed goals holds one enrolment record (pseudonym 16 B + variant, segment values and the
+13-byte time) and one totals field per goal they reached (pseudonym:goal → total), plus one
+order record and one idempotency member per order until the idempotency window trims the
+member. tests/api/test_windows.py measures the enrolment record and totals of a buyer with MEMORY
+USAGE: at most 200 bytes per visitor and experiment. They are kept while the experiment runs
+(stickiness needs them) and expire RETENTION_DAYS after the stop plus the longest window and
+return period (the last visitor's figures settle then; nothing counts afterwards).
 
 Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYYY-MM-DD in UTC):
 
@@ -106,6 +130,22 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   like q (capped squares = cqh·10^8 + cq): a capped total is at most the cap, but the sum of
   capped squares is not (a cap of 1,000.00 is 10^10 cents² per visitor, 10^17 for 10 million
   visitors, above 2^53). ``cq`` written before the split holds whole squares (``cqh`` absent).
+- ``rp:<v>:<goal>``            visitors with two or more events of a conversion goal (repeat
+  buyers; issue 21)
+- ``nq:<v>:<goal>``            sum over visitors of the square of their event count (events per
+  visitor's variance); below 2^53 for 10 million visitors of up to 30,000 events each (the
+  scripts refuse an event that would leave it, like every counter)
+- ``rf:<v>:<goal>``, ``rfqh``/``rfq``, ``rth``/``rt``  a revenue goal's refunded net revenue (Σr,
+  cents), the two-part sum of its squares (Σr² = rfqh·10^8 + rfq) and the two-part cross sum
+  with the visitors' totals (Σr·T = rth·10^8 + rt; T = net − r): the return rate's delta method
+  (docs/statistics.md); each part stays below 2^53 like q/qh
+- ``…:k:<cohort>`` (windowed goals, issue 21): c/n/s/q/qh/cs/cq/cqh and rp/nq/rf/rfq/rfqh/rt/rth
+  of the visitors enrolled on day number <cohort> (unix day, minute // 1440), whenever their
+  events come: a visitor's whole contribution lies in their cohort, so the matured figures of a
+  goal are the sums over the cohorts whose window and return period have closed (with
+  ``e:<v>:d:<day>`` as the cohort sizes), exact and without per-visitor data; a closed cohort
+  never changes again (record_event.lua and refund.lua refuse what comes after a visitor's
+  deadline)
 - c/s/q/qh/cs/cq/cqh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the squares that
   day, so the days up to D add up to the sum of squares of the totals as of D)
@@ -125,6 +165,7 @@ import zlib
 
 PREFIX = "sw"  # one prefix, so that Splitwerk can share a Redis with other applications
 AUDIT_LIMIT = 1000  # audit entries kept per experiment; older ones are trimmed
+EXTRA = "\x1e"  # starts each per-visitor extra of an enrolment record (see above)
 
 EXPERIMENTS = f"{PREFIX}:experiments"
 CONFIG_VERSION = f"{PREFIX}:config-version"

@@ -505,6 +505,8 @@ class Store:
             ]
             variant = "" if item.variant_index is None else str(item.variant_index)
             args = [item.visitor, variant, day, value_limit, *item.segments, *item.segment_values]
+            # per-visitor extras of the record (keys.py): the enrolment time of windowed goals
+            args.append("" if item.minute is None else f"{keys.EXTRA}t:{item.minute}")
             calls.append((script_keys, args))
         replies = self._run_scripts("enrol", self._enrol, calls, is_idempotent=True)
         return [
@@ -590,7 +592,10 @@ class Store:
                     len(item.goals),
                 ]
                 for goal in item.goals:
-                    args += [goal.goal, goal.kind.value[0], goal.cents]
+                    kind = goal.kind.value[0]
+                    if goal.window_minutes:  # windowed (lua/record_event.lua, issue 21)
+                        kind += f"/{goal.window_minutes}/{goal.settle_minutes}/{item.minute}"
+                    args += [goal.goal, kind, goal.cents]
             script_keys = [
                 keys.enrolments(shard, phase),
                 keys.totals(shard, phase),

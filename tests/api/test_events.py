@@ -443,7 +443,9 @@ def test_erasure_removes_per_visitor_records_and_keeps_aggregates(
     assert response.status_code == 200
     assert response.json["removed"] == {
         "enrolments": 1,
-        "totals": 5,  # purchase, revenue, margin, add_to_cart, the day's conversion count
+        # purchase, revenue, margin, add_to_cart, the day's conversion count, and the
+        # refunded revenue (the return rate's per-visitor figure, issue 21)
+        "totals": 6,
         "orders": 1,
         "idempotency_keys": 3,
     }

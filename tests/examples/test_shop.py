@@ -194,6 +194,33 @@ def test_checkout_sends_the_order_with_its_money(
     assert rendered_variant(client.get("/").data) == variant  # the cart is empty, the variant not
 
 
+def test_a_returned_order_is_refunded_and_the_buyer_becomes_a_returning_customer(
+    splitwerk: Splitwerk, make_shop: ShopFactory
+) -> None:
+    require_events_api(splitwerk.app)
+    shop = make_shop(splitwerk.url)
+    client = shop.test_client()
+    variant = rendered_variant(client.get("/").data)
+    client.post("/cart", data={"product": FEATURED.slug, "quantity": "1"})
+    order_page = client.post("/checkout").headers["Location"]
+    sdk: Client = shop.extensions[CLIENT_EXTENSION]
+    assert sdk.flush(timeout=5.0)
+    response = client.post(f"{order_page}/return")
+    assert response.status_code == 303
+    assert b'id="returned"' in client.get(order_page).data
+    assert client.post(f"{order_page}/return").status_code == 303  # sent once only
+    assert sdk.flush(timeout=5.0)
+    assert sdk.stats()["accepted"] == 2
+    order = totals({FEATURED.slug: 1})
+    index = variant_index(variant)
+    recorded = counts(splitwerk.app)
+    assert recorded[f"s:{index}:revenue"] == 0  # the whole basket came back
+    assert recorded[f"rf:{index}:revenue"] == int((order.revenue - order.tax) * 100)
+    assert recorded[f"e:{index}:customer=new"] == 1  # enrolled on the first, new visit
+    other = shop.test_client()
+    assert other.post("/orders/o-unknown/return").status_code == 404
+
+
 def test_an_empty_cart_is_not_ordered(splitwerk: Splitwerk, make_shop: ShopFactory) -> None:
     shop = make_shop(splitwerk.url)
     response = shop.test_client().post("/checkout")

@@ -43,3 +43,15 @@ end
 local function capped(total, cap)
   return math.max(-cap, math.min(cap, total))
 end
+
+-- a·b as {high, low} with a·b = high·10^8 + low, like square (issue 21: the cross sums of a
+-- visitor's refunded revenue and total, for the return rate's variance)
+local function product(a, b)
+  local sign = ((a < 0) ~= (b < 0)) and -1 or 1
+  a, b = math.abs(a), math.abs(b)
+  local a_high, a_low = math.floor(a / SQUARE_SPLIT), a % SQUARE_SPLIT
+  local b_high, b_low = math.floor(b / SQUARE_SPLIT), b % SQUARE_SPLIT
+  local cross = a_high * b_low + a_low * b_high
+  return sign * (a_high * b_high + math.floor(cross / SQUARE_SPLIT)),
+    sign * ((cross % SQUARE_SPLIT) * SQUARE_SPLIT + a_low * b_low)
+end

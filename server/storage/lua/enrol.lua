@@ -11,6 +11,8 @@
 -- ARGV[4]  distinct values allowed per segment attribute; later values count as "other"
 -- ARGV[5..4+n]      segment attribute names (same order as KEYS[3..])
 -- ARGV[5+n..4+2n]   this visitor's value of each attribute (already normalised)
+-- ARGV[5+2n]        per-visitor extras appended to the record as they are ("\30t:<unix
+--                   minute>" for windowed goals, storage/keys.py); "" or absent for none
 -- Returns: {1, index} newly enrolled; {0, index} already enrolled (the stored variant);
 --          {-1, -1} not enrolled and no record; an error (nothing written) when a key has
 --          the wrong type or a counter is not an integer that stays exact.
@@ -75,5 +77,7 @@ for i = 1, segments do
   end
 end
 redis.call("HSET", KEYS[2], unpack(counters))
+-- per-visitor extras (issue 21): the enrolment time of windowed goals
+record = record .. (ARGV[5 + 2 * segments] or "")
 redis.call("HSET", KEYS[1], ARGV[1], record)
 return {1, tonumber(variant)}

@@ -24,15 +24,19 @@
 -- then per event: pseudonym, idempotency member (storage/keys.py), score (minute·2^24 + the
 --   event's 24-bit content digest), UTC day (YYYY-MM-DD), order id ("" for a conversion),
 --   order gross cents, order net cents, number of goals g, then g triples: goal key, kind
---   letter (c conversion, r revenue, m margin), cents
+--   letter (c conversion, r revenue, m margin), cents; a windowed goal's kind is
+--   "<letter>/<window>/<settle>/<event minute>" (minutes; issue 21): it counts an event dated
+--   within <window> of the visitor's enrolment time ("\30t:<minute>" in the enrolment record)
+--   and sent within <settle>, and also under the visitor's cohort (enrolment day) counters
 -- Returns one reply per event: 1 counted; 2 sent before with the same content (counted then);
 -- 0 duplicate (an order counted longer ago than the idempotency window); -1 the visitor is not
 -- enrolled; -3 the visitor's conversions of today are at the limit; -4 sent before with other
 -- content; -5 a visitor total would leave ±ARGV[4]; -6 a stored counter is not a number this
--- script can add to exactly. Nothing is written for any reply but 1.
+-- script can add to exactly; -7 outside every goal's attribution window. Nothing is written for
+-- any reply but 1.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square and capped from counters.lua,
--- which LuaScript puts before this file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from
+-- counters.lua, which LuaScript puts before this file.
 
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
@@ -68,14 +72,33 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     return 0
   end
   local parts = {}
-  for part in string.gmatch(record .. SEPARATOR, "(.-)" .. SEPARATOR) do
+  for part in string.gmatch(string.match(record, "^[^\30]*") .. SEPARATOR, "(.-)" .. SEPARATOR) do
     parts[#parts + 1] = part
   end
   local variant = parts[1]
 
+  -- attribution windows (issue 21): the goals this event counts in, their kind letters, and
+  -- the visitor's cohort (enrolment day number) and settle minute for windowed goals
+  local enrolled_at = tonumber(string.match(record, "\30t:(%d+)"))
+  local arrival = math.floor(tonumber(score) / DIGESTS)
+  local positions, kinds, cohorts, deadlines = {}, {}, {}, {}
+  for g = first_goal, last_goal, 3 do
+    local letter, window, settle, moment = string.match(ARGV[g + 1], "^(%a)/(%d+)/(%d+)/(%d+)$")
+    if not letter then
+      positions[#positions + 1], kinds[g] = g, ARGV[g + 1]
+    elseif enrolled_at and tonumber(moment) <= enrolled_at + tonumber(window)
+        and arrival <= enrolled_at + tonumber(settle) then
+      positions[#positions + 1], kinds[g] = g, letter
+      cohorts[g], deadlines[g] = math.floor(enrolled_at / 1440), enrolled_at + tonumber(settle)
+    end
+  end
+  if #positions == 0 then
+    return -7
+  end
+
   -- the visitor's totals of these goals, and (for a conversion) today's count
   local total_fields = {}
-  for g = first_goal, last_goal, 3 do
+  for _, g in ipairs(positions) do
     total_fields[#total_fields + 1] = visitor .. ":" .. ARGV[g]
   end
   local day_field = visitor .. ":@day"
@@ -103,16 +126,28 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       deltas[#deltas + 1] = amount
     end
   end
-  for g = first_goal, last_goal, 3 do
-    local goal, kind, value = ARGV[g], ARGV[g + 1], tonumber(ARGV[g + 2])
+  for position, g in ipairs(positions) do
+    local goal, kind, value = ARGV[g], kinds[g], tonumber(ARGV[g + 2])
     local total_field = visitor .. ":" .. goal
-    local raw = stored[(g - first_goal) / 3 + 1]
+    local raw = stored[position]
     local before = number(raw)
     if before == nil then
       return -6
     end
     local converted, high, low = 0, 0, 0
     local capped_value, capped_high, capped_low = 0, 0, 0
+    -- customer metrics (issue 21): a second event makes a repeat buyer, the squared counts
+    -- give events per visitor a variance; refunded × total is the return rate's cross sum
+    local repeated, count_squares, cross_high, cross_low = 0, 0, 0, 0
+    if kind == "c" then
+      repeated, count_squares = before == 1 and 1 or 0, 2 * before + 1
+    elseif kind == "r" then
+      local refunded = number(redis.call("HGET", totals, total_field .. ":r"))
+      if refunded == nil then
+        return -6
+      end
+      cross_high, cross_low = product(refunded, value)
+    end
     if kind == "c" then
       -- the visitor's number of events of this goal; the first one makes them converted
       converted = before == 0 and 1 or 0
@@ -139,6 +174,11 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       capped_high = capped_high_after - capped_high_before
       capped_low = capped_low_after - capped_low_before
       order_goals[#order_goals + 1] = goal .. "=" .. kind
+      if cohorts[g] then
+        -- refunds of a windowed goal count under the cohort until the visitor's deadline
+        order_goals[#order_goals] = order_goals[#order_goals] .. "/" .. cohorts[g] .. "/"
+          .. deadlines[g]
+      end
     end
     local base = variant .. ":" .. goal
     local daily = base .. ":d:" .. day
@@ -158,6 +198,27 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     add("cs:" .. daily, capped_value)
     add("cq:" .. daily, capped_low)
     add("cqh:" .. daily, capped_high)
+    -- customer metrics (issue 21), also per cohort below
+    add("rp:" .. base, repeated)
+    add("nq:" .. base, count_squares)
+    add("rt:" .. base, cross_low)
+    add("rth:" .. base, cross_high)
+    if cohorts[g] then
+      -- cohort counters (issue 21): matured figures are sums over cohorts whose windows closed
+      local cohort = base .. ":k:" .. cohorts[g]
+      add("rp:" .. cohort, repeated)
+      add("nq:" .. cohort, count_squares)
+      add("rt:" .. cohort, cross_low)
+      add("rth:" .. cohort, cross_high)
+      add("c:" .. cohort, converted)
+      add("n:" .. cohort, 1)
+      add("s:" .. cohort, value)
+      add("q:" .. cohort, low)
+      add("qh:" .. cohort, high)
+      add("cs:" .. cohort, capped_value)
+      add("cq:" .. cohort, capped_low)
+      add("cqh:" .. cohort, capped_high)
+    end
     for s = 1, segments do
       local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
       add("c:" .. segment, converted)

@@ -22,10 +22,11 @@
 --             issue 13)
 -- Returns: 1 applied; 2 sent before with the same content (applied then); -1 no such order
 -- here; -2 the refund exceeds what is left; -4 sent before with other content; -5 a visitor
--- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly.
+-- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly;
+-- -7 sent after the deadline of every (windowed) goal of the order.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square and capped from counters.lua,
--- which LuaScript puts before this file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from
+-- counters.lua, which LuaScript puts before this file.
 
 local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
@@ -59,13 +60,27 @@ end
 local segments = tonumber(ARGV[9])
 local day = ":d:" .. ARGV[5]
 local cap = tonumber(ARGV[10 + segments])
+-- attribution windows (issue 21): a windowed goal of the order ("<goal>=<kind>/<cohort>/
+-- <deadline>", record_event.lua) takes refunds sent by the visitor's deadline (unix minute)
+local arrival = math.floor(tonumber(ARGV[3]) / DIGESTS)
+local goal_kinds = {}
+for goal_kind in string.gmatch(parts[6] or "", "[^,]+") do
+  local deadline = tonumber(string.match(goal_kind, "/%d+/(%d+)$"))
+  if not deadline or arrival <= deadline then
+    goal_kinds[#goal_kinds + 1] = goal_kind
+  end
+end
+if (parts[6] or "") ~= "" and #goal_kinds == 0 then
+  return -7
+end
+
 local deltas, new_totals = {}, {}
 local function add(field, value)
   if value ~= 0 then
     deltas[field] = (deltas[field] or 0) + value
   end
 end
-for goal_kind in string.gmatch(parts[6] or "", "[^,]+") do
+for _, goal_kind in ipairs(goal_kinds) do
   local goal = string.match(goal_kind, "^(.-)=")
   local total_field = visitor .. ":" .. goal
   local before = number(redis.call("HGET", totals, total_field))
@@ -92,6 +107,32 @@ for goal_kind in string.gmatch(parts[6] or "", "[^,]+") do
   local suffixes = {"", day}
   for i = 1, segments do
     suffixes[#suffixes + 1] = ":" .. ARGV[9 + i] .. "=" .. (parts[6 + i] or "unknown")
+  end
+  local cohort = string.match(goal_kind, "/(%d+)/%d+$")
+  if cohort then
+    suffixes[#suffixes + 1] = ":k:" .. cohort  -- the visitor's cohort (issue 21)
+  end
+  if string.match(goal_kind, "=r") then
+    -- the return rate of a revenue goal (issue 21): the visitor's refunded net revenue
+    -- ("<pseudonym>:<goal>:r"), its sum, sum of squares and cross sum with the total
+    local refunded = number(redis.call("HGET", totals, total_field .. ":r"))
+    if refunded == nil then
+      return -6
+    end
+    local refunded_after = refunded + reduction
+    new_totals[#new_totals + 1] = total_field .. ":r"
+    new_totals[#new_totals + 1] = string.format("%.0f", refunded_after)
+    local squares_high_after, squares_low_after = square(refunded_after)
+    local squares_high_before, squares_low_before = square(refunded)
+    local cross_high_after, cross_low_after = product(refunded_after, after)
+    local cross_high_before, cross_low_before = product(refunded, before)
+    for _, suffix in ipairs({"", cohort and ":k:" .. cohort}) do
+      add("rf:" .. base .. suffix, reduction)
+      add("rfq:" .. base .. suffix, squares_low_after - squares_low_before)
+      add("rfqh:" .. base .. suffix, squares_high_after - squares_high_before)
+      add("rt:" .. base .. suffix, cross_low_after - cross_low_before)
+      add("rth:" .. base .. suffix, cross_high_after - cross_high_before)
+    end
   end
   for _, suffix in ipairs(suffixes) do
     add("s:" .. base .. suffix, -reduction)
