@@ -49,6 +49,7 @@ def request_of(data: dict[str, Any], is_bot: bool) -> AssignRequest:
         has_consent=data["consent"],
         forced=data["force"],
         is_bot=is_bot,
+        covariate=data.get("covariate"),
     )
 
 

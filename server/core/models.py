@@ -157,7 +157,8 @@ class Enrolment:
     """A request to record a visitor in one experiment phase (or only look the record up).
 
     ``visitor`` is the pseudonym, never the raw id; ``variant_index`` is None for a look-up;
-    ``segment_values`` line up with the experiment's ``segments``.
+    ``segment_values`` line up with the experiment's ``segments``; ``covariate`` is recorded
+    with a first enrolment only (a returning visitor keeps the first one).
     """
 
     experiment: str
@@ -166,6 +167,7 @@ class Enrolment:
     variant_index: int | None
     segments: tuple[str, ...]
     segment_values: tuple[str, ...]
+    covariate: int | None = None  # CUPED's pre-experiment covariate in hundredths (issue 20)
 
 
 @dataclass(frozen=True, slots=True)

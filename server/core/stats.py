@@ -1822,3 +1822,158 @@ def _covariate_comparison(
         slope,
         variance / unadjusted if unadjusted else None,
     )
+
+
+# CUPED judges a goal only with at least 100 visitors carrying a covariate in every variant:
+# the minimum-evidence rule's number, below which the slope is too unsteady to trust.
+MINIMUM_COVARIATE_VISITORS = MINIMUM_VISITORS
+
+
+@dataclass(frozen=True)
+class CovariateResult:
+    """One variant's CUPED-adjusted comparison with the control, judged like the unadjusted one.
+
+    ``p_value`` is this comparison's p-value under the goal's test (the group sequential
+    repeated p-value, the mSPRT's, or the fixed test's); ``adjusted_p_value`` its Holm
+    adjustment over the variants, which decides ``is_significant``; ``chance_to_beat_control``
+    and ``expected_loss`` come from the normal posterior of the adjusted uplift.
+    """
+
+    variant: int
+    uplift: float
+    standard_error: float
+    uplift_interval: Interval | None
+    slope: float
+    variance_ratio: float | None
+    p_value: float | None
+    adjusted_p_value: float | None
+    is_significant: bool
+    chance_to_beat_control: float | None
+    expected_loss: float | None
+
+
+def covariate_statistics(
+    variants: Sequence[CovariateSums], covariate_visitors: Sequence[int]
+) -> list[float | None] | None:
+    """One look's CUPED z statistics of variants 1, 2, …, or None when the look lacks
+    ``MINIMUM_COVARIATE_VISITORS`` visitors with a covariate in some variant (the unadjusted
+    statistics stand for it). A comparison below ``MINIMUM_VISITORS`` per side is None."""
+    if min(covariate_visitors) < MINIMUM_COVARIATE_VISITORS:
+        return None
+    try:
+        comparisons = adjust_for_covariate(variants)
+    except ValueError:
+        return None  # odd sums of a day: the unadjusted look stands
+    control = variants[0].visitors
+    return [
+        None
+        if comparison is None
+        or min(control, variants[comparison.variant].visitors) < MINIMUM_VISITORS
+        or comparison.standard_error <= 0.0
+        else comparison.uplift / comparison.standard_error
+        for comparison in comparisons
+    ]
+
+
+def judge_with_covariate(
+    result: GoalResult,
+    variants: Sequence[CovariateSums],
+    *,
+    plan: Plan | None = None,
+    statistics: Sequence[Sequence[float | None]] = (),
+) -> tuple[CovariateResult | None, ...]:
+    """CUPED comparisons of variants 1, 2, … judged by the test ``result`` was judged by.
+
+    ``result`` is the goal's unadjusted result: its test, alpha, minimum effect and the
+    minimum-evidence rule carry over (a comparison it finds "not_enough_data" is never
+    significant here either). Group sequential (``plan``): ``statistics`` holds one list of z
+    statistics per look of the plan, the current look's last (CUPED's where a look had enough
+    covariates, else the unadjusted ones); the interval is uplift ± the plan's boundary times
+    the standard error. Fixed: the normal test and interval. Always valid: the mSPRT p-value
+    and confidence sequence of the adjusted uplift (its mixing distribution centred on the
+    control's mean, as the unadjusted one), as this look's value.
+
+    Raises:
+        ValueError: as ``adjust_for_covariate``, or statistics that do not fit the plan.
+    """
+    comparisons = adjust_for_covariate(variants)
+    baseline = variants[0].value_sum / variants[0].visitors if variants[0].visitors else 0.0
+    mixture = _mixture_variance(result.minimum_effect, baseline)
+    critical = normal_critical(result.alpha) if plan is None else plan.boundary(result.alpha)
+    if plan is not None and len(statistics) != len(plan.fractions):
+        raise ValueError("the plan needs one list of statistics per look")
+    p_values: list[float | None] = []
+    intervals: list[Interval | None] = []
+    for index, comparison in enumerate(comparisons):
+        if comparison is None:
+            p_values.append(None)
+            intervals.append(None)
+            continue
+        error = comparison.standard_error
+        z = comparison.uplift / error if error > 0.0 else 0.0
+        if plan is not None:
+            p_values.append(plan.p_value([look[index] for look in statistics]))
+            intervals.append(_interval(comparison.uplift, critical * error))
+        elif result.test == ALWAYS_VALID:
+            p_values.append(_mixture_p_value(comparison.uplift, error * error, mixture))
+            intervals.append(
+                _mixture_interval(comparison.uplift, error * error, mixture, result.alpha)
+            )
+        else:
+            p_values.append(2.0 * float(special.ndtr(-abs(z))))
+            intervals.append(_interval(comparison.uplift, critical * error))
+    adjusted = holm(p_values)
+    results: list[CovariateResult | None] = []
+    for index, comparison in enumerate(comparisons):
+        if comparison is None:
+            results.append(None)
+            continue
+        is_judged = result.variants[index + 1].status == JUDGED
+        error = comparison.standard_error
+        corrected = _finite(adjusted[index]) if is_judged else None
+        chance = loss = None
+        if is_judged and error > 0.0:
+            z = comparison.uplift / error
+            chance = float(special.ndtr(z))
+            # E[max(0, -D)] for D ~ N(uplift, error²): what choosing the variant costs when worse
+            loss = error * math.exp(-0.5 * z * z) / _SQRT_2_PI - comparison.uplift * float(
+                special.ndtr(-z)
+            )
+        results.append(
+            CovariateResult(
+                comparison.variant,
+                comparison.uplift,
+                error,
+                _finite_interval(intervals[index]),
+                comparison.slope,
+                comparison.variance_ratio,
+                _finite(p_values[index]),
+                corrected,
+                corrected is not None and corrected < result.alpha,
+                chance,
+                None if loss is None else max(0.0, loss),
+            )
+        )
+    return tuple(results)
+
+
+def decided_by_covariate(
+    result: GoalResult, adjusted: Sequence[CovariateResult | None]
+) -> GoalResult:
+    """The goal's result with each comparison that CUPED judged replaced by the adjusted one
+    (uplift, interval, p-values, significance, chance and loss); the rest as they were."""
+    variants = list(result.variants)
+    for item in adjusted:
+        if item is None:
+            continue
+        variants[item.variant] = replace(
+            variants[item.variant],
+            uplift=item.uplift,
+            uplift_interval=item.uplift_interval,
+            p_value=item.p_value,
+            adjusted_p_value=item.adjusted_p_value,
+            is_significant=item.is_significant,
+            chance_to_beat_control=item.chance_to_beat_control,
+            expected_loss=item.expected_loss,
+        )
+    return replace(result, variants=tuple(variants))

@@ -40,6 +40,7 @@ class AssignRequest:
     has_consent: bool = True
     forced: Mapping[str, str] | None = None
     is_bot: bool = False
+    covariate: int | None = None  # CUPED's covariate in hundredths, recorded at first enrolment
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +279,7 @@ class Assigner:
                 segment_values=tuple(
                     segment_value(request.attributes.get(name)) for name in experiment.segments
                 ),
+                covariate=request.covariate,
             )
             for _, experiment, decision in unknown
         ]

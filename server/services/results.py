@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DAILY_TRAFFIC_DAYS = 7  # days of enrolments averaged for the end-date forecast: one week's rhythm
 SQUARES_HIGH_UNIT = 10**8  # a sum of squares is qh·10^8 + q (storage/keys.py)
+COVARIATE_UNIT = 100  # the CUPED covariate is stored in hundredths (storage/keys.py)
 CURRENCY_SYMBOLS = {"EUR": "€", "CHF": "CHF", "GBP": "£", "USD": "$"}  # for the summary sentence
 # A chance is never written as 0 % or 100 %: below 1 % it reads "< 1%", above 99 % "> 99%".
 SURE_BELOW = 0.01
@@ -56,6 +57,19 @@ class StratifiedReport:
 
 
 @dataclass(frozen=True, slots=True)
+class CovariateReport:
+    """A goal's CUPED-adjusted comparisons (issue 20), beside the unadjusted result.
+
+    Reported when every variant has ``stats.MINIMUM_COVARIATE_VISITORS`` visitors with a
+    covariate; then these comparisons decide the goal's verdict (``GoalReport.summary``).
+    ``visitors`` counts the visitors with a covariate per variant.
+    """
+
+    visitors: tuple[int, ...]
+    variants: tuple[stats.CovariateResult | None, ...]  # variants 1, 2, …
+
+
+@dataclass(frozen=True, slots=True)
 class GoalReport:
     """Statistics of one goal, the raw figures, and how much longer the experiment must run."""
 
@@ -71,6 +85,7 @@ class GoalReport:
     value_cap: float | None = None  # a value goal's per-visitor cap the statistics used
     unavailable: str | None = None  # why the counters cannot be analysed; None when they can
     stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
+    covariate: CovariateReport | None = None  # CUPED, beside the unadjusted result; decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +185,10 @@ class Counters:
     def get(self, field: str) -> int:
         """One counter, 0 when it was never incremented."""
         return self.raw.get(field, 0)
+
+    def two_part(self, high: str, low: str) -> int:
+        """An exact sum stored in two parts, high·10^8 + low (squares, CUPED's Σx² and Σxy)."""
+        return self.get(high) * SQUARES_HIGH_UNIT + self.get(low)
 
     def squares(self, variant: int, goal: str, suffix: str, capped: bool = False) -> int:
         """The exact sum of squares of the visitors' totals (cents²) from its two parts; of the
@@ -597,6 +616,103 @@ def _stratified(
     return tuple(reports)
 
 
+def _covariate_sums(
+    counters: Counters, goal: Goal, variant: int, suffixes: Sequence[str], y: tuple[int, int, int]
+) -> tuple[int, stats.CovariateSums]:
+    """Visitors with a covariate and the CUPED sums of one variant, added over ``suffixes``
+    ("" for the whole phase, ":d:<day>" per day up to a look); ``y`` is (visitors, Σy, Σy²)
+    with y in cents for a value goal, converted (0/1) for a conversion goal."""
+    count = covariate = covariate_squares = cross = 0
+    for suffix in suffixes:
+        count += counters.get(f"xn:{variant}{suffix}")
+        covariate += counters.get(f"xs:{variant}{suffix}")
+        covariate_squares += counters.two_part(f"xqh:{variant}{suffix}", f"xq:{variant}{suffix}")
+        cross += counters.two_part(
+            f"xyh:{variant}:{goal.key}{suffix}", f"xy:{variant}:{goal.key}{suffix}"
+        )
+    unit = 1 if goal.kind == GoalKind.CONVERSION else CENTS_PER_UNIT
+    visitors, total, squares = y
+    return count, stats.CovariateSums(
+        visitors,
+        total / unit,
+        squares / unit**2,
+        covariate / COVARIATE_UNIT,
+        covariate_squares / COVARIATE_UNIT**2,
+        cross / (COVARIATE_UNIT * unit),
+    )
+
+
+def _covariate(
+    goal: Goal,
+    result: stats.GoalResult,
+    counters: Counters,
+    visitors: Sequence[int],
+    design: Design | None,
+) -> CovariateReport | None:
+    """The goal's CUPED report, or None without enough visitors carrying a covariate.
+
+    Under the group sequential design every counted look's z statistic is CUPED's; a look
+    with too few covariates (or too few visitors) does not count, which only lowers the
+    chance to cross a boundary. Value goals use the capped totals, as the unadjusted result.
+    """
+    count = len(visitors)
+    is_rate = goal.kind == GoalKind.CONVERSION
+    capped = not is_rate and _is_capped(counters, goal.key, count)
+    if not is_rate and not capped:
+        return None  # phases from before the cap have no CUPED sums of capped totals
+
+    def y(variant: int, suffix: str, enrolled: int) -> tuple[int, int, int]:
+        if is_rate:
+            converted = min(enrolled, counters.get(f"c:{variant}:{goal.key}{suffix}"))
+            return enrolled, converted, converted
+        return (
+            enrolled,
+            counters.get(f"cs:{variant}:{goal.key}{suffix}"),
+            counters.squares(variant, goal.key, suffix, capped=True),
+        )
+
+    current = [
+        _covariate_sums(counters, goal, i, ("",), y(i, "", visitors[i])) for i in range(count)
+    ]
+    with_covariate = tuple(item[0] for item in current)
+    if min(with_covariate) < stats.MINIMUM_COVARIATE_VISITORS:
+        return None
+    plan = None
+    statistics: list[list[float | None]] = []
+    if design is not None and result.test == stats.GROUP_SEQUENTIAL:
+        plan = design.plan
+        days = sorted(counters.days)
+        looks = _cumulative(goal, counters, count, days, capped)
+        counted = set(design.days)
+        for end, (day, look) in enumerate(zip(days, looks, strict=True)):
+            if day not in counted:
+                continue
+            suffixes = [f":d:{earlier}" for earlier in days[: end + 1]]
+            sums = [
+                _covariate_sums(
+                    counters,
+                    goal,
+                    i,
+                    suffixes,
+                    (look[i][0], look[i][1], look[i][1])
+                    if is_rate
+                    else (look[i][0], look[i][2], look[i][3]),
+                )
+                for i in range(count)
+            ]
+            found = stats.covariate_statistics(
+                [item[1] for item in sums], [item[0] for item in sums]
+            )
+            statistics.append(found or [None] * (count - 1))
+        if len(plan.fractions) == len(statistics) + 1:  # the plan's last look is this one
+            found = stats.covariate_statistics([item[1] for item in current], with_covariate)
+            statistics.append(found or [None] * (count - 1))
+    adjusted = stats.judge_with_covariate(
+        result, [item[1] for item in current], plan=plan, statistics=statistics
+    )
+    return CovariateReport(with_covariate, adjusted)
+
+
 def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
     """Cumulative visitors, conversions and estimate (with a band) per variant and day.
 
@@ -673,7 +789,14 @@ def _goal_report(
             needed, end, traffic_days = _forecast(
                 goal, result, counters, visitors, experiment, today
             )
-            summary = summarise(goal, result, keys, currency)
+            covariate = _covariate(goal, result, counters, visitors, design)
+            # CUPED decides when it reports (docs/statistics.md, "CUPED")
+            decision = (
+                result
+                if covariate is None
+                else stats.decided_by_covariate(result, covariate.variants)
+            )
+            summary = summarise(goal, decision, keys, currency)
             return GoalReport(
                 goal.key,
                 goal.kind,
@@ -686,6 +809,7 @@ def _goal_report(
                 traffic_days,
                 cap,
                 stratified=_stratified(goal, result, counters, visitors, experiment),
+                covariate=covariate,
             )
         except (ValueError, ArithmeticError) as error:  # what the checks above missed
             reason = f"the counters cannot be analysed ({error})"

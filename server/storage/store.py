@@ -268,7 +268,7 @@ class Store:
         # each visitor's total of a value goal counts at most this much in the capped sums
         self._value_cap_cents = value_cap_cents
         self._pinned = PinnedClients(client)
-        self._enrol = LuaScript("enrol")
+        self._enrol = LuaScript("enrol", prelude="counters")  # square, for CUPED
         self._record_event = LuaScript("record_event", prelude="counters")
         self._refund = LuaScript("refund", prelude="counters")
 
@@ -514,6 +514,7 @@ class Store:
             ]
             variant = "" if item.variant_index is None else str(item.variant_index)
             args = [item.visitor, variant, day, value_limit, *item.segments, *item.segment_values]
+            args.append("" if item.covariate is None else item.covariate)  # CUPED, issue 20
             calls.append((script_keys, args))
         replies = self._run_scripts("enrol", self._enrol, calls, is_idempotent=True)
         return [
@@ -629,6 +630,7 @@ class Store:
                 keys.totals(experiment, phase),
                 keys.counts(experiment, phase),
                 keys.seen(experiment, phase),
+                keys.enrolments(experiment, phase),  # the buyer's CUPED covariate
             ]
             args = [
                 item.order_id,
