@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from scipy import special
 from scipy import stats as scipy_stats
 
@@ -1807,14 +1808,13 @@ def _covariate_comparison(
     variance = residual * (
         1.0 / control.visitors + 1.0 / variant.visitors + covariate_gap * covariate_gap / xx
     )
-    unadjusted = None
-    try:
-        first = _moments(ValueSums(control.visitors, control.value_sum, control.value_sum_squares))
-        second = _moments(ValueSums(variant.visitors, variant.value_sum, variant.value_sum_squares))
-        if first.variance is not None and second.variance is not None:
-            unadjusted = first.variance / first.visitors + second.variance / second.visitors
-    except ValueError:
-        unadjusted = None
+    # Welch's variance of the plain difference, for the ratio (written out: this runs for
+    # every look of every goal)
+    unadjusted = sum(
+        max(0.0, sums.value_sum_squares - sums.value_sum * sums.value_sum / sums.visitors)
+        / ((sums.visitors - 1) * sums.visitors)
+        for sums in (control, variant)
+    )
     return CovariateComparison(
         index,
         uplift,
@@ -1852,26 +1852,44 @@ class CovariateResult:
     expected_loss: float | None
 
 
-def covariate_statistics(
-    variants: Sequence[CovariateSums], covariate_visitors: Sequence[int]
-) -> list[float | None] | None:
-    """One look's CUPED z statistics of variants 1, 2, …, or None when the look lacks
-    ``MINIMUM_COVARIATE_VISITORS`` visitors with a covariate in some variant (the unadjusted
-    statistics stand for it). A comparison below ``MINIMUM_VISITORS`` per side is None."""
-    if min(covariate_visitors) < MINIMUM_COVARIATE_VISITORS:
-        return None
-    try:
-        comparisons = adjust_for_covariate(variants)
-    except ValueError:
-        return None  # odd sums of a day: the unadjusted look stands
-    control = variants[0].visitors
+def covariate_statistics(sums: Any, covariate_visitors: Any) -> list[list[float | None]]:
+    """CUPED's z statistics of variants 1, 2, … at each of several looks, vectorised.
+
+    ``sums`` is an array (looks × variants × 6) of n, Σy, Σy², Σx, Σx², Σxy per look and
+    variant (as ``CovariateSums``), ``covariate_visitors`` (looks × variants) the visitors with
+    a covariate. Each z is ``adjust_for_covariate``'s uplift over its standard error (the
+    same formulas, over all looks at once: the results compute one per daily look of every
+    goal). A look without ``MINIMUM_COVARIATE_VISITORS`` in some variant gives None for all
+    its comparisons; a comparison below ``MINIMUM_VISITORS`` per side, or undefined, None.
+    """
+    data = np.asarray(sums, dtype=float)
+    counts = np.asarray(covariate_visitors, dtype=float)
+    n, y, yy, x, xx, xy = (data[:, :, k] for k in range(6))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # within-variant sums of squares and products, then each pair's pooled ones
+        within_x = xx - x * x / n
+        within_xy = xy - x * y / n
+        within_y = yy - y * y / n
+        pair_x = within_x[:, :1] + within_x[:, 1:]
+        pair_xy = within_xy[:, :1] + within_xy[:, 1:]
+        pair_y = within_y[:, :1] + within_y[:, 1:]
+        slope = pair_xy / pair_x
+        gap = x[:, 1:] / n[:, 1:] - x[:, :1] / n[:, :1]
+        uplift = y[:, 1:] / n[:, 1:] - y[:, :1] / n[:, :1] - slope * gap
+        residual = np.maximum(0.0, pair_y - slope * pair_xy) / (n[:, :1] + n[:, 1:] - 3.0)
+        variance = residual * (1.0 / n[:, :1] + 1.0 / n[:, 1:] + gap * gap / pair_x)
+        z = uplift / np.sqrt(variance)
+    spread = np.maximum(xx[:, :1], xx[:, 1:]) * VARIANCE_ROUNDING
+    valid = (
+        (np.minimum(n[:, :1], n[:, 1:]) >= MINIMUM_VISITORS)
+        & (pair_x > spread)
+        & (variance > 0.0)
+        & np.isfinite(z)
+        & (counts.min(axis=1, keepdims=True) >= MINIMUM_COVARIATE_VISITORS)
+    )
     return [
-        None
-        if comparison is None
-        or min(control, variants[comparison.variant].visitors) < MINIMUM_VISITORS
-        or comparison.standard_error <= 0.0
-        else comparison.uplift / comparison.standard_error
-        for comparison in comparisons
+        [float(value) if ok else None for value, ok in zip(row, mask, strict=True)]
+        for row, mask in zip(z, valid, strict=True)
     ]
 
 
@@ -1889,7 +1907,8 @@ def judge_with_covariate(
     significant here either). Group sequential (``plan``): ``statistics`` holds one list of z
     statistics per look of the plan, the current look's last (CUPED's where a look had enough
     covariates, else the unadjusted ones); the interval is uplift ± the plan's boundary times
-    the standard error. Fixed: the normal test and interval. Always valid: the mSPRT p-value
+    the standard error (``covariate_statistics`` gives them). Fixed: the normal test and
+    interval. Always valid: the mSPRT p-value
     and confidence sequence of the adjusted uplift (its mixing distribution centred on the
     control's mean, as the unadjusted one), as this look's value.
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 DAILY_TRAFFIC_DAYS = 7  # days of enrolments averaged for the end-date forecast: one week's rhythm
 SQUARES_HIGH_UNIT = 10**8  # a sum of squares is qh·10^8 + q (storage/keys.py)
 COVARIATE_UNIT = 100  # the CUPED covariate is stored in hundredths (storage/keys.py)
+Look = tuple[int, int, int, int]  # a variant up to a day: visitors, converted, sum, squares
 CURRENCY_SYMBOLS = {"EUR": "€", "CHF": "CHF", "GBP": "£", "USD": "$"}  # for the summary sentence
 # A chance is never written as 0 % or 100 %: below 1 % it reads "< 1%", above 99 % "> 99%".
 SURE_BELOW = 0.01
@@ -165,6 +166,10 @@ class Counters:
         self.days: set[str] = set()
         self.enrolment_days: set[str] = set()
         self.segment_values: dict[str, set[str]] = defaultdict(set)
+        # _cumulative's answers: the statistics, CUPED and the daily series read the same
+        self.looks: dict[tuple[str, int, tuple[str, ...], bool], list[list[Look]]] = {}
+        # _running_covariates' answers
+        self.covariates: dict[tuple[int, tuple[str, ...]], list[list[tuple[int, int, int]]]] = {}
         for name in stored:
             kind, _, rest = name.partition(":")
             _, _, detail = rest.partition(":")  # after the variant
@@ -403,8 +408,13 @@ def _analyse(
 
 def _cumulative(
     goal: Goal, counters: Counters, variant_count: int, days: Sequence[str], capped: bool = False
-) -> list[list[tuple[int, int, int, int]]]:
-    """Per day (in order) and variant: visitors, converted, sum and squares up to that day."""
+) -> list[list[Look]]:
+    """Per day (in order) and variant: visitors, converted, sum and squares up to that day
+    (computed once per goal and read: the lists are shared, never changed)."""
+    key = (goal.key, variant_count, tuple(days), capped)
+    known = counters.looks.get(key)
+    if known is not None:
+        return known
     prefix = "c" if capped else ""  # cs instead of s; squares() picks cqh/cq instead of qh/q
     running = [(0, 0, 0, 0)] * variant_count
     looks = []
@@ -419,6 +429,7 @@ def _cumulative(
             for i, (visitors, converted, total, squares) in enumerate(running)
         ]
         looks.append(running)
+    counters.looks[key] = looks
     return looks
 
 
@@ -616,29 +627,60 @@ def _stratified(
     return tuple(reports)
 
 
-def _covariate_sums(
-    counters: Counters, goal: Goal, variant: int, suffixes: Sequence[str], y: tuple[int, int, int]
-) -> tuple[int, stats.CovariateSums]:
-    """Visitors with a covariate and the CUPED sums of one variant, added over ``suffixes``
-    ("" for the whole phase, ":d:<day>" per day up to a look); ``y`` is (visitors, Σy, Σy²)
-    with y in cents for a value goal, converted (0/1) for a conversion goal."""
-    count = covariate = covariate_squares = cross = 0
-    for suffix in suffixes:
-        count += counters.get(f"xn:{variant}{suffix}")
-        covariate += counters.get(f"xs:{variant}{suffix}")
-        covariate_squares += counters.two_part(f"xqh:{variant}{suffix}", f"xq:{variant}{suffix}")
-        cross += counters.two_part(
-            f"xyh:{variant}:{goal.key}{suffix}", f"xy:{variant}:{goal.key}{suffix}"
-        )
+def _covariate_parts(counters: Counters, goal: Goal, variant: int, suffix: str) -> list[int]:
+    """One variant's exact CUPED counters with ``suffix`` ("" for the whole phase, ":d:<day>"
+    for a day): visitors with a covariate, Σx, Σx² (hundredths) and Σxy (hundredths × y)."""
+    return [
+        counters.get(f"xn:{variant}{suffix}"),
+        counters.get(f"xs:{variant}{suffix}"),
+        counters.two_part(f"xqh:{variant}{suffix}", f"xq:{variant}{suffix}"),
+        counters.two_part(f"xyh:{variant}:{goal.key}{suffix}", f"xy:{variant}:{goal.key}{suffix}"),
+    ]
+
+
+def _running_covariates(
+    counters: Counters, variant_count: int, days: Sequence[str]
+) -> list[list[tuple[int, int, int]]]:
+    """Per day and variant: visitors with a covariate, Σx and Σx² up to that day (hundredths).
+
+    They belong to the variants, not the goals: computed once per read (cached in
+    ``counters``) and shared by every goal.
+    """
+    key = (variant_count, tuple(days))
+    known = counters.covariates.get(key)
+    if known is not None:
+        return known
+    running = [(0, 0, 0)] * variant_count
+    looks = []
+    for day in days:
+        running = [
+            (
+                visitors + counters.get(f"xn:{i}:d:{day}"),
+                total + counters.get(f"xs:{i}:d:{day}"),
+                squares + counters.two_part(f"xqh:{i}:d:{day}", f"xq:{i}:d:{day}"),
+            )
+            for i, (visitors, total, squares) in enumerate(running)
+        ]
+        looks.append(running)
+    counters.covariates[key] = looks
+    return looks
+
+
+def _covariate_row(
+    goal: Goal, parts: Sequence[int], y: tuple[int, int, int]
+) -> tuple[int, float, float, float, float, float]:
+    """n, Σy, Σy², Σx, Σx², Σxy in the statistics' units (currency, covariate units) from exact
+    counters: ``parts`` as ``_covariate_parts`` gives them, ``y`` (visitors, Σy, Σy²) with y in
+    cents for a value goal, converted (0/1) for a conversion goal."""
     unit = 1 if goal.kind == GoalKind.CONVERSION else CENTS_PER_UNIT
     visitors, total, squares = y
-    return count, stats.CovariateSums(
+    return (
         visitors,
         total / unit,
         squares / unit**2,
-        covariate / COVARIATE_UNIT,
-        covariate_squares / COVARIATE_UNIT**2,
-        cross / (COVARIATE_UNIT * unit),
+        parts[1] / COVARIATE_UNIT,
+        parts[2] / COVARIATE_UNIT**2,
+        parts[3] / (COVARIATE_UNIT * unit),
     )
 
 
@@ -671,10 +713,12 @@ def _covariate(
             counters.squares(variant, goal.key, suffix, capped=True),
         )
 
+    parts = [_covariate_parts(counters, goal, i, "") for i in range(count)]
     current = [
-        _covariate_sums(counters, goal, i, ("",), y(i, "", visitors[i])) for i in range(count)
+        stats.CovariateSums(*_covariate_row(goal, parts[i], y(i, "", visitors[i])))
+        for i in range(count)
     ]
-    with_covariate = tuple(item[0] for item in current)
+    with_covariate = tuple(part[0] for part in parts)
     if min(with_covariate) < stats.MINIMUM_COVARIATE_VISITORS:
         return None
     plan = None
@@ -684,32 +728,36 @@ def _covariate(
         days = sorted(counters.days)
         looks = _cumulative(goal, counters, count, days, capped)
         counted = set(design.days)
-        for end, (day, look) in enumerate(zip(days, looks, strict=True)):
-            if day not in counted:
-                continue
-            suffixes = [f":d:{earlier}" for earlier in days[: end + 1]]
-            sums = [
-                _covariate_sums(
-                    counters,
-                    goal,
-                    i,
-                    suffixes,
-                    (look[i][0], look[i][1], look[i][1])
-                    if is_rate
-                    else (look[i][0], look[i][2], look[i][3]),
-                )
-                for i in range(count)
+        shared = _running_covariates(counters, count, days)
+        crosses = [0] * count  # Σxy up to each day
+        sums, counts = [], []
+        for day, look, covariates in zip(days, looks, shared, strict=True):
+            crosses = [
+                cross
+                + counters.two_part(f"xyh:{i}:{goal.key}:d:{day}", f"xy:{i}:{goal.key}:d:{day}")
+                for i, cross in enumerate(crosses)
             ]
-            found = stats.covariate_statistics(
-                [item[1] for item in sums], [item[0] for item in sums]
+            if day in counted:
+                sums.append(
+                    [
+                        _covariate_row(
+                            goal,
+                            (*covariates[i], crosses[i]),
+                            (look[i][0], look[i][1], look[i][1])
+                            if is_rate
+                            else (look[i][0], look[i][2], look[i][3]),
+                        )
+                        for i in range(count)
+                    ]
+                )
+                counts.append([item[0] for item in covariates])
+        if len(plan.fractions) == len(sums) + 1:  # the plan's last look is this one
+            sums.append(
+                [_covariate_row(goal, parts[i], y(i, "", visitors[i])) for i in range(count)]
             )
-            statistics.append(found or [None] * (count - 1))
-        if len(plan.fractions) == len(statistics) + 1:  # the plan's last look is this one
-            found = stats.covariate_statistics([item[1] for item in current], with_covariate)
-            statistics.append(found or [None] * (count - 1))
-    adjusted = stats.judge_with_covariate(
-        result, [item[1] for item in current], plan=plan, statistics=statistics
-    )
+            counts.append(list(with_covariate))
+        statistics = stats.covariate_statistics(sums, counts)
+    adjusted = stats.judge_with_covariate(result, current, plan=plan, statistics=statistics)
     return CovariateReport(with_covariate, adjusted)
 
 
