@@ -636,7 +636,7 @@ class Client:
         """The covariate if the server will take it, else None (counted as ``invalid``): a
         refused one would cost the visitor's whole answer, so it is left out instead."""
         if events.is_valid_covariate(covariate):
-            return covariate  # type: ignore[return-value]  # checked: an int or a float
+            return covariate
         self._count("invalid")
         log.warning(
             "splitwerk: covariate %r left out: not a number within ±1e6 with 2 decimals", covariate

@@ -146,7 +146,7 @@ def exposure(
 MAX_COVARIATE = 1_000_000  # the server's bound on |covariate| (it keeps CUPED's sums exact)
 
 
-def is_valid_covariate(value: object) -> bool:
+def is_valid_covariate(value: object) -> TypeGuard[int | float]:
     """Whether the server takes this CUPED covariate: a finite number within ±MAX_COVARIATE
     with at most two decimals (by its shortest text, as the server reads it)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
