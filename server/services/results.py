@@ -88,6 +88,14 @@ class GoalReport:
     stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
     covariate: CovariateReport | None = None  # CUPED, beside the unadjusted result; decides
 
+    @property
+    def deciding(self) -> stats.GoalResult:
+        """The result that decides (summary, decision): the unadjusted one with CUPED's
+        comparisons in place when CUPED is reported (docs/statistics.md, "CUPED")."""
+        if self.covariate is None:
+            return self.result
+        return stats.decided_by_covariate(self.result, self.covariate.variants)
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentReport:

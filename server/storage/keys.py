@@ -27,7 +27,12 @@ sw:{<exp>}:audit                           list    audit entries as JSON, newest
                                                    at AUDIT_LIMIT; deleted with the experiment
 sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → enrolment record
                                                    "<variant index>␟<segment values…>" (␟ is
-                                                   the unit separator, \\x1f);
+                                                   the unit separator, \\x1f), then extras
+                                                   "\\x1e<letter>:<value>" in any order
+                                                   (readers ignore unknown letters; a record
+                                                   without \\x1e has none): "x:<integer>"
+                                                   the CUPED covariate in hundredths,
+                                                   |x| ≤ 10^8 (issue 20);
                                                    per-visitor: expires RETENTION_DAYS after
                                                    the experiment stops or the phase ends
 sw:{<exp>}:p<phase>:counts                 hash    aggregate counters (see counter fields
@@ -75,6 +80,15 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   like q (capped squares = cqh·10^8 + cq): a capped total is at most the cap, but the sum of
   capped squares is not (a cap of 1,000.00 is 10^10 cents² per visitor, 10^17 for 10 million
   visitors, above 2^53). ``cq`` written before the split holds whole squares (``cqh`` absent).
+- ``xn:<v>``                  enrolled visitors of a variant who sent a CUPED covariate
+  (issue 20); ``xs:<v>`` their Σx in hundredths; ``xqh:<v>``, ``xq:<v>`` their Σx² in two
+  parts (xqh·10^8 + xq, split as q). Visitors without a covariate add nothing (x = 0).
+- ``xyh:<v>:<goal>``, ``xy:<v>:<goal>``  Σ x·y over the variant's visitors with a covariate,
+  in two parts (xyh·10^8 + xy), y being the goal's statistic: converted (0/1) for a
+  conversion goal, the capped total in cents for a value goal; hundredths × y. Changed by
+  x·Δy whenever a visitor's y changes (events and refunds).
+- xn/xs/xq/xqh and xy/xyh also per UTC day (``…:d:<day>``, the changes of that day); not
+  per segment value.
 - c/s/q/qh/cs/cq/cqh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the squares that
   day, so the days up to D add up to the sum of squares of the totals as of D)
@@ -83,6 +97,9 @@ Bounds (README "Limits and security"): every counter stays within ±2^53 when a 
 at most 10 million visitors, each with totals within ±MAX_VISITOR_TOTAL_CENTS (in
 server.core.money), whatever the value cap; the Lua scripts check each counter they change,
 capped ones included, before their first write and refuse an event that would leave ±2^53.
+CUPED's sums stay exact at the same bounds with |covariate| ≤ 1,000,000.00 (10^8
+hundredths): Σx ≤ 10^15; each visitor's x² and x·y split into two parts of at most about
+10^8 each, so both parts stay below 2^53 for 10 million visitors.
 """
 
 from __future__ import annotations
