@@ -32,7 +32,7 @@ sw:{<exp>}:p<phase>:enrolments             hash    pseudonymous visitor id → e
                                                    (readers ignore unknown letters; a record
                                                    without \\x1e has none): "x:<integer>"
                                                    the CUPED covariate in hundredths,
-                                                   |x| ≤ 10^8 (issue 20);
+                                                   within ±10^8 (issue 20);
                                                    per-visitor: expires RETENTION_DAYS after
                                                    the experiment stops or the phase ends
 sw:{<exp>}:p<phase>:counts                 hash    aggregate counters (see counter fields
