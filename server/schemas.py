@@ -371,7 +371,7 @@ class Covariate(fields.Field[int]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationError("must be a number")
-        if not math.isfinite(value) or abs(value) > MAX_COVARIATE:
+        if abs(value) > MAX_COVARIATE or not math.isfinite(value):  # a huge int fits no float
             raise ValidationError(f"must be a finite number within ±{MAX_COVARIATE}")
         # the shortest text of the number decides its decimals: 0.1 + 0.2 has 17 of them
         exact = decimal.Decimal(repr(value))

@@ -151,7 +151,7 @@ def is_valid_covariate(value: object) -> TypeGuard[int | float]:
     with at most two decimals (by its shortest text, as the server reads it)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    if not math.isfinite(value) or abs(value) > MAX_COVARIATE:
+    if abs(value) > MAX_COVARIATE or not math.isfinite(value):  # a huge int fits no float
         return False
     exponent = Decimal(repr(value)).as_tuple().exponent
     return isinstance(exponent, int) and exponent >= -2

@@ -168,6 +168,7 @@ def test_the_default_group_sequential_test_judges_the_adjusted_uplift(
         (True, "must be a number"),
         (1000000.01, "within"),
         (-2e6, "within"),
+        (10**400, "within"),  # an integer no float can hold
         (0.1 + 0.2, "at most 2 decimals"),
         (1.005, "at most 2 decimals"),
     ],

@@ -434,7 +434,7 @@ def test_the_covariate_reaches_the_server_in_both_modes(shop: Shop, mode: str) -
 
 
 @pytest.mark.parametrize("mode", ["remote", "local"])
-@pytest.mark.parametrize("covariate", [float("nan"), "12", True, 0.1 + 0.2, 2e6])
+@pytest.mark.parametrize("covariate", [float("nan"), "12", True, 0.1 + 0.2, 2e6, 10**400])
 def test_an_invalid_covariate_is_left_out_and_the_visitor_still_gets_an_answer(
     shop: Shop, mode: str, covariate: Any
 ) -> None:
