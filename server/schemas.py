@@ -433,6 +433,10 @@ class AssignQuerySchema(BaseSchema):
     force = fields.String(
         load_default=None, metadata={"description": "comma-separated experiment:variant pairs"}
     )
+    covariate = fields.String(
+        load_default=None,
+        metadata={"description": "CUPED covariate as a decimal number (see the POST body)"},
+    )
 
 
 class AssignmentSchema(Schema):

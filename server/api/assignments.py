@@ -111,6 +111,14 @@ def assign_by_query(query: dict[str, Any]) -> Response:
                 "invalid input: force", {"force": ["must be experiment:variant pairs"]}
             )
         force = {experiment: variant for experiment, _, variant in pairs}
+    covariate: float | None = None
+    if query["covariate"] is not None:
+        try:
+            covariate = float(query["covariate"])
+        except ValueError:
+            raise InvalidInput(
+                "invalid input: covariate", {"covariate": ["must be a number"]}
+            ) from None
     try:
         loaded = schemas.ASSIGN_REQUEST.load(
             {
@@ -123,6 +131,7 @@ def assign_by_query(query: dict[str, Any]) -> Response:
                 },
                 "consent": query["consent"],
                 "force": force,
+                **({} if covariate is None else {"covariate": covariate}),
             }
         )
     except ValidationError as error:

@@ -311,3 +311,17 @@ def test_when_cuped_is_reported_it_decides_the_summary_and_the_decision(
     assert all(v["is_significant"] for v in report["covariate"]["variants"])
     assert "clearly better than control" in report["summary"]
     assert body["decision"]["verdict"] == "ship"
+
+
+def test_get_assign_takes_the_covariate_as_a_query_parameter(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    assert client.get("/v1/assign?visitor=q-1&covariate=12.5").status_code == 200
+    for bad in ("abc", "nan", "0.001", "1e7"):
+        answer = client.get(f"/v1/assign?visitor=q-2&covariate={bad}")
+        assert answer.status_code == 422, bad
+        assert "covariate" in answer.json["errors"], bad
+    counts = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    assert sum(counts.get(f"xs:{v}", 0) for v in range(3)) == 1250
+    assert sum(counts.get(f"e:{v}", 0) for v in range(3)) == 1
