@@ -96,10 +96,12 @@ loadtest: $(DEV_STAMP)
 
 bench: loadtest
 
-## Seeded A/A simulations of every statistical method, 2000 runs per row (a few minutes):
-## prints the table of docs/statistics.md and fails when a method breaks its promise.
+## Seeded A/A simulations of every statistical method, 2000 runs per row (a few minutes),
+## then the shop-like simulation of CUPED and the sequential tests (about five minutes):
+## prints the tables of docs/statistics.md and fails when a method breaks its promise.
 simulate: $(DEV_STAMP)
 	$(BIN)/python scripts/simulate_stats.py
+	$(BIN)/python scripts/simulate_shop.py
 
 ## schemathesis against a real server: more examples than the suite's run (tests/fuzz).
 FUZZ_MAX_EXAMPLES ?= 200

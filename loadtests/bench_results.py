@@ -1,6 +1,7 @@
 """Benchmark: results of 10 variants x 5 goals x 50 segment values (target: under 100 ms).
 
-Builds realistic counters in memory (no Redis: the target is the computation) and times
+Builds realistic counters in memory (no Redis: the target is the computation), daily ones and
+CUPED's sums (issue 20) included, and times
 ``server.services.results.compute_results`` over several runs, printing CPU and wall time.
 Run: .venv/bin/python loadtests/bench_results.py [--runs N]
 """
@@ -14,7 +15,7 @@ import time
 
 from server.core import sequential
 from server.core.models import Analysis, Experiment, Goal, GoalKind, Status, Variant
-from server.services.results import compute_results
+from server.services.results import SQUARES_HIGH_UNIT, compute_results
 
 TARGET_MS = 100.0  # issue target for the whole results document
 VARIANTS = 10
@@ -48,6 +49,35 @@ def counters(seed: int) -> dict[str, int]:
         raw[f"e:{v}"] = total
         for day in range(28):
             raw[f"e:{v}:d:2026-11-{day + 1:02d}"] = total // 28
+            # CUPED (issue 20): 40 % of the day's visitors with a covariate (its mean and
+            # spread some 20 to 90 in the shop's currency), buyers' covariates 1.5 times as high
+            suffix = f":d:2026-11-{day + 1:02d}"
+            with_covariate = total * 2 // (5 * 28)
+            mean = rng.randint(2000, 9000)  # hundredths
+            raw[f"xn:{v}{suffix}"] = with_covariate
+            raw[f"xs:{v}{suffix}"] = with_covariate * mean
+            high, low = divmod(with_covariate * 2 * mean * mean, SQUARES_HIGH_UNIT)
+            raw[f"xqh:{v}{suffix}"], raw[f"xq:{v}{suffix}"] = high, low
+            for goal in GOALS:
+                converted = total // 280
+                raw[f"c:{v}:{goal.key}{suffix}"] = converted
+                y = converted
+                if goal.kind != GoalKind.CONVERSION:
+                    y = converted * rng.randint(2000, 6000)  # cents
+                    raw[f"cs:{v}:{goal.key}{suffix}"] = y
+                    raw[f"cq:{v}:{goal.key}{suffix}"] = y * 6000
+                high, low = divmod(y * mean * 3 // 5, SQUARES_HIGH_UNIT)
+                raw[f"xyh:{v}:{goal.key}{suffix}"], raw[f"xy:{v}:{goal.key}{suffix}"] = high, low
+        for name in ("xn", "xs", "xq", "xqh"):
+            raw[f"{name}:{v}"] = sum(
+                raw[f"{name}:{v}:d:2026-11-{day + 1:02d}"] for day in range(28)
+            )
+        for goal in GOALS:
+            for name in ("xy", "xyh", "cs", "cq"):
+                raw[f"{name}:{v}:{goal.key}"] = sum(
+                    raw.get(f"{name}:{v}:{goal.key}:d:2026-11-{day + 1:02d}", 0)
+                    for day in range(28)
+                )
         for goal in GOALS:
             raw[f"c:{v}:{goal.key}"] = sum(
                 raw[f"c:{v}:{goal.key}:source=value-{s}"] for s in range(SEGMENT_VALUES)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
+import math
 from typing import Any
 
 from marshmallow import (
@@ -450,6 +452,27 @@ class AttributesField(JsonValue):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+MAX_COVARIATE = 1_000_000  # |CUPED covariate|: keeps Σx, Σx² and Σxy exact in Redis (keys.py)
+COVARIATE_DECIMALS = 2  # the covariate is stored exactly in hundredths
+
+
+class Covariate(fields.Field[int]):
+    """CUPED's pre-experiment covariate: a finite JSON number with at most two decimals and
+    |x| ≤ MAX_COVARIATE, loaded as an exact integer of hundredths (12.34 → 1234)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("must be a number")
+        if abs(value) > MAX_COVARIATE or not math.isfinite(value):  # a huge int fits no float
+            raise ValidationError(f"must be a finite number within ±{MAX_COVARIATE}")
+        # the shortest text of the number decides its decimals: 0.1 + 0.2 has 17 of them
+        exact = decimal.Decimal(repr(value))
+        exponent = exact.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent < -COVARIATE_DECIMALS:
+            raise ValidationError(f"must have at most {COVARIATE_DECIMALS} decimals")
+        return int(exact.scaleb(COVARIATE_DECIMALS))
+
+
 class AssignRequestSchema(BaseSchema):
     visitor = fields.String(required=True, validate=visitor_field)
     experiments = fields.List(
@@ -484,6 +507,16 @@ class AssignRequestSchema(BaseSchema):
             "behalf; only used for bot detection, never stored"
         },
     )
+    covariate = Covariate(
+        load_default=None,
+        metadata={
+            "type": "number",
+            "description": "CUPED: a number known about the visitor before the experiment "
+            "(for example the customer's margin over the last 90 days; at most 2 decimals, "
+            f"within ±{MAX_COVARIATE}); recorded with the first enrolment only, and used to "
+            "narrow the results' intervals",
+        },
+    )
 
 
 class AssignQuerySchema(BaseSchema):
@@ -499,6 +532,10 @@ class AssignQuerySchema(BaseSchema):
     consent = fields.Boolean(load_default=True)
     force = fields.String(
         load_default=None, metadata={"description": "comma-separated experiment:variant pairs"}
+    )
+    covariate = fields.String(
+        load_default=None,
+        metadata={"description": "CUPED covariate as a decimal number (see the POST body)"},
     )
 
 
@@ -598,6 +635,10 @@ class ExposureEventSchema(EventBaseSchema):
     experiment = fields.String(required=True, validate=key_field)
     variant = fields.String(validate=key_field, load_default=None)
     attributes = AttributesField(MAX_ATTRIBUTES_BYTES, load_default=dict)
+    covariate = Covariate(
+        load_default=None,
+        metadata={"type": "number", "description": "CUPED covariate, as /v1/assign takes it"},
+    )
 
 
 EVENT_SCHEMAS: dict[str, Schema] = {
@@ -812,6 +853,33 @@ class WindowSchema(Schema):
     provisional_totals = fields.List(fields.Nested(VariantTotalsSchema))
 
 
+class CovariateComparisonSchema(Schema):
+    variant = fields.Integer()
+    uplift = fields.Float(metadata={"description": "CUPED-adjusted uplift against the control"})
+    standard_error = fields.Float()
+    uplift_interval = fields.Nested(IntervalSchema, allow_none=True)
+    slope = fields.Float(metadata={"description": "pooled within-variant slope of y on x"})
+    variance_ratio = fields.Float(
+        allow_none=True,
+        metadata={"description": "adjusted over unadjusted variance (0.7: 30 % less)"},
+    )
+    p_value = fields.Float(allow_none=True, metadata={"description": "under the goal's test"})
+    adjusted_p_value = fields.Float(allow_none=True, metadata={"description": "Holm"})
+    is_significant = fields.Boolean()
+    chance_to_beat_control = fields.Float(allow_none=True)
+    expected_loss = fields.Float(allow_none=True)
+
+
+class CovariateSchema(Schema):
+    visitors = fields.List(
+        fields.Integer(), metadata={"description": "visitors with a covariate, per variant"}
+    )
+    variants = fields.List(
+        fields.Nested(CovariateComparisonSchema, allow_none=True),
+        metadata={"description": "variants 1, 2, …; null where the fit is undefined"},
+    )
+
+
 class GoalReportSchema(Schema):
     key = fields.String()
     kind = fields.Enum(GoalKind, by_value=True)
@@ -835,7 +903,16 @@ class GoalReportSchema(Schema):
         fields.Nested(StratifiedSchema),
         metadata={
             "description": "post-stratified uplifts per segment attribute recorded at "
-            "enrolment, beside the unadjusted result (which decides)"
+            "enrolment, beside the unadjusted result"
+        },
+    )
+    covariate = fields.Nested(
+        CovariateSchema,
+        allow_none=True,
+        metadata={
+            "description": "CUPED: uplifts adjusted for the covariate sent with /v1/assign, "
+            "beside the unadjusted result; present when every variant has 100 visitors with a "
+            "covariate, and then it decides the verdict (summary); null otherwise"
         },
     )
     customer = fields.Nested(

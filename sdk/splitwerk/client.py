@@ -203,12 +203,16 @@ class Client:
         *,
         consent: bool = True,
         force: str | None = None,
+        covariate: float | None = None,
     ) -> str:
         """Return the variant key that ``visitor`` sees in ``experiment``; never raises.
 
         ``attributes`` feed targeting conditions and segments. With ``consent=False`` the
         visitor gets their variant but is never enrolled or recorded (reason ``no_consent``).
-        ``force`` names a variant to show for QA (not enrolled). If no answer is possible in
+        ``force`` names a variant to show for QA (not enrolled). ``covariate`` is a number
+        known about the visitor before the experiment (CUPED, e.g. their margin over the last
+        90 days; at most 2 decimals, within ±1,000,000), recorded at the first enrolment; an
+        invalid one is left out (and counted as ``invalid``). If no answer is possible in
         time, the fallback is the config's control, else ``default``, else ``"control"``.
         """
         # The local path is written out here, not in helpers: each call level costs ~5 % of
@@ -219,7 +223,7 @@ class Client:
                 self._start_background()
             if not self._is_local:
                 return self._remote_variant(
-                    experiment, visitor, attributes, default, consent, force
+                    experiment, visitor, attributes, default, consent, force, covariate
                 )
         compiled = self._experiments.get(experiment)
         if compiled is None:
@@ -236,7 +240,7 @@ class Client:
         if answer.enrolled:
             seen = self._seen.get(experiment)
             if seen is None or visitor not in seen:
-                self._report_exposure(compiled, visitor, answer, attributes)
+                self._report_exposure(compiled, visitor, answer, attributes, covariate)
         return answer.variant or CONTROL
 
     @swallow_errors(lambda *args, **kwargs: {})
@@ -248,20 +252,22 @@ class Client:
         *,
         consent: bool = True,
         force: Mapping[str, str] | None = None,
+        covariate: float | None = None,
     ) -> dict[str, Assignment]:
         """Return ``visitor``'s assignments with payloads, by experiment key; never raises.
 
         ``experiments=None`` means every running experiment whose conditions match. Unknown
         keys get ``variant=None`` and reason ``unknown_experiment``; when the server does not
-        answer in time, each gets its fallback with reason ``unavailable``.
+        answer in time, each gets its fallback with reason ``unavailable``. ``covariate`` as
+        in ``variant``.
         """
         self._check_process()
         if not self._is_started:
             self._start_background()
         keys = list(experiments) if experiments is not None else None
         if not self._is_local:
-            return self._remote_assignments(visitor, keys, attributes, consent, force)
-        return self._local_assignments(visitor, keys, attributes, consent, force)
+            return self._remote_assignments(visitor, keys, attributes, consent, force, covariate)
+        return self._local_assignments(visitor, keys, attributes, consent, force, covariate)
 
     @swallow_errors(lambda *args, **kwargs: False)
     def wait_for_config(self, timeout: float = 1.0) -> bool:
@@ -445,9 +451,10 @@ class Client:
         default: str | None,
         consent: bool,
         force: str | None,
+        covariate: float | None = None,
     ) -> str:
         forced = {experiment: force} if force else None
-        answers = self._remote_assign(visitor, [experiment], attributes, consent, forced)
+        answers = self._remote_assign(visitor, [experiment], attributes, consent, forced, covariate)
         answer = answers.get(experiment) if answers is not None else None
         if answer is not None and answer.variant is not None:
             return answer.variant
@@ -464,8 +471,9 @@ class Client:
         attributes: Attributes | None,
         consent: bool,
         force: Mapping[str, str] | None,
+        covariate: float | None = None,
     ) -> dict[str, Assignment]:
-        answers = self._remote_assign(visitor, keys, attributes, consent, force)
+        answers = self._remote_assign(visitor, keys, attributes, consent, force, covariate)
         if answers is not None:
             return answers
         is_valid = is_valid_visitor(visitor)
@@ -486,6 +494,7 @@ class Client:
         attributes: Attributes | None,
         consent: bool,
         force: Mapping[str, str] | None,
+        covariate: float | None = None,
     ) -> dict[str, Assignment]:
         experiments = self._experiments
         given = attributes if attributes is not None else _EMPTY
@@ -509,7 +518,7 @@ class Client:
             else:
                 answer = compiled.evaluate(visitor, given, consent, forced.get(key))
                 if answer.enrolled:
-                    self._report_exposure(compiled, visitor, answer, attributes)
+                    self._report_exposure(compiled, visitor, answer, attributes, covariate)
                 answers[key] = answer
         return answers
 
@@ -520,6 +529,7 @@ class Client:
         attributes: Attributes | None,
         consent: bool,
         force: Mapping[str, str] | None,
+        covariate: float | None = None,
     ) -> dict[str, Assignment] | None:
         """Ask the server; ``None`` if it gave no usable answer within the timeout."""
         if not is_valid_visitor(visitor):
@@ -537,6 +547,10 @@ class Client:
             document["consent"] = False
         if force:
             document["force"] = dict(force)
+        if covariate is not None:
+            checked = self._checked_covariate(covariate)
+            if checked is not None:
+                document["covariate"] = checked
         body = json.dumps(document, separators=(",", ":"), default=str).encode()
         try:
             response = self._transport.request(
@@ -587,6 +601,7 @@ class Client:
         visitor: str,
         answer: Assignment,
         attributes: Attributes | None,
+        covariate: float | None = None,
     ) -> None:
         # Report each visitor once per experiment, config and process; the server enrols once
         # anyway, so forgetting everyone when the set is full only costs duplicates.
@@ -605,9 +620,10 @@ class Client:
             if attributes and names
             else {}
         )
+        checked = None if covariate is None else self._checked_covariate(covariate)
         try:
             self._batcher.put(
-                events.exposure(visitor, compiled.key, answer.variant or CONTROL, reported)
+                events.exposure(visitor, compiled.key, answer.variant or CONTROL, reported, checked)
             )
         except ValueError as error:
             # The visitor still gets their answer; only the report is refused.
@@ -615,6 +631,17 @@ class Client:
             log.warning("splitwerk: exposure of %r dropped: %s", compiled.key, error)
             return
         self._count("exposures")
+
+    def _checked_covariate(self, covariate: object) -> float | None:
+        """The covariate if the server will take it, else None (counted as ``invalid``): a
+        refused one would cost the visitor's whole answer, so it is left out instead."""
+        if events.is_valid_covariate(covariate):
+            return covariate
+        self._count("invalid")
+        log.warning(
+            "splitwerk: covariate %r left out: not a number within ±1e6 with 2 decimals", covariate
+        )
+        return None
 
     def _queue(self, build: Callable[[], events.Event], needs_key: bool = False) -> None:
         self._check_process()

@@ -7,6 +7,7 @@ not exactly representable, and silently rounding revenue is the bug this SDK mus
 the client catches it, logs it and counts the event as ``invalid``.
 """
 
+import math
 import re
 import time
 from decimal import Decimal
@@ -122,15 +123,38 @@ def refund(order_id: str, amount: object) -> Event:
     }
 
 
-def exposure(visitor: str, experiment: str, variant: str, attributes: dict[str, Any]) -> Event:
+def exposure(
+    visitor: str,
+    experiment: str,
+    variant: str,
+    attributes: dict[str, Any],
+    covariate: float | None = None,
+) -> Event:
     """Build an ``exposure`` event (local mode reports which variant a visitor was shown)."""
-    return {
+    event: Event = {
         "type": "exposure",
         "visitor": visitor,
         "experiment": experiment,
         "variant": variant,
         "attributes": attributes,
     }
+    if covariate is not None:
+        event["covariate"] = covariate
+    return event
+
+
+MAX_COVARIATE = 1_000_000  # the server's bound on |covariate| (it keeps CUPED's sums exact)
+
+
+def is_valid_covariate(value: object) -> TypeGuard[int | float]:
+    """Whether the server takes this CUPED covariate: a finite number within ±MAX_COVARIATE
+    with at most two decimals (by its shortest text, as the server reads it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if abs(value) > MAX_COVARIATE or not math.isfinite(value):  # a huge int fits no float
+        return False
+    exponent = Decimal(repr(value)).as_tuple().exponent
+    return isinstance(exponent, int) and exponent >= -2
 
 
 def _timestamp(ts: float | None) -> float:

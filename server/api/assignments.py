@@ -49,6 +49,7 @@ def request_of(data: dict[str, Any], is_bot: bool) -> AssignRequest:
         has_consent=data["consent"],
         forced=data["force"],
         is_bot=is_bot,
+        covariate=data.get("covariate"),
     )
 
 
@@ -111,6 +112,14 @@ def assign_by_query(query: dict[str, Any]) -> Response:
                 "invalid input: force", {"force": ["must be experiment:variant pairs"]}
             )
         force = {experiment: variant for experiment, _, variant in pairs}
+    covariate: float | None = None
+    if query["covariate"] is not None:
+        try:
+            covariate = float(query["covariate"])
+        except ValueError:
+            raise InvalidInput(
+                "invalid input: covariate", {"covariate": ["must be a number"]}
+            ) from None
     try:
         loaded = schemas.ASSIGN_REQUEST.load(
             {
@@ -123,6 +132,7 @@ def assign_by_query(query: dict[str, Any]) -> Response:
                 },
                 "consent": query["consent"],
                 "force": force,
+                **({} if covariate is None else {"covariate": covariate}),
             }
         )
     except ValidationError as error:

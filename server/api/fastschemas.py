@@ -85,6 +85,7 @@ def fast_assign_request(raw: Any) -> dict[str, Any] | None:
             "consent": consent,
             "force": None,
             "user_agent": None,
+            "covariate": None,
         }
     return None
 

@@ -228,7 +228,8 @@ class Enrolment:
     """A request to record a visitor in one experiment phase (or only look the record up).
 
     ``visitor`` is the pseudonym, never the raw id; ``variant_index`` is None for a look-up;
-    ``segment_values`` line up with the experiment's ``segments``.
+    ``segment_values`` line up with the experiment's ``segments``; ``covariate`` is recorded
+    with a first enrolment only (a returning visitor keeps the first one).
     """
 
     experiment: str
@@ -239,6 +240,7 @@ class Enrolment:
     segment_values: tuple[str, ...]
     shards: int = 1  # the experiment's sub-shards (Experiment.shards)
     minute: int | None = None  # unix minute of the enrolment, kept for windowed goals only
+    covariate: int | None = None  # CUPED's pre-experiment covariate in hundredths (issue 20)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from scipy import special
 from scipy import stats as scipy_stats
 
@@ -1807,14 +1808,13 @@ def _covariate_comparison(
     variance = residual * (
         1.0 / control.visitors + 1.0 / variant.visitors + covariate_gap * covariate_gap / xx
     )
-    unadjusted = None
-    try:
-        first = _moments(ValueSums(control.visitors, control.value_sum, control.value_sum_squares))
-        second = _moments(ValueSums(variant.visitors, variant.value_sum, variant.value_sum_squares))
-        if first.variance is not None and second.variance is not None:
-            unadjusted = first.variance / first.visitors + second.variance / second.visitors
-    except ValueError:
-        unadjusted = None
+    # Welch's variance of the plain difference, for the ratio (written out: this runs for
+    # every look of every goal)
+    unadjusted = sum(
+        max(0.0, sums.value_sum_squares - sums.value_sum * sums.value_sum / sums.visitors)
+        / ((sums.visitors - 1) * sums.visitors)
+        for sums in (control, variant)
+    )
     return CovariateComparison(
         index,
         uplift,
@@ -1929,3 +1929,177 @@ def compare_ratios(
             )
         )
     return results
+
+
+# CUPED judges a goal only with at least 100 visitors carrying a covariate in every variant:
+# the minimum-evidence rule's number, below which the slope is too unsteady to trust.
+MINIMUM_COVARIATE_VISITORS = MINIMUM_VISITORS
+
+
+@dataclass(frozen=True)
+class CovariateResult:
+    """One variant's CUPED-adjusted comparison with the control, judged like the unadjusted one.
+
+    ``p_value`` is this comparison's p-value under the goal's test (the group sequential
+    repeated p-value, the mSPRT's, or the fixed test's); ``adjusted_p_value`` its Holm
+    adjustment over the variants, which decides ``is_significant``; ``chance_to_beat_control``
+    and ``expected_loss`` come from the normal posterior of the adjusted uplift.
+    """
+
+    variant: int
+    uplift: float
+    standard_error: float
+    uplift_interval: Interval | None
+    slope: float
+    variance_ratio: float | None
+    p_value: float | None
+    adjusted_p_value: float | None
+    is_significant: bool
+    chance_to_beat_control: float | None
+    expected_loss: float | None
+
+
+def covariate_statistics(sums: Any, covariate_visitors: Any) -> list[list[float | None]]:
+    """CUPED's z statistics of variants 1, 2, … at each of several looks, vectorised.
+
+    ``sums`` is an array (looks × variants × 6) of n, Σy, Σy², Σx, Σx², Σxy per look and
+    variant (as ``CovariateSums``), ``covariate_visitors`` (looks × variants) the visitors with
+    a covariate. Each z is ``adjust_for_covariate``'s uplift over its standard error (the
+    same formulas, over all looks at once: the results compute one per daily look of every
+    goal). A look without ``MINIMUM_COVARIATE_VISITORS`` in some variant gives None for all
+    its comparisons; a comparison below ``MINIMUM_VISITORS`` per side, or undefined, None.
+    """
+    data = np.asarray(sums, dtype=float)
+    counts = np.asarray(covariate_visitors, dtype=float)
+    n, y, yy, x, xx, xy = (data[:, :, k] for k in range(6))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # within-variant sums of squares and products, then each pair's pooled ones
+        within_x = xx - x * x / n
+        within_xy = xy - x * y / n
+        within_y = yy - y * y / n
+        pair_x = within_x[:, :1] + within_x[:, 1:]
+        pair_xy = within_xy[:, :1] + within_xy[:, 1:]
+        pair_y = within_y[:, :1] + within_y[:, 1:]
+        slope = pair_xy / pair_x
+        gap = x[:, 1:] / n[:, 1:] - x[:, :1] / n[:, :1]
+        uplift = y[:, 1:] / n[:, 1:] - y[:, :1] / n[:, :1] - slope * gap
+        residual = np.maximum(0.0, pair_y - slope * pair_xy) / (n[:, :1] + n[:, 1:] - 3.0)
+        variance = residual * (1.0 / n[:, :1] + 1.0 / n[:, 1:] + gap * gap / pair_x)
+        z = uplift / np.sqrt(variance)
+    spread = np.maximum(xx[:, :1], xx[:, 1:]) * VARIANCE_ROUNDING
+    valid = (
+        (np.minimum(n[:, :1], n[:, 1:]) >= MINIMUM_VISITORS)
+        & (pair_x > spread)
+        & (variance > 0.0)
+        & np.isfinite(z)
+        & (counts.min(axis=1, keepdims=True) >= MINIMUM_COVARIATE_VISITORS)
+    )
+    return [
+        [float(value) if ok else None for value, ok in zip(row, mask, strict=True)]
+        for row, mask in zip(z, valid, strict=True)
+    ]
+
+
+def judge_with_covariate(
+    result: GoalResult,
+    variants: Sequence[CovariateSums],
+    *,
+    plan: Plan | None = None,
+    statistics: Sequence[Sequence[float | None]] = (),
+) -> tuple[CovariateResult | None, ...]:
+    """CUPED comparisons of variants 1, 2, … judged by the test ``result`` was judged by.
+
+    ``result`` is the goal's unadjusted result: its test, alpha, minimum effect and the
+    minimum-evidence rule carry over (a comparison it finds "not_enough_data" is never
+    significant here either). Group sequential (``plan``): ``statistics`` holds one list of z
+    statistics per look of the plan, the current look's last (CUPED's where a look had enough
+    covariates, else the unadjusted ones); the interval is uplift ± the plan's boundary times
+    the standard error (``covariate_statistics`` gives them). Fixed: the normal test and
+    interval. Always valid: the mSPRT p-value
+    and confidence sequence of the adjusted uplift (its mixing distribution centred on the
+    control's mean, as the unadjusted one), as this look's value.
+
+    Raises:
+        ValueError: as ``adjust_for_covariate``, or statistics that do not fit the plan.
+    """
+    comparisons = adjust_for_covariate(variants)
+    baseline = variants[0].value_sum / variants[0].visitors if variants[0].visitors else 0.0
+    mixture = _mixture_variance(result.minimum_effect, baseline)
+    critical = normal_critical(result.alpha) if plan is None else plan.boundary(result.alpha)
+    if plan is not None and len(statistics) != len(plan.fractions):
+        raise ValueError("the plan needs one list of statistics per look")
+    p_values: list[float | None] = []
+    intervals: list[Interval | None] = []
+    for index, comparison in enumerate(comparisons):
+        if comparison is None:
+            p_values.append(None)
+            intervals.append(None)
+            continue
+        error = comparison.standard_error
+        z = comparison.uplift / error if error > 0.0 else 0.0
+        if plan is not None:
+            p_values.append(plan.p_value([look[index] for look in statistics]))
+            intervals.append(_interval(comparison.uplift, critical * error))
+        elif result.test == ALWAYS_VALID:
+            p_values.append(_mixture_p_value(comparison.uplift, error * error, mixture))
+            intervals.append(
+                _mixture_interval(comparison.uplift, error * error, mixture, result.alpha)
+            )
+        else:
+            p_values.append(2.0 * float(special.ndtr(-abs(z))))
+            intervals.append(_interval(comparison.uplift, critical * error))
+    adjusted = holm(p_values)
+    results: list[CovariateResult | None] = []
+    for index, comparison in enumerate(comparisons):
+        if comparison is None:
+            results.append(None)
+            continue
+        is_judged = result.variants[index + 1].status == JUDGED
+        error = comparison.standard_error
+        corrected = _finite(adjusted[index]) if is_judged else None
+        chance = loss = None
+        if is_judged and error > 0.0:
+            z = comparison.uplift / error
+            chance = float(special.ndtr(z))
+            # E[max(0, -D)] for D ~ N(uplift, error²): what choosing the variant costs when worse
+            loss = error * math.exp(-0.5 * z * z) / _SQRT_2_PI - comparison.uplift * float(
+                special.ndtr(-z)
+            )
+        results.append(
+            CovariateResult(
+                comparison.variant,
+                comparison.uplift,
+                error,
+                _finite_interval(intervals[index]),
+                comparison.slope,
+                comparison.variance_ratio,
+                _finite(p_values[index]),
+                corrected,
+                corrected is not None and corrected < result.alpha,
+                chance,
+                None if loss is None else max(0.0, loss),
+            )
+        )
+    return tuple(results)
+
+
+def decided_by_covariate(
+    result: GoalResult, adjusted: Sequence[CovariateResult | None]
+) -> GoalResult:
+    """The goal's result with each comparison that CUPED judged replaced by the adjusted one
+    (uplift, interval, p-values, significance, chance and loss); the rest as they were."""
+    variants = list(result.variants)
+    for item in adjusted:
+        if item is None:
+            continue
+        variants[item.variant] = replace(
+            variants[item.variant],
+            uplift=item.uplift,
+            uplift_interval=item.uplift_interval,
+            p_value=item.p_value,
+            adjusted_p_value=item.adjusted_p_value,
+            is_significant=item.is_significant,
+            chance_to_beat_control=item.chance_to_beat_control,
+            expected_loss=item.expected_loss,
+        )
+    return replace(result, variants=tuple(variants))

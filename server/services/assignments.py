@@ -40,6 +40,7 @@ class AssignRequest:
     has_consent: bool = True
     forced: Mapping[str, str] | None = None
     is_bot: bool = False
+    covariate: int | None = None  # CUPED's covariate in hundredths, recorded at first enrolment
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +282,7 @@ class Assigner:
                 shards=experiment.shards,
                 # windowed goals count from each visitor's enrolment: keep its time, else not
                 minute=int(now // SECONDS_PER_MINUTE) if experiment.windowed_goals else None,
+                covariate=request.covariate,
             )
             for _, experiment, decision in unknown
         ]

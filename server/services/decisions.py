@@ -62,7 +62,7 @@ def experiment_decision(results: ExperimentResults) -> Decision | None:
     return decide(
         goal.key,
         is_money=goal.kind in MONEY_KINDS,
-        result=goal.result,
+        result=goal.deciding,  # CUPED's comparisons when it decides (issue 20)
         variant_keys=[variant.key for variant in results.variants],
         sample_ratio=results.sample_ratio,
         daily_visitors=daily_visitors(results),

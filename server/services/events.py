@@ -428,6 +428,7 @@ class EventRecorder:
                 visitor=event["visitor"],
                 experiments=(event["experiment"],),
                 attributes=event["attributes"],
+                covariate=event.get("covariate"),
             ),
             now,
         )

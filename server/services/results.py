@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DAILY_TRAFFIC_DAYS = 7  # days of enrolments averaged for the end-date forecast: one week's rhythm
 SQUARES_HIGH_UNIT = 10**8  # a sum of squares is qh·10^8 + q (storage/keys.py)
+COVARIATE_UNIT = 100  # the CUPED covariate is stored in hundredths (storage/keys.py)
+Look = tuple[int, int, int, int]  # a variant up to a day: visitors, converted, sum, squares
 CURRENCY_SYMBOLS = {"EUR": "€", "CHF": "CHF", "GBP": "£", "USD": "$"}  # for the summary sentence
 # A chance is never written as 0 % or 100 %: below 1 % it reads "< 1%", above 99 % "> 99%".
 SURE_BELOW = 0.01
@@ -83,6 +85,19 @@ class WindowReport:
 
 
 @dataclass(frozen=True, slots=True)
+class CovariateReport:
+    """A goal's CUPED-adjusted comparisons (issue 20), beside the unadjusted result.
+
+    Reported when every variant has ``stats.MINIMUM_COVARIATE_VISITORS`` visitors with a
+    covariate; then these comparisons decide the goal's verdict (``GoalReport.summary``).
+    ``visitors`` counts the visitors with a covariate per variant.
+    """
+
+    visitors: tuple[int, ...]
+    variants: tuple[stats.CovariateResult | None, ...]  # variants 1, 2, …
+
+
+@dataclass(frozen=True, slots=True)
 class GoalReport:
     """Statistics of one goal, the raw figures, and how much longer the experiment must run."""
 
@@ -100,6 +115,15 @@ class GoalReport:
     stratified: tuple[StratifiedReport, ...] = ()  # beside the unadjusted result, per attribute
     window: WindowReport | None = None  # windowed goals: result and totals are the matured ones
     customer: CustomerReport | None = None  # repeat buyers, orders per visitor, return rate
+    covariate: CovariateReport | None = None  # CUPED, beside the unadjusted result; decides
+
+    @property
+    def deciding(self) -> stats.GoalResult:
+        """The result that decides (summary, decision): the unadjusted one with CUPED's
+        comparisons in place when CUPED is reported (docs/statistics.md, "CUPED")."""
+        if self.covariate is None:
+            return self.result
+        return stats.decided_by_covariate(self.result, self.covariate.variants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +209,10 @@ class Counters:
         self.days: set[str] = set()
         self.enrolment_days: set[str] = set()
         self.segment_values: dict[str, set[str]] = defaultdict(set)
+        # _cumulative's answers: the statistics, CUPED and the daily series read the same
+        self.looks: dict[tuple[str, int, tuple[str, ...], bool], list[list[Look]]] = {}
+        # _running_covariates' answers
+        self.covariates: dict[tuple[int, tuple[str, ...]], list[list[tuple[int, int, int]]]] = {}
         for name in stored:
             kind, _, rest = name.partition(":")
             _, _, detail = rest.partition(":")  # after the variant
@@ -205,6 +233,10 @@ class Counters:
     def get(self, field: str) -> int:
         """One counter, 0 when it was never incremented."""
         return self.raw.get(field, 0)
+
+    def two_part(self, high: str, low: str) -> int:
+        """An exact sum stored in two parts, high·10^8 + low (squares, CUPED's Σx² and Σxy)."""
+        return self.get(high) * SQUARES_HIGH_UNIT + self.get(low)
 
     def squares(self, variant: int, goal: str, suffix: str, capped: bool = False) -> int:
         """The exact sum of squares of the visitors' totals (cents²) from its two parts; of the
@@ -419,8 +451,13 @@ def _analyse(
 
 def _cumulative(
     goal: Goal, counters: Counters, variant_count: int, days: Sequence[str], capped: bool = False
-) -> list[list[tuple[int, int, int, int]]]:
-    """Per day (in order) and variant: visitors, converted, sum and squares up to that day."""
+) -> list[list[Look]]:
+    """Per day (in order) and variant: visitors, converted, sum and squares up to that day
+    (computed once per goal and read: the lists are shared, never changed)."""
+    key = (goal.key, variant_count, tuple(days), capped)
+    known = counters.looks.get(key)
+    if known is not None:
+        return known
     prefix = "c" if capped else ""  # cs instead of s; squares() picks cqh/cq instead of qh/q
     running = [(0, 0, 0, 0)] * variant_count
     looks = []
@@ -435,6 +472,7 @@ def _cumulative(
             for i, (visitors, converted, total, squares) in enumerate(running)
         ]
         looks.append(running)
+    counters.looks[key] = looks
     return looks
 
 
@@ -630,6 +668,140 @@ def _stratified(
             continue  # odd stored sums: the plain result stands alone
         reports.append(StratifiedReport(attribute, len(strata), tuple(adjusted)))
     return tuple(reports)
+
+
+def _covariate_parts(counters: Counters, goal: Goal, variant: int, suffix: str) -> list[int]:
+    """One variant's exact CUPED counters with ``suffix`` ("" for the whole phase, ":d:<day>"
+    for a day): visitors with a covariate, Σx, Σx² (hundredths) and Σxy (hundredths × y)."""
+    return [
+        counters.get(f"xn:{variant}{suffix}"),
+        counters.get(f"xs:{variant}{suffix}"),
+        counters.two_part(f"xqh:{variant}{suffix}", f"xq:{variant}{suffix}"),
+        counters.two_part(f"xyh:{variant}:{goal.key}{suffix}", f"xy:{variant}:{goal.key}{suffix}"),
+    ]
+
+
+def _running_covariates(
+    counters: Counters, variant_count: int, days: Sequence[str]
+) -> list[list[tuple[int, int, int]]]:
+    """Per day and variant: visitors with a covariate, Σx and Σx² up to that day (hundredths).
+
+    They belong to the variants, not the goals: computed once per read (cached in
+    ``counters``) and shared by every goal.
+    """
+    key = (variant_count, tuple(days))
+    known = counters.covariates.get(key)
+    if known is not None:
+        return known
+    running = [(0, 0, 0)] * variant_count
+    looks = []
+    for day in days:
+        running = [
+            (
+                visitors + counters.get(f"xn:{i}:d:{day}"),
+                total + counters.get(f"xs:{i}:d:{day}"),
+                squares + counters.two_part(f"xqh:{i}:d:{day}", f"xq:{i}:d:{day}"),
+            )
+            for i, (visitors, total, squares) in enumerate(running)
+        ]
+        looks.append(running)
+    counters.covariates[key] = looks
+    return looks
+
+
+def _covariate_row(
+    goal: Goal, parts: Sequence[int], y: tuple[int, int, int]
+) -> tuple[int, float, float, float, float, float]:
+    """n, Σy, Σy², Σx, Σx², Σxy in the statistics' units (currency, covariate units) from exact
+    counters: ``parts`` as ``_covariate_parts`` gives them, ``y`` (visitors, Σy, Σy²) with y in
+    cents for a value goal, converted (0/1) for a conversion goal."""
+    unit = 1 if goal.kind == GoalKind.CONVERSION else CENTS_PER_UNIT
+    visitors, total, squares = y
+    return (
+        visitors,
+        total / unit,
+        squares / unit**2,
+        parts[1] / COVARIATE_UNIT,
+        parts[2] / COVARIATE_UNIT**2,
+        parts[3] / (COVARIATE_UNIT * unit),
+    )
+
+
+def _covariate(
+    goal: Goal,
+    result: stats.GoalResult,
+    counters: Counters,
+    visitors: Sequence[int],
+    design: Design | None,
+) -> CovariateReport | None:
+    """The goal's CUPED report, or None without enough visitors carrying a covariate.
+
+    Under the group sequential design every counted look's z statistic is CUPED's; a look
+    with too few covariates (or too few visitors) does not count, which only lowers the
+    chance to cross a boundary. Value goals use the capped totals, as the unadjusted result.
+    """
+    count = len(visitors)
+    is_rate = goal.kind == GoalKind.CONVERSION
+    capped = not is_rate and _is_capped(counters, goal.key, count)
+    if not is_rate and not capped:
+        return None  # phases from before the cap have no CUPED sums of capped totals
+
+    def y(variant: int, suffix: str, enrolled: int) -> tuple[int, int, int]:
+        if is_rate:
+            converted = min(enrolled, counters.get(f"c:{variant}:{goal.key}{suffix}"))
+            return enrolled, converted, converted
+        return (
+            enrolled,
+            counters.get(f"cs:{variant}:{goal.key}{suffix}"),
+            counters.squares(variant, goal.key, suffix, capped=True),
+        )
+
+    parts = [_covariate_parts(counters, goal, i, "") for i in range(count)]
+    current = [
+        stats.CovariateSums(*_covariate_row(goal, parts[i], y(i, "", visitors[i])))
+        for i in range(count)
+    ]
+    with_covariate = tuple(part[0] for part in parts)
+    if min(with_covariate) < stats.MINIMUM_COVARIATE_VISITORS:
+        return None
+    plan = None
+    statistics: list[list[float | None]] = []
+    if design is not None and result.test == stats.GROUP_SEQUENTIAL:
+        plan = design.plan
+        days = sorted(counters.days)
+        looks = _cumulative(goal, counters, count, days, capped)
+        counted = set(design.days)
+        shared = _running_covariates(counters, count, days)
+        crosses = [0] * count  # Σxy up to each day
+        sums, counts = [], []
+        for day, look, covariates in zip(days, looks, shared, strict=True):
+            crosses = [
+                cross
+                + counters.two_part(f"xyh:{i}:{goal.key}:d:{day}", f"xy:{i}:{goal.key}:d:{day}")
+                for i, cross in enumerate(crosses)
+            ]
+            if day in counted:
+                sums.append(
+                    [
+                        _covariate_row(
+                            goal,
+                            (*covariates[i], crosses[i]),
+                            (look[i][0], look[i][1], look[i][1])
+                            if is_rate
+                            else (look[i][0], look[i][2], look[i][3]),
+                        )
+                        for i in range(count)
+                    ]
+                )
+                counts.append([item[0] for item in covariates])
+        if len(plan.fractions) == len(sums) + 1:  # the plan's last look is this one
+            sums.append(
+                [_covariate_row(goal, parts[i], y(i, "", visitors[i])) for i in range(count)]
+            )
+            counts.append(list(with_covariate))
+        statistics = stats.covariate_statistics(sums, counts)
+    adjusted = stats.judge_with_covariate(result, current, plan=plan, statistics=statistics)
+    return CovariateReport(with_covariate, adjusted)
 
 
 def _daily(goal: Goal, counters: Counters, variant_count: int) -> DailySeries:
@@ -885,7 +1057,14 @@ def _judged_report(
             needed, end, traffic_days = _forecast(
                 goal, result, counters, visitors, experiment, today
             )
-            summary = summarise(goal, result, keys, currency)
+            covariate = _covariate(goal, result, counters, visitors, design)
+            # CUPED decides when it reports (docs/statistics.md, "CUPED")
+            decision = (
+                result
+                if covariate is None
+                else stats.decided_by_covariate(result, covariate.variants)
+            )
+            summary = summarise(goal, decision, keys, currency)
             return GoalReport(
                 goal.key,
                 goal.kind,
@@ -899,6 +1078,7 @@ def _judged_report(
                 cap,
                 stratified=_stratified(goal, result, counters, visitors, experiment),
                 customer=_customer_or_none(goal, visitors, counters, experiment),
+                covariate=covariate,
             )
         except (ValueError, ArithmeticError) as error:  # what the checks above missed
             reason = f"the counters cannot be analysed ({error})"

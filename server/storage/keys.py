@@ -96,7 +96,8 @@ parsed by letter, unknown letters ignored; a record without ``\x1e`` reads as be
 
 - ``t:<unix minute>``  the enrolment time, written only while the experiment has a goal with an
   attribution window (issue 21; windows are fixed once it started). 13 bytes.
-- ``x:<integer>``      the CUPED covariate in hundredths (issue 20).
+- ``x:<integer>``      the CUPED covariate in hundredths, within ±10^8 (issue 20), from the
+  visitor's first enrolment.
 
 Order records of windowed goals name the goal as ``<goal>=<kind letter>/<cohort>/<deadline>``:
 the buyer's cohort (enrolment day number) and the unix minute until which refunds count.
@@ -146,6 +147,15 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   ``e:<v>:d:<day>`` as the cohort sizes), exact and without per-visitor data; a closed cohort
   never changes again (record_event.lua and refund.lua refuse what comes after a visitor's
   deadline)
+- ``xn:<v>``                  enrolled visitors of a variant who sent a CUPED covariate
+  (issue 20); ``xs:<v>`` their Σx in hundredths; ``xqh:<v>``, ``xq:<v>`` their Σx² in two
+  parts (xqh·10^8 + xq, split as q). Visitors without a covariate add nothing (x = 0).
+- ``xyh:<v>:<goal>``, ``xy:<v>:<goal>``  Σ x·y over the variant's visitors with a covariate,
+  in two parts (xyh·10^8 + xy), y being the goal's statistic: converted (0/1) for a
+  conversion goal, the capped total in cents for a value goal; hundredths × y. Changed by
+  x·Δy whenever a visitor's y changes (events and refunds).
+- xn/xs/xq/xqh and xy/xyh also per UTC day (``…:d:<day>``, the changes of that day); not
+  per segment value.
 - c/s/q/qh/cs/cq/cqh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
   (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the squares that
   day, so the days up to D add up to the sum of squares of the totals as of D)
@@ -154,6 +164,9 @@ Bounds (README "Limits and security"): every counter stays within ±2^53 when a 
 at most 10 million visitors, each with totals within ±MAX_VISITOR_TOTAL_CENTS (in
 server.core.money), whatever the value cap; the Lua scripts check each counter they change,
 capped ones included, before their first write and refuse an event that would leave ±2^53.
+CUPED's sums stay exact at the same bounds with |covariate| ≤ 1,000,000.00 (10^8
+hundredths): Σx ≤ 10^15; each visitor's x² and x·y split into two parts of at most about
+10^8 each, so both parts stay below 2^53 for 10 million visitors.
 """
 
 from __future__ import annotations

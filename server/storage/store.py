@@ -188,7 +188,7 @@ class Store:
         self._is_cluster = isinstance(client, PendingCluster)
         # each visitor's total of a value goal counts at most this much in the capped sums
         self._value_cap_cents = value_cap_cents
-        self._enrol = LuaScript("enrol")
+        self._enrol = LuaScript("enrol", prelude="counters")  # square, for CUPED
         self._record_event = LuaScript("record_event", prelude="counters")
         self._refund = LuaScript("refund", prelude="counters")
         self._announce = LuaScript("announce")
@@ -507,6 +507,7 @@ class Store:
             args = [item.visitor, variant, day, value_limit, *item.segments, *item.segment_values]
             # per-visitor extras of the record (keys.py): the enrolment time of windowed goals
             args.append("" if item.minute is None else f"{keys.EXTRA}t:{item.minute}")
+            args.append("" if item.covariate is None else item.covariate)  # CUPED, issue 20
             calls.append((script_keys, args))
         replies = self._run_scripts("enrol", self._enrol, calls, is_idempotent=True)
         return [
@@ -674,6 +675,7 @@ class Store:
                 keys.totals(shard, phase),
                 keys.counts(shard, phase),
                 keys.seen(shard, phase),
+                keys.enrolments(shard, phase),  # the buyer's CUPED covariate
             ]
             args = [
                 item.order_id,

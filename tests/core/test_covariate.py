@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from server.core.stats import CovariateSums, adjust_for_covariate
+from server.core.stats import CovariateSums, adjust_for_covariate, covariate_statistics
+
+FIELDS = (
+    "visitors",
+    "value_sum",
+    "value_sum_squares",
+    "covariate_sum",
+    "covariate_sum_squares",
+    "cross_sum",
+)
 
 
 def sums_of(y: np.ndarray, x: np.ndarray) -> CovariateSums:
@@ -79,3 +88,30 @@ def test_undefined_fits_are_none_and_impossible_sums_are_refused() -> None:
         adjust_for_covariate([CovariateSums(-1, 0.0, 0.0, 0.0, 0.0, 0.0)])
     with pytest.raises(ValueError, match="impossible"):
         adjust_for_covariate([CovariateSums(5, float("nan"), 0.0, 0.0, 0.0, 0.0)])
+
+
+def test_the_looks_z_statistics_equal_the_adjusted_uplift_over_its_error() -> None:
+    rng = np.random.default_rng(9)
+    looks, counts, expected = [], [], []
+    for size in (300, 600, 1200):
+        data = [shop(rng, size + 30 * v, uplift=0.1 * v) for v in range(3)]
+        sums = [sums_of(y, x) for y, x in data]
+        looks.append([[getattr(item, name) for name in FIELDS] for item in sums])
+        counts.append([int((x != 0).sum()) for _, x in data])
+        expected.append(
+            [None if c is None else c.uplift / c.standard_error for c in adjust_for_covariate(sums)]
+        )
+    found = covariate_statistics(looks, counts)
+    for row, wanted in zip(found, expected, strict=True):
+        assert row == pytest.approx(wanted, rel=1e-9)
+
+
+def test_a_look_without_enough_covariates_or_visitors_has_no_statistics() -> None:
+    rng = np.random.default_rng(10)
+    data = [shop(rng, 1000) for _ in range(2)]
+    row = [[getattr(sums_of(y, x), name) for name in FIELDS] for y, x in data]
+    assert covariate_statistics([row], [[99, 500]]) == [[None]]
+    small = [[getattr(sums_of(y[:99], x[:99]), name) for name in FIELDS] for y, x in data]
+    assert covariate_statistics([small], [[500, 500]]) == [[None]]
+    flat = [[1000, 50.0, 50.0, 1000.0, 1000.0, 50.0]] * 2  # x is 1 for everyone
+    assert covariate_statistics([flat], [[1000, 1000]]) == [[None]]

@@ -405,3 +405,45 @@ def test_money_events_without_the_ingest_key_are_rejected_by_the_server(shop: Sh
     assert (stats["accepted"], stats["rejected"]) == (1, 1)
     assert shop.total("checkout-button", "n", "purchase") == 0
     assert shop.total("checkout-button", "n", "add_to_cart") == 1
+
+
+# --- CUPED covariate (issue 20) ----------------------------------------------------------------
+
+
+def _covariate_sums(shop: Shop, key: str) -> tuple[int, int]:
+    """Visitors with a covariate and Σx (hundredths) over the variants."""
+    counts = shop.counts(key)
+    return (
+        sum(counts.get(f"xn:{v}", 0) for v in range(2)),
+        sum(counts.get(f"xs:{v}", 0) for v in range(2)),
+    )
+
+
+@pytest.mark.parametrize("mode", ["remote", "local"])
+def test_the_covariate_reaches_the_server_in_both_modes(shop: Shop, mode: str) -> None:
+    shop.start("cuped-sdk")
+    make = remote if mode == "remote" else local
+    with make(shop.url) as client:
+        client.variant("cuped-sdk", "v-1", covariate=12.34)
+        client.assign("v-2", ["cuped-sdk"], covariate=-5)
+        client.assign("v-3", ["cuped-sdk"])  # none: counted as enrolled, without a covariate
+        assert client.flush(PATIENT_TIMEOUT)
+        assert client.stats()["invalid"] == 0
+    assert sum(shop.enrolled("cuped-sdk").values()) == 3
+    assert _covariate_sums(shop, "cuped-sdk") == (2, 1234 - 500)
+
+
+@pytest.mark.parametrize("mode", ["remote", "local"])
+@pytest.mark.parametrize("covariate", [float("nan"), "12", True, 0.1 + 0.2, 2e6, 10**400])
+def test_an_invalid_covariate_is_left_out_and_the_visitor_still_gets_an_answer(
+    shop: Shop, mode: str, covariate: Any
+) -> None:
+    shop.start("cuped-bad")
+    make = remote if mode == "remote" else local
+    with make(shop.url) as client:
+        answer = client.assign("v-1", ["cuped-bad"], covariate=covariate)["cuped-bad"]
+        assert answer.enrolled and answer.variant in ("control", "green")
+        assert client.flush(PATIENT_TIMEOUT)
+        assert client.stats()["invalid"] == 1
+    assert sum(shop.enrolled("cuped-bad").values()) == 1
+    assert _covariate_sums(shop, "cuped-bad") == (0, 0)

@@ -23,8 +23,9 @@ from server.app import create_app
 from server.cli import main
 from server.context import services_of
 from server.storage import keys
+from server.storage.clients import connect
 from server.storage.errors import RedisRefused, StorageUnavailable
-from server.storage.store import Store, connect
+from server.storage.store import Store
 from tests.conftest import RedisServer
 from tests.helpers import EDITOR, SECRET, TOKENS, DeadRedis, app_settings
 

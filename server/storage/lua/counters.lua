@@ -39,19 +39,30 @@ local function square(total)
     (cross % SQUARE_SPLIT) * SQUARE_SPLIT + low * low
 end
 
+-- a·b as {high, low} with a·b = high·10^8 + low, each part exact for |a|, |b| <= ~9·10^11
+-- (CUPED's Σxy, issue 20: a covariate of up to 10^8 hundredths times a total in cents; the
+-- return rate's cross sums of refunded revenue and total, issue 21)
+local function product(a, b)
+  local x, y = math.abs(a), math.abs(b)
+  local x_high, x_low = math.floor(x / SQUARE_SPLIT), x % SQUARE_SPLIT
+  local y_high, y_low = math.floor(y / SQUARE_SPLIT), y % SQUARE_SPLIT
+  local cross = x_high * y_low + x_low * y_high
+  local high = x_high * y_high + math.floor(cross / SQUARE_SPLIT)
+  local low = (cross % SQUARE_SPLIT) * SQUARE_SPLIT + x_low * y_low
+  if (a < 0) ~= (b < 0) then
+    return -high, -low
+  end
+  return high, low
+end
+
+-- the CUPED covariate (hundredths) of an enrolment record "…\30x:<value>…", or nil; the
+-- record without its extras, each "\30<letter>:<value>" (storage/keys.py; issue 20)
+local function covariate_of(record)
+  local plain, extras = string.match(record, "^([^\30]*)(.*)$")
+  return tonumber(string.match(extras, "\30x:(%-?%d+)")), plain
+end
+
 -- value cap (issue 13): a visitor's total winsorised to [-cap, cap] for the statistics
 local function capped(total, cap)
   return math.max(-cap, math.min(cap, total))
-end
-
--- a·b as {high, low} with a·b = high·10^8 + low, like square (issue 21: the cross sums of a
--- visitor's refunded revenue and total, for the return rate's variance)
-local function product(a, b)
-  local sign = ((a < 0) ~= (b < 0)) and -1 or 1
-  a, b = math.abs(a), math.abs(b)
-  local a_high, a_low = math.floor(a / SQUARE_SPLIT), a % SQUARE_SPLIT
-  local b_high, b_low = math.floor(b / SQUARE_SPLIT), b % SQUARE_SPLIT
-  local cross = a_high * b_low + a_low * b_high
-  return sign * (a_high * b_high + math.floor(cross / SQUARE_SPLIT)),
-    sign * ((cross % SQUARE_SPLIT) * SQUARE_SPLIT + a_low * b_low)
 end

@@ -13,6 +13,8 @@
 -- ARGV[5+n..4+2n]   this visitor's value of each attribute (already normalised)
 -- ARGV[5+2n]        per-visitor extras appended to the record as they are ("\30t:<unix
 --                   minute>" for windowed goals, storage/keys.py); "" or absent for none
+-- ARGV[6+2n]        the visitor's CUPED covariate in hundredths, or "" (none; issue 20)
+-- Uses square from counters.lua, which LuaScript puts before this file.
 -- Returns: {1, index} newly enrolled; {0, index} already enrolled (the stored variant);
 --          {-1, -1} not enrolled and no record; an error (nothing written) when a key has
 --          the wrong type or a counter is not an integer that stays exact.
@@ -59,15 +61,34 @@ for i = 1, segments do
   record = record .. SEPARATOR .. value
   fields[#fields + 1] = "e:" .. variant .. ":" .. attribute .. "=" .. value
 end
+local steps = {}  -- what each field changes by; 1 when absent
+
+-- CUPED covariate (issue 20): kept in the record as "\30x:<hundredths>" and summed per
+-- variant, whole phase and day: xn visitors with one, xs Σx, xqh·10^8 + xq Σx² (two-part as q)
+local covariate = tonumber(ARGV[6 + 2 * segments] or "")
+if covariate then
+  record = record .. "\30x:" .. string.format("%.0f", covariate)
+  local high, low = square(covariate)
+  for _, suffix in ipairs({"", ":d:" .. ARGV[3]}) do
+    for name, step in pairs({xn = 1, xs = covariate, xqh = high, xq = low}) do
+      if step ~= 0 then
+        fields[#fields + 1] = name .. ":" .. variant .. suffix
+        steps[#fields] = step
+      end
+    end
+  end
+end
+
 local current = redis.call("HMGET", KEYS[2], unpack(fields))
 local counters = {}
 for f = 1, #fields do
   local value = tonumber(current[f] or 0)
-  if value == nil or value % 1 ~= 0 or math.abs(value) >= EXACT then
+  local after = value and value + (steps[f] or 1)
+  if after == nil or value % 1 ~= 0 or math.abs(after) >= EXACT then
     return redis.error_reply("ERR counter " .. fields[f] .. " of " .. KEYS[2] .. " is not a count")
   end
   counters[#counters + 1] = fields[f]
-  counters[#counters + 1] = string.format("%.0f", value + 1)
+  counters[#counters + 1] = string.format("%.0f", after)
 end
 
 -- every check passed: from here on, only writes

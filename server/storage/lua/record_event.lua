@@ -7,6 +7,7 @@
 -- daily count) before its first write; an event that fails a check writes nothing.
 --
 -- KEYS[1]  sw:{exp}:p<phase>:enrolments   hash  pseudonym -> "<variant>␟<segment values…>"
+--                                               and extras "\30x:<covariate>" (keys.py)
 -- KEYS[2]  sw:{exp}:p<phase>:totals       hash  "<pseudonym>:<goal>" -> visitor total (cents);
 --                                               "<pseudonym>:@day" -> "<day>:<conversions>"
 -- KEYS[3]  sw:{exp}:p<phase>:counts       hash  aggregate counters (see storage/keys.py)
@@ -35,8 +36,8 @@
 -- script can add to exactly; -7 outside every goal's attribution window. Nothing is written for
 -- any reply but 1.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from
--- counters.lua, which LuaScript puts before this file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product and covariate_of
+-- from counters.lua, which LuaScript puts before this file.
 
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
@@ -71,6 +72,8 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   if order_id ~= "" and redis.call("HEXISTS", orders, order_id) == 1 then
     return 0
   end
+  -- CUPED (issue 20): the visitor's covariate, and the record without its extras
+  local covariate = covariate_of(record)  -- the record keeps its extras ("\30t:" below)
   local parts = {}
   for part in string.gmatch(string.match(record, "^[^\30]*") .. SEPARATOR, "(.-)" .. SEPARATOR) do
     parts[#parts + 1] = part
@@ -218,6 +221,15 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       add("cs:" .. cohort, capped_value)
       add("cq:" .. cohort, capped_low)
       add("cqh:" .. cohort, capped_high)
+    end
+    -- CUPED (issue 20): Σxy += x·Δy, y being converted (0/1) or the capped total, two-part
+    -- as q (xyh·10^8 + xy), whole phase and day
+    if covariate then
+      local cross_high, cross_low = product(covariate, kind == "c" and converted or capped_value)
+      add("xy:" .. base, cross_low)
+      add("xyh:" .. base, cross_high)
+      add("xy:" .. daily, cross_low)
+      add("xyh:" .. daily, cross_high)
     end
     for s = 1, segments do
       local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")

@@ -8,6 +8,7 @@
 -- KEYS[2]  sw:{exp}:p<phase>:totals   hash  "<pseudonym>:<goal>" -> visitor total (cents)
 -- KEYS[3]  sw:{exp}:p<phase>:counts   hash  aggregate counters
 -- KEYS[4]  sw:{exp}:p<phase>:seen     zset  idempotency members -> minute·2^24 + digest
+-- KEYS[5]  sw:{exp}:p<phase>:enrolments  hash  pseudonym -> record (the CUPED covariate)
 -- ARGV[1]  order id
 -- ARGV[2]  idempotency member (storage/keys.py refund_member)
 -- ARGV[3]  score: minute·2^24 + the refund's 24-bit content digest
@@ -25,12 +26,12 @@
 -- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly;
 -- -7 sent after the deadline of every (windowed) goal of the order.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped and product from
--- counters.lua, which LuaScript puts before this file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product and covariate_of
+-- from counters.lua, which LuaScript puts before this file.
 
 local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
-local wrong = wrong_type({"hash", "hash", "hash", "zset"})
+local wrong = wrong_type({"hash", "hash", "hash", "zset", "hash"})
 if wrong then
   return wrong
 end
@@ -56,6 +57,9 @@ end
 if refunded + amount > gross then
   return -2
 end
+
+-- CUPED (issue 20): the buyer's covariate, for Σxy (nil without one, or without KEYS[5])
+local covariate = KEYS[5] and covariate_of(redis.call("HGET", KEYS[5], visitor) or "")
 
 local segments = tonumber(ARGV[9])
 local day = ":d:" .. ARGV[5]
@@ -132,6 +136,14 @@ for _, goal_kind in ipairs(goal_kinds) do
       add("rfqh:" .. base .. suffix, squares_high_after - squares_high_before)
       add("rt:" .. base .. suffix, cross_low_after - cross_low_before)
       add("rth:" .. base .. suffix, cross_high_after - cross_high_before)
+    end
+  end
+  -- CUPED (issue 20): Σxy += x·Δ(capped total), two-part as q, whole phase and day
+  if covariate then
+    local cross_high, cross_low = product(covariate, capped_value)
+    for _, suffix in ipairs({"", day}) do
+      add("xy:" .. base .. suffix, cross_low)
+      add("xyh:" .. base .. suffix, cross_high)
     end
   end
   for _, suffix in ipairs(suffixes) do
