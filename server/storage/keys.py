@@ -136,10 +136,11 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
 - ``nq:<v>:<goal>``            sum over visitors of the square of their event count (events per
   visitor's variance); below 2^53 for 10 million visitors of up to 30,000 events each (the
   scripts refuse an event that would leave it, like every counter)
-- ``rf:<v>:<goal>``, ``rfqh``/``rfq``, ``rth``/``rt``  a revenue goal's refunded net revenue (Σr,
-  cents), the two-part sum of its squares (Σr² = rfqh·10^8 + rfq) and the two-part cross sum
-  with the visitors' totals (Σr·T = rth·10^8 + rt; T = net − r): the return rate's delta method
-  (docs/statistics.md); each part stays below 2^53 like q/qh
+- ``rt:<v>:<goal>``, ``rth:<v>:<goal>``  see rf (the return rate's cross sums)
+- ``rf:<v>:<goal>``, ``rfqh:<v>:<goal>``, ``rfq:<v>:<goal>``  a revenue goal's refunded net
+  revenue (Σr, cents), the two-part sum of its squares (Σr² = rfqh·10^8 + rfq) and the
+  two-part cross sum with the visitors' totals (Σr·T = rth·10^8 + rt; T = net − r): the return
+  rate's delta method (docs/statistics.md); each part stays below 2^53 like q/qh
 - ``…:k:<cohort>`` (windowed goals, issue 21): c/n/s/q/qh/cs/cq/cqh and rp/nq/rf/rfq/rfqh/rt/rth
   of the visitors enrolled on day number <cohort> (unix day, minute // 1440), whenever their
   events come: a visitor's whole contribution lies in their cohort, so the matured figures of a

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from server.app import create_app
+from server.context import services_of
 from server.services import experiments as services
 from server.services.assignments import AssignRequest
 from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
@@ -40,8 +41,8 @@ class Shop:
     def __init__(self, redis_url: str, **settings: Any) -> None:
         self.app = create_app(app_settings(redis_url, **settings))
         self.client = self.app.test_client()
-        self.store = self.app.extensions["splitwerk.store"]
-        self.cache = self.app.extensions["splitwerk.experiment_cache"]
+        self.store = services_of(self.app).store
+        self.cache = services_of(self.app).experiment_cache
 
     def create(self, **changes: Any) -> None:
         body = {**EXPERIMENT, **changes}
@@ -52,7 +53,7 @@ class Shop:
         self.cache.invalidate()
 
     def enrol(self, visitor: str, at: float, **attributes: Any) -> str:
-        assigner = self.app.extensions["splitwerk.assigner"]
+        assigner = services_of(self.app).assigner
         request = AssignRequest(visitor=visitor, experiments=(KEY,), attributes=attributes)
         (answer,) = assigner.assign(request, at).assignments
         assert answer.is_enrolled
@@ -60,7 +61,7 @@ class Shop:
 
     def send(self, at: float, *events: dict[str, Any]) -> list[str]:
         self.cache.invalidate()  # the moments jump around; each send reads the configuration
-        recorder = self.app.extensions["splitwerk.event_recorder"]
+        recorder = services_of(self.app).event_recorder
         return [outcome.status for outcome in recorder.record(events, at, is_trusted=True)]
 
     def order(self, visitor: str, order_id: str, revenue: int, at: float) -> str:
