@@ -222,6 +222,14 @@ class Experiment:
         longest = max(goal.settle_days for goal in self.windowed_goals)
         return self.stopped_at + longest * SECONDS_PER_DAY
 
+    def figures_change(self, now: float) -> bool:
+        """Whether its results can still change at ``now``: it runs or is paused, or it stopped
+        but a visitor's attribution window or return period is still open (``matures_at``)."""
+        if self.status in (Status.RUNNING, Status.PAUSED):
+            return True
+        matures_at = self.matures_at
+        return self.status is Status.STOPPED and matures_at is not None and now <= matures_at
+
 
 @dataclass(frozen=True, slots=True)
 class Enrolment:

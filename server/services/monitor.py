@@ -47,7 +47,6 @@ from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-WATCHED = frozenset({Status.RUNNING, Status.PAUSED})  # statuses whose figures still change
 INTERVAL_JITTER = 0.1  # ± share of each wait, so that workers do not all ask at one instant
 SAMPLE_RATIO_MISMATCH = "sample_ratio_mismatch"  # announcement types, also the webhook's
 GUARDRAIL_HARM = "guardrail_harm"
@@ -166,7 +165,7 @@ class Evaluator:
         self._random = random.Random()
 
     def run_once(self, now: float, keep_turn: Callable[[], bool] | None = None) -> EvaluationReport:
-        """Evaluate every live experiment and deliver due webhooks, now, in this thread.
+        """Evaluate every experiment whose figures still change, deliver due webhooks, now, here.
 
         ``keep_turn`` is asked before each experiment; False ends the turn early (another
         worker took over after this one overran its interval).
@@ -180,8 +179,8 @@ class Evaluator:
         announced: list[str] = []
         paused: list[str] = []
         for experiment in sorted(experiments.values(), key=lambda item: item.key):
-            if experiment.status not in WATCHED:
-                continue
+            if not experiment.figures_change(now):
+                continue  # final figures: announced, if at all, while they still changed
             if self._stopping.is_set() or (keep_turn is not None and not keep_turn()):
                 break
             looked += 1

@@ -79,9 +79,11 @@ def test_shoppers_arrive_staggered_and_events_go_in_shared_batches(
     sent = sum(batch["events"] for batch in batches)
     at_the_end = sum(batch["events"] for batch in batches if batch["is_final"])
     assert sent >= 5
-    # sent while the shop runs, every flush interval, not all by the shoppers' on_stop
-    assert at_the_end <= sent // 3, batches
-    assert sum(not batch["is_final"] for batch in batches) >= 2, batches
+    # sent while the shop runs, every flush interval (1.5 s ±20 % in an 8 s run: four or five
+    # times), not all by the shoppers' on_stop. What on_stop sends is whatever the last interval
+    # queued: a share that varies with so few events, so it is only bounded by "not all".
+    assert sum(not batch["is_final"] for batch in batches) >= 3, batches
+    assert at_the_end < sent, batches
     # one queue per process: a batch holds the events of several shoppers
     assert max(batch["visitors"] for batch in batches) >= 2, batches
 

@@ -7,6 +7,7 @@ import hmac
 import json
 import threading
 import time
+from datetime import datetime
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -346,3 +347,29 @@ def test_no_evaluator_is_built_when_the_interval_is_zero(redis_server: Any) -> N
     assert app.extensions[EVALUATOR] is None
     start_background(app)  # nothing to start, nothing to stop
     assert stop_background(app, 0.1)
+
+
+def test_a_stopped_experiment_is_evaluated_until_its_windows_mature(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    """Orders of a stopped experiment's visitors count until their windows close: an alarm on
+    those late figures is still announced; after maturity the experiment is left alone."""
+    windowed = {
+        **EXPERIMENT,
+        "goals": [{"key": "purchase", "primary": True, "window_days": 7, "return_days": 14}],
+    }
+    with Receiver() as receiver:
+        app = webhook_app(redis_server.url, receiver.url)
+        client = app.test_client()
+        assert client.post("/v1/experiments", json=windowed, headers=EDITOR).status_code == 201
+        assert client.post("/v1/experiments/gift-wrap/start", headers=EDITOR).status_code == 200
+        redis_client.hset(keys.counts("gift-wrap", 1), mapping={"e:0": 1000, "e:1": 800})
+        stop = client.post("/v1/experiments/gift-wrap/stop", headers=EDITOR)
+        assert stop.status_code == 200
+        matures_at = datetime.fromisoformat(stop.json["matures_at"]).timestamp()
+        matured = evaluator(app).run_once(matures_at + 1)
+        settling = evaluator(app).run_once(matures_at - 1)
+    assert (matured.experiments, matured.announced) == (0, ())
+    assert settling.experiments == 1
+    assert [field.split(":")[2] for field in settling.announced] == ["sample-ratio"]
+    assert [request["event"] for request in receiver.requests] == ["sample_ratio_mismatch"]
