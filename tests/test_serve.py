@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import splitwerk
 from tests.helpers import SECRET, TOKENS, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +131,48 @@ def test_a_keep_alive_shorter_than_the_clients_idle_time_breaks_requests(
     # the race the KEEPALIVE default avoids: the server closes, the client sends anyway
     _, failed, _ = _idle_clients(gunicorn_server, clients=2, requests=2)
     assert failed > 0
+
+
+def _idle_sdk(address: str, threads: int, calls: int) -> dict[str, int]:
+    """One SDK client whose threads each call assign ``calls`` times on the thread's
+    kept-alive connection, idling 2–3 s between calls. Returns the SDK's counters."""
+    client = splitwerk.Client(f"http://{address}", timeout=2.0, poll_interval=None)
+
+    def run(seed: int) -> None:
+        pause = random.Random(seed)
+        for number in range(calls):
+            if number:
+                time.sleep(pause.uniform(2.0, 3.0))
+            client.assign(f"visitor-{seed}-{number}")
+
+    workers = [threading.Thread(target=run, args=(seed,)) for seed in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    stats = client.stats()
+    client.close(0)
+    return stats
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gunicorn_server", [75], indirect=True)
+def test_the_sdk_keeps_its_connections_across_idle_time_without_a_reconnect(
+    gunicorn_server: str, redis_client: object
+) -> None:
+    stats = _idle_sdk(gunicorn_server, threads=6, calls=3)
+    assert (stats["assign_errors"], stats["reconnects"]) == (0, 0), stats
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gunicorn_server", [1], indirect=True)
+def test_the_sdk_resends_once_when_the_keep_alive_is_shorter_than_its_idle_time(
+    gunicorn_server: str, redis_client: object
+) -> None:
+    # what the test above would see with a short KEEPALIVE: each idle connection was closed
+    stats = _idle_sdk(gunicorn_server, threads=2, calls=2)
+    assert stats["reconnects"] > 0, stats
+    assert stats["assign_errors"] == 0, stats  # the resend on a new connection answered
 
 
 def _serve_dev(data_dir: Path, port: int) -> subprocess.Popen[str]:

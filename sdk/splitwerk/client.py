@@ -344,11 +344,15 @@ class Client:
         ``invalid`` refused by the SDK (logged), ``exposures`` reported in local mode,
         ``assign_errors`` remote calls without an answer, ``circuit_skips`` calls answered
         without the network, ``circuit_opened`` times the breaker opened, and the config
-        poll counters ``config_updates``, ``config_not_modified``, ``config_errors``.
+        poll counters ``config_updates``, ``config_not_modified``, ``config_errors``; with the
+        default transport also ``reconnects``, requests resent on a new connection because
+        the server had closed the kept-alive one (its keep-alive is shorter than the idle time).
         """
         self._check_process()
         with self._lock:
             counters = dict(self._counters)
+        if isinstance(self._transport, HttpTransport):
+            counters["reconnects"] = self._transport.reconnects
         return {**self._batcher.stats(), **self._poller.stats(), **counters}
 
     # --- lifecycle --------------------------------------------------------------------

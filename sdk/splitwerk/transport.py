@@ -102,6 +102,8 @@ class HttpTransport:
             connection.close()
             if not is_reused:
                 raise
+            with self._lock:
+                self.reconnects += 1
         except TRANSPORT_ERRORS:
             connection.close()
             raise
@@ -128,6 +130,8 @@ class HttpTransport:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        # requests resent on a new connection because the kept-alive one had been closed
+        self.reconnects = 0
 
     def _connection(self) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)

@@ -141,7 +141,7 @@ def test_dropped_keep_alive_connection_is_reopened(server: FakeServer) -> None:
         assert client.variant("checkout-button", "v-1") == "green"
         server.script("/v1/assign", "close")
         assert client.variant("checkout-button", "v-1") == "green"  # retried on a new connection
-        assert client.stats()["assign_errors"] == 0
+        assert (client.stats()["assign_errors"], client.stats()["reconnects"]) == (0, 1)
 
 
 def test_circuit_breaker_skips_the_network_then_probes(server: FakeServer) -> None:
