@@ -116,20 +116,25 @@ def _takes_from_browser(goal: Goal) -> bool:
 
 
 def _counting(
-    listening: Sequence[tuple[Experiment, tuple[Goal, ...]]], *, is_trusted: bool
+    listening: Sequence[tuple[Experiment, tuple[Goal, ...]]], now: float, *, is_trusted: bool
 ) -> Sequence[tuple[Experiment, tuple[Goal, ...]]]:
-    """The experiments and goals an event may count in.
+    """The experiments and goals an event may count in, in one pass over its listeners.
 
-    A conversion sent without the ingest key counts only in conversion goals and in value
-    goals that opted in with ``accept_browser_value``: anyone can send it with any value.
+    Left out: experiments no longer running whose every window and return period has ended
+    (record_event.lua would refuse each visitor's event anyway; this spares the work). A
+    conversion sent without the ingest key counts only in conversion goals and in value goals
+    that opted in with ``accept_browser_value``: anyone can send it with any value.
     """
-    if is_trusted:
-        return listening
-    return [
-        (experiment, taking)
-        for experiment, goals in listening
-        if (taking := tuple(goal for goal in goals if _takes_from_browser(goal)))
-    ]
+    counting = []
+    for experiment, goals in listening:
+        if experiment.status is not Status.RUNNING:
+            matures_at = experiment.matures_at
+            if matures_at is not None and now > matures_at:
+                continue
+        taking = goals if is_trusted else tuple(g for g in goals if _takes_from_browser(g))
+        if taking:
+            counting.append((experiment, taking))
+    return counting
 
 
 def _goal_value(goal: Goal, cents: int) -> GoalValue:
@@ -194,20 +199,6 @@ def _attribute(
     ]
 
 
-def _still_listening(
-    listening: Sequence[tuple[Experiment, tuple[Goal, ...]]], now: float
-) -> Sequence[tuple[Experiment, tuple[Goal, ...]]]:
-    """The listeners without stopped experiments whose every window and return period ended
-    (record_event.lua would refuse each visitor's event anyway; this spares the work)."""
-    return [
-        (experiment, goals)
-        for experiment, goals in listening
-        if experiment.status is Status.RUNNING
-        or (matures_at := experiment.matures_at) is None
-        or now <= matures_at
-    ]
-
-
 class EventRecorder:
     """Records batches of conversion, order, refund and exposure events."""
 
@@ -234,7 +225,7 @@ class EventRecorder:
     def _listeners_of(self, snapshot: Snapshot) -> Listeners:
         """Experiments by the event names their goals listen to, once per version: every goal
         of a running experiment, and the windowed goals of the others (issue 21), whose
-        visitors' windows go on after a pause or the stop (``_still_listening``)."""
+        visitors' windows go on after a pause or the stop (``_counting``)."""
         version, listeners = self._listeners
         if version != snapshot.version:
             listeners = {}
@@ -319,9 +310,7 @@ class EventRecorder:
                     pseudonyms[visitor] = self._pseudonymiser.pseudonymise(visitor)
                 loaded[index], visitors[index] = event, pseudonyms[visitor]
                 money_fields[index] = "value" if kind == "conversion" else "revenue"
-                listening = _counting(
-                    _still_listening(listeners.get(event["goal"], ()), now), is_trusted=is_trusted
-                )
+                listening = _counting(listeners.get(event["goal"], ()), now, is_trusted=is_trusted)
                 if listening:
                     counting[index] = listening
                 else:
