@@ -46,3 +46,15 @@ def test_the_covariate_of_the_shop_model_is_sent_by_returning_customers_only() -
     assert 0.25 < has_x.mean() < 0.5
     assert 0.05 < (y > 0).mean() < 0.15  # zero-inflated: most visitors order nothing
     assert np.corrcoef(x, y)[0, 1] > 0.45  # what makes a fifth of the variance go
+
+
+def test_a_stricter_alpha_never_decides_sooner_nor_errs_more_on_the_same_data() -> None:
+    """The docs' matched-rate row (CUPED at MATCHED_ALPHA) judges the same runs: its boundary
+    lies above the 5 % one, so it can only decide later and falsely reject less often."""
+    runs = 40
+    summary = SIMULATION.summarise(runs, SIMULATION.SEED, matched=True)
+    cuped, matched = SIMULATION.METHODS[2], SIMULATION.MATCHED
+    assert summary.false_positive[matched] <= summary.false_positive[cuped]
+    assert summary.median[matched] >= summary.median[cuped]
+    assert summary.power[matched] <= summary.power[cuped]
+    assert f"| {matched}, daily looks for 28 days |" in SIMULATION.table(summary, runs, 1)
