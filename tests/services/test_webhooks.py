@@ -7,8 +7,8 @@ import hmac
 import json
 import threading
 import time
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -114,11 +114,23 @@ def webhook_app(redis_url: str, url: str, **overrides: Any) -> Any:
     return create_app(app_settings(redis_url, **settings))
 
 
-def harmed(app: Any, seed: int = 1) -> None:
+def started(app: Any, experiment: dict[str, Any] = EXPERIMENT) -> Any:
+    """Create and start the experiment; returns the app's test client."""
     client = app.test_client()
-    assert client.post("/v1/experiments", json=EXPERIMENT, headers=EDITOR).status_code == 201
-    assert client.post("/v1/experiments/gift-wrap/start", headers=EDITOR).status_code == 200
-    seed_guardrail_traffic(client, "gift-wrap", HARMFUL, 800, seed=seed)
+    assert client.post("/v1/experiments", json=experiment, headers=EDITOR).status_code == 201
+    assert (
+        client.post(f"/v1/experiments/{experiment['key']}/start", headers=EDITOR).status_code == 200
+    )
+    return client
+
+
+def mismatched(redis_client: redis.Redis) -> None:
+    """Counts of 1000 against 800 visitors in a 50:50 split: a sample ratio mismatch."""
+    redis_client.hset(keys.counts("gift-wrap", 1), mapping={"e:0": 1000, "e:1": 800})
+
+
+def harmed(app: Any, seed: int = 1) -> None:
+    seed_guardrail_traffic(started(app), "gift-wrap", HARMFUL, 800, seed=seed)
 
 
 def evaluator(app: Any) -> Evaluator:
@@ -287,10 +299,8 @@ def test_a_sample_ratio_alarm_is_announced_once(
 ) -> None:
     with Receiver() as receiver:
         app = webhook_app(redis_server.url, receiver.url)
-        client = app.test_client()
-        assert client.post("/v1/experiments", json=EXPERIMENT, headers=EDITOR).status_code == 201
-        assert client.post("/v1/experiments/gift-wrap/start", headers=EDITOR).status_code == 200
-        redis_client.hset(keys.counts("gift-wrap", 1), mapping={"e:0": 1000, "e:1": 800})
+        started(app)
+        mismatched(redis_client)
         first = evaluator(app).run_once(time.time())
         second = evaluator(app).run_once(time.time())
     assert [field.split(":")[2] for field in first.announced] == ["sample-ratio"]
@@ -360,10 +370,8 @@ def test_a_stopped_experiment_is_evaluated_until_its_windows_mature(
     }
     with Receiver() as receiver:
         app = webhook_app(redis_server.url, receiver.url)
-        client = app.test_client()
-        assert client.post("/v1/experiments", json=windowed, headers=EDITOR).status_code == 201
-        assert client.post("/v1/experiments/gift-wrap/start", headers=EDITOR).status_code == 200
-        redis_client.hset(keys.counts("gift-wrap", 1), mapping={"e:0": 1000, "e:1": 800})
+        client = started(app, windowed)
+        mismatched(redis_client)
         stop = client.post("/v1/experiments/gift-wrap/stop", headers=EDITOR)
         assert stop.status_code == 200
         matures_at = datetime.fromisoformat(stop.json["matures_at"]).timestamp()
