@@ -361,14 +361,14 @@
 
   // ---- assignment -------------------------------------------------------------------------
 
+  // The CUPED covariate: a number (or numeric text, from data-covariate) within the server's
+  // bounds, to the hundredth the server keeps; anything else is undefined, which JSON leaves
+  // out (the server would refuse the whole request or batch).
+  const covariate = (c = options.covariate) => (/\d/.test(c) && Math.abs(c) <= 1e6 ? Math.round(c * 100) / 100 : undefined);
+
   const remote = (list) => {
-    const body = { visitor, attributes, consent: true };
+    const body = { visitor, attributes, consent: true, covariate: covariate() };
     if (list.length) body.experiments = list;
-    // The CUPED covariate: a number (or numeric text, from data-covariate) within the server's
-    // bounds, sent to the hundredth the server keeps. Anything else is left out: the server
-    // would refuse the whole request.
-    const covariate = options.covariate;
-    if (/\d/.test(covariate) && Math.abs(covariate) <= 1e6) body.covariate = Math.round(covariate * 100) / 100;
     return request('v1/assign', JSON.stringify(body)).then((r) => r.assignments);
   };
 
@@ -386,7 +386,7 @@
           result[key] = a;
           if (a.enrolled && granted && !exposed[key]) {
             exposed[key] = true;
-            queueEvent({ type: 'exposure', experiment: key, variant: a.variant, attributes });
+            queueEvent({ type: 'exposure', experiment: key, variant: a.variant, attributes, covariate: covariate() });
           }
         } else rest.push(key);
       });

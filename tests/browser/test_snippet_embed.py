@@ -445,6 +445,23 @@ def test_a_configured_covariate_goes_with_the_assignment_request(
     assert page_log.errors(failed_loads_from=(with_covariate.splitwerk_url,)) == []
 
 
+def test_in_local_mode_the_covariate_goes_with_the_exposure_and_is_recorded(
+    start_site: StartSite, page: Page, page_log: PageLog
+) -> None:
+    """Local mode decides in the browser and enrols through the exposure event: the shop's
+    CUPED covariate must travel with it, or the server never learns it (issue 20)."""
+    site = start_site({"local": True, "covariate": "129.5"})
+    assert site.server is not None
+    page.goto(site.page(1))
+    answer = ready(page)
+    assert answer["enrolled"] is True
+    page.evaluate("splitwerk.flush()")
+    index = variant_index(answer["variant"])
+    assert wait_for(lambda: counts(site.server).get(f"xn:{index}") == 1), counts(site.server)
+    assert counts(site.server)[f"xs:{index}"] == 12950  # hundredths, as /v1/assign keeps it
+    assert page_log.errors() == []
+
+
 def test_a_configured_consent_cookie_is_the_consent_on_every_page_until_withdrawn(
     start_site: StartSite, context: BrowserContext, page: Page, page_log: PageLog
 ) -> None:
