@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import importlib.util
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import redis
@@ -228,3 +230,14 @@ def seed_guardrail_traffic(
     for start in range(0, len(events), 500):
         answer = client.post("/v1/events", json={"events": events[start : start + 500]})
         assert answer.status_code == 200 and answer.json["rejected"] == 0, answer.json
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module named ``name`` (scripts/ is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module

@@ -8,28 +8,14 @@ every method keeps false positives at alpha and its intervals cover 0 in A/A run
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
+
+from tests.helpers import load_script
 
 FAST_RUNS = 200
 
 
-def simulation() -> ModuleType:
-    """scripts/simulate_shop.py as a module (scripts/ is not a package)."""
-    path = Path(__file__).resolve().parents[2] / "scripts" / "simulate_shop.py"
-    spec = importlib.util.spec_from_file_location("simulate_shop", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["simulate_shop"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-SIMULATION = simulation()
+SIMULATION = load_script("simulate_shop")
 
 
 def test_cuped_on_shop_like_data_decides_sooner_without_more_false_positives() -> None:

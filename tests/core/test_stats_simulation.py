@@ -8,28 +8,14 @@ the Monte Carlo slack of the checks is explained in ``broken_promises``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+
+from tests.helpers import load_script
 
 FAST_RUNS = 200
 
 
-def simulation() -> ModuleType:
-    """scripts/simulate_stats.py as a module (scripts/ is not a package)."""
-    path = Path(__file__).resolve().parents[2] / "scripts" / "simulate_stats.py"
-    spec = importlib.util.spec_from_file_location("simulate_stats", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["simulate_stats"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-SIMULATION = simulation()
+SIMULATION = load_script("simulate_stats")
 
 
 def check(outcome: object, runs: int) -> None:
