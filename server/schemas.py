@@ -687,7 +687,14 @@ class ErasureRequestSchema(BaseSchema):
 
 
 class ErasureSchema(Schema):
-    removed = fields.Dict(keys=fields.String(), values=fields.Integer())
+    removed = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={
+            "description": "records removed by kind: enrolments (with the visitor's totals), "
+            "totals (fields kept apart by earlier versions), orders, idempotency_keys"
+        },
+    )
     experiments = fields.List(fields.String())
 
 

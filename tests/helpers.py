@@ -160,6 +160,8 @@ class DeadRedis:
     """A TCP listener in the place of Redis: it reads what a client sends, answers nothing and
     hangs up, counting connections and the commands they carried (RESP arrays)."""
 
+    SETTLE = 0.1  # seconds without a new connection before reset() reads the counts
+
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -186,7 +188,18 @@ class DeadRedis:
                 self.commands.extend(_command_names(received))
 
     def reset(self) -> tuple[int, list[str]]:
-        """(connections, command names) since the last reset."""
+        """(connections, command names) since the last reset, once the counts have stood
+        still for ``SETTLE`` seconds: a client gives up when the listener hangs up, which
+        is a moment before the listener's thread counts that connection."""
+        deadline = time.monotonic() + 5 * DeadRedis.SETTLE
+        last = -1
+        while time.monotonic() < deadline:
+            with self._lock:
+                current = self.connections
+            if current == last:
+                break
+            last = current
+            time.sleep(DeadRedis.SETTLE)
         with self._lock:
             seen = (self.connections, self.commands)
             self.connections, self.commands = 0, []
@@ -241,3 +254,11 @@ def load_script(name: str) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the script runs
     spec.loader.exec_module(module)
     return module
+
+
+def record_totals(record: bytes) -> dict[str, str]:
+    """A visitor's totals in their enrolment record (the extra "\x1eg:<name>=<value>;…",
+    server/storage/keys.py) as a dict; empty without any."""
+    extras = record.decode().split("\x1e")[1:]
+    packed = next((extra[2:] for extra in extras if extra.startswith("g:")), "")
+    return dict(entry.split("=", 1) for entry in packed.split(";") if entry)

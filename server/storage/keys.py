@@ -67,16 +67,13 @@ sw:{<exp>}:p<phase>:counts                 hash    aggregate counters (see count
                                                    below); never expires, no personal data
 sw:{<exp>}:p<phase>:segment-values:<attr>  set     distinct values seen for a segment
                                                    attribute, at most SEGMENT_VALUE_LIMIT
-sw:{<exp>}:p<phase>:totals                 hash    "<pseudonym>:<goal>" → the visitor's total
-                                                   of that goal in cents (events for conversion
-                                                   goals), |total| ≤ MAX_VISITOR_TOTAL_CENTS;
-                                                   "<pseudonym>:<goal>:r" → a revenue goal's
-                                                   refunded net revenue of the visitor (cents;
-                                                   written by their first refund, issue 21);
-                                                   "<pseudonym>:@day" → "<YYYY-MM-DD>:<n>", the
-                                                   visitor's new conversion ids of that server
-                                                   day (n ≤ the daily cap; one field, reset each
-                                                   day); per-visitor: expires with enrolments
+sw:{<exp>}:p<phase>:totals                 hash    totals written by earlier versions, one field
+                                                   per visitor and name ("<pseudonym>:<goal>",
+                                                   "…:<goal>:r", "…:@day"): read where the
+                                                   enrolment record lacks the name, and deleted
+                                                   when the record takes the value (the "g"
+                                                   extra below); per-visitor: expires with
+                                                   enrolments
 sw:{<exp>}:p<phase>:orders                 hash    order id → "<pseudonym>␟<variant>␟<gross>␟
                                                    <net>␟<refunded>␟<goals>␟<segment values…>"
                                                    (cents); per-visitor: expires with enrolments
@@ -98,18 +95,26 @@ parsed by letter, unknown letters ignored; a record without ``\x1e`` reads as be
   attribution window (issue 21; windows are fixed once it started). 13 bytes.
 - ``x:<integer>``      the CUPED covariate in hundredths, within ±10^8 (issue 20), from the
   visitor's first enrolment.
+- ``g:<name>=<value>;…``  the visitor's totals (issue 21), written by record_event.lua and
+  refund.lua (``read_totals``/``write_totals`` in counters.lua): ``<goal>`` → the visitor's
+  total of that goal in cents (events for conversion goals), |total| ≤ MAX_VISITOR_TOTAL_CENTS;
+  ``<goal>:r`` → a revenue goal's refunded net revenue (cents; from the first refund);
+  ``@day`` → ``<YYYY-MM-DD>:<n>``, the visitor's new conversion ids of that server day (n ≤ the
+  daily cap). Goal keys never hold ``=`` or ``;``. In the record, not a hash field of its own:
+  a field costs Redis about 70 bytes before its contents.
 
 Order records of windowed goals name the goal as ``<goal>=<kind letter>/<cohort>/<deadline>``:
 the buyer's cohort (enrolment day number) and the unix minute until which refunds count.
 
 Windowed goals (issue 21) and their per-visitor storage: a visitor of an experiment with
-windowed goals holds one enrolment record (pseudonym 16 B + variant, segment values and the
-13-byte time) and one totals field per goal they reached (pseudonym:goal → total), plus one
-order record and one idempotency member per order until the idempotency window trims the
-member. tests/api/test_windows.py measures the enrolment record and totals of a buyer with MEMORY
-USAGE: at most 200 bytes per visitor and experiment. They are kept while the experiment runs
-(stickiness needs them) and expire RETENTION_DAYS after the stop plus the longest window and
-return period (the last visitor's figures settle then; nothing counts afterwards).
+windowed goals holds one enrolment record (pseudonym 16 B + variant, segment values, the
+13-byte time and their totals), plus one order record and one idempotency member per order
+until the idempotency window trims the member. tests/api/test_windows.py measures the record
+of a buyer of three windowed goals with MEMORY USAGE: at most 200 bytes per visitor and
+experiment (128 measured); each order costs about 260 bytes more (order record 144, idempotency
+member 118) while kept. They are kept while the experiment runs (stickiness needs them) and
+expire RETENTION_DAYS after the stop plus the longest window and return period (the last
+visitor's figures settle then; nothing counts afterwards).
 
 Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYYY-MM-DD in UTC):
 

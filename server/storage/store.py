@@ -707,12 +707,13 @@ class Store:
         Aggregate counters stay. Returns how many records of each kind were removed.
         """
         removed = {"enrolments": 0, "totals": 0, "orders": 0, "idempotency_keys": 0}
-        prefix = f"{visitor}:"  # of the visitor's fields in the totals hash
+        prefix = f"{visitor}:"  # of the visitor's older one-value fields in the totals hash
         with _guard("erase visitor"):
             for experiment, phase, shards in places:
                 shard = keys.visitor_shard(experiment, visitor, shards)
                 removed["enrolments"] += self._redis.hdel(keys.enrolments(shard, phase), visitor)
                 totals_key = keys.totals(shard, phase)
+                # totals of versions before (now they are part of the enrolment record)
                 fields = [
                     name
                     for name, _ in self._redis.hscan_iter(

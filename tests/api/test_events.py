@@ -13,8 +13,9 @@ import pytest
 import redis
 
 from server.app import create_app
+from server.context import services_of
 from server.storage import keys
-from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
+from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings, record_totals
 
 # every test here runs against one Redis and against the local Redis Cluster
 pytestmark = pytest.mark.both_redis
@@ -434,6 +435,70 @@ def test_exposure_event_enrols_once(client: Any, redis_client: redis.Redis) -> N
     assert enrolled == 1
 
 
+def test_totals_kept_by_an_earlier_version_count_on_and_move_into_the_record(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    """Versions before kept a visitor's totals as one field per goal in the totals hash; an
+    upgrade must neither lose nor double them: the next event or refund reads them, writes
+    them into the enrolment record and deletes the old fields."""
+    start(client)
+    v = variant_index(enrol(client, "kunde-alt"))
+    pseudonym = services_of(client.application).pseudonymiser.pseudonymise("kunde-alt")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    totals, enrolments = keys.totals("checkout-button", 1), keys.enrolments("checkout-button", 1)
+    older = {"revenue": 5000, "revenue:r": 1000, "purchase": 1, "@day": f"{today}:2"}
+    redis_client.hset(totals, mapping={f"{pseudonym}:{name}": v for name, v in older.items()})
+    before = counts(redis_client)
+
+    assert send(client, order("kunde-alt", "o-new", "119.00")).json["accepted"] == 1
+    found = counts(redis_client)
+    # the squares move from the earlier total 5000 to 16900 (+ 11900 net): the old field was read
+    assert (
+        squares(found, f"q:{v}:revenue") - squares(before, f"q:{v}:revenue") == 16900**2 - 5000**2
+    )
+    assert found.get(f"c:{v}:purchase", 0) == before.get(f"c:{v}:purchase", 0)  # no new buyer
+    assert found[f"rp:{v}:purchase"] == 1  # their second order makes a repeat buyer
+    assert found[f"rt:{v}:revenue"] - before.get(f"rt:{v}:revenue", 0) == 1000 * 11900
+    record = redis_client.hget(enrolments, pseudonym)
+    assert record is not None
+    assert record_totals(record) | {"margin": "-"} == {
+        "revenue": "16900", "revenue:r": "1000", "purchase": "2", "@day": f"{today}:2",
+        "margin": "-",
+    }  # fmt: skip
+    assert redis_client.exists(totals) == 0  # every older field it read moved into the record
+    conversion = {
+        "type": "conversion",
+        "id": "c-alt",
+        "visitor": "kunde-alt",
+        "goal": "add_to_cart",
+    }
+    assert send(client, conversion).json["accepted"] == 1
+    assert record_totals(redis_client.hget(enrolments, pseudonym) or b"")["@day"] == f"{today}:3"
+
+
+def test_a_refund_reads_totals_kept_by_an_earlier_version_and_moves_them(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    start(client)
+    enrol(client, "kunde-r")
+    assert send(client, order("kunde-r", "o-r", "119.00")).json["accepted"] == 1
+    pseudonym = services_of(client.application).pseudonymiser.pseudonymise("kunde-r")
+    totals, enrolments = keys.totals("checkout-button", 1), keys.enrolments("checkout-button", 1)
+    record = redis_client.hget(enrolments, pseudonym) or b""
+    now = record_totals(record)
+    # as an earlier version left it: the totals as fields of their own, none in the record
+    redis_client.hset(totals, mapping={f"{pseudonym}:{name}": v for name, v in now.items()})
+    redis_client.hset(enrolments, pseudonym, record.split(b"\x1eg:")[0])
+    refund = {"type": "refund", "id": "r-1", "order_id": "o-r", "amount": "10.00"}
+    assert send(client, refund).json["accepted"] == 1
+    after = record_totals(redis_client.hget(enrolments, pseudonym) or b"")
+    assert after["revenue"] == str(int(now["revenue"]) - 1000)
+    assert after["margin"] == str(int(now["margin"]) - 1000)
+    assert after["revenue:r"] == "1000"
+    # what the refund read moved; the conversion goal's count waits for the visitor's next event
+    assert redis_client.hkeys(totals) == [f"{pseudonym}:purchase".encode()]
+
+
 def test_erasure_removes_per_visitor_records_and_keeps_aggregates(
     client: Any, redis_client: redis.Redis
 ) -> None:
@@ -448,14 +513,15 @@ def test_erasure_removes_per_visitor_records_and_keeps_aggregates(
         {"type": "refund", "id": "r-9", "order_id": "o-9", "amount": "10.00"},
     )
     aggregates = counts(redis_client)
+    assert redis_client.hlen(keys.totals("checkout-button", 1)) == 0  # in the records
     assert client.delete("/v1/visitors/kunde-9", headers=VIEWER).status_code == 403
     response = client.delete("/v1/visitors/kunde-9", headers=EDITOR)
     assert response.status_code == 200
     assert response.json["removed"] == {
         "enrolments": 1,
-        # purchase, revenue, margin, add_to_cart, the day's conversion count, and the
-        # refunded revenue (the return rate's per-visitor figure, issue 21)
-        "totals": 6,
+        # purchase, revenue, margin, add_to_cart, the day's conversion count and the refunded
+        # revenue are part of the enrolment record; "totals" counts older separate fields
+        "totals": 0,
         "orders": 1,
         "idempotency_keys": 3,
     }

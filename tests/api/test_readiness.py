@@ -17,8 +17,17 @@ from tests.helpers import app_settings, free_port
 SHAPE = {"code", "status", "message", "errors"}
 
 
+FULL_MARGIN = 200_000  # bytes Redis stays above its maxmemory once filled
+
+
 def fill_until_full(client: redis.Redis) -> int:
-    """Write filler keys until Redis refuses even a tiny one with OOM; returns how many."""
+    """Write filler keys until Redis refuses even a tiny one with OOM; returns how many.
+
+    Then maxmemory is lowered to ``FULL_MARGIN`` below what Redis uses: filled to the last
+    byte, Redis is over its limit by a few bytes only, and the next shrink of a client
+    buffer (clientsCron) would let writes in again, sooner on a busy machine. Deleting the
+    fillers still frees far more than the margin.
+    """
     written = 0
     for size in (10_000, 1_000, 100, 1):  # smaller and smaller, to the last byte
         while True:
@@ -27,6 +36,8 @@ def fill_until_full(client: redis.Redis) -> int:
             except redis.exceptions.OutOfMemoryError:
                 break
             written += 1
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", used - FULL_MARGIN)
     return written
 
 

@@ -18,7 +18,7 @@ from server.app import create_app
 from server.context import services_of
 from server.services import experiments as services
 from server.services.assignments import AssignRequest
-from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
+from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings, record_totals
 
 DAY = 86_400
 KEY = "loyalty"
@@ -295,8 +295,13 @@ VISITOR_BYTES = 200  # issue 21: per-visitor storage of a windowed experiment, p
 def test_per_visitor_storage_stays_within_200_bytes_and_expires_after_windows_and_retention(
     client: Any, redis_client: redis.Redis
 ) -> None:
-    goals = [{"key": "margin", "kind": "margin", "event": "purchase", "primary": True,
-              "window_days": 30}]  # fmt: skip
+    """A buyer of three windowed goals (a conversion, revenue and margin on one order): their
+    enrolment record holds the variant, segment, enrolment time and the three totals."""
+    goals = [
+        {"key": "purchase", "primary": True, "window_days": 30},
+        {"key": "revenue", "kind": "revenue", "event": "purchase", "window_days": 30},
+        {"key": "margin", "kind": "margin", "event": "purchase", "window_days": 30},
+    ]
     body = {**EXPERIMENT, "goals": goals, "segments": ["customer"]}
     assert client.post("/v1/experiments", json=body, headers=EDITOR).status_code == 201
     assert client.post(f"/v1/experiments/{KEY}/start", headers=EDITOR).status_code == 200
@@ -310,14 +315,23 @@ def test_per_visitor_storage_stays_within_200_bytes_and_expires_after_windows_an
                  "revenue": "49.99", "cost_of_goods": "20.00"}  # fmt: skip
         answer = client.post("/v1/events", json={"events": [order]}, headers=ingest)
         assert answer.json["results"][0]["status"] == "accepted"
-    enrolments, totals = f"sw:{{{KEY}}}:p1:enrolments", f"sw:{{{KEY}}}:p1:totals"
+    prefix = f"sw:{{{KEY}}}:p1:"
+    enrolments, totals = prefix + "enrolments", prefix + "totals"
     record = redis_client.hget(enrolments, next(iter(redis_client.hkeys(enrolments))))
     assert record is not None and b"\x1et:" in record  # the enrolment time is kept
-    per_visitor = sum(redis_client.memory_usage(k, samples=0) or 0 for k in (enrolments, totals))
-    print(f"enrolment record and total of a buyer: {per_visitor / visitors:.0f} B per visitor")
-    assert per_visitor / visitors <= VISITOR_BYTES
+    assert record_totals(record) == {"purchase": "1", "revenue": "4999", "margin": "2999"}
+    assert not redis_client.exists(totals)  # the totals hash holds only older versions' data
+
+    def used(name: str) -> float:
+        return (redis_client.memory_usage(prefix + name, samples=0) or 0) / visitors
+
+    per_visitor = used("enrolments")
+    orders, seen = used("orders"), used("seen")
+    print(f"enrolment record with three totals: {per_visitor:.0f} B per buyer; per order: "
+          f"{orders:.0f} B order record, {seen:.0f} B idempotency member")  # fmt: skip
+    assert per_visitor <= VISITOR_BYTES
     assert client.post(f"/v1/experiments/{KEY}/stop", headers=EDITOR).status_code == 200
     # the records expire RETENTION_DAYS (90 by default) after the last window and return period
     expected = (30 + 14 + 90) * DAY
-    for name in (enrolments, totals, f"sw:{{{KEY}}}:p1:orders", f"sw:{{{KEY}}}:p1:seen"):
+    for name in (enrolments, prefix + "orders", prefix + "seen"):
         assert expected - 60 < redis_client.ttl(name) <= expected

@@ -66,3 +66,74 @@ end
 local function capped(total, cap)
   return math.max(-cap, math.min(cap, total))
 end
+
+-- A visitor's totals (issue 21) live in their enrolment record, as the extra
+-- "\30g:<name>=<value>;<name>=<value>…": the names are "<goal>" (the visitor's total of the
+-- goal), "<goal>:r" (a revenue goal's refunded net revenue) and "@day" ("<YYYY-MM-DD>:<n>",
+-- today's conversions). Versions before kept one field per name in the totals hash,
+-- "<pseudonym>:<name>": a name the record lacks is read from there (one HMGET, only for the
+-- missing names), and such a field is deleted when the record takes its value (write_totals).
+-- ``record`` nil (no enrolment record, e.g. a refund of an erased visitor's order): only the
+-- totals hash is read and written, as before.
+local function read_totals(record, totals, visitor, names)
+  local found = {values = {}, order = {}, older = {}, record = record}
+  for entry in string.gmatch(string.match(record or "", "\30g:([^\30]*)") or "", "[^;]+") do
+    local name, value = string.match(entry, "^([^=]+)=(.*)$")
+    if name and found.values[name] == nil then
+      found.order[#found.order + 1] = name
+      found.values[name] = value
+    end
+  end
+  local missing, fields = {}, {}
+  for n = 1, #names do
+    if found.values[names[n]] == nil then
+      missing[#missing + 1] = names[n]
+      fields[#fields + 1] = visitor .. ":" .. names[n]
+    end
+  end
+  if #fields > 0 then
+    local stored = redis.call("HMGET", totals, unpack(fields))
+    for m = 1, #missing do
+      if stored[m] then
+        found.older[#found.older + 1] = fields[m]
+        found.order[#found.order + 1] = missing[m]
+        found.values[missing[m]] = stored[m]
+      end
+    end
+  end
+  return found
+end
+
+-- change one value of a visitor's totals read by read_totals (written by write_totals)
+local function set_total(found, name, value)
+  if found.values[name] == nil then
+    found.order[#found.order + 1] = name
+  end
+  found.values[name] = value
+  found.changed = true
+end
+
+-- write a visitor's changed totals into their enrolment record; the older fields go
+local function write_totals(enrolments, totals, visitor, found)
+  if not found.changed then
+    return
+  end
+  if not found.record then
+    local pairs_ = {}
+    for _, name in ipairs(found.order) do
+      pairs_[#pairs_ + 1] = visitor .. ":" .. name
+      pairs_[#pairs_ + 1] = found.values[name]
+    end
+    redis.call("HSET", totals, unpack(pairs_))
+    return
+  end
+  local entries = {}
+  for n, name in ipairs(found.order) do
+    entries[n] = name .. "=" .. found.values[name]
+  end
+  local rest = string.gsub(found.record, "\30g:[^\30]*", "")
+  redis.call("HSET", enrolments, visitor, rest .. "\30g:" .. table.concat(entries, ";"))
+  if #found.older > 0 then
+    redis.call("HDEL", totals, unpack(found.older))
+  end
+end

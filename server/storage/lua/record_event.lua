@@ -7,9 +7,11 @@
 -- daily count) before its first write; an event that fails a check writes nothing.
 --
 -- KEYS[1]  sw:{exp}:p<phase>:enrolments   hash  pseudonym -> "<variant>␟<segment values…>"
---                                               and extras "\30x:<covariate>" (keys.py)
--- KEYS[2]  sw:{exp}:p<phase>:totals       hash  "<pseudonym>:<goal>" -> visitor total (cents);
---                                               "<pseudonym>:@day" -> "<day>:<conversions>"
+--                                               and extras "\30x:<covariate>", "\30t:<minute>"
+--                                               and the visitor's totals "\30g:<goal>=<cents>;…"
+--                                               (read_totals in counters.lua; keys.py)
+-- KEYS[2]  sw:{exp}:p<phase>:totals       hash  totals of versions before, "<pseudonym>:<goal>"
+--                                               -> cents: read where the record lacks them
 -- KEYS[3]  sw:{exp}:p<phase>:counts       hash  aggregate counters (see storage/keys.py)
 -- KEYS[4]  sw:{exp}:p<phase>:seen         zset  idempotency members -> minute·2^24 + digest
 -- KEYS[5]  sw:{exp}:p<phase>:orders       hash  order id -> order record (for refunds)
@@ -36,8 +38,9 @@
 -- script can add to exactly; -7 outside every goal's attribution window. Nothing is written for
 -- any reply but 1.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product and covariate_of
--- from counters.lua, which LuaScript puts before this file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product, covariate_of,
+-- read_totals, set_total and write_totals from counters.lua, which LuaScript puts before this
+-- file.
 
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
@@ -99,26 +102,26 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     return -7
   end
 
-  -- the visitor's totals of these goals, and (for a conversion) today's count
-  local total_fields = {}
+  -- the visitor's totals of these goals (and refunded revenue of revenue goals), and (for a
+  -- conversion) today's count: one packed field (read_totals, counters.lua)
+  local wanted = {"@day"}
   for _, g in ipairs(positions) do
-    total_fields[#total_fields + 1] = visitor .. ":" .. ARGV[g]
+    wanted[#wanted + 1] = ARGV[g]
+    if kinds[g] == "r" then
+      wanted[#wanted + 1] = ARGV[g] .. ":r"
+    end
   end
-  local day_field = visitor .. ":@day"
-  total_fields[#total_fields + 1] = day_field
-  local stored = redis.call("HMGET", totals, unpack(total_fields))
-  local new_totals = {}
+  local found = read_totals(record, totals, visitor, wanted)
   if order_id == "" then
     local count = 0
-    local counted_day, counted = string.match(stored[#stored] or "", "^(.-):(%d+)$")
+    local counted_day, counted = string.match(found.values["@day"] or "", "^(.-):(%d+)$")
     if counted_day == today then
       count = tonumber(counted)
     end
     if count >= daily_limit then
       return -3
     end
-    new_totals[#new_totals + 1] = day_field
-    new_totals[#new_totals + 1] = today .. ":" .. (count + 1)
+    set_total(found, "@day", today .. ":" .. (count + 1))
   end
 
   -- the counters this event changes (each field once) and by how much, in two arrays
@@ -129,10 +132,9 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       deltas[#deltas + 1] = amount
     end
   end
-  for position, g in ipairs(positions) do
+  for _, g in ipairs(positions) do
     local goal, kind, value = ARGV[g], kinds[g], tonumber(ARGV[g + 2])
-    local total_field = visitor .. ":" .. goal
-    local raw = stored[position]
+    local raw = found.values[goal]
     local before = number(raw)
     if before == nil then
       return -6
@@ -145,7 +147,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     if kind == "c" then
       repeated, count_squares = before == 1 and 1 or 0, 2 * before + 1
     elseif kind == "r" then
-      local refunded = number(redis.call("HGET", totals, total_field .. ":r"))
+      local refunded = number(found.values[goal .. ":r"])
       if refunded == nil then
         return -6
       end
@@ -154,8 +156,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     if kind == "c" then
       -- the visitor's number of events of this goal; the first one makes them converted
       converted = before == 0 and 1 or 0
-      new_totals[#new_totals + 1] = total_field
-      new_totals[#new_totals + 1] = string.format("%.0f", before + 1)
+      set_total(found, goal, string.format("%.0f", before + 1))
     else
       -- the visitor's total in cents (refunds lower it, so 0 does not mean "never")
       converted = raw and 0 or 1
@@ -163,8 +164,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       if math.abs(after) > total_limit or math.abs(before) > total_limit then
         return -5
       end
-      new_totals[#new_totals + 1] = total_field
-      new_totals[#new_totals + 1] = string.format("%.0f", after)
+      set_total(found, goal, string.format("%.0f", after))
       local high_after, low_after = square(after)
       local high_before, low_before = square(before)
       high, low = high_after - high_before, low_after - low_before
@@ -242,7 +242,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       add("cqh:" .. segment, capped_high)
     end
   end
-  return 1, fields, deltas, new_totals, variant, parts, order_goals
+  return 1, fields, deltas, found, variant, parts, order_goals
 end
 
 local replies = {}
@@ -252,7 +252,7 @@ while i <= #ARGV do
   local order_id, gross, net, goals = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])
   local first_goal = i + 8
   i = first_goal + 3 * goals
-  local reply, fields, deltas, new_totals, variant, parts, order_goals =
+  local reply, fields, deltas, found, variant, parts, order_goals =
     plan(visitor, member, score, day, order_id, first_goal, i - 1)
   if reply == 1 then
     -- the counters this event changes, checked before anything is written
@@ -272,7 +272,7 @@ while i <= #ARGV do
     end
     if reply == 1 then
       redis.call("ZADD", seen, score, member)
-      redis.call("HSET", totals, unpack(new_totals))
+      write_totals(enrolments, totals, visitor, found)
       if #values > 0 then
         redis.call("HSET", counts, unpack(values))
       end

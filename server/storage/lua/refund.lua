@@ -5,10 +5,13 @@
 -- the refund changes are read and checked before the first write; a failed check writes nothing.
 --
 -- KEYS[1]  sw:{exp}:p<phase>:orders   hash  order id -> order record (record_event.lua)
--- KEYS[2]  sw:{exp}:p<phase>:totals   hash  "<pseudonym>:<goal>" -> visitor total (cents)
+-- KEYS[2]  sw:{exp}:p<phase>:totals   hash  totals of versions before ("<pseudonym>:<goal>")
+--                                            (the totals are in the enrolment record now:
+--                                            read_totals in counters.lua)
 -- KEYS[3]  sw:{exp}:p<phase>:counts   hash  aggregate counters
 -- KEYS[4]  sw:{exp}:p<phase>:seen     zset  idempotency members -> minute·2^24 + digest
--- KEYS[5]  sw:{exp}:p<phase>:enrolments  hash  pseudonym -> record (the CUPED covariate)
+-- KEYS[5]  sw:{exp}:p<phase>:enrolments  hash  pseudonym -> record (the CUPED covariate and
+--                                               the visitor's totals)
 -- ARGV[1]  order id
 -- ARGV[2]  idempotency member (storage/keys.py refund_member)
 -- ARGV[3]  score: minute·2^24 + the refund's 24-bit content digest
@@ -26,8 +29,9 @@
 -- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly;
 -- -7 sent after the deadline of every (windowed) goal of the order.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product and covariate_of
--- from counters.lua, which LuaScript puts before this file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product, covariate_of,
+-- read_totals, set_total and write_totals from counters.lua, which LuaScript puts before this
+-- file.
 
 local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
@@ -59,7 +63,10 @@ if refunded + amount > gross then
 end
 
 -- CUPED (issue 20): the buyer's covariate, for Σxy (nil without one, or without KEYS[5])
-local covariate = KEYS[5] and covariate_of(redis.call("HGET", KEYS[5], visitor) or "")
+-- (the record also holds the buyer's totals: read_totals below)
+local enrolments = KEYS[5]
+local enrolment = enrolments and redis.call("HGET", enrolments, visitor)
+local covariate = enrolment and covariate_of(enrolment)
 
 local segments = tonumber(ARGV[9])
 local day = ":d:" .. ARGV[5]
@@ -78,16 +85,26 @@ if (parts[6] or "") ~= "" and #goal_kinds == 0 then
   return -7
 end
 
-local deltas, new_totals = {}, {}
+local deltas = {}
 local function add(field, value)
   if value ~= 0 then
     deltas[field] = (deltas[field] or 0) + value
   end
 end
+-- the buyer's totals of the order's goals, and refunded revenue of its revenue goals: one
+-- packed field (read_totals, counters.lua)
+local names = {}
 for _, goal_kind in ipairs(goal_kinds) do
   local goal = string.match(goal_kind, "^(.-)=")
-  local total_field = visitor .. ":" .. goal
-  local before = number(redis.call("HGET", totals, total_field))
+  names[#names + 1] = goal
+  if string.match(goal_kind, "=r") then
+    names[#names + 1] = goal .. ":r"
+  end
+end
+local found = #names > 0 and read_totals(enrolment or nil, totals, visitor, names)
+for _, goal_kind in ipairs(goal_kinds) do
+  local goal = string.match(goal_kind, "^(.-)=")
+  local before = number(found.values[goal])
   if before == nil then
     return -6
   end
@@ -95,8 +112,7 @@ for _, goal_kind in ipairs(goal_kinds) do
   if math.abs(after) > limit or math.abs(before) > limit then
     return -5
   end
-  new_totals[#new_totals + 1] = total_field
-  new_totals[#new_totals + 1] = string.format("%.0f", after)
+  set_total(found, goal, string.format("%.0f", after))
   local high_after, low_after = square(after)
   local high_before, low_before = square(before)
   local high, low = high_after - high_before, low_after - low_before
@@ -118,14 +134,13 @@ for _, goal_kind in ipairs(goal_kinds) do
   end
   if string.match(goal_kind, "=r") then
     -- the return rate of a revenue goal (issue 21): the visitor's refunded net revenue
-    -- ("<pseudonym>:<goal>:r"), its sum, sum of squares and cross sum with the total
-    local refunded = number(redis.call("HGET", totals, total_field .. ":r"))
+    -- ("<goal>:r" in the packed totals), its sum, sum of squares and cross sum with the total
+    local refunded = number(found.values[goal .. ":r"])
     if refunded == nil then
       return -6
     end
     local refunded_after = refunded + reduction
-    new_totals[#new_totals + 1] = total_field .. ":r"
-    new_totals[#new_totals + 1] = string.format("%.0f", refunded_after)
+    set_total(found, goal .. ":r", string.format("%.0f", refunded_after))
     local squares_high_after, squares_low_after = square(refunded_after)
     local squares_high_before, squares_low_before = square(refunded)
     local cross_high_after, cross_low_after = product(refunded_after, after)
@@ -178,8 +193,8 @@ redis.call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. ARGV[4])
 redis.call("ZADD", seen, ARGV[3], ARGV[2])
 parts[5] = string.format("%.0f", refunded + amount)
 redis.call("HSET", orders, ARGV[1], table.concat(parts, SEPARATOR))
-if #new_totals > 0 then
-  redis.call("HSET", totals, unpack(new_totals))
+if found then
+  write_totals(enrolments, totals, visitor, found)
 end
 if #values > 0 then
   redis.call("HSET", counts, unpack(values))
