@@ -39,7 +39,7 @@ from server.core import strict_json
 from server.core.conditions import ConditionError, validate_condition
 from server.core.lifecycle import EDITABLE
 from server.core.models import Analysis, Experiment, GoalKind, Status
-from server.schemas import MAX_GOALS, MAX_VARIANTS
+from server.schemas import MAX_GOALS, MAX_RETURN_DAYS, MAX_VARIANTS, MAX_WINDOW_DAYS
 
 PERCENT = 100  # coverage, layer size and minimum effect are entered in percent
 SPARE_ROWS = 1  # empty rows offered after the filled ones (more appear with "add")
@@ -56,6 +56,12 @@ NOT_POSITIVE = lazy_gettext("Enter a weight greater than 0.")
 COVERAGE_RANGE = NumberRange(0, 100, lazy_gettext("Enter a percentage from 0 to 100."))
 LAYER_RANGE = NumberRange(0.01, 100, lazy_gettext("Enter a percentage from 0.01 to 100."))
 EFFECT_RANGE = NumberRange(0.1, 1000, lazy_gettext("Enter a percentage from 0.1 to 1000."))
+WINDOW_RANGE = NumberRange(
+    1, MAX_WINDOW_DAYS, lazy_gettext("Enter whole days from 1 to %(max)s.", max=MAX_WINDOW_DAYS)
+)
+RETURN_RANGE = NumberRange(
+    0, MAX_RETURN_DAYS, lazy_gettext("Enter whole days from 0 to %(max)s.", max=MAX_RETURN_DAYS)
+)
 
 
 class NumberField(FloatField):
@@ -117,6 +123,8 @@ class GoalRow(_Part):
     event = StringField(filters=[_strip])
     browser = BooleanField()
     guardrail = StringField(filters=[_strip])  # "" or the harmful direction (a select)
+    window_days = NumberField(validators=[Optional(), WINDOW_RANGE])  # attribution window
+    return_days = NumberField(validators=[Optional(), RETURN_RANGE])
 
 
 class LayerPart(_Part):
@@ -292,6 +300,8 @@ def parse(values: Mapping[str, str]) -> Parsed:
             "primary": primary == str(number),
             "accept_browser_value": bool(row.form.browser.data),
             **_guardrail(row.form.guardrail.data or ""),
+            "window_days": _days(row.form.window_days.data),
+            "return_days": _days(row.form.return_days.data),
         }
         for number, row in goal_rows
     ]
@@ -318,6 +328,14 @@ def parse(values: Mapping[str, str]) -> Parsed:
         "goals": [number for number, _ in goal_rows],
     }
     return Parsed(data, errors, rows, said)
+
+
+def _days(typed: float | None) -> int | float | None:
+    """Days as the API takes them: a whole number as an integer; a fraction goes as typed, so
+    that the API's refusal names the field."""
+    if typed is None:
+        return None
+    return int(typed) if typed.is_integer() else typed
 
 
 def _guardrail(choice: str) -> dict[str, Any]:
@@ -390,6 +408,10 @@ def values_of(experiment: Experiment) -> dict[str, str]:
             values["goals-primary"] = str(row)
         if goal.is_guardrail:
             values[f"goals-{row}-guardrail"] = goal.harm.value
+        if goal.window_days is not None:
+            values[f"goals-{row}-window_days"] = str(goal.window_days)
+        if goal.return_days is not None:
+            values[f"goals-{row}-return_days"] = str(goal.return_days)
     if experiment.pause_on_harm:
         values["pause_on_harm"] = "on"
     return values

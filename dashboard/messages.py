@@ -16,6 +16,7 @@ from dashboard import formatting
 from dashboard.forms import NO_GOAL
 from dashboard.i18n import N_, Translator
 from server.core.models import BASIS_POINTS
+from server.schemas import MAX_RETURN_DAYS, MAX_WINDOW_DAYS
 
 ROW_FIELD = re.compile(r"^(variants|goals)-(\d+)-(\w+)$")  # a field of a repeated row
 KEY_FIELD = re.compile(r"^(key|variants-\d+-key|goals-\d+-key|goals-\d+-event|layer-name)$")
@@ -122,6 +123,8 @@ COLUMN_LABELS = {  # the column of a repeated row, as its label reads
     "payload": N_("payload"),
     "kind": N_("measures"),
     "event": N_("event"),
+    "window_days": N_("window in days"),
+    "return_days": N_("return days"),
 }
 FIELD_LABELS = {
     "key": N_("Key"),
@@ -140,8 +143,38 @@ FIELD_LABELS = {
 }
 
 
+# Attribution windows of a goal row (API: whole days, fixed once the experiment started)
+WINDOW_TEXTS = {
+    "window_days": (
+        N_("Enter whole days from 1 to %(max)s."),
+        N_("Attribution windows are fixed once the experiment has started."),
+    ),
+    "return_days": (
+        N_("Enter whole days from 0 to %(max)s."),
+        N_("Return days count after a window: give the goal a window first."),
+    ),
+}
+
+
+def _window(field: str, message: str, t: Translator) -> str | None:
+    """A refused window of a goal row in the page's words, or None for another field."""
+    row = ROW_FIELD.match(field)
+    if row is None or row.group(3) not in WINDOW_TEXTS:
+        return None
+    days, other = WINDOW_TEXTS[row.group(3)]
+    if message.startswith(("Must be greater", "Must be less", "Not a valid integer")):
+        largest = MAX_WINDOW_DAYS if row.group(3) == "window_days" else MAX_RETURN_DAYS
+        return t(days, max=largest)
+    if message.startswith(("fixed once", "only goals with a window_days")):
+        return t(other)
+    return None
+
+
 def plain(field: str, message: str, t: Translator) -> str:
     """One API message for one field in plain words of the page (unknown ones as they are)."""
+    window = _window(field, message, t)
+    if window is not None:
+        return window
     floor = COVERAGE_FLOOR.match(message) if field == "coverage" else None
     if floor is not None:
         return t(COVERAGE_FLOOR_TEXT, percent=_percent_of_points(int(floor.group(1)), t))

@@ -513,6 +513,10 @@ def _render_form(
         experiment=experiment,
         editable=editable,
         max_rows=forms.ROW_GROUPS,
+        # windows are fixed once started: shown, sent back as they are, not to be changed
+        windows_fixed=" readonly" if experiment and experiment.status != Status.DRAFT else "",
+        max_window_days=schemas.MAX_WINDOW_DAYS,
+        max_return_days=schemas.MAX_RETURN_DAYS,
         kinds=[(kind, _t()(presenters.KIND_LABELS[kind])) for kind in presenters.KIND_LABELS],
         full=BASIS_POINTS // forms.PERCENT,
     ), status

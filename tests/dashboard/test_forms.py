@@ -383,3 +383,62 @@ def test_an_unknown_harm_is_an_error_at_the_goal(editor: FlaskClient) -> None:
     status, page = submit(editor, "/dashboard/experiments/new", **{"goals-1-guardrail": "up"})
     assert status == 422
     assert "Must be one of" in error_of(page, "goals-1-harm")
+
+
+def test_a_goal_gets_an_attribution_window_in_the_form_and_keeps_it_when_edited(
+    app: Flask, editor: FlaskClient
+) -> None:
+    chosen = {"goals-1-window_days": "30", "goals-1-return_days": "21"}
+    status, _ = submit(editor, "/dashboard/experiments/new", **chosen)
+    assert status == 302
+    store = services_of(app).store
+    created = services.get_experiment(store, "banner")
+    assert [(g.window_days, g.return_days) for g in created.goals] == [(None, None), (30, 21)]
+    path = "/dashboard/experiments/banner/edit"
+    page = editor.get(path).get_data(as_text=True)
+    assert re.search(r'id="goals-1-window_days"[^>]* value="30"', page)
+    assert re.search(r'id="goals-1-return_days"[^>]* value="21"', page)
+    # a draft's window can change; an empty return period falls back to the default
+    status, _ = submit(editor, path, **{"goals-1-window_days": "14"})
+    assert status == 302
+    edited = services.get_experiment(store, "banner").goals[1]
+    assert (edited.window_days, edited.return_days, edited.settle_days) == (14, None, 28)
+
+
+def test_a_running_experiment_shows_its_windows_read_only_and_keeps_them(
+    app: Flask, editor: FlaskClient
+) -> None:
+    status, _ = submit(editor, "/dashboard/experiments/new", **{"goals-1-window_days": "30"})
+    assert status == 302
+    store = services_of(app).store
+    services.act_on_experiment(store, "banner", "start", "test", 1.0, retention_days=90)
+    path = "/dashboard/experiments/banner/edit"
+    page = editor.get(path).get_data(as_text=True)
+    assert re.search(r'id="goals-1-window_days"[^>]* value="30"[^>]* readonly', page)
+    # the form sends the window back unchanged with another change: accepted
+    values = forms.values_of(services.get_experiment(store, "banner"))
+    values.update({"name": "Renamed", "csrf_token": csrf_token(editor, path)})
+    assert editor.post(path, data=values).status_code == 302
+    assert services.get_experiment(store, "banner").goals[1].window_days == 30
+    # a changed window (the read-only input edited anyway) is refused at its field
+    values.update({"goals-1-window_days": "60", "csrf_token": csrf_token(editor, path)})
+    response = editor.post(path, data=values)
+    assert response.status_code == 409
+    said = error_of(response.get_data(as_text=True), "goals-1-window_days")
+    assert "fixed once the experiment has started" in said
+
+
+def test_window_days_out_of_range_or_without_a_window_are_errors_at_their_fields(
+    editor: FlaskClient,
+) -> None:
+    status, page = submit(
+        editor,
+        "/dashboard/experiments/new",
+        **{"goals-0-window_days": "400", "goals-1-return_days": "7", "goals-1-window_days": ""},
+    )
+    assert status == 422
+    assert "Enter whole days from 1 to 180." in error_of(page, "goals-0-window_days")
+    assert "give the goal a window first" in error_of(page, "goals-1-return_days")
+    status, page = submit(editor, "/dashboard/experiments/new", **{"goals-0-window_days": "2.5"})
+    assert status == 422
+    assert "Enter whole days from 1 to 180." in error_of(page, "goals-0-window_days")

@@ -138,6 +138,8 @@ def test_the_first_experiment_from_the_dashboard_to_its_results(
     # money first: with an ingest key the goals come prefilled, margin per visitor as primary
     expect(page.locator("#goals-0-key")).to_have_value("margin")
     expect(page.locator("#goals-1-key")).to_have_value("purchase")
+    # the margin counts each visitor's orders for 30 days after they were first seen
+    page.locator("#goals-0-window_days").fill("30")
     page.get_by_role("button", name="Create draft").click()
     page.wait_for_url(splitwerk.path(f"/dashboard/experiments/{EXPERIMENT}"))
     page.get_by_role("link", name="Start", exact=True).click()
@@ -181,6 +183,8 @@ def test_the_first_experiment_from_the_dashboard_to_its_results(
     expect(row.locator("td").nth(0)).to_have_text("1")  # visitors
     expect(row.locator("td").nth(1)).to_have_text("1")  # conversions: the order
     expect(other_row.locator("td").nth(0)).to_have_text("0")
+    # the margin's window (30 days and the default 14 for returns) is stated under its table
+    expect(page.get_by_text("after their 44-day window and return period")).to_be_visible()
     screenshot(page, "first-experiment-results")
     assert csp_violations(page) == []
     assert page_log.errors() == []
