@@ -20,12 +20,16 @@ SURE_ABOVE = 0.99
 PERCENT_POINT_DIGITS = 2  # rates move by tenths of a point; two digits keep small effects visible
 
 
-def number(value: float | None, locale: str, digits: int = 0) -> str:
-    """A number with the locale's grouping, rounded to ``digits`` decimals."""
+def number(value: float | None, locale: str, digits: int = 0, signed: bool = False) -> str:
+    """A number with the locale's grouping, rounded to ``digits`` decimals, optionally with an
+    explicit sign for changes."""
     if value is None:
         return DASH
     pattern = "#,##0" + ("." + "0" * digits if digits else "")
-    return format_decimal(value, format=pattern, locale=locale)
+    text = format_decimal(abs(value) if signed else value, format=pattern, locale=locale)
+    if not signed:
+        return text
+    return ("+" if value >= 0 else "−") + text
 
 
 def money(value: float | None, currency: str, locale: str, signed: bool = False) -> str:

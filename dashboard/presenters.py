@@ -8,7 +8,7 @@ too, by one rule: a row gets a tone only when the statistics call the result con
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from server.core.stats import (
     MINIMUM_VISITORS,
     NOT_ENOUGH_DATA,
     GoalResult,
+    Interval,
     SegmentResult,
     VariantResult,
 )
@@ -294,6 +295,18 @@ class GoalView:
     rows: tuple[VariantRow, ...]
     chart: dict[str, Any] | None
     window_note: str = ""  # windowed goals: whose figures are matured, and the provisional ones
+    customers: tuple[CustomerRow, ...] = ()  # repeat buyers, orders per visitor, return rate
+    customer_columns: tuple[str, ...] = ()  # the headings of the customer figures shown
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    """One variant's customer figures (issue 21): each cell the variant's figure and, for a
+    challenger, its difference to the control with the 95 % interval."""
+
+    key: str
+    cells: tuple[str, ...]
+    conclusive: bool  # some difference in the row is significant (after Holm)
 
 
 def p_value_method(result: GoalResult, t: Translator) -> str:
@@ -321,6 +334,8 @@ def goal_view(
     daily: DailySeries | None,
     t: Translator,
     currency: str,
+    *,
+    is_fed_by_orders: bool = False,
 ) -> GoalView:
     """Everything one goal section of the experiment page shows."""
     locale = t.locale
@@ -387,7 +402,103 @@ def goal_view(
         rows=tuple(rows),
         chart=None if daily is None else estimate_chart(report.kind, daily, keys, t, currency),
         window_note=_window_note(report, keys, t, currency),
+        **_customers(report, keys, t, is_fed_by_orders),
     )
+
+
+def _compared(
+    figure: str,
+    uplift: str,
+    interval: Interval | None,
+    bound: Callable[[float], str],
+    t: Translator,
+) -> str:
+    """A challenger's figure with its difference to the control and that difference's interval."""
+    if interval is None:
+        return t("%(figure)s (%(uplift)s)", figure=figure, uplift=uplift)
+    return t(
+        "%(figure)s (%(uplift)s; %(lower)s to %(upper)s)",
+        figure=figure,
+        uplift=uplift,
+        lower=bound(interval.lower),
+        upper=bound(interval.upper),
+    )
+
+
+def _customers(
+    report: GoalReport, keys: Sequence[str], t: Translator, is_fed_by_orders: bool
+) -> dict[str, Any]:
+    """The customer figures of a goal (results' ``customer``), as GoalView fields: per variant
+    the share of visitors with two or more events and the events per visitor (conversion
+    goals: repeat buyers and orders per visitor where orders feed the goal) or the return rate
+    (revenue goals), with the differences to the control."""
+    customer = report.customer
+    if customer is None:
+        return {}
+    locale = t.locale
+    columns: list[tuple[str, list[str], list[bool]]] = []
+
+    def rates(result: GoalResult | None, heading: str, is_count: bool) -> None:
+        if result is None:
+            return
+        cells, significant = [], []
+        for variant in result.variants:
+            if is_count:
+                figure = formatting.number(variant.estimate, locale, 2)
+                uplift = formatting.number(variant.uplift, locale, 2, signed=True)
+
+                def bound(value: float) -> str:
+                    return formatting.number(value, locale, 2, signed=True)
+            else:
+                figure = formatting.percent(variant.estimate, locale, 1)
+                uplift = t("%(value)s pp", value=formatting.points(variant.uplift, locale))
+
+                def bound(value: float) -> str:
+                    return formatting.points(value, locale)
+
+            cells.append(
+                figure
+                if variant.variant == 0 or variant.uplift is None
+                else _compared(figure, uplift, variant.uplift_interval, bound, t)
+            )
+            significant.append(variant.is_significant)
+        columns.append((heading, cells, significant))
+
+    if is_fed_by_orders:
+        rates(customer.repeat, t("Repeat buyers"), is_count=False)
+        rates(customer.per_visitor, t("Orders per visitor"), is_count=True)
+    else:
+        rates(customer.repeat, t("Converted twice or more"), is_count=False)
+        rates(customer.per_visitor, t("Conversions per visitor"), is_count=True)
+    if customer.return_rate:
+        cells, significant = [], []
+        for ratio in customer.return_rate:
+            figure = formatting.percent(ratio.estimate, locale, 1)
+            uplift = t("%(value)s pp", value=formatting.points(ratio.uplift, locale))
+            cells.append(
+                figure
+                if ratio.variant == 0 or ratio.uplift is None
+                else _compared(
+                    figure,
+                    uplift,
+                    ratio.uplift_interval,
+                    lambda value: formatting.points(value, locale),
+                    t,
+                )
+            )
+            significant.append(ratio.is_significant)
+        columns.append((t("Return rate"), cells, significant))
+    if not columns:
+        return {}
+    rows = tuple(
+        CustomerRow(
+            key=keys[index],
+            cells=tuple(cells[index] for _, cells, _ in columns),
+            conclusive=any(flags[index] for _, _, flags in columns),
+        )
+        for index in range(len(columns[0][1]))
+    )
+    return {"customers": rows, "customer_columns": tuple(heading for heading, _, _ in columns)}
 
 
 def _headline(

@@ -331,8 +331,17 @@ def _results_context(experiment: Experiment, results: ExperimentResults) -> dict
     currency = current_services().settings.CURRENCY
     keys = [variant.key for variant in experiment.variants]
     daily = {series.goal: series for series in results.daily}
+    # orders count for the goals listening to the order event: their repeats are repeat buyers
+    fed_by_orders = {goal.key for goal in experiment.goals if goal.event_name == forms.ORDER_GOAL}
     goals = [
-        presenters.goal_view(report, keys, daily.get(report.key), t, currency)
+        presenters.goal_view(
+            report,
+            keys,
+            daily.get(report.key),
+            t,
+            currency,
+            is_fed_by_orders=report.key in fed_by_orders,
+        )
         for report in results.goals
     ]
     reports = {report.key: report for report in results.goals}
