@@ -72,11 +72,17 @@ end
 -- goal), "<goal>:r" (a revenue goal's refunded net revenue) and "@day" ("<YYYY-MM-DD>:<n>",
 -- today's conversions). Versions before kept one field per name in the totals hash,
 -- "<pseudonym>:<name>": a name the record lacks is read from there (one HMGET, only for the
--- missing names), and such a field is deleted when the record takes its value (write_totals).
+-- missing names, and only where that hash exists at all: a phase started by this version has
+-- none), and such a field is deleted when the record takes its value (write_totals).
 -- ``record`` nil (no enrolment record, e.g. a refund of an erased visitor's order): only the
 -- totals hash is read and written, as before.
+local has_older_totals = nil  -- whether the totals hash exists: asked once per script call
+
 local function read_totals(record, totals, visitor, names)
   local found = {values = {}, order = {}, older = {}, record = record}
+  if has_older_totals == nil then
+    has_older_totals = redis.call("EXISTS", totals) == 1
+  end
   for entry in string.gmatch(string.match(record or "", "\30g:([^\30]*)") or "", "[^;]+") do
     local name, value = string.match(entry, "^([^=]+)=(.*)$")
     if name and found.values[name] == nil then
@@ -85,7 +91,7 @@ local function read_totals(record, totals, visitor, names)
     end
   end
   local missing, fields = {}, {}
-  for n = 1, #names do
+  for n = 1, has_older_totals and #names or 0 do
     if found.values[names[n]] == nil then
       missing[#missing + 1] = names[n]
       fields[#fields + 1] = visitor .. ":" .. names[n]
