@@ -138,13 +138,19 @@ def test_windowed_goal_counts_after_the_stop_until_each_visitors_window_closes(
     assert body["goals"][0]["return_days"] == 0 and body["goals"][2]["return_days"] is None
 
 
-def test_refunds_count_until_the_return_period_after_the_window_has_passed(
-    shop: Shop, redis_client: redis.Redis
-) -> None:
+def one_buyer(shop: Shop) -> tuple[float, int]:
+    """An experiment started 100 days ago with one visitor, "buyer", enrolled at its start:
+    the start and the buyer's variant index."""
     start = time.time() - 100 * DAY
     shop.create()
     shop.act("start", start)
-    variant = {"control": 0, "note": 1}[shop.enrol("buyer", start)]
+    return start, {"control": 0, "note": 1}[shop.enrol("buyer", start)]
+
+
+def test_refunds_count_until_the_return_period_after_the_window_has_passed(
+    shop: Shop, redis_client: redis.Redis
+) -> None:
+    start, variant = one_buyer(shop)
     assert shop.order("buyer", "o-1", 10000, start + 29 * DAY) == "accepted"
     assert shop.refund("o-1", 2000, start + 40 * DAY, "r-1") == "accepted"  # day 40 < 30 + 14
     assert shop.refund("o-1", 2000, start + 45 * DAY, "r-2") == "ignored"  # after day 44
@@ -155,10 +161,7 @@ def test_refunds_count_until_the_return_period_after_the_window_has_passed(
 def test_a_late_send_counts_within_the_return_period_and_never_after_the_visitor_settled(
     shop: Shop, redis_client: redis.Redis
 ) -> None:
-    start = time.time() - 100 * DAY
-    shop.create()
-    shop.act("start", start)
-    variant = {"control": 0, "note": 1}[shop.enrol("buyer", start)]
+    start, variant = one_buyer(shop)
     order = {"type": "order", "id": None, "visitor": "buyer", "goal": "purchase", "tax": 0,
              "shipping": 0, "discount": 0, "payment_fee": 0, "currency": None}  # fmt: skip
     # dated on day 29, sent on day 35: inside the margin goal's 14-day return period, after
