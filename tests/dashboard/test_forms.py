@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from dashboard import forms
 from server.context import services_of
+from server.core.models import Experiment
 from server.services import experiments as services
 from tests.dashboard.conftest import csrf_token
 from tests.dashboard.test_views import create
@@ -40,6 +41,13 @@ def submit(client: FlaskClient, path: str, **changes: str) -> tuple[int, str]:
     data = {**VALID, **changes, "csrf_token": csrf_token(client, path)}
     response = client.post(path, data={name: value for name, value in data.items() if value})
     return response.status_code, response.get_data(as_text=True)
+
+
+def created_with(app: Flask, editor: FlaskClient, **changes: str) -> Experiment:
+    """The experiment the new-experiment form created from VALID with ``changes``."""
+    status, _ = submit(editor, "/dashboard/experiments/new", **changes)
+    assert status == 302
+    return services.get_experiment(services_of(app).store, "banner")
 
 
 def error_of(page: str, field: str) -> str:
@@ -357,11 +365,8 @@ def test_money_comes_first_when_the_shop_sends_orders(editor: FlaskClient) -> No
 def test_a_goal_becomes_a_guardrail_with_its_harm_and_pausing_is_chosen_in_the_form(
     app: Flask, editor: FlaskClient
 ) -> None:
-    chosen = {"goals-1-guardrail": "decrease", "pause_on_harm": "on"}
-    status, _ = submit(editor, "/dashboard/experiments/new", **chosen)
-    assert status == 302
+    created = created_with(app, editor, **{"goals-1-guardrail": "decrease", "pause_on_harm": "on"})
     store = services_of(app).store
-    created = services.get_experiment(store, "banner")
     assert [(g.is_guardrail, g.harm.value) for g in created.goals] == [
         (False, "decrease"),
         (True, "decrease"),
@@ -388,11 +393,10 @@ def test_an_unknown_harm_is_an_error_at_the_goal(editor: FlaskClient) -> None:
 def test_a_goal_gets_an_attribution_window_in_the_form_and_keeps_it_when_edited(
     app: Flask, editor: FlaskClient
 ) -> None:
-    chosen = {"goals-1-window_days": "30", "goals-1-return_days": "21"}
-    status, _ = submit(editor, "/dashboard/experiments/new", **chosen)
-    assert status == 302
+    created = created_with(
+        app, editor, **{"goals-1-window_days": "30", "goals-1-return_days": "21"}
+    )
     store = services_of(app).store
-    created = services.get_experiment(store, "banner")
     assert [(g.window_days, g.return_days) for g in created.goals] == [(None, None), (30, 21)]
     path = "/dashboard/experiments/banner/edit"
     page = editor.get(path).get_data(as_text=True)
@@ -408,8 +412,7 @@ def test_a_goal_gets_an_attribution_window_in_the_form_and_keeps_it_when_edited(
 def test_a_running_experiment_shows_its_windows_read_only_and_keeps_them(
     app: Flask, editor: FlaskClient
 ) -> None:
-    status, _ = submit(editor, "/dashboard/experiments/new", **{"goals-1-window_days": "30"})
-    assert status == 302
+    created_with(app, editor, **{"goals-1-window_days": "30"})
     store = services_of(app).store
     services.act_on_experiment(store, "banner", "start", "test", 1.0, retention_days=90)
     path = "/dashboard/experiments/banner/edit"
