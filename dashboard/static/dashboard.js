@@ -187,7 +187,7 @@
   // Wide tables read as labelled cards on phones (dashboard.css): every cell gets its column's
   // heading as data-label. Without this script the tables scroll sideways instead.
   function labelTableCells() {
-    Array.prototype.forEach.call(document.querySelectorAll('table.results, table.audit'),
+    Array.prototype.forEach.call(document.querySelectorAll('table.results, table.customers, table.audit'),
       function (table) {
         var headings = [];
         Array.prototype.forEach.call(table.querySelectorAll('thead th'), function (th) {
