@@ -296,6 +296,7 @@ class GoalView:
     chart: dict[str, Any] | None
     window_note: str = ""  # windowed goals: whose figures are matured, and the provisional ones
     customers: tuple[CustomerRow, ...] = ()  # repeat buyers, orders per visitor, return rate
+    covariate_note: str = ""  # CUPED: the adjusted comparisons that decide, when reported
     customer_columns: tuple[str, ...] = ()  # the headings of the customer figures shown
 
 
@@ -403,6 +404,50 @@ def goal_view(
         chart=None if daily is None else estimate_chart(report.kind, daily, keys, t, currency),
         window_note=_window_note(report, keys, t, currency),
         **_customers(report, keys, t, is_fed_by_orders),
+        covariate_note=_covariate_note(report, keys, t, currency),
+    )
+
+
+def _covariate_note(report: GoalReport, keys: Sequence[str], t: Translator, currency: str) -> str:
+    """The CUPED-adjusted comparisons (results' ``covariate``) in one line: per challenger the
+    adjusted uplift, its 95 % interval and the variance saved; empty when none is reported."""
+    covariate = report.covariate
+    if covariate is None:
+        return ""
+    locale = t.locale
+
+    def absolute(value: float) -> str:
+        if report.kind == GoalKind.CONVERSION:
+            return t("%(value)s pp", value=formatting.points(value, locale))
+        return formatting.money(value, currency, locale, signed=True)
+
+    parts = []
+    for result in covariate.variants:
+        if result is None:
+            continue
+        interval = result.uplift_interval
+        said = t(
+            "%(variant)s %(uplift)s (%(lower)s to %(upper)s)",
+            variant=keys[result.variant],
+            uplift=absolute(result.uplift),
+            lower=formatting.DASH if interval is None else absolute(interval.lower),
+            upper=formatting.DASH if interval is None else absolute(interval.upper),
+        )
+        if result.variance_ratio is not None:
+            said += ", " + t(
+                "variance %(change)s",
+                change=formatting.percent(result.variance_ratio - 1.0, locale, 0, signed=True),
+            )
+        if result.is_significant:
+            said += ", " + t("conclusive")
+        parts.append(said)
+    if not parts:
+        return ""
+    return t(
+        "Adjusted for the visitors' pre-experiment value (CUPED, %(visitors)s visitors sent "
+        "one); these comparisons decide: %(comparisons)s.",
+        visitors=formatting.number(sum(covariate.visitors), locale),
+        comparisons="; ".join(parts),
     )
 
 

@@ -12,10 +12,11 @@ from typing import Any
 import redis
 
 from dashboard import formatting
+from tests.api.test_covariate import shop_traffic, start
 from tests.api.test_customer_metrics import GOALS
 from tests.api.test_windows import DAY, KEY, Shop
 from tests.dashboard.conftest import sign_in
-from tests.helpers import EDITOR_TOKEN
+from tests.helpers import EDITOR_TOKEN, VIEWER
 
 
 def shop_with_returns(redis_url: str) -> Shop:
@@ -98,3 +99,35 @@ def test_a_goal_not_fed_by_orders_counts_repeat_conversions_not_buyers(app: Any,
     assert "Conversions pro Besucher" in carts.group(1)
     orders = re.search(r"Kunden bei purchase</caption>(.*?)</thead>", page, re.S)
     assert orders is not None and "Wiederkäufer" in orders.group(1)
+
+
+def test_the_page_says_when_cuped_adjusted_comparisons_decide(app: Any) -> None:
+    """With covariates sent at enrolment (issue 20) the adjusted uplifts decide the verdict:
+    the page names them, with their intervals and the variance saved, as the results API has
+    them."""
+    client = app.test_client()
+    start(client)
+    shop_traffic(client, 700, seed=3)
+    body = client.get("/v1/experiments/cuped/results", headers=VIEWER).json
+    margin = next(report for report in body["goals"] if report["key"] == "margin")
+    adjusted = margin["covariate"]["variants"]
+    client.set_cookie("splitwerk_locale", "en", domain="localhost")
+    page = html.unescape(
+        sign_in(client, EDITOR_TOKEN).get("/dashboard/experiments/cuped").get_data(as_text=True)
+    )
+    notes = re.findall(r'<p class="muted small covariate">(.*?)</p>', page, re.S)
+    assert len(notes) == 3  # purchase, revenue and margin all had enough covariates
+    note = next(text for text in notes if formatting.money(adjusted[0]["uplift"], "EUR", "en",
+                                                          signed=True) in text)  # fmt: skip
+    visitors = formatting.number(sum(margin["covariate"]["visitors"]), "en")
+    assert f"CUPED, {visitors} visitors sent one" in note
+    for variant, result in zip(("green", "blue"), adjusted, strict=True):
+        interval = result["uplift_interval"]
+        lower, upper = (
+            formatting.money(interval[side], "EUR", "en", signed=True)
+            for side in ("lower", "upper")
+        )
+        uplift = formatting.money(result["uplift"], "EUR", "en", signed=True)
+        assert f"{variant} {uplift} ({lower} to {upper})" in note
+        change = formatting.percent(result["variance_ratio"] - 1.0, "en", 0, signed=True)
+        assert f"variance {change}" in note
