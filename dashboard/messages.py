@@ -144,13 +144,15 @@ FIELD_LABELS = {
 
 
 # Attribution windows of a goal row (API: whole days, fixed once the experiment started)
-WINDOW_TEXTS = {
+WINDOW_TEXTS = {  # column → (out of range, its largest value, the column's rule)
     "window_days": (
         N_("Enter whole days from 1 to %(max)s."),
+        MAX_WINDOW_DAYS,
         N_("Attribution windows are fixed once the experiment has started."),
     ),
     "return_days": (
         N_("Enter whole days from 0 to %(max)s."),
+        MAX_RETURN_DAYS,
         N_("Return days count after a window: give the goal a window first."),
     ),
 }
@@ -161,9 +163,8 @@ def _window(field: str, message: str, t: Translator) -> str | None:
     row = ROW_FIELD.match(field)
     if row is None or row.group(3) not in WINDOW_TEXTS:
         return None
-    days, other = WINDOW_TEXTS[row.group(3)]
+    days, largest, other = WINDOW_TEXTS[row.group(3)]
     if message.startswith(("Must be greater", "Must be less", "Not a valid integer")):
-        largest = MAX_WINDOW_DAYS if row.group(3) == "window_days" else MAX_RETURN_DAYS
         return t(days, max=largest)
     if message.startswith(("fixed once", "only goals with a window_days")):
         return t(other)

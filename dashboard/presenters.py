@@ -8,9 +8,9 @@ too, by one rule: a row gets a tone only when the statistics call the result con
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from dashboard import formatting, messages
 from dashboard.i18n import BROWSER_TAGS, N_, Translator
@@ -170,6 +170,14 @@ class Effect:
     sentence: str  # the plain-words reading
 
 
+def absolute_difference(kind: GoalKind, value: float | None, t: Translator, currency: str) -> str:
+    """A difference to the control in the goal's unit: percentage points for a rate, signed
+    money for a value goal."""
+    if kind == GoalKind.CONVERSION:
+        return t("%(value)s pp", value=formatting.points(value, t.locale))
+    return formatting.money(value, currency, t.locale, signed=True)
+
+
 def effect(
     kind: GoalKind,
     variant_key: str,
@@ -180,13 +188,10 @@ def effect(
 ) -> Effect:
     """Format a challenger's comparison and say it in plain words."""
     locale = t.locale
-    is_rate = kind == GoalKind.CONVERSION
     interval = result.uplift_interval
 
     def absolute(value: float | None) -> str:
-        if is_rate:
-            return t("%(value)s pp", value=formatting.points(value, locale))
-        return formatting.money(value, currency, locale, signed=True)
+        return absolute_difference(kind, value, t, currency)
 
     bounds = (
         formatting.DASH
@@ -417,9 +422,7 @@ def _covariate_note(report: GoalReport, keys: Sequence[str], t: Translator, curr
     locale = t.locale
 
     def absolute(value: float) -> str:
-        if report.kind == GoalKind.CONVERSION:
-            return t("%(value)s pp", value=formatting.points(value, locale))
-        return formatting.money(value, currency, locale, signed=True)
+        return absolute_difference(report.kind, value, t, currency)
 
     parts = []
     for result in covariate.variants:
@@ -451,23 +454,60 @@ def _covariate_note(report: GoalReport, keys: Sequence[str], t: Translator, curr
     )
 
 
-def _compared(
-    figure: str,
-    uplift: str,
-    interval: Interval | None,
-    bound: Callable[[float], str],
-    t: Translator,
-) -> str:
-    """A challenger's figure with its difference to the control and that difference's interval."""
-    if interval is None:
-        return t("%(figure)s (%(uplift)s)", figure=figure, uplift=uplift)
-    return t(
-        "%(figure)s (%(uplift)s; %(lower)s to %(upper)s)",
-        figure=figure,
-        uplift=uplift,
-        lower=bound(interval.lower),
-        upper=bound(interval.upper),
-    )
+class _Compared(Protocol):
+    """A variant's figure and its comparison with the control: ``VariantResult`` (repeat
+    buyers, orders per visitor) and ``RatioComparison`` (return rate) both have these."""
+
+    @property
+    def variant(self) -> int: ...
+    @property
+    def estimate(self) -> float | None: ...
+    @property
+    def uplift(self) -> float | None: ...
+    @property
+    def uplift_interval(self) -> Interval | None: ...
+    @property
+    def is_significant(self) -> bool: ...
+
+
+def _customer_column(
+    items: Sequence[_Compared], is_count: bool, t: Translator
+) -> tuple[list[str], list[bool]]:
+    """One customer figure per variant (a rate in percent, or a count per visitor), each
+    challenger with its difference to the control and that difference's 95 % interval; and
+    which differences are significant."""
+    locale = t.locale
+
+    def bound(value: float | None) -> str:
+        if is_count:
+            return formatting.number(value, locale, 2, signed=True)
+        return formatting.points(value, locale)
+
+    cells, significant = [], []
+    for item in items:
+        if is_count:
+            figure = formatting.number(item.estimate, locale, 2)
+            uplift = bound(item.uplift)
+        else:
+            figure = formatting.percent(item.estimate, locale, 1)
+            uplift = t("%(value)s pp", value=bound(item.uplift))
+        interval = item.uplift_interval
+        if item.variant == 0 or item.uplift is None:
+            cells.append(figure)
+        elif interval is None:
+            cells.append(t("%(figure)s (%(uplift)s)", figure=figure, uplift=uplift))
+        else:
+            cells.append(
+                t(
+                    "%(figure)s (%(uplift)s; %(lower)s to %(upper)s)",
+                    figure=figure,
+                    uplift=uplift,
+                    lower=bound(interval.lower),
+                    upper=bound(interval.upper),
+                )
+            )
+        significant.append(item.is_significant)
+    return cells, significant
 
 
 def _customers(
@@ -480,70 +520,30 @@ def _customers(
     customer = report.customer
     if customer is None:
         return {}
-    locale = t.locale
-    columns: list[tuple[str, list[str], list[bool]]] = []
-
-    def rates(result: GoalResult | None, heading: str, is_count: bool) -> None:
-        if result is None:
-            return
-        cells, significant = [], []
-        for variant in result.variants:
-            if is_count:
-                figure = formatting.number(variant.estimate, locale, 2)
-                uplift = formatting.number(variant.uplift, locale, 2, signed=True)
-
-                def bound(value: float) -> str:
-                    return formatting.number(value, locale, 2, signed=True)
-            else:
-                figure = formatting.percent(variant.estimate, locale, 1)
-                uplift = t("%(value)s pp", value=formatting.points(variant.uplift, locale))
-
-                def bound(value: float) -> str:
-                    return formatting.points(value, locale)
-
-            cells.append(
-                figure
-                if variant.variant == 0 or variant.uplift is None
-                else _compared(figure, uplift, variant.uplift_interval, bound, t)
-            )
-            significant.append(variant.is_significant)
-        columns.append((heading, cells, significant))
-
-    if is_fed_by_orders:
-        rates(customer.repeat, t("Repeat buyers"), is_count=False)
-        rates(customer.per_visitor, t("Orders per visitor"), is_count=True)
-    else:
-        rates(customer.repeat, t("Converted twice or more"), is_count=False)
-        rates(customer.per_visitor, t("Conversions per visitor"), is_count=True)
+    repeat, per_visitor = (
+        (t("Repeat buyers"), t("Orders per visitor"))
+        if is_fed_by_orders
+        else (t("Converted twice or more"), t("Conversions per visitor"))
+    )
+    figures: list[tuple[str, Sequence[_Compared], bool]] = []
+    if customer.repeat is not None:
+        figures.append((repeat, customer.repeat.variants, False))
+    if customer.per_visitor is not None:
+        figures.append((per_visitor, customer.per_visitor.variants, True))
     if customer.return_rate:
-        cells, significant = [], []
-        for ratio in customer.return_rate:
-            figure = formatting.percent(ratio.estimate, locale, 1)
-            uplift = t("%(value)s pp", value=formatting.points(ratio.uplift, locale))
-            cells.append(
-                figure
-                if ratio.variant == 0 or ratio.uplift is None
-                else _compared(
-                    figure,
-                    uplift,
-                    ratio.uplift_interval,
-                    lambda value: formatting.points(value, locale),
-                    t,
-                )
-            )
-            significant.append(ratio.is_significant)
-        columns.append((t("Return rate"), cells, significant))
-    if not columns:
+        figures.append((t("Return rate"), customer.return_rate, False))
+    if not figures:
         return {}
+    columns = [_customer_column(items, is_count, t) for _, items, is_count in figures]
     rows = tuple(
         CustomerRow(
             key=keys[index],
-            cells=tuple(cells[index] for _, cells, _ in columns),
-            conclusive=any(flags[index] for _, _, flags in columns),
+            cells=tuple(cells[index] for cells, _ in columns),
+            conclusive=any(flags[index] for _, flags in columns),
         )
-        for index in range(len(columns[0][1]))
+        for index in range(len(columns[0][0]))
     )
-    return {"customers": rows, "customer_columns": tuple(heading for heading, _, _ in columns)}
+    return {"customers": rows, "customer_columns": tuple(heading for heading, _, _ in figures)}
 
 
 def _headline(
