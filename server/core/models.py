@@ -222,13 +222,22 @@ class Experiment:
         longest = max(goal.settle_days for goal in self.windowed_goals)
         return self.stopped_at + longest * SECONDS_PER_DAY
 
+    def has_matured(self, now: float) -> bool:
+        """Whether every visitor's figures are final at ``now`` (past ``matures_at``); False
+        while it may still enrol or has no windowed goal."""
+        matures_at = self.matures_at
+        return matures_at is not None and now > matures_at
+
     def figures_change(self, now: float) -> bool:
         """Whether its results can still change at ``now``: it runs or is paused, or it stopped
         but a visitor's attribution window or return period is still open (``matures_at``)."""
         if self.status in (Status.RUNNING, Status.PAUSED):
             return True
-        matures_at = self.matures_at
-        return self.status is Status.STOPPED and matures_at is not None and now <= matures_at
+        return (
+            self.status is Status.STOPPED
+            and bool(self.windowed_goals)
+            and not self.has_matured(now)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,10 +127,8 @@ def _counting(
     """
     counting = []
     for experiment, goals in listening:
-        if experiment.status is not Status.RUNNING:
-            matures_at = experiment.matures_at
-            if matures_at is not None and now > matures_at:
-                continue
+        if experiment.status is not Status.RUNNING and experiment.has_matured(now):
+            continue
         taking = goals if is_trusted else tuple(g for g in goals if _takes_from_browser(g))
         if taking:
             counting.append((experiment, taking))

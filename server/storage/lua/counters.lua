@@ -125,12 +125,12 @@ local function write_totals(enrolments, totals, visitor, found)
     return
   end
   if not found.record then
-    local pairs_ = {}
+    local fields = {}
     for _, name in ipairs(found.order) do
-      pairs_[#pairs_ + 1] = visitor .. ":" .. name
-      pairs_[#pairs_ + 1] = found.values[name]
+      fields[#fields + 1] = visitor .. ":" .. name
+      fields[#fields + 1] = found.values[name]
     end
-    redis.call("HSET", totals, unpack(pairs_))
+    redis.call("HSET", totals, unpack(fields))
     return
   end
   local entries = {}

@@ -103,7 +103,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   end
 
   -- the visitor's totals of these goals (and refunded revenue of revenue goals), and (for a
-  -- conversion) today's count: one packed field (read_totals, counters.lua)
+  -- conversion) today's count, from their enrolment record (read_totals, counters.lua)
   local wanted = {"@day"}
   for _, g in ipairs(positions) do
     wanted[#wanted + 1] = ARGV[g]

@@ -91,8 +91,8 @@ local function add(field, value)
     deltas[field] = (deltas[field] or 0) + value
   end
 end
--- the buyer's totals of the order's goals, and refunded revenue of its revenue goals: one
--- packed field (read_totals, counters.lua)
+-- the buyer's totals of the order's goals, and refunded revenue of its revenue goals, from
+-- their enrolment record (read_totals, counters.lua)
 local names = {}
 for _, goal_kind in ipairs(goal_kinds) do
   local goal = string.match(goal_kind, "^(.-)=")
