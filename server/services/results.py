@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -608,23 +609,82 @@ def _forecast(
 def _visitors_needed(
     goal: Goal, counters: Counters, visitors: Sequence[int], experiment: Experiment
 ) -> int | None:
-    """Visitors per variant the power calculation asks for, from the control's figures so far."""
+    """Visitors per variant the power calculation asks for, from the control's figures so far.
+
+    When CUPED judges the goal (enough visitors sent a covariate), the comparison's variance
+    is CUPED's, so the plan asks for that share of the visitors: the same power at the planned
+    end with fewer visitors (docs/statistics.md, "Planning with a covariate").
+    """
     if not visitors or visitors[0] == 0:
         return None
     if goal.kind == GoalKind.CONVERSION:
         rate = min(1.0, counters.get(f"c:0:{goal.key}") / visitors[0])
-        return stats.visitors_needed_for_conversion(rate, minimum_effect=experiment.minimum_effect)
-    capped = _is_capped(counters, goal.key, len(visitors))
-    sums = _value_sums(counters, 0, goal.key, "", visitors[0], capped)
-    try:
-        deviation = stats.standard_deviation(sums)
-    except ValueError:
-        return None  # odd stored sums: no forecast rather than no results
-    if deviation is None:
+        needed = stats.visitors_needed_for_conversion(
+            rate, minimum_effect=experiment.minimum_effect
+        )
+    else:
+        capped = _is_capped(counters, goal.key, len(visitors))
+        sums = _value_sums(counters, 0, goal.key, "", visitors[0], capped)
+        try:
+            deviation = stats.standard_deviation(sums)
+        except ValueError:
+            return None  # odd stored sums: no forecast rather than no results
+        if deviation is None:
+            return None
+        needed = stats.visitors_needed_for_value(
+            sums.value_sum / sums.visitors, deviation, minimum_effect=experiment.minimum_effect
+        )
+    ratio = _covariate_variance_ratio(goal, counters, visitors)
+    if needed is None or ratio is None:
+        return needed
+    return max(1, math.ceil(needed * ratio))
+
+
+def _covariate_sums_now(
+    goal: Goal, counters: Counters, visitors: Sequence[int]
+) -> tuple[list[list[int]], list[tuple[int, float, float, float, float, float]]] | None:
+    """Each variant's exact CUPED counters (``_covariate_parts``) and its row for the
+    statistics (``_covariate_row``), or None when CUPED does not judge the goal: a value goal
+    of a phase from before the cap (no CUPED sums of capped totals), or too few visitors with
+    a covariate."""
+    count = len(visitors)
+    is_rate = goal.kind == GoalKind.CONVERSION
+    capped = not is_rate and _is_capped(counters, goal.key, count)
+    if not is_rate and not capped:
         return None
-    return stats.visitors_needed_for_value(
-        sums.value_sum / sums.visitors, deviation, minimum_effect=experiment.minimum_effect
-    )
+    parts = [_covariate_parts(counters, goal, i, "") for i in range(count)]
+    if min(part[0] for part in parts) < stats.MINIMUM_COVARIATE_VISITORS:
+        return None
+
+    def y(variant: int) -> tuple[int, int, int]:
+        if is_rate:
+            converted = min(visitors[variant], counters.get(f"c:{variant}:{goal.key}"))
+            return visitors[variant], converted, converted
+        return (
+            visitors[variant],
+            counters.get(f"cs:{variant}:{goal.key}"),
+            counters.squares(variant, goal.key, "", capped=True),
+        )
+
+    return parts, [_covariate_row(goal, parts[i], y(i)) for i in range(count)]
+
+
+def _covariate_variance_ratio(
+    goal: Goal, counters: Counters, visitors: Sequence[int]
+) -> float | None:
+    """CUPED's variance over the unadjusted one for the goal, the largest over the variants
+    (the plan must serve the least helped comparison), or None when CUPED does not judge it."""
+    found = _covariate_sums_now(goal, counters, visitors)
+    if found is None:
+        return None
+    try:
+        comparisons = stats.adjust_for_covariate([stats.CovariateSums(*row) for row in found[1]])
+    except ValueError:
+        return None
+    ratios = [item.variance_ratio for item in comparisons if item is not None]
+    if not ratios or any(ratio is None for ratio in ratios) or len(ratios) < len(comparisons):
+        return None
+    return max(ratio for ratio in ratios if ratio is not None)
 
 
 def _stratified(
@@ -743,27 +803,12 @@ def _covariate(
     count = len(visitors)
     is_rate = goal.kind == GoalKind.CONVERSION
     capped = not is_rate and _is_capped(counters, goal.key, count)
-    if not is_rate and not capped:
-        return None  # phases from before the cap have no CUPED sums of capped totals
-
-    def y(variant: int, suffix: str, enrolled: int) -> tuple[int, int, int]:
-        if is_rate:
-            converted = min(enrolled, counters.get(f"c:{variant}:{goal.key}{suffix}"))
-            return enrolled, converted, converted
-        return (
-            enrolled,
-            counters.get(f"cs:{variant}:{goal.key}{suffix}"),
-            counters.squares(variant, goal.key, suffix, capped=True),
-        )
-
-    parts = [_covariate_parts(counters, goal, i, "") for i in range(count)]
-    current = [
-        stats.CovariateSums(*_covariate_row(goal, parts[i], y(i, "", visitors[i])))
-        for i in range(count)
-    ]
-    with_covariate = tuple(part[0] for part in parts)
-    if min(with_covariate) < stats.MINIMUM_COVARIATE_VISITORS:
+    found = _covariate_sums_now(goal, counters, visitors)
+    if found is None:
         return None
+    parts, rows = found
+    current = [stats.CovariateSums(*row) for row in rows]
+    with_covariate = tuple(part[0] for part in parts)
     plan = None
     statistics: list[list[float | None]] = []
     if design is not None and result.test == stats.GROUP_SEQUENTIAL:
@@ -795,9 +840,7 @@ def _covariate(
                 )
                 counts.append([item[0] for item in covariates])
         if len(plan.fractions) == len(sums) + 1:  # the plan's last look is this one
-            sums.append(
-                [_covariate_row(goal, parts[i], y(i, "", visitors[i])) for i in range(count)]
-            )
+            sums.append(list(rows))
             counts.append(list(with_covariate))
         statistics = stats.covariate_statistics(sums, counts)
     adjusted = stats.judge_with_covariate(result, current, plan=plan, statistics=statistics)

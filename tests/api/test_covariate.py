@@ -4,6 +4,7 @@ Redis by the Lua scripts, and the results' adjusted uplifts checked against stat
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import redis
 import statsmodels.api as sm
 
+from server.core import sequential, stats
 from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER
 
 INGEST = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
@@ -164,6 +166,62 @@ def test_the_default_group_sequential_test_judges_the_adjusted_uplift(
     for name in ("xn:0", "xs:1", "xq:2", "xy:1:revenue", "xyh:2:margin"):
         daily = sum(value for key, value in counts.items() if key.startswith(name + ":d:"))
         assert counts.get(name, 0) == daily, name
+
+
+def test_the_plan_asks_for_cupeds_share_of_the_visitors_and_its_looks_count_so(
+    client: Any,
+) -> None:
+    """With CUPED judging, the power calculation (and so the group sequential plan) asks for the
+    unadjusted size times the largest variance ratio: the same power with fewer visitors.
+    The margin, which grows with the covariate, is the primary goal here; a large minimum
+    effect keeps the plan small enough for today's look to matter."""
+    goals = [{**goal, "primary": goal["key"] == "margin"} for goal in EXPERIMENT["goals"]]
+    start(client, analysis="sequential", minimum_effect=0.3, goals=goals)
+    data = shop_traffic(client, 900, seed=3)
+    body = client.get("/v1/experiments/cuped/results", headers=VIEWER).json
+    minimum_effect = client.get("/v1/experiments/cuped", headers=EDITOR).json["minimum_effect"]
+    report = next(report for report in body["goals"] if report["key"] == "margin")
+    control = np.array(data["control"]["margin"])
+    plain = stats.visitors_needed_for_value(
+        float(control.mean()), float(control.std(ddof=1)), minimum_effect=minimum_effect
+    )
+    assert plain is not None
+    ratio = max(adjusted["variance_ratio"] for adjusted in report["covariate"]["variants"])
+    assert 0.0 < ratio < 1.0
+    assert report["visitors_needed"] == math.ceil(plain * ratio) < plain
+    # one look today, at the slowest variant's share of the adjusted plan: later in the plan
+    # than the unadjusted size would put it, so its boundary is lower
+    slowest = min(len(data[key]["x"]) for key in ("control", "green", "blue"))
+    adjusted_plan = sequential.plan([min(1.0, slowest / report["visitors_needed"])], 0.05, 2)
+    unadjusted_plan = sequential.plan([min(1.0, slowest / plain)], 0.05, 2)
+    assert report["result"]["boundary"] == pytest.approx(adjusted_plan.boundary(0.05), rel=1e-12)
+    assert adjusted_plan.boundary(0.05) < unadjusted_plan.boundary(0.05)
+
+
+def test_without_covariates_the_plan_is_the_unadjusted_power_calculation(client: Any) -> None:
+    start(client, analysis="sequential")
+    converted = []
+    for number in range(300):
+        variant = client.post("/v1/assign", json={"visitor": f"n-{number}"}).json["assignments"][
+            "cuped"
+        ]["variant"]
+        if number % 4 == 0:
+            event = {
+                "type": "conversion",
+                "id": f"c-{number}",
+                "visitor": f"n-{number}",
+                "goal": "purchase",
+            }
+            answer = client.post("/v1/events", json={"events": [event]}, headers=INGEST)
+            assert answer.json["rejected"] == 0, answer.json
+        if variant == "control":
+            converted.append(number % 4 == 0)
+    minimum_effect = client.get("/v1/experiments/cuped", headers=EDITOR).json["minimum_effect"]
+    report = client.get("/v1/experiments/cuped/results", headers=VIEWER).json["goals"][0]
+    assert report["covariate"] is None
+    assert report["visitors_needed"] == stats.visitors_needed_for_conversion(
+        sum(converted) / len(converted), minimum_effect=minimum_effect
+    )
 
 
 @pytest.mark.parametrize(
