@@ -28,8 +28,10 @@ CSV_COLUMNS = (
     "goal", "kind", "segment", "segment_value", "judged", "variant", "visitors", "converted",
     "estimate", "uplift", "uplift_lower", "uplift_upper", "relative_uplift", "p_value",
     "adjusted_p_value", "significant", "chance_to_beat_control", "expected_loss", "status",
-    "reason",
+    "reason", "cuped_uplift", "cuped_uplift_lower", "cuped_uplift_upper", "cuped_p_value",
+    "cuped_adjusted_p_value", "cuped_significant", "variance_ratio",
 )  # fmt: skip
+CUPED_CELLS = 7  # the last columns: a challenger's CUPED comparison on its "all" row, if reported
 
 
 # OWASP "CSV injection": a text cell starting with one of these is a formula to spreadsheets.
@@ -49,7 +51,12 @@ def spreadsheet_cell(value: Any) -> Any:
 
 
 def results_csv(results: ExperimentResults) -> str:
-    """One row per goal × segment value × variant (the whole experiment has segment "all")."""
+    """One row per goal × segment value × variant (the whole experiment has segment "all").
+
+    A goal with CUPED reported (docs/statistics.md, "CUPED") carries each challenger's adjusted
+    comparison in the ``cuped_*`` and ``variance_ratio`` cells of its "all" row; they are empty
+    elsewhere.
+    """
     keys = [variant.key for variant in results.variants]
     out = io.StringIO()
     writer = csv.writer(out)
@@ -57,6 +64,13 @@ def results_csv(results: ExperimentResults) -> str:
     blocks: list[tuple[str, str, str, str, bool, Any]] = [
         (goal.key, goal.kind.value, "all", "", True, goal.result) for goal in results.goals
     ]
+    adjusted = {
+        (goal.key, comparison.variant): comparison
+        for goal in results.goals
+        if goal.covariate is not None
+        for comparison in goal.covariate.variants
+        if comparison is not None
+    }
     kinds = {goal.key: goal.kind.value for goal in results.goals}
     for report in results.segments:
         for segment in report.segments:
@@ -74,6 +88,16 @@ def results_csv(results: ExperimentResults) -> str:
                 row.relative_uplift, row.p_value, row.adjusted_p_value, row.is_significant,
                 row.chance_to_beat_control, row.expected_loss, row.status, row.reason,
             ]  # fmt: skip
+            cuped = adjusted.get((goal, row.variant)) if attribute == "all" else None
+            if cuped is None:
+                cells += [None] * CUPED_CELLS
+            else:
+                bounds = cuped.uplift_interval
+                cells += [
+                    cuped.uplift, bounds.lower if bounds else None,
+                    bounds.upper if bounds else None, cuped.p_value, cuped.adjusted_p_value,
+                    cuped.is_significant, cuped.variance_ratio,
+                ]  # fmt: skip
             writer.writerow([spreadsheet_cell(cell) for cell in cells])
     return out.getvalue()
 
@@ -87,7 +111,8 @@ def results_csv(results: ExperimentResults) -> str:
     responses={
         200: {
             "links": links.READ,
-            "description": "Results; as CSV (one row per goal, segment value and variant) "
+            "description": "Results; as CSV (one row per goal, segment value and variant; "
+            "a challenger's CUPED comparison in the cuped_* columns of its 'all' row) "
             "with ?format=csv",
             "content": {"text/csv": {"schema": {"type": "string"}}},
         }

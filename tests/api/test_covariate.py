@@ -4,6 +4,8 @@ Redis by the Lua scripts, and the results' adjusted uplifts checked against stat
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import time
 from typing import Any
@@ -131,6 +133,38 @@ def test_adjusted_uplifts_and_errors_equal_statsmodels_ancova_end_to_end(
     assert sum(b"\x1ex:" in record for record in records) == sum(
         1 for key in ("control", "green", "blue") for x in data[key]["x"] if x != 0.0
     )
+
+
+def test_the_csv_export_carries_each_challengers_adjusted_comparison_on_its_all_row(
+    client: Any,
+) -> None:
+    start(client)
+    shop_traffic(client, 600, seed=5)
+    body = client.get("/v1/experiments/cuped/results", headers=VIEWER).json
+    answer = client.get("/v1/experiments/cuped/results?format=csv", headers=VIEWER)
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    keys = [variant["key"] for variant in body["variants"]]
+    for report in body["goals"]:
+        for adjusted in report["covariate"]["variants"]:
+            (row,) = [
+                row
+                for row in rows
+                if row["goal"] == report["key"]
+                and row["segment"] == "all"
+                and row["variant"] == keys[adjusted["variant"]]
+            ]
+            assert float(row["cuped_uplift"]) == pytest.approx(adjusted["uplift"], rel=1e-12)
+            interval = adjusted["uplift_interval"]
+            assert float(row["cuped_uplift_lower"]) == pytest.approx(interval["lower"], rel=1e-12)
+            assert float(row["cuped_uplift_upper"]) == pytest.approx(interval["upper"], rel=1e-12)
+            assert float(row["cuped_p_value"]) == pytest.approx(adjusted["p_value"], rel=1e-12)
+            assert row["cuped_significant"] == str(adjusted["is_significant"])
+            assert float(row["variance_ratio"]) == pytest.approx(
+                adjusted["variance_ratio"], rel=1e-12
+            )
+    # the control's rows and every segment's rows leave them empty
+    others = [row for row in rows if row["segment"] != "all" or row["variant"] == "control"]
+    assert others and all(row["cuped_uplift"] == row["variance_ratio"] == "" for row in others)
 
 
 def test_results_without_enough_covariates_have_none_and_the_unadjusted_result_decides(
