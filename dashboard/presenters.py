@@ -810,6 +810,18 @@ def progress(report: GoalReport, minimum_effect: float, t: Translator) -> Progre
             days=report.traffic_days or DAILY_TRAFFIC_DAYS,
             date=end,
         )
+    ratios = [
+        item.variance_ratio
+        for item in (report.covariate.variants if report.covariate else ())
+        if item is not None and item.variance_ratio is not None
+    ]
+    if ratios and max(ratios) < 1.0:
+        # the results plan for CUPED's variance (docs/statistics.md, "Planning with a covariate")
+        sentence += " " + t(
+            "The pre-experiment values your shop sends make that %(saved)s fewer visitors "
+            "than without them (CUPED).",
+            saved=formatting.percent(1.0 - max(ratios), locale),
+        )
     return Progress(
         report.key,
         share,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from dashboard import presenters
 from dashboard.i18n import Translator
 from server.core.models import GoalKind
-from server.core.stats import GoalResult, Interval, VariantResult
-from server.services.results import GoalReport, VariantTotals
+from server.core.stats import CovariateResult, GoalResult, Interval, VariantResult
+from server.services.results import CovariateReport, GoalReport, VariantTotals
 
 EN, DE = Translator.of("en"), Translator.of("de")
 
@@ -214,3 +215,19 @@ def test_the_p_value_heading_names_the_test_that_was_run() -> None:
     assert presenters.p_value_method(planned, DE) == "gruppensequenziell, über die geplante Größe"
     open_ended = result("sequential", "always_valid")
     assert presenters.p_value_method(open_ended, EN) == "sequential, always valid"
+
+
+def test_progress_says_what_the_covariate_saves_when_cuped_plans_the_size() -> None:
+    adjusted = [
+        CovariateResult(index, 0.1, 0.05, None, 0.5, ratio, 0.2, 0.2, False, 0.9, 0.01)
+        for index, ratio in ((1, 0.64), (2, 0.73))
+    ]
+    plain = report(1000, (600, 800), dt.date(2026, 1, 31))
+    with_cuped = dataclasses.replace(plain, covariate=CovariateReport((300, 400), tuple(adjusted)))
+    # the least helped comparison sets the size, so it says what that one saves
+    assert presenters.progress(with_cuped, 0.05, EN).sentence.endswith(
+        "The pre-experiment values your shop sends make that 27% fewer visitors than without "
+        "them (CUPED)."
+    )
+    assert "27\u00a0% weniger Besucher" in presenters.progress(with_cuped, 0.05, DE).sentence
+    assert "CUPED" not in presenters.progress(plain, 0.05, EN).sentence
