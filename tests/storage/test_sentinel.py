@@ -58,6 +58,9 @@ class Cluster:
 
     def start(self) -> None:
         common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        # a replica's full sync writes the master's snapshot to disk, by default into the working
+        # folder (which was the repository); and it starts at once, not 5 s after the replica came
+        common += ["--dir", str(self.folder), "--repl-diskless-sync-delay", "0"]
         self._start("master", "--port", str(self.master_port), *common)
         self._start(
             "replica",
@@ -78,6 +81,8 @@ class Cluster:
                 f"sentinel parallel-syncs {SERVICE} 1\n"
             )
             self._start(f"sentinel-{number}", str(config), "--sentinel")
+        replica = redis.Redis(port=self.replica_port, socket_timeout=1)
+        _wait(lambda: replica.info("replication")["master_link_status"] == "up", 20, "the sync")
         sentinel = self.sentinel(0)
         # the sentinels must know the replica and each other before a failover can happen
         _wait(lambda: len(sentinel.sentinel_slaves(SERVICE)) == 1, 20, "the replica")
@@ -139,6 +144,10 @@ def test_the_server_serves_again_within_failover_time_plus_two_seconds(
     assert client.post("/v1/assign", json={"visitor": "before"}).json["recorded"] is True
     master = redis.Redis(port=sentinels.master_port)
     assert master.wait(1, 2000) == 1  # the replica holds everything so far
+    # the replica's full sync wrote the master's snapshot into the test's folder, not the
+    # working folder (a dump.rdb once landed in the repository that way)
+    replica = redis.Redis(port=sentinels.replica_port)
+    assert Path(replica.config_get("dir")["dir"]) == sentinels.folder.resolve()
     old_master = sentinels.master_address()
 
     killed = time.monotonic()
