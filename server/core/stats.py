@@ -292,19 +292,17 @@ def analyse_conversion(
     method = _check_settings(variants, method, alpha, minimum_effect)
     _check_conversion_counts(variants)
     rule = (minimum_visitors, minimum_conversions)
-    pairs = [(variants[0], variant) for variant in variants[1:]]
-    bayesian = _shown_chances_and_losses(pairs, [_meets_rule(pair, rule) for pair in pairs])
     if plan is not None and method is Analysis.SEQUENTIAL:
         critical = plan.boundary(alpha)
-        parts = _conversion_parts(
-            variants, Analysis.FIXED, alpha, minimum_effect, bayesian, rule, critical
-        )
+        parts = _conversion_parts(variants, Analysis.FIXED, alpha, minimum_effect, rule, critical)
+        parts = _with_chances([(variants, parts)])[0]
         statistics = [
             _conversion_statistics(look, parts) for look in _plan_looks(plan, looks, variants)
         ]
         parts = _planned(parts, plan, statistics)
         return _goal_result(parts, holm(parts.p_values()), HOLM)
-    parts = _conversion_parts(variants, method, alpha, minimum_effect, bayesian, rule)
+    parts = _conversion_parts(variants, method, alpha, minimum_effect, rule)
+    parts = _with_chances([(variants, parts)])[0]
     if method is not Analysis.FIXED and looks:
         parts = _with_earlier_looks(parts, [_conversion_look(look, parts) for look in looks])
     return _goal_result(parts, holm(parts.p_values()), HOLM)
@@ -374,27 +372,14 @@ def analyse_conversion_segments(
         method = _check_settings(variants, method, alpha, minimum_effect)
         _check_conversion_counts(variants)
     rule = (MINIMUM_VISITORS, MINIMUM_CONVERSIONS)
-    # one Bayesian batch for all segments: the quadrature's cost is mostly per call
-    pairs, shown = [], []
-    for variants in segments.values():
-        judged = _is_judgeable(
-            [counts.visitors for counts in variants], sum(counts.converted for counts in variants)
-        )
-        for variant in variants[1:]:
-            pairs.append((variants[0], variant))
-            shown.append(judged and _meets_rule(pairs[-1], rule))
-    bayesian = iter(_shown_chances_and_losses(pairs, shown))
     parts = {
-        segment: _conversion_parts(
-            variants,
-            method,
-            alpha,
-            minimum_effect,
-            [next(bayesian) for _ in variants[1:]],
-            rule,
-        )
+        segment: _conversion_parts(variants, method, alpha, minimum_effect, rule)
         for segment, variants in segments.items()
     }
+    # one Bayesian batch for all judged segments: the quadrature's cost is mostly per call
+    judged = [segment for segment, goal in parts.items() if _is_judgeable(goal)]
+    chances = _with_chances([(segments[segment], parts[segment]) for segment in judged])
+    parts.update(zip(judged, chances, strict=True))
     return _segment_results(parts)
 
 
@@ -663,11 +648,11 @@ def _conversion_parts(
     method: Analysis,
     alpha: float,
     minimum_effect: float,
-    bayesian: list[tuple[float, float] | None],
     rule: tuple[int, int],
     critical: float | None = None,
 ) -> _GoalParts:
-    """Every number of a conversion goal except the adjusted p-values.
+    """Every number of a conversion goal except the adjusted p-values and the Bayesian chances
+    and losses (``_with_chances`` adds those).
 
     ``critical`` replaces the fixed test's normal quantile in the intervals (group sequential).
     """
@@ -684,7 +669,7 @@ def _conversion_parts(
             _compare_conversion(control, variant, method, alpha, minimum_effect, critical)
             for variant in variants[1:]
         ],
-        bayesian=bayesian,
+        bayesian=[None for _ in variants[1:]],
         gaps=[
             _evidence_gap(
                 control.visitors, variant.visitors, control.converted + variant.converted, rule
@@ -938,13 +923,7 @@ def _with_earlier_looks(parts: _GoalParts, looks: Sequence[list[float | None]]) 
 
 def _segment_results(parts: Mapping[str, _GoalParts]) -> tuple[SegmentResult, ...]:
     """Judge segments by size and adjust the judged ones' p-values together (Benjamini–Hochberg)."""
-    judged = {
-        segment: _is_judgeable(
-            goal.visitors,
-            sum(count or 0 for count in goal.converted) if goal.kind == CONVERSION else None,
-        )
-        for segment, goal in parts.items()
-    }
+    judged = {segment: _is_judgeable(goal) for segment, goal in parts.items()}
     family = [p for segment, goal in parts.items() if judged[segment] for p in goal.p_values()]
     adjusted = iter(benjamini_hochberg(family))
     results = []
@@ -963,36 +942,38 @@ def _segment_results(parts: Mapping[str, _GoalParts]) -> tuple[SegmentResult, ..
     return tuple(results)
 
 
-def _is_judgeable(visitors: Sequence[int], conversions: int | None) -> bool:
-    """Whether a segment has enough visitors (and, for a conversion goal, ``conversions`` in all
-    variants together) for its comparisons to count."""
-    if min(visitors) < MINIMUM_SEGMENT_VISITORS:
+def _is_judgeable(goal: _GoalParts) -> bool:
+    """Whether a segment has enough visitors (and conversions) for its comparisons to count."""
+    if min(goal.visitors) < MINIMUM_SEGMENT_VISITORS:
         return False
-    return conversions is None or conversions >= MINIMUM_SEGMENT_CONVERSIONS
+    if goal.kind == CONVERSION:
+        return sum(count or 0 for count in goal.converted) >= MINIMUM_SEGMENT_CONVERSIONS
+    return True
 
 
-def _meets_rule(pair: tuple[ConversionCounts, ConversionCounts], rule: tuple[int, int]) -> bool:
-    """Whether a (control, variant) comparison meets the minimum-evidence rule."""
-    control, variant = pair
-    conversions = control.converted + variant.converted
-    return _evidence_gap(control.visitors, variant.visitors, conversions, rule) is None
+def _with_chances(
+    goals: Sequence[tuple[Sequence[ConversionCounts], _GoalParts]],
+) -> list[_GoalParts]:
+    """Conversion goals' parts (with their counts) with the Beta chances and losses of the
+    comparisons that show them, computed in one batch.
 
-
-def _shown_chances_and_losses(
-    pairs: Sequence[tuple[ConversionCounts, ConversionCounts]], shown: Sequence[bool]
-) -> list[tuple[float, float] | None]:
-    """``_beta_chances_and_losses`` of the pairs whose results show them, None for the others.
-
-    A comparison below the minimum-evidence rule, or in a segment too small to be judged, shows
-    no chance to beat or loss (``_goal_result``): its quadrature would be thrown away, and with
-    many small segments it was a fifth of a results read.
+    A comparison with a gap (below the minimum-evidence rule) shows no chance to beat or loss
+    (``_goal_result``): its quadrature would be thrown away, so it keeps None. Callers leave out
+    segments too small to be judged for the same reason.
     """
-    results: list[tuple[float, float] | None] = [None] * len(pairs)
-    wanted = [index for index, is_shown in enumerate(shown) if is_shown]
-    computed = _beta_chances_and_losses([pairs[index] for index in wanted])
-    for index, result in zip(wanted, computed, strict=True):
-        results[index] = result
-    return results
+    pairs, places = [], []
+    for number, (variants, parts) in enumerate(goals):
+        for index, gap in enumerate(parts.gaps):
+            if gap is None:
+                pairs.append((variants[0], variants[index + 1]))
+                places.append((number, index))
+    bayesian = [list(parts.bayesian) for _, parts in goals]
+    for (number, index), result in zip(places, _beta_chances_and_losses(pairs), strict=True):
+        bayesian[number][index] = result
+    return [
+        replace(parts, bayesian=chances)
+        for (_, parts), chances in zip(goals, bayesian, strict=True)
+    ]
 
 
 def _goal_result(
