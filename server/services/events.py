@@ -292,6 +292,8 @@ class EventRecorder:
         refunds: list[tuple[int, Mapping[str, Any]]] = []
         money_fields: dict[int, str] = {}  # the field a refused amount of an event is named by
         counting: dict[int, Sequence[tuple[Experiment, tuple[Goal, ...]]]] = {}
+        # who may count an event depends on its goal only (the batch shares now and the key)
+        by_goal: dict[str, Sequence[tuple[Experiment, tuple[Goal, ...]]]] = {}
         loaded: dict[int, Mapping[str, Any]] = {}  # the conversions and orders, by index
         visitors: dict[int, str] = {}  # their visitors' pseudonyms
         for index, event in enumerate(events):
@@ -308,7 +310,10 @@ class EventRecorder:
                     pseudonyms[visitor] = self._pseudonymiser.pseudonymise(visitor)
                 loaded[index], visitors[index] = event, pseudonyms[visitor]
                 money_fields[index] = "value" if kind == "conversion" else "revenue"
-                listening = _counting(listeners.get(event["goal"], ()), now, is_trusted=is_trusted)
+                goal = event["goal"]
+                if goal not in by_goal:
+                    by_goal[goal] = _counting(listeners.get(goal, ()), now, is_trusted=is_trusted)
+                listening = by_goal[goal]
                 if listening:
                     counting[index] = listening
                 else:

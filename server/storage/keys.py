@@ -290,6 +290,8 @@ def shard_of(pseudonym: str, shards: int) -> int:
 
 def visitor_shard(experiment: str, pseudonym: str, shards: int) -> str:
     """The sub-shard hash tag that holds one visitor's records of an experiment."""
+    if shards == 1:  # the usual case, on the event path: no hash of the pseudonym
+        return experiment
     return sub_shard(experiment, shard_of(pseudonym, shards), shards)
 
 

@@ -626,9 +626,12 @@ class Store:
         (the visitor's sub-shard of each experiment phase), all in one round trip per node.
         """
         groups: dict[str, list[int]] = {}
+        names: dict[tuple[str, int], str] = {}  # each hash's key built once
         for position, (experiment, phase, shards, visitor) in enumerate(places):
-            shard = keys.visitor_shard(experiment, visitor, shards)
-            groups.setdefault(keys.enrolments(shard, phase), []).append(position)
+            place = (keys.visitor_shard(experiment, visitor, shards), phase)
+            if place not in names:
+                names[place] = keys.enrolments(*place)
+            groups.setdefault(names[place], []).append(position)
         with _guard("read enrolments"):
             pipe = self._redis.pipeline(transaction=False)
             for key, positions in groups.items():

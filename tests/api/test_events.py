@@ -126,6 +126,40 @@ def test_event_counts_in_every_experiment_the_visitor_is_in(
         )
 
 
+def test_each_event_of_a_batch_counts_where_its_own_goal_is_listened_to(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    # the recorder looks up who listens once per goal name and batch: events of different
+    # goals, interleaved, each go to their own goal's experiments
+    start(client)
+    start(client, key="newsletter", segments=[], goals=[{"key": "signup", "primary": True}])
+    for visitor in ("kunde-1", "kunde-2"):
+        enrol(client, visitor)
+        client.post("/v1/assign", json={"visitor": visitor, "experiments": ["newsletter"]})
+
+    def conversion(event_id: str, visitor: str, goal: str) -> dict[str, str]:
+        return {"type": "conversion", "id": event_id, "visitor": visitor, "goal": goal}
+
+    result = send(
+        client,
+        conversion("c-1", "kunde-1", "signup"),
+        conversion("c-2", "kunde-1", "add_to_cart"),
+        conversion("c-3", "kunde-2", "nobody-listens"),
+        conversion("c-4", "kunde-2", "add_to_cart"),
+        conversion("c-5", "kunde-2", "signup"),
+    )
+    statuses = [item["status"] for item in result.json["results"]]
+    assert statuses == ["accepted", "accepted", "ignored", "accepted", "accepted"]
+
+    def converted(experiment: str, goal: str) -> int:
+        found = counts(redis_client, experiment)
+        return sum(v for k, v in found.items() if k.startswith("c:") and k.endswith(f":{goal}"))
+
+    assert converted("checkout-button", "add_to_cart") == 2
+    assert converted("newsletter", "signup") == 2
+    assert converted("checkout-button", "signup") == converted("newsletter", "add_to_cart") == 0
+
+
 def _nodes(redis_client: Any) -> list[Any]:
     """A client per Redis server of the test's backend (each master of a cluster)."""
     if hasattr(redis_client, "get_primaries"):

@@ -96,6 +96,18 @@ def test_sub_shard_tags_lie_in_equal_parts_of_the_slots_and_match_redis() -> Non
     assert Counter(keys.shard_of(f"visitor-{n}", 4) for n in range(4000)).keys() == {0, 1, 2, 3}
 
 
+def test_a_visitors_sub_shard_is_the_one_their_bucket_names() -> None:
+    visitors = [f"visitor-{n}" for n in range(200)]
+    # one sub-shard: the experiment's own tag for everyone, without hashing the pseudonym
+    assert {keys.visitor_shard("checkout-button", v, 1) for v in visitors} == {"checkout-button"}
+    for shards in (2, 3):
+        tags = [keys.visitor_shard("checkout-button", v, shards) for v in visitors]
+        assert tags == [
+            keys.sub_shard("checkout-button", keys.shard_of(v, shards), shards) for v in visitors
+        ]
+        assert set(tags) == {keys.sub_shard("checkout-button", k, shards) for k in range(shards)}
+
+
 def test_the_configuration_version_shares_the_experiments_slot() -> None:
     assert key_slot(keys.CLUSTER_CONFIG_VERSION.encode()) == key_slot(keys.EXPERIMENTS.encode())
 
