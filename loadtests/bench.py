@@ -475,10 +475,12 @@ def enrolled_total(store: Store, experiment: str) -> int:
     return sum(value for field, value in counts.items() if field.count(":") == 1)
 
 
-def returning_load(setup: Setup, server: Gunicorn, store: Store) -> tuple[Figures, int]:
-    """Enrol the returning pool, then measure it; also returns enrolments made meanwhile (0)."""
+def enrol_returning_pool(
+    setup: Setup, server: Gunicorn, store: Store, name: str = "(c) assign, returning visitor"
+) -> int:
+    """Enrol the returning pool (the visitors the event batches are sent for) with warm-up
+    assigns; returns how many visitors they enrolled (RETURNING_POOL when all of it)."""
     experiment = EXPERIMENT_KEYS[0]
-    name = "(c) assign, returning visitor"
     before = enrolled_total(store, experiment)
     sent = 0
     for _ in range(WARMUP_ATTEMPTS):
@@ -497,6 +499,14 @@ def returning_load(setup: Setup, server: Gunicorn, store: Store) -> tuple[Figure
         sent += warm.requests
         if enrolled_total(store, experiment) - before >= RETURNING_POOL:
             break
+    return enrolled_total(store, experiment) - before
+
+
+def returning_load(setup: Setup, server: Gunicorn, store: Store) -> tuple[Figures, int]:
+    """Enrol the returning pool, then measure it; also returns enrolments made meanwhile (0)."""
+    experiment = EXPERIMENT_KEYS[0]
+    name = "(c) assign, returning visitor"
+    enrol_returning_pool(setup, server, store, name)
     before = enrolled_total(store, experiment)
     figures = assign_load(setup, server, name, "returning", [experiment], "returning")
     return figures, enrolled_total(store, experiment) - before
@@ -866,7 +876,7 @@ def measure_events(setup: Setup, bare: Figures) -> None:
             "server.app:create_app()", "gthread", env, setup.folder / "gunicorn.log"
         ) as server:
             seed(server.url, setup.editor_token)
-            returning_load(setup, server, store)  # enrols the pool the events are sent for
+            enrol_returning_pool(setup, server, store)  # the visitors the events are for
             rows = [bare]
             for row in (events_load(setup, server), single_experiment_events(setup, server)):
                 if isinstance(row, Figures):

@@ -27,7 +27,17 @@ from pathlib import Path
 
 import bench
 import redis
-from bench import Figures, Setup, events_load, post_json, print_table, running, warm_and_measure
+from bench import (
+    RETURNING_POOL,
+    Figures,
+    Setup,
+    enrol_returning_pool,
+    events_load,
+    post_json,
+    print_table,
+    running,
+    warm_and_measure,
+)
 from seed import EXPERIMENT_KEYS, seed
 
 from server.core.models import Enrolment
@@ -85,6 +95,23 @@ def measure_backend(name: str, setup: Setup, workers: int) -> tuple[Figures, Fig
             setup, server, f"{name}, {workers}w, assign fresh", EXPERIMENT_KEYS[:1], name
         )
         print_table([fresh])
+        # the batches are for the returning pool: enrolled, so that every event is recorded
+        # (for visitors enrolled nowhere the server only reads the enrolments and ignores them)
+        store = Store(
+            connect(
+                setup.redis_url,
+                socket_timeout=5.0,
+                connect_timeout=1.0,
+                retries=0,
+                max_connections=2,
+            )
+        )
+        try:
+            enrolled = enrol_returning_pool(setup, server, store, f"{name}, {workers}w")
+        finally:
+            store.close()
+        if enrolled < RETURNING_POOL:
+            return fresh, f"skipped: {enrolled} of the {RETURNING_POOL} returning visitors enrolled"
         events = events_load(setup, server, f"{name}, {workers}w, events 50/req")
         if isinstance(events, Figures):
             print_table([events])

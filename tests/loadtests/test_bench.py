@@ -8,11 +8,15 @@ import shutil
 import sys
 import threading
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
 
-from tests.helpers import EDITOR_TOKEN, LiveServer
+from server.storage import keys
+from server.storage.clients import connect
+from server.storage.store import Store
+from tests.helpers import EDITOR_TOKEN, INGEST_TOKEN, LiveServer
 
 LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
 
@@ -195,3 +199,43 @@ def test_wrk_scripts_turn_connections_over(
     # one request in 100 asks to close, and wrk opens a new connection for the next one
     assert handler.closing == pytest.approx(handler.requests / 100, abs=2)
     assert handler.connections > handler.closing  # wrk's first ones, then one per close
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+def test_the_event_batches_are_for_visitors_the_warm_up_enrolled(
+    app, bench: ModuleType, redis_url: str, redis_client: Any, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # (e) and bench_cluster's event figures measure recording only if the batches' visitors
+    # are enrolled: for anyone else the server reads the enrolments and ignores the events
+    seed = sys.modules["seed"]
+    pool = bench.RETURNING_POOL
+    store = Store(
+        connect(redis_url, socket_timeout=5.0, connect_timeout=1.0, retries=0, max_connections=2)
+    )
+    setup = bench.Setup(
+        redis_url, "unused", EDITOR_TOKEN, INGEST_TOKEN, 1.0, 1.0, tmp_path, "0000abcd"
+    )
+    try:
+        with LiveServer(app) as live:
+            seed.seed(live.url, EDITOR_TOKEN)
+            server = SimpleNamespace(url=live.url, process_group=0)
+            enrolled = bench.enrol_returning_pool(setup, server, store)
+            figures = bench.events_load(setup, server)
+    finally:
+        store.close()
+    assert enrolled == pool
+    assert isinstance(figures, bench.Figures) and figures.requests > 0 and figures.failures == 0
+    found = {
+        k.decode(): int(v)
+        for k, v in redis_client.hgetall(keys.counts("checkout-button", 1)).items()
+    }
+    # the batches' visitors were found enrolled: their add-to-cart events counted (a visitor
+    # enrolled nowhere counts nothing, and events.lua names pool visitors only)
+    converted = sum(
+        v for k, v in found.items() if k.startswith("c:") and k.endswith(":add_to_cart")
+    )
+    assert 0 < converted <= pool
+    events = sum(v for k, v in found.items() if k.startswith("n:") and k.endswith(":add_to_cart"))
+    assert events >= converted
