@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import redis
 
+from server.app import create_app
 from server.config import DefaultConfig
 from server.storage import keys
 from tests.api.test_events import INGEST, SHOP, enrol, order, send, start
 from tests.dashboard.conftest import sign_in
-from tests.helpers import EDITOR, EDITOR_TOKEN, VIEWER, record_totals
+from tests.helpers import EDITOR, EDITOR_TOKEN, VIEWER, app_settings, record_totals
 
 # every test here runs against one Redis and against the local Redis Cluster
 pytestmark = pytest.mark.both_redis
@@ -326,6 +327,55 @@ def test_record_event_refuses_a_counter_it_cannot_add_to_exactly_and_writes_noth
     assert response.status_code == 422
     assert "goal" in response.json["errors"]["events"]["0"]
     assert keyspace(redis_client) == before
+
+
+def test_within_a_batch_each_event_is_checked_against_what_the_events_before_it_left(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    """record_event.lua keeps a batch's counters in the script as its events change them: the
+    second order would take ``n:…`` past 2^53 - 1 after the first, and is refused alone."""
+    start(client)
+    v = ["control", "green"].index(enrol(client, "kunde-1"))
+    redis_client.hset(COUNTS, f"n:{v}:revenue", str(2**53 - 2))
+    response = send(client, order("kunde-1", "o-1"), order("kunde-1", "o-2"))
+    assert [result["status"] for result in response.json["results"]] == ["accepted", "rejected"]
+    assert "goal" in response.json["results"][1]["errors"]
+    found = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    assert found[f"n:{v}:revenue"] == 2**53 - 1
+    assert found[f"c:{v}:purchase"] == 1
+    assert found[f"s:{v}:revenue"] == 11900  # once
+    assert redis_client.hkeys(keys.orders("checkout-button", 1)) == [b"o-1"]
+
+
+def test_a_batch_counts_exactly_what_its_events_count_sent_one_by_one(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A batch's counters are written at the end of the script, in HSETs of at most 500 fields:
+    a batch that changes well over 500 counters leaves the counters its events leave one by
+    one."""
+    sources = ["facebook", "instagram", "youtube", "newsletter", "search", "direct"]
+    visitors = [f"kunde-{n}" for n in range(12)]
+    now = time.time()
+    batch = [
+        order(visitor, f"o-{n}-{day}", f"{20 + n}.{day}9", ts=now - day * 86400)
+        for n, visitor in enumerate(visitors)
+        for day in range(7)  # ts may lie up to 7 days back
+    ] + [conversion(visitor, f"c-{n}", "add_to_cart") for n, visitor in enumerate(visitors)]
+
+    def counted(*, is_batch: bool) -> dict[str, int]:
+        redis_client.flushall()
+        client = create_app(app_settings(redis_url)).test_client()
+        start(client, variants=[{"key": key} for key in ("control", "green", "blue", "red")])
+        for n, visitor in enumerate(visitors):
+            enrol(client, visitor, source=sources[n % len(sources)])
+        for events in [batch] if is_batch else [[event] for event in batch]:
+            response = send(client, *events)
+            assert response.json["accepted"] == len(events), response.json
+        return {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+
+    one_by_one = counted(is_batch=False)
+    assert len(one_by_one) > 500  # two HSETs
+    assert counted(is_batch=True) == one_by_one
 
 
 @pytest.mark.parametrize("counter", ["q:{v}:margin", "cq:{v}:revenue", "cqh:{v}:margin"])

@@ -9,10 +9,16 @@ local DIGESTS = 16777216  -- 2^24: the low part of a score is the content digest
 local EXACT = 9007199254740991  -- 2^53 - 1: Lua numbers (doubles) are exact integers up to here
 local SQUARE_SPLIT = 10000  -- a total t = high·10^4 + low, so that t² splits into exact parts
 
+-- the library functions the scripts call per event, as locals: a global costs two table
+-- lookups on every call
+local call, tonumber = redis.call, tonumber
+local format, match, gmatch, gsub = string.format, string.match, string.gmatch, string.gsub
+local abs, floor, max, min, concat = math.abs, math.floor, math.max, math.min, table.concat
+
 -- an error reply naming the first of KEYS whose type is not the expected one, or nil
 local function wrong_type(expected)
   for k = 1, #KEYS do
-    local found = redis.call("TYPE", KEYS[k])["ok"]
+    local found = call("TYPE", KEYS[k])["ok"]
     if found ~= "none" and found ~= expected[k] then
       return redis.error_reply("WRONGTYPE " .. KEYS[k] .. " is a " .. found)
     end
@@ -24,7 +30,7 @@ end
 -- reads as 1000 and is written back as "1000+…": odd, but a number)
 local function number(raw)
   local value = tonumber(raw or 0)
-  if value == nil or value % 1 ~= 0 or math.abs(value) > EXACT then
+  if value == nil or value % 1 ~= 0 or abs(value) > EXACT then
     return nil
   end
   return value
@@ -32,10 +38,10 @@ end
 
 -- t² as {high, low} with t² = high·10^8 + low, each part exact for |t| <= ~9·10^11
 local function square(total)
-  local t = math.abs(total)
-  local high, low = math.floor(t / SQUARE_SPLIT), t % SQUARE_SPLIT
+  local t = abs(total)
+  local high, low = floor(t / SQUARE_SPLIT), t % SQUARE_SPLIT
   local cross = 2 * high * low
-  return high * high + math.floor(cross / SQUARE_SPLIT),
+  return high * high + floor(cross / SQUARE_SPLIT),
     (cross % SQUARE_SPLIT) * SQUARE_SPLIT + low * low
 end
 
@@ -43,11 +49,11 @@ end
 -- (CUPED's Σxy, issue 20: a covariate of up to 10^8 hundredths times a total in cents; the
 -- return rate's cross sums of refunded revenue and total, issue 21)
 local function product(a, b)
-  local x, y = math.abs(a), math.abs(b)
-  local x_high, x_low = math.floor(x / SQUARE_SPLIT), x % SQUARE_SPLIT
-  local y_high, y_low = math.floor(y / SQUARE_SPLIT), y % SQUARE_SPLIT
+  local x, y = abs(a), abs(b)
+  local x_high, x_low = floor(x / SQUARE_SPLIT), x % SQUARE_SPLIT
+  local y_high, y_low = floor(y / SQUARE_SPLIT), y % SQUARE_SPLIT
   local cross = x_high * y_low + x_low * y_high
-  local high = x_high * y_high + math.floor(cross / SQUARE_SPLIT)
+  local high = x_high * y_high + floor(cross / SQUARE_SPLIT)
   local low = (cross % SQUARE_SPLIT) * SQUARE_SPLIT + x_low * y_low
   if (a < 0) ~= (b < 0) then
     return -high, -low
@@ -58,13 +64,13 @@ end
 -- the CUPED covariate (hundredths) of an enrolment record "…\30x:<value>…", or nil; the
 -- record without its extras, each "\30<letter>:<value>" (storage/keys.py; issue 20)
 local function covariate_of(record)
-  local plain, extras = string.match(record, "^([^\30]*)(.*)$")
-  return tonumber(string.match(extras, "\30x:(%-?%d+)")), plain
+  local plain, extras = match(record, "^([^\30]*)(.*)$")
+  return tonumber(match(extras, "\30x:(%-?%d+)")), plain
 end
 
 -- value cap (issue 13): a visitor's total winsorised to [-cap, cap] for the statistics
 local function capped(total, cap)
-  return math.max(-cap, math.min(cap, total))
+  return max(-cap, min(cap, total))
 end
 
 -- A visitor's totals (issue 21) live in their enrolment record, as the extra
@@ -81,10 +87,10 @@ local has_older_totals = nil  -- whether the totals hash exists: asked once per 
 local function read_totals(record, totals, visitor, names)
   local found = {values = {}, order = {}, older = {}, record = record}
   if has_older_totals == nil then
-    has_older_totals = redis.call("EXISTS", totals) == 1
+    has_older_totals = call("EXISTS", totals) == 1
   end
-  for entry in string.gmatch(string.match(record or "", "\30g:([^\30]*)") or "", "[^;]+") do
-    local name, value = string.match(entry, "^([^=]+)=(.*)$")
+  for entry in gmatch(match(record or "", "\30g:([^\30]*)") or "", "[^;]+") do
+    local name, value = match(entry, "^([^=]+)=(.*)$")
     if name and found.values[name] == nil then
       found.order[#found.order + 1] = name
       found.values[name] = value
@@ -98,7 +104,7 @@ local function read_totals(record, totals, visitor, names)
     end
   end
   if #fields > 0 then
-    local stored = redis.call("HMGET", totals, unpack(fields))
+    local stored = call("HMGET", totals, unpack(fields))
     for m = 1, #missing do
       if stored[m] then
         found.older[#found.older + 1] = fields[m]
@@ -130,16 +136,16 @@ local function write_totals(enrolments, totals, visitor, found)
       fields[#fields + 1] = visitor .. ":" .. name
       fields[#fields + 1] = found.values[name]
     end
-    redis.call("HSET", totals, unpack(fields))
+    call("HSET", totals, unpack(fields))
     return
   end
   local entries = {}
   for n, name in ipairs(found.order) do
     entries[n] = name .. "=" .. found.values[name]
   end
-  local rest = string.gsub(found.record, "\30g:[^\30]*", "")
-  redis.call("HSET", enrolments, visitor, rest .. "\30g:" .. table.concat(entries, ";"))
+  local rest = gsub(found.record, "\30g:[^\30]*", "")
+  call("HSET", enrolments, visitor, rest .. "\30g:" .. concat(entries, ";"))
   if #found.older > 0 then
-    redis.call("HDEL", totals, unpack(found.older))
+    call("HDEL", totals, unpack(found.older))
   end
 end

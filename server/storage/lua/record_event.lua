@@ -4,7 +4,10 @@
 --
 -- All or nothing per event: every key's type is checked before the first write of the batch,
 -- and each event reads and checks everything it will change (counters, totals, the visitor's
--- daily count) before its first write; an event that fails a check writes nothing.
+-- daily count) before its first write; an event that fails a check writes nothing. The
+-- counters of the batch are read once each and kept here as the events change them (each
+-- event checked against what the events before it left), and written in one HSET at the end:
+-- a field changed by many events of the batch costs one read and one write, not one each.
 --
 -- KEYS[1]  sw:{exp}:p<phase>:enrolments   hash  pseudonym -> "<variant>␟<segment values…>"
 --                                               and extras "\30x:<covariate>", "\30t:<minute>"
@@ -58,44 +61,46 @@ for s = 1, segments do
   names[s] = ARGV[6 + s]
 end
 if trim_below ~= "" then
-  redis.call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
+  call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
 end
+
+local PART = "([^" .. SEPARATOR .. "]*)" .. SEPARATOR  -- a field of a record, then its separator
 
 -- one event: its reply and, when it counts, the counters it changes (fields and deltas), the
 -- totals to write (field, value, field, value, …) and what its order record needs
 local function plan(visitor, member, score, day, order_id, first_goal, last_goal)
-  local record = redis.call("HGET", enrolments, visitor)
+  local record = call("HGET", enrolments, visitor)
   if not record then
     return -1
   end
-  local previous = redis.call("ZSCORE", seen, member)
+  local previous = call("ZSCORE", seen, member)
   if previous then
     return (tonumber(previous) % DIGESTS == tonumber(score) % DIGESTS) and 2 or -4
   end
-  if order_id ~= "" and redis.call("HEXISTS", orders, order_id) == 1 then
+  if order_id ~= "" and call("HEXISTS", orders, order_id) == 1 then
     return 0
   end
   -- CUPED (issue 20): the visitor's covariate, and the record without its extras
-  local covariate = covariate_of(record)  -- the record keeps its extras ("\30t:" below)
+  local covariate, plain = covariate_of(record)  -- the record keeps its extras ("\30t:" below)
   local parts = {}
-  for part in string.gmatch(string.match(record, "^[^\30]*") .. SEPARATOR, "(.-)" .. SEPARATOR) do
+  for part in gmatch(plain .. SEPARATOR, PART) do
     parts[#parts + 1] = part
   end
   local variant = parts[1]
 
   -- attribution windows (issue 21): the goals this event counts in, their kind letters, and
   -- the visitor's cohort (enrolment day number) and settle minute for windowed goals
-  local enrolled_at = tonumber(string.match(record, "\30t:(%d+)"))
-  local arrival = math.floor(tonumber(score) / DIGESTS)
+  local enrolled_at = tonumber(match(record, "\30t:(%d+)"))
+  local arrival = floor(tonumber(score) / DIGESTS)
   local positions, kinds, cohorts, deadlines = {}, {}, {}, {}
   for g = first_goal, last_goal, 3 do
-    local letter, window, settle, moment = string.match(ARGV[g + 1], "^(%a)/(%d+)/(%d+)/(%d+)$")
+    local letter, window, settle, moment = match(ARGV[g + 1], "^(%a)/(%d+)/(%d+)/(%d+)$")
     if not letter then
       positions[#positions + 1], kinds[g] = g, ARGV[g + 1]
     elseif enrolled_at and tonumber(moment) <= enrolled_at + tonumber(window)
         and arrival <= enrolled_at + tonumber(settle) then
       positions[#positions + 1], kinds[g] = g, letter
-      cohorts[g], deadlines[g] = math.floor(enrolled_at / 1440), enrolled_at + tonumber(settle)
+      cohorts[g], deadlines[g] = floor(enrolled_at / 1440), enrolled_at + tonumber(settle)
     end
   end
   if #positions == 0 then
@@ -114,7 +119,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   local found = read_totals(record, totals, visitor, wanted)
   if order_id == "" then
     local count = 0
-    local counted_day, counted = string.match(found.values["@day"] or "", "^(.-):(%d+)$")
+    local counted_day, counted = match(found.values["@day"] or "", "^(.-):(%d+)$")
     if counted_day == today then
       count = tonumber(counted)
     end
@@ -126,9 +131,10 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
 
   -- the counters this event changes (each field once) and by how much, in two arrays
   local fields, deltas, order_goals = {}, {}, {}
-  local function add(field, amount)
+  -- (the field's name is built only when it changes: most of a conversion's do not)
+  local function add(prefix, name, amount)
     if amount ~= 0 then
-      fields[#fields + 1] = field
+      fields[#fields + 1] = prefix .. name
       deltas[#deltas + 1] = amount
     end
   end
@@ -156,15 +162,15 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     if kind == "c" then
       -- the visitor's number of events of this goal; the first one makes them converted
       converted = before == 0 and 1 or 0
-      set_total(found, goal, string.format("%.0f", before + 1))
+      set_total(found, goal, format("%.0f", before + 1))
     else
       -- the visitor's total in cents (refunds lower it, so 0 does not mean "never")
       converted = raw and 0 or 1
       local after = before + value
-      if math.abs(after) > total_limit or math.abs(before) > total_limit then
+      if abs(after) > total_limit or abs(before) > total_limit then
         return -5
       end
-      set_total(found, goal, string.format("%.0f", after))
+      set_total(found, goal, format("%.0f", after))
       local high_after, low_after = square(after)
       local high_before, low_before = square(before)
       high, low = high_after - high_before, low_after - low_before
@@ -183,66 +189,119 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
           .. deadlines[g]
       end
     end
+    -- (a conversion goal's value, sums and squares are 0, a value goal's rp and nq: each adds
+    -- only what it changes, so that a conversion, most events, does little work)
     local base = variant .. ":" .. goal
     local daily = base .. ":d:" .. day
-    add("c:" .. base, converted)
-    add("n:" .. base, 1)
-    add("s:" .. base, value)
-    add("q:" .. base, low)
-    add("qh:" .. base, high)
-    add("c:" .. daily, converted)
-    add("s:" .. daily, value)
-    add("q:" .. daily, low)
-    add("qh:" .. daily, high)
-    -- capped sums (issue 13), for the statistics: whole phase, day, segment values
-    add("cs:" .. base, capped_value)
-    add("cq:" .. base, capped_low)
-    add("cqh:" .. base, capped_high)
-    add("cs:" .. daily, capped_value)
-    add("cq:" .. daily, capped_low)
-    add("cqh:" .. daily, capped_high)
-    -- customer metrics (issue 21), also per cohort below
-    add("rp:" .. base, repeated)
-    add("nq:" .. base, count_squares)
-    add("rt:" .. base, cross_low)
-    add("rth:" .. base, cross_high)
-    if cohorts[g] then
+    local cohort = cohorts[g] and base .. ":k:" .. cohorts[g]
+    add("n:", base, 1)
+    if converted ~= 0 then
+      add("c:", base, converted)
+      add("c:", daily, converted)
+    end
+    if kind == "c" then
+      -- customer metrics (issue 21), also per cohort below
+      add("rp:", base, repeated)
+      add("nq:", base, count_squares)
+    else
+      add("s:", base, value)
+      add("q:", base, low)
+      add("qh:", base, high)
+      add("s:", daily, value)
+      add("q:", daily, low)
+      add("qh:", daily, high)
+      -- capped sums (issue 13), for the statistics: whole phase, day, segment values
+      add("cs:", base, capped_value)
+      add("cq:", base, capped_low)
+      add("cqh:", base, capped_high)
+      add("cs:", daily, capped_value)
+      add("cq:", daily, capped_low)
+      add("cqh:", daily, capped_high)
+      -- the return rate's cross sums (issue 21), also per cohort below
+      add("rt:", base, cross_low)
+      add("rth:", base, cross_high)
+    end
+    if cohort then
       -- cohort counters (issue 21): matured figures are sums over cohorts whose windows closed
-      local cohort = base .. ":k:" .. cohorts[g]
-      add("rp:" .. cohort, repeated)
-      add("nq:" .. cohort, count_squares)
-      add("rt:" .. cohort, cross_low)
-      add("rth:" .. cohort, cross_high)
-      add("c:" .. cohort, converted)
-      add("n:" .. cohort, 1)
-      add("s:" .. cohort, value)
-      add("q:" .. cohort, low)
-      add("qh:" .. cohort, high)
-      add("cs:" .. cohort, capped_value)
-      add("cq:" .. cohort, capped_low)
-      add("cqh:" .. cohort, capped_high)
+      add("c:", cohort, converted)
+      add("n:", cohort, 1)
+      if kind == "c" then
+        add("rp:", cohort, repeated)
+        add("nq:", cohort, count_squares)
+      else
+        add("rt:", cohort, cross_low)
+        add("rth:", cohort, cross_high)
+        add("s:", cohort, value)
+        add("q:", cohort, low)
+        add("qh:", cohort, high)
+        add("cs:", cohort, capped_value)
+        add("cq:", cohort, capped_low)
+        add("cqh:", cohort, capped_high)
+      end
     end
     -- CUPED (issue 20): Σxy += x·Δy, y being converted (0/1) or the capped total, two-part
     -- as q (xyh·10^8 + xy), whole phase and day
     if covariate then
       local cross_high, cross_low = product(covariate, kind == "c" and converted or capped_value)
-      add("xy:" .. base, cross_low)
-      add("xyh:" .. base, cross_high)
-      add("xy:" .. daily, cross_low)
-      add("xyh:" .. daily, cross_high)
+      add("xy:", base, cross_low)
+      add("xyh:", base, cross_high)
+      add("xy:", daily, cross_low)
+      add("xyh:", daily, cross_high)
     end
-    for s = 1, segments do
-      local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
-      add("c:" .. segment, converted)
-      add("s:" .. segment, value)
-      add("q:" .. segment, low)
-      add("qh:" .. segment, high)
-      add("cs:" .. segment, capped_value)
-      add("cq:" .. segment, capped_low)
-      add("cqh:" .. segment, capped_high)
+    if kind ~= "c" or converted ~= 0 then
+      for s = 1, segments do
+        local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
+        add("c:", segment, converted)
+        if kind ~= "c" then
+          add("s:", segment, value)
+          add("q:", segment, low)
+          add("qh:", segment, high)
+          add("cs:", segment, capped_value)
+          add("cq:", segment, capped_low)
+          add("cqh:", segment, capped_high)
+        end
+      end
     end
   end
   return 1, fields, deltas, found, variant, parts, order_goals
+end
+
+-- The counters of the whole batch, read once each (HMGET of the fields not read yet) and kept
+-- here as numbers as the events change them; written in one HSET at the end. An event is
+-- checked against what the events before it in the batch left, so all or nothing per event
+-- holds as if each wrote its own; a field that is not a number this script can add to is kept
+-- as false.
+local current, changed = {}, {}
+
+-- whether every change of an event keeps its counter exact; if so, the changes are made here
+local function apply(fields, deltas)
+  local unread = {}
+  for f = 1, #fields do
+    if current[fields[f]] == nil then
+      unread[#unread + 1] = fields[f]
+    end
+  end
+  if #unread > 0 then
+    local stored = call("HMGET", counts, unpack(unread))
+    for u = 1, #unread do
+      current[unread[u]] = number(stored[u]) or false
+    end
+  end
+  for f = 1, #fields do
+    local old = current[fields[f]]
+    if not old or abs(old + deltas[f]) > EXACT then
+      return false
+    end
+  end
+  for f = 1, #fields do
+    local field = fields[f]
+    if not changed[field] then
+      changed[#changed + 1] = field
+      changed[field] = true
+    end
+    current[field] = current[field] + deltas[f]
+  end
+  return true
 end
 
 local replies = {}
@@ -254,37 +313,29 @@ while i <= #ARGV do
   i = first_goal + 3 * goals
   local reply, fields, deltas, found, variant, parts, order_goals =
     plan(visitor, member, score, day, order_id, first_goal, i - 1)
+  if reply == 1 and not apply(fields, deltas) then
+    reply = -6
+  end
   if reply == 1 then
-    -- the counters this event changes, checked before anything is written
-    local values = {}
-    if #fields > 0 then
-      local current = redis.call("HMGET", counts, unpack(fields))
-      for f = 1, #fields do
-        local old = number(current[f])
-        local new = old and old + deltas[f]
-        if new == nil or math.abs(new) > EXACT then
-          reply = -6
-          break
-        end
-        values[2 * f - 1] = fields[f]
-        values[2 * f] = string.format("%.0f", new)
+    call("ZADD", seen, score, member)
+    write_totals(enrolments, totals, visitor, found)
+    if order_id ~= "" then
+      local order = {visitor, variant, gross, net, "0", concat(order_goals, ",")}
+      for s = 1, segments do
+        order[#order + 1] = parts[1 + s] or "unknown"
       end
-    end
-    if reply == 1 then
-      redis.call("ZADD", seen, score, member)
-      write_totals(enrolments, totals, visitor, found)
-      if #values > 0 then
-        redis.call("HSET", counts, unpack(values))
-      end
-      if order_id ~= "" then
-        local order = {visitor, variant, gross, net, "0", table.concat(order_goals, ",")}
-        for s = 1, segments do
-          order[#order + 1] = parts[1 + s] or "unknown"
-        end
-        redis.call("HSET", orders, order_id, table.concat(order, SEPARATOR))
-      end
+      call("HSET", orders, order_id, concat(order, SEPARATOR))
     end
   end
   replies[#replies + 1] = reply
+end
+-- the changed counters, in HSETs of at most 500 fields (unpack's stack has a limit)
+for first = 1, #changed, 500 do
+  local values = {}
+  for f = first, min(first + 499, #changed) do
+    values[#values + 1] = changed[f]
+    values[#values + 1] = format("%.0f", current[changed[f]])
+  end
+  call("HSET", counts, unpack(values))
 end
 return replies
