@@ -12,11 +12,18 @@ are served by the same Flask app, so the answer is the same; only the queue diff
 
 A liveness probe needs the GIL for well under a millisecond; threads waiting on Redis do not
 hold it, and busy ones hand it over every 5 ms (``sys.getswitchinterval()``).
+
+Once the app is loaded, the worker freezes everything it holds (``gc.freeze``): the modules,
+scipy's among them, are some 120,000 objects that live as long as the worker, and every full
+collection of Python's cyclic garbage collector traversed them all, 57-69 ms on this machine,
+holding the GIL in the middle of whatever requests were running. The shop load test's slowest
+event batches (86-130 ms against a median of 20) were such collections (loadtests/README.md).
 """
 
 from __future__ import annotations
 
 import errno
+import gc
 import selectors
 import socket
 import time
@@ -48,6 +55,12 @@ class HealthFirstWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships n
             max_workers=HEALTH_THREADS, thread_name_prefix="health"
         )
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """Load the app, then leave what it loaded out of every later garbage collection."""
+        super().load_wsgi()
+        gc.collect()  # what the imports left behind goes now, not frozen for ever
+        gc.freeze()
 
     def enqueue_req(self, conn: Any) -> None:
         """Hand a connection to the health pool or the request pool by its request line.
