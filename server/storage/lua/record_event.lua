@@ -138,15 +138,27 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       deltas[#deltas + 1] = amount
     end
   end
+  -- a value goal's sums in a scope: its total's change and its square's (two parts), and the
+  -- same of the capped total (issue 13), as the goal below sets them
+  local value, high, low, capped_value, capped_high, capped_low
+  local function add_sums(scope)
+    add("s:", scope, value)
+    add("q:", scope, low)
+    add("qh:", scope, high)
+    add("cs:", scope, capped_value)
+    add("cq:", scope, capped_low)
+    add("cqh:", scope, capped_high)
+  end
   for _, g in ipairs(positions) do
-    local goal, kind, value = ARGV[g], kinds[g], tonumber(ARGV[g + 2])
+    local goal, kind = ARGV[g], kinds[g]
+    value = tonumber(ARGV[g + 2])
     local raw = found.values[goal]
     local before = number(raw)
     if before == nil then
       return -6
     end
-    local converted, high, low = 0, 0, 0
-    local capped_value, capped_high, capped_low = 0, 0, 0
+    local converted = 0
+    high, low, capped_value, capped_high, capped_low = 0, 0, 0, 0, 0
     -- customer metrics (issue 21): a second event makes a repeat buyer, the squared counts
     -- give events per visitor a variance; refunded × total is the return rate's cross sum
     local repeated, count_squares, cross_high, cross_low = 0, 0, 0, 0
@@ -204,19 +216,9 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       add("rp:", base, repeated)
       add("nq:", base, count_squares)
     else
-      add("s:", base, value)
-      add("q:", base, low)
-      add("qh:", base, high)
-      add("s:", daily, value)
-      add("q:", daily, low)
-      add("qh:", daily, high)
-      -- capped sums (issue 13), for the statistics: whole phase, day, segment values
-      add("cs:", base, capped_value)
-      add("cq:", base, capped_low)
-      add("cqh:", base, capped_high)
-      add("cs:", daily, capped_value)
-      add("cq:", daily, capped_low)
-      add("cqh:", daily, capped_high)
+      -- sums and capped sums for the statistics: whole phase, day, cohort, segment values
+      add_sums(base)
+      add_sums(daily)
       -- the return rate's cross sums (issue 21), also per cohort below
       add("rt:", base, cross_low)
       add("rth:", base, cross_high)
@@ -231,12 +233,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       else
         add("rt:", cohort, cross_low)
         add("rth:", cohort, cross_high)
-        add("s:", cohort, value)
-        add("q:", cohort, low)
-        add("qh:", cohort, high)
-        add("cs:", cohort, capped_value)
-        add("cq:", cohort, capped_low)
-        add("cqh:", cohort, capped_high)
+        add_sums(cohort)
       end
     end
     -- CUPED (issue 20): Σxy += x·Δy, y being converted (0/1) or the capped total, two-part
@@ -253,12 +250,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
         local segment = base .. ":" .. names[s] .. "=" .. (parts[1 + s] or "unknown")
         add("c:", segment, converted)
         if kind ~= "c" then
-          add("s:", segment, value)
-          add("q:", segment, low)
-          add("qh:", segment, high)
-          add("cs:", segment, capped_value)
-          add("cq:", segment, capped_low)
-          add("cqh:", segment, capped_high)
+          add_sums(segment)
         end
       end
     end
