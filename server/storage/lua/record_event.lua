@@ -6,8 +6,8 @@
 -- and each event reads and checks everything it will change (counters, totals, the visitor's
 -- daily count) before its first write; an event that fails a check writes nothing. The
 -- counters of the batch are read once each and kept here as the events change them (each
--- event checked against what the events before it left), and written in one HSET at the end:
--- a field changed by many events of the batch costs one read and one write, not one each.
+-- event checked against what the events before it left), and written at the end, in HSETs of
+-- at most 500 fields: a field many events of the batch change costs one read and one write.
 --
 -- KEYS[1]  sw:{exp}:p<phase>:enrolments   hash  pseudonym -> "<variant>␟<segment values…>"
 --                                               and extras "\30x:<covariate>", "\30t:<minute>"
