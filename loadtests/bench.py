@@ -466,6 +466,19 @@ def warm_and_measure(
     return assign_load(setup, server, name, "fresh", experiments, prefix)
 
 
+def side_store(redis_url: str, max_connections: int = 2) -> Store:
+    """A Store of the bench's own, beside the server's: to read what the server wrote and to
+    write set-up data directly (generous timeouts, no retries)."""
+    client = connect(
+        redis_url,
+        socket_timeout=5.0,
+        connect_timeout=1.0,
+        retries=0,
+        max_connections=max_connections,
+    )
+    return Store(client)
+
+
 def enrolled_total(store: Store, experiment: str) -> int:
     """Visitors enrolled in an experiment's current phase, over all variants."""
     current = store.load_experiment(experiment)
@@ -790,11 +803,7 @@ def measure(setup: Setup, options: argparse.Namespace) -> None:
         measure_events(setup, bare)
         return
 
-    store = Store(
-        connect(
-            setup.redis_url, socket_timeout=5.0, connect_timeout=1.0, retries=0, max_connections=2
-        )
-    )
+    store = side_store(setup.redis_url)
     try:
         with running(app, "gthread", env, log) as server:
             for line in seed(server.url, setup.editor_token):
@@ -866,11 +875,7 @@ def measure(setup: Setup, options: argparse.Namespace) -> None:
 def measure_events(setup: Setup, bare: Figures) -> None:
     """Only the event figures, beside the bare app's (``--only events``)."""
     env = setup.environment()
-    store = Store(
-        connect(
-            setup.redis_url, socket_timeout=5.0, connect_timeout=1.0, retries=0, max_connections=2
-        )
-    )
+    store = side_store(setup.redis_url)
     try:
         with running(
             "server.app:create_app()", "gthread", env, setup.folder / "gunicorn.log"

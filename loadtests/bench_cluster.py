@@ -36,6 +36,7 @@ from bench import (
     post_json,
     print_table,
     running,
+    side_store,
     warm_and_measure,
 )
 from seed import EXPERIMENT_KEYS, seed
@@ -97,15 +98,7 @@ def measure_backend(name: str, setup: Setup, workers: int) -> tuple[Figures, Fig
         print_table([fresh])
         # the batches are for the returning pool: enrolled, so that every event is recorded
         # (for visitors enrolled nowhere the server only reads the enrolments and ignores them)
-        store = Store(
-            connect(
-                setup.redis_url,
-                socket_timeout=5.0,
-                connect_timeout=1.0,
-                retries=0,
-                max_connections=2,
-            )
-        )
+        store = side_store(setup.redis_url)
         try:
             enrolled = enrol_returning_pool(setup, server, store, f"{name}, {workers}w")
         finally:
@@ -181,9 +174,7 @@ def spread_and_sizing(url: str, secret: str, editor: str, folder: Path, cluster:
 def pinned_comparison(url: str) -> None:
     """Client CPU per enrol script from 4 threads, with and without pinned connections."""
     for is_pinned in (True, False):
-        store = Store(
-            connect(url, socket_timeout=5.0, connect_timeout=1.0, retries=0, max_connections=32)
-        )
+        store = side_store(url, max_connections=32)
         if not is_pinned:
             store._pinned = None  # the pooled path the cluster also takes
         tag = secrets.token_hex(3)
