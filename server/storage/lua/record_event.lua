@@ -43,7 +43,8 @@
 --
 -- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product, covariate_of,
 -- read_totals, set_total and write_totals from counters.lua, which LuaScript puts before this
--- file.
+-- file, and its locals for library functions (call, format, match, gmatch, abs, floor, min,
+-- concat).
 
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
@@ -259,7 +260,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
 end
 
 -- The counters of the whole batch, read once each (HMGET of the fields not read yet) and kept
--- here as numbers as the events change them; written in one HSET at the end. An event is
+-- here as numbers as the events change them; written at the end (below). An event is
 -- checked against what the events before it in the batch left, so all or nothing per event
 -- holds as if each wrote its own; a field that is not a number this script can add to is kept
 -- as false.
