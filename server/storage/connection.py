@@ -20,11 +20,14 @@ Two rules hold for every connection a client opens, whichever kind (TCP, TLS, un
 
 A Redis Cluster client (``GuardedCluster``) follows the same rules: redis-py builds a client
 per node, whose pools make connections of the same kind, and its cluster-level retries (which
-re-send a command after a timeout, also from a pipeline) stop at a write that may have run.
+re-send a command after a timeout, also from a pipeline) stop at a write that may have run;
+the topology refreshes it runs within a write block (``Rules.aside``) do not count as the
+write's sends.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -102,6 +105,21 @@ class Rules:
         """Whether a command of the last ``write`` block left this process (it may have
         run in Redis even when its answer never came)."""
         return bool(getattr(self._local, "was_sent", False))
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        """Commands sent within the block are not the write's: ``was_sent`` stays as it was.
+
+        For what a client sends of its own accord in a write block, such as the topology
+        refresh redis-py's cluster client runs before a command's next attempt (since redis-py
+        8.2 also before the first attempt of the next command): its reads must not make the
+        write look sent, or the write would be refused before it ever left this process.
+        """
+        was_sent = self.was_sent()
+        try:
+            yield
+        finally:
+            self.mark_sent(was_sent)
 
     def mark_sent(self, was_sent: bool = True) -> None:
         """Note (or, after a connection handshake, restore) whether a command was sent."""
@@ -330,6 +348,15 @@ class GuardedCluster(_SendOnce, RedisCluster):
             policy_resolver=ScriptRouting(),
             **kwargs,
         )
+        refresh = self.nodes_manager.initialize  # every topology refresh runs through it
+
+        @functools.wraps(refresh)
+        def refresh_aside(*args: Any, **kwargs: Any) -> Any:
+            with rules.aside():
+                return refresh(*args, **kwargs)
+
+        # redis-py builds its NodesManager itself, without a class to name in its place
+        self.nodes_manager.initialize = refresh_aside  # type: ignore[method-assign]
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
         """A pipeline like redis-py's (the same arguments as ``RedisCluster.pipeline``), under
