@@ -161,7 +161,7 @@ def connect(
     if not url.startswith(SENTINEL_SCHEME):
         return redis.Redis.from_url(url, **options)
     sentinels, service, db, password = parse_sentinel_url(url)
-    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]  # redis stub gap
+    manager = redis.sentinel.Sentinel(
         sentinels,
         sentinel_kwargs={
             "socket_timeout": socket_timeout,
@@ -169,7 +169,7 @@ def connect(
             "password": password,
         },
     )
-    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]  # redis stub gap
+    client: redis.Redis = manager.master_for(
         service, db=db, password=password, **options
     )
     return client
