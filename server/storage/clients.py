@@ -169,7 +169,5 @@ def connect(
             "password": password,
         },
     )
-    client: redis.Redis = manager.master_for(
-        service, db=db, password=password, **options
-    )
+    client: redis.Redis = manager.master_for(service, db=db, password=password, **options)
     return client
