@@ -6,7 +6,7 @@ Reuses tests/browser/conftest.py (the system Chromium, ``page``, ``page_log``, s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,13 +50,41 @@ class Site:
         return self.url + path
 
 
-@pytest.fixture
-def site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Site]:
-    """Splitwerk on a loopback port with two weeks of seeded demo traffic."""
-    app = create_app(app_settings(redis_server.url))
+# The demo's keys as the first test of a UTC day made them: (name, milliseconds to live or 0,
+# DUMP payload), by day. Generating the traffic takes about 4 s; restoring it, milliseconds.
+DEMO_SNAPSHOTS: dict[str, list[tuple[bytes, int, bytes]]] = {}
+
+
+def _with_demo_traffic(redis_client: redis.Redis, make_app: Callable[[], Flask]) -> Flask:
+    """An app over the flushed Redis holding the demo experiment and two weeks of traffic.
+
+    The first test of a UTC day generates them and keeps a copy of every key; the next ones of
+    that day restore the copy before their app starts, so the pages show the same days.
+    """
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    snapshot = DEMO_SNAPSHOTS.get(day)
+    if snapshot is not None:
+        for name, milliseconds, payload in snapshot:
+            redis_client.restore(name, milliseconds, payload, replace=True)
+        return make_app()
+    app = make_app()
     now = time.time()
     ensure_demo_experiment(services_of(app).store, now - DEMO_DAYS * SECONDS_PER_DAY)
     generate_traffic(services_of(app), DEMO_VISITORS, now)
+    kept = []
+    for name in redis_client.scan_iter():
+        dumped = redis_client.dump(name)
+        assert dumped is not None, name  # nothing else writes to the test's Redis meanwhile
+        kept.append((name, max(int(redis_client.pttl(name)), 0), dumped))
+    DEMO_SNAPSHOTS.clear()
+    DEMO_SNAPSHOTS[day] = kept
+    return app
+
+
+@pytest.fixture
+def site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Site]:
+    """Splitwerk on a loopback port with two weeks of seeded demo traffic."""
+    app = _with_demo_traffic(redis_client, lambda: create_app(app_settings(redis_server.url)))
     with LiveServer(app) as server:
         yield Site(server.url, app, "checkout-button")
 
