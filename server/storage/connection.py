@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import hiredis
 import redis
 
 # redis-py defines the policy types there and exports them nowhere else
@@ -162,10 +163,46 @@ class GuardedRetry(Retry):
         return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
+# the argument types whose bytes hiredis.pack_command writes exactly as redis-py's encoder does
+# (UTF-8 for text, repr() for numbers); bool, a subclass of int, is refused by redis-py
+DIRECT_TYPES = frozenset({str, bytes, int, float})
+
+
+class DirectPacker:
+    """Packs a command with one call of ``hiredis.pack_command`` on its arguments as they are.
+
+    redis-py's hiredis packer first encodes every argument by a Python call (about 3 ms per
+    event batch of five scripts and some 3,700 arguments here, 0.5 ms this way). A command with
+    an argument of another type, or whose name is not a str without spaces (redis-py splits
+    "CONFIG GET" into words), goes to redis-py's packer.
+    """
+
+    def __init__(self, fallback: Any) -> None:
+        self._fallback = fallback
+
+    def pack(self, *args: Any) -> list[bytes]:
+        """The command in Redis's protocol, as a list of chunks (redis-py's packer interface)."""
+        if (
+            args
+            and type(args[0]) is str
+            and " " not in args[0]
+            and all(type(arg) in DIRECT_TYPES for arg in args)
+        ):
+            return [hiredis.pack_command(args)]
+        return list(self._fallback.pack(*args))
+
+
 class BoundedConnection(AbstractConnection):
     """Mixed in front of redis-py's connection classes (see ``bind``); ``rules`` is set there."""
 
     rules: Rules
+
+    def _construct_command_packer(self, packer: Any) -> Any:
+        built = super()._construct_command_packer(packer)  # type: ignore[no-untyped-call]
+        encoder = self.encoder
+        if packer is None and (encoder.encoding, encoder.encoding_errors) == ("utf-8", "strict"):
+            return DirectPacker(built)  # the same bytes, as UTF-8 is what hiredis writes
+        return built
 
     def _remaining(self) -> float | None:
         remaining = self.rules.remaining()
