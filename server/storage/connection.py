@@ -111,10 +111,11 @@ class Rules:
     def aside(self) -> Iterator[None]:
         """Commands sent within the block are not the write's: ``was_sent`` stays as it was.
 
-        For what a client sends of its own accord in a write block, such as the topology
-        refresh redis-py's cluster client runs before a command's next attempt (since redis-py
-        8.2 also before the first attempt of the next command): its reads must not make the
-        write look sent, or the write would be refused before it ever left this process.
+        For what a client sends of its own accord in a write block: a connection's handshake
+        and health check, and the topology refresh redis-py's cluster client runs before a
+        command's next attempt (since redis-py 8.2 also before the first attempt of the next
+        command). Their commands must not make the write look sent, or the write would be
+        refused before it ever left this process.
         """
         was_sent = self.was_sent()
         try:
@@ -123,7 +124,7 @@ class Rules:
             self.mark_sent(was_sent)
 
     def mark_sent(self, was_sent: bool = True) -> None:
-        """Note (or, after a connection handshake, restore) whether a command was sent."""
+        """Note (or, after commands set aside, restore) whether a command was sent."""
         self._local.was_sent = was_sent
 
     def may_resend(self) -> bool:
@@ -255,8 +256,8 @@ class BoundedConnection(AbstractConnection):
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         self._remaining()
-        was_sent = self.rules.was_sent()
-        try:  # connect and health check first: their commands are not the caller's
+        # connect and health check first: their commands are not the caller's
+        with self.rules.aside():
             if not self._sock:
                 # A new connection needs no health check, and must not run one: connect()
                 # (not connect_check_health(), because a Sentinel connection asks for the
@@ -267,8 +268,6 @@ class BoundedConnection(AbstractConnection):
                 self.connect()  # type: ignore[no-untyped-call]  # redis stub gap
             if check_health:
                 self.check_health()  # type: ignore[no-untyped-call]  # redis stub gap
-        finally:
-            self.rules.mark_sent(was_sent)
         assert self._sock is not None  # connected above, or the connect raised
         remaining = self._remaining()  # what the connect and the health check left
         if remaining is not None:
