@@ -6,7 +6,7 @@ Reuses tests/browser/conftest.py (the system Chromium, ``page``, ``page_log``, s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +55,7 @@ class Site:
 DEMO_SNAPSHOTS: dict[str, list[tuple[bytes, int, bytes]]] = {}
 
 
-def _with_demo_traffic(redis_client: redis.Redis, make_app: Callable[[], Flask]) -> Flask:
+def _with_demo_traffic(redis_client: redis.Redis, redis_url: str) -> Flask:
     """An app over the flushed Redis holding the demo experiment and two weeks of traffic.
 
     The first test of a UTC day generates them and keeps a copy of every key; the next ones of
@@ -66,8 +66,8 @@ def _with_demo_traffic(redis_client: redis.Redis, make_app: Callable[[], Flask])
     if snapshot is not None:
         for name, milliseconds, payload in snapshot:
             redis_client.restore(name, milliseconds, payload, replace=True)
-        return make_app()
-    app = make_app()
+        return create_app(app_settings(redis_url))
+    app = create_app(app_settings(redis_url))
     now = time.time()
     ensure_demo_experiment(services_of(app).store, now - DEMO_DAYS * SECONDS_PER_DAY)
     generate_traffic(services_of(app), DEMO_VISITORS, now)
@@ -84,7 +84,7 @@ def _with_demo_traffic(redis_client: redis.Redis, make_app: Callable[[], Flask])
 @pytest.fixture
 def site(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Site]:
     """Splitwerk on a loopback port with two weeks of seeded demo traffic."""
-    app = _with_demo_traffic(redis_client, lambda: create_app(app_settings(redis_server.url)))
+    app = _with_demo_traffic(redis_client, redis_server.url)
     with LiveServer(app) as server:
         yield Site(server.url, app, "checkout-button")
 
