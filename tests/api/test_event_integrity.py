@@ -618,3 +618,29 @@ def test_capped_sums_that_cannot_be_are_named_in_the_reason(
     reports = {report["key"]: report for report in body["goals"]}
     assert "capped sum of squares" in reports["revenue"]["unavailable"]
     assert reports["margin"]["unavailable"] is None
+
+
+def test_a_record_with_another_number_of_segment_values_still_counts(
+    client: Any, redis_client: redis.Redis
+) -> None:
+    """record_event.lua reads a record's variant and segment values with one pattern for the
+    experiment's number of segments (one here); a record with fewer values (the missing one
+    counts as "unknown") or more (the extra one is ignored) takes the general loop."""
+    start(client)
+    enrolments = keys.enrolments("checkout-button", 1)
+    for visitor, values, expected in (
+        ("kunde-1", b"", "unknown"),
+        ("kunde-2", b"\x1fsearch\x1fextra", "search"),
+    ):
+        known = set(redis_client.hkeys(enrolments))
+        v = ["control", "green"].index(enrol(client, visitor, "search"))
+        (pseudonym,) = set(redis_client.hkeys(enrolments)) - known
+        plain, separator, extras = (redis_client.hget(enrolments, pseudonym) or b"").partition(
+            b"\x1e"
+        )
+        assert plain.split(b"\x1f")[1:] == [b"search"]
+        redis_client.hset(
+            enrolments, pseudonym, plain.split(b"\x1f")[0] + values + separator + extras
+        )
+        assert send(client, order(visitor, f"o-{visitor}", "10.00")).json["accepted"] == 1
+        assert counters(redis_client)[f"c:{v}:purchase:source={expected}"] >= 1

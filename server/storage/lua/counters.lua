@@ -12,7 +12,7 @@ local SQUARE_SPLIT = 10000  -- a total t = high·10^4 + low, so that t² splits 
 -- the library functions the scripts call per event, as locals: a global costs two table
 -- lookups on every call
 local call, tonumber = redis.call, tonumber
-local format, match, gmatch, gsub = string.format, string.match, string.gmatch, string.gsub
+local format, match, gmatch, find, sub = string.format, string.match, string.gmatch, string.find, string.sub
 local abs, floor, max, min, concat = math.abs, math.floor, math.max, math.min, table.concat
 
 -- an error reply naming the first of KEYS whose type is not the expected one, or nil
@@ -85,11 +85,19 @@ end
 local has_older_totals = nil  -- whether the totals hash exists: asked once per script call
 
 local function read_totals(record, totals, visitor, names)
-  local found = {values = {}, order = {}, older = {}, record = record}
+  -- the record's totals, and the rest of it (what write_totals keeps), found by plain search
+  local text, rest = "", record
+  local start = record and find(record, "\30g:", 1, true)
+  if start then
+    local stop = find(record, "\30", start + 3, true)
+    text = sub(record, start + 3, stop and stop - 1 or -1)
+    rest = sub(record, 1, start - 1) .. (stop and sub(record, stop) or "")
+  end
+  local found = {values = {}, order = {}, older = {}, record = record, rest = rest}
   if has_older_totals == nil then
     has_older_totals = call("EXISTS", totals) == 1
   end
-  for entry in gmatch(match(record or "", "\30g:([^\30]*)") or "", "[^;]+") do
+  for entry in gmatch(text, "[^;]+") do
     local name, value = match(entry, "^([^=]+)=(.*)$")
     if name and found.values[name] == nil then
       found.order[#found.order + 1] = name
@@ -143,8 +151,7 @@ local function write_totals(enrolments, totals, visitor, found)
   for n, name in ipairs(found.order) do
     entries[n] = name .. "=" .. found.values[name]
   end
-  local rest = gsub(found.record, "\30g:[^\30]*", "")
-  call("HSET", enrolments, visitor, rest .. "\30g:" .. concat(entries, ";"))
+  call("HSET", enrolments, visitor, found.rest .. "\30g:" .. concat(entries, ";"))
   if #found.older > 0 then
     call("HDEL", totals, unpack(found.older))
   end

@@ -66,6 +66,9 @@ if trim_below ~= "" then
 end
 
 local PART = "([^" .. SEPARATOR .. "]*)" .. SEPARATOR  -- a field of a record, then its separator
+-- a record's variant and its n segment values in one match (records with another number of
+-- parts take the loop over PART in plan)
+local PARTS = "^([^" .. SEPARATOR .. "]*)" .. string.rep(SEPARATOR .. "([^" .. SEPARATOR .. "]*)", segments) .. "$"
 
 -- one event: its reply and, when it counts, the counters it changes (fields and deltas), the
 -- totals to write (field, value, field, value, …) and what its order record needs
@@ -81,27 +84,42 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   if order_id ~= "" and call("HEXISTS", orders, order_id) == 1 then
     return 0
   end
-  -- CUPED (issue 20): the visitor's covariate, and the record without its extras
-  local covariate, plain = covariate_of(record)  -- the record keeps its extras ("\30t:" below)
-  local parts = {}
-  for part in gmatch(plain .. SEPARATOR, PART) do
-    parts[#parts + 1] = part
+  -- the record's variant and segment values, and its extras: the CUPED covariate (issue 20)
+  -- and the enrolment minute ("\30t:", below); one match each where the record has the usual
+  -- number of parts
+  local plain, extras = match(record, "^([^\30]*)(.*)$")
+  local covariate = extras ~= "" and tonumber(match(extras, "\30x:(%-?%d+)")) or nil
+  local parts = {match(plain, PARTS)}
+  if parts[1] == nil then
+    parts = {}
+    for part in gmatch(plain .. SEPARATOR, PART) do
+      parts[#parts + 1] = part
+    end
   end
   local variant = parts[1]
 
   -- attribution windows (issue 21): the goals this event counts in, their kind letters, and
-  -- the visitor's cohort (enrolment day number) and settle minute for windowed goals
-  local enrolled_at = tonumber(match(record, "\30t:(%d+)"))
-  local arrival = floor(tonumber(score) / DIGESTS)
+  -- the visitor's cohort (enrolment day number) and settle minute for windowed goals (a kind
+  -- longer than its letter; the enrolment minute is read for the first of them)
+  local enrolled_at, arrival
   local positions, kinds, cohorts, deadlines = {}, {}, {}, {}
   for g = first_goal, last_goal, 3 do
-    local letter, window, settle, moment = match(ARGV[g + 1], "^(%a)/(%d+)/(%d+)/(%d+)$")
-    if not letter then
-      positions[#positions + 1], kinds[g] = g, ARGV[g + 1]
-    elseif enrolled_at and tonumber(moment) <= enrolled_at + tonumber(window)
-        and arrival <= enrolled_at + tonumber(settle) then
-      positions[#positions + 1], kinds[g] = g, letter
-      cohorts[g], deadlines[g] = floor(enrolled_at / 1440), enrolled_at + tonumber(settle)
+    local kind = ARGV[g + 1]
+    if #kind == 1 then
+      positions[#positions + 1], kinds[g] = g, kind
+    else
+      local letter, window, settle, moment = match(kind, "^(%a)/(%d+)/(%d+)/(%d+)$")
+      if arrival == nil then
+        enrolled_at = tonumber(match(extras, "\30t:(%d+)"))
+        arrival = floor(tonumber(score) / DIGESTS)
+      end
+      if not letter then
+        positions[#positions + 1], kinds[g] = g, kind
+      elseif enrolled_at and tonumber(moment) <= enrolled_at + tonumber(window)
+          and arrival <= enrolled_at + tonumber(settle) then
+        positions[#positions + 1], kinds[g] = g, letter
+        cohorts[g], deadlines[g] = floor(enrolled_at / 1440), enrolled_at + tonumber(settle)
+      end
     end
   end
   if #positions == 0 then
