@@ -174,6 +174,13 @@ class Experiment:
     # Sub-shards of the per-visitor data and counters in Redis (README "Redis Cluster"): more
     # than one spreads one experiment over several cluster nodes; fixed once it leaves draft.
     shards: int = 1
+    # The first phase whose capped sums are stored as their difference from the uncapped ones
+    # (storage/keys.py "ds"); phases before it, recorded by earlier versions, keep cs/cq/cqh.
+    capped_differences_from: int = 1
+
+    def stores_capped_differences(self, phase: int) -> bool:
+        """Whether the counters of ``phase`` hold the capped sums as differences (ds/dq/dqh)."""
+        return phase >= self.capped_differences_from
 
     @property
     def control(self) -> Variant:
@@ -301,6 +308,7 @@ class Attribution(NamedTuple):
     digest: int = 0
     shards: int = 1  # the experiment's sub-shards (Experiment.shards)
     minute: int = 0  # unix minute of the event (its ts), for windowed goals
+    capped_differences: bool = True  # Experiment.stores_capped_differences(phase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +335,7 @@ class RefundWrite:
     reduction: int
     segments: tuple[str, ...]
     digest: int = 0  # 24 bits of a hash of the refund's content (see Attribution)
+    capped_differences: bool = True  # Experiment.stores_capped_differences(order.phase)
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,6 +192,7 @@ def _attribute(
             digest,
             experiment.shards,
             int(moment // SECONDS_PER_MINUTE),
+            experiment.stores_capped_differences(experiment.phase),
         )
         for experiment, goals in listening
     ]
@@ -407,6 +408,9 @@ class EventRecorder:
                 reduction=refund_reduction(event["amount"], order.gross, order.net_revenue),
                 segments=by_key[order.experiment].segments,
                 digest=digest,
+                capped_differences=by_key[order.experiment].stores_capped_differences(
+                    order.phase
+                ),
             )
             for order in orders
         ]

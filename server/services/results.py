@@ -247,6 +247,30 @@ class Counters:
         return high * SQUARES_HIGH_UNIT + self.get(f"{prefix}q:{variant}:{goal}{suffix}")
 
 
+# a phase's capped sums stored as differences (storage/keys.py): the capped sum of each
+# uncapped sum and difference, and the uncapped sum and difference of each capped sum
+_CAPPED_OF = {"s": "cs", "q": "cq", "qh": "cqh", "ds": "cs", "dq": "cq", "dqh": "cqh"}
+_PARTS_OF = {"cs": ("s", "ds"), "cq": ("q", "dq"), "cqh": ("qh", "dqh")}
+
+
+def capped_from_differences(stored: Mapping[str, int | None]) -> dict[str, int | None]:
+    """The counters of a phase that stores its capped sums as differences from the uncapped
+    ones (ds, dq, dqh), with the capped sums (cs, cq, cqh) that the rest of this module reads:
+    each uncapped sum plus its difference, in every scope (day, segment value, cohort). A
+    difference or sum that is not a number makes the capped sum none (None) either."""
+    counters = dict(stored)
+    for name in stored:
+        kind, _, scope = name.partition(":")
+        capped = _CAPPED_OF.get(kind)
+        if capped is not None:
+            uncapped, difference = _PARTS_OF[capped]
+            total = stored.get(f"{uncapped}:{scope}", 0)
+            change = stored.get(f"{difference}:{scope}", 0)
+            both = None if total is None or change is None else total + change
+            counters[f"{capped}:{scope}"] = both
+    return counters
+
+
 def _is_day(text: str) -> bool:
     """Whether a counter's day is a real YYYY-MM-DD date."""
     try:
@@ -1224,6 +1248,8 @@ def compute_results(
 
     ``value_cap`` is the per-visitor cap the capped sums were recorded with, for the reader.
     """
+    if experiment.stores_capped_differences(experiment.phase):
+        stored = capped_from_differences(stored)
     counters = Counters(stored)
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     keys = [variant.key for variant in experiment.variants]

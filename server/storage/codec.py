@@ -73,6 +73,7 @@ def experiment_to_json(experiment: Experiment) -> str:
         "stopped_at": experiment.stopped_at,
         "revision": experiment.revision,
         "shards": experiment.shards,
+        "capped_differences_from": experiment.capped_differences_from,
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
@@ -129,7 +130,18 @@ def experiment_from_json(raw: str | bytes) -> Experiment:
         stopped_at=document["stopped_at"],
         revision=document["revision"],
         shards=document.get("shards", 1),  # documents of versions before sub-shards have none
+        capped_differences_from=document.get(
+            "capped_differences_from", _legacy_capped_differences_from(document)
+        ),
     )
+
+
+def _legacy_capped_differences_from(document: dict[str, Any]) -> int:
+    """The first phase with capped sums stored as differences, for a document stored before
+    that format: a phase that has begun keeps the capped sums it was recorded with (cs/cq/cqh),
+    later phases take the differences; a draft has recorded nothing yet."""
+    phase: int = document["phase"]
+    return phase if document["status"] == Status.DRAFT.value else phase + 1
 
 
 def audit_to_json(entry: AuditEntry) -> str:

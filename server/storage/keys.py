@@ -130,12 +130,19 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   stay below 2^53 for 10 million visitors of up to MAX_VISITOR_TOTAL_CENTS each (a single
   int64 overflows at 9.2e18 cents², about 920 visitors of a million). ``q`` written by
   versions before the split holds whole squares (``qh`` absent), which reads the same.
-- ``cs:<v>:<goal>``, ``cqh:<v>:<goal>``, ``cq:<v>:<goal>``  as s and qh/q, with each visitor's
-  total capped at the value cap (winsorised to ±VALUE_CAP at write time; issue 13); the
-  statistics use these, the shown totals use the uncapped s. The capped squares are two-part
-  like q (capped squares = cqh·10^8 + cq): a capped total is at most the cap, but the sum of
-  capped squares is not (a cap of 1,000.00 is 10^10 cents² per visitor, 10^17 for 10 million
-  visitors, above 2^53). ``cq`` written before the split holds whole squares (``cqh`` absent).
+- ``ds:<v>:<goal>``, ``dqh:<v>:<goal>``, ``dq:<v>:<goal>``  the capped sums as their
+  difference from the uncapped ones: the capped sum is s + ds, the capped squares
+  (qh + dqh)·10^8 + (q + dq), with each visitor's total capped at the value cap (winsorised to
+  ±VALUE_CAP at write time; issue 13). The statistics use the capped sums, the shown totals the
+  uncapped s. A visitor whose total stays within the cap changes no difference, so most
+  events write none of these (the reader, ``services.results.capped_from_differences``, takes
+  a missing one as 0). Phases from ``Experiment.capped_differences_from`` on.
+- ``cs:<v>:<goal>``, ``cqh:<v>:<goal>``, ``cq:<v>:<goal>``  the capped sums themselves, in
+  phases begun before that format (they keep it to the end: the scripts are told which). The
+  capped squares are two-part like q (capped squares = cqh·10^8 + cq): a capped total is at
+  most the cap, but the sum of capped squares is not (a cap of 1,000.00 is 10^10 cents² per
+  visitor, 10^17 for 10 million visitors, above 2^53). ``cq`` written before the split holds
+  whole squares (``cqh`` absent).
 - ``rp:<v>:<goal>``            visitors with two or more events of a conversion goal (repeat
   buyers; issue 21)
 - ``nq:<v>:<goal>``            sum over visitors of the square of their event count (events per
@@ -146,7 +153,8 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   revenue (Σr, cents), the two-part sum of its squares (Σr² = rfqh·10^8 + rfq) and the
   two-part cross sum with the visitors' totals (Σr·T = rth·10^8 + rt; T = net − r): the return
   rate's delta method (docs/statistics.md); each part stays below 2^53 like q/qh
-- ``…:k:<cohort>`` (windowed goals, issue 21): c/n/s/q/qh/cs/cq/cqh and rp/nq/rf/rfq/rfqh/rt/rth
+- ``…:k:<cohort>`` (windowed goals, issue 21): c/n/s/q/qh/cs/cq/cqh (or ds/dq/dqh) and
+  rp/nq/rf/rfq/rfqh/rt/rth
   of the visitors enrolled on day number <cohort> (unix day, minute // 1440), whenever their
   events come: a visitor's whole contribution lies in their cohort, so the matured figures of a
   goal are the sums over the cohorts whose window and return period have closed (with
@@ -162,9 +170,9 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   x·Δy whenever a visitor's y changes (events and refunds).
 - xn/xs/xq/xqh and xy/xyh also per UTC day (``…:d:<day>``, the changes of that day); not
   per segment value.
-- c/s/q/qh/cs/cq/cqh also per segment value (``…:<goal>:<attr>=<value>``) and per UTC day
-  (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the squares that
-  day, so the days up to D add up to the sum of squares of the totals as of D)
+- c/s/q/qh/cs/cq/cqh (or ds/dq/dqh) also per segment value (``…:<goal>:<attr>=<value>``) and
+  per UTC day (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the
+  squares that day, so the days up to D add up to the sum of squares of the totals as of D)
 
 Bounds (README "Limits and security"): every counter stays within ±2^53 when a variant has
 at most 10 million visitors, each with totals within ±MAX_VISITOR_TOTAL_CENTS (in

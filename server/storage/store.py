@@ -582,6 +582,7 @@ class Store:
                 daily_conversions,
                 total_limit,
                 self._value_cap_cents,
+                1 if attributions[positions[0]].capped_differences else 0,
                 len(segments),
                 *segments,
             ]
@@ -697,6 +698,7 @@ class Store:
                 len(item.segments),
                 *item.segments,
                 self._value_cap_cents,
+                1 if item.capped_differences else 0,
             ]
             calls.append((script_keys, args))
         if not calls:

@@ -12,6 +12,7 @@ import redis
 
 from server.app import create_app
 from server.config import DefaultConfig
+from server.services.results import capped_from_differences
 from server.storage import keys
 from tests.api.test_events import INGEST, SHOP, enrol, order, send, start
 from tests.dashboard.conftest import sign_in
@@ -83,7 +84,12 @@ def capped(total: int, cap: int = CAP) -> int:
 
 
 def counters(redis_client: redis.Redis) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    """The stored counters, with the capped sums (cs, cq, cqh) as the results read them from
+    the uncapped sums and their stored differences (ds, dq, dqh)."""
+    stored = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    return {
+        name: value for name, value in capped_from_differences(stored).items() if value is not None
+    }
 
 
 def test_counters_are_exact_for_ten_million_visitors_of_a_million_each(
@@ -94,7 +100,7 @@ def test_counters_are_exact_for_ten_million_visitors_of_a_million_each(
     variants = {name: enrol(client, name) for name in real}
     # Nobody enrols ten million visitors in a test: the counters of all but the real three are
     # planted as the scripts would have left them, each of those visitors at 999,999.99 (and
-    # at the value cap in the capped sums).
+    # at the value cap in the capped sums, kept as their differences from the uncapped sums).
     planted = BOUND_VISITORS - len(real)
     others = MILLION - 1
     high, low = parts(others)
@@ -108,9 +114,9 @@ def test_counters_are_exact_for_ten_million_visitors_of_a_million_each(
             f"s:{v}:revenue": planted * others,
             f"qh:{v}:revenue": planted * high,
             f"q:{v}:revenue": planted * low,
-            f"cs:{v}:revenue": planted * capped(others),
-            f"cqh:{v}:revenue": planted * capped_high,
-            f"cq:{v}:revenue": planted * capped_low,
+            f"ds:{v}:revenue": planted * (capped(others) - others),
+            f"dqh:{v}:revenue": planted * (capped_high - high),
+            f"dq:{v}:revenue": planted * (capped_low - low),
         }
         redis_client.hset(COUNTS, mapping=mapping)  # type: ignore[arg-type]
     # the real three: exactly a million, 999,999.99 in two orders, and a refunded order
@@ -156,7 +162,8 @@ def test_capped_sums_are_exact_with_many_visitors_at_the_cap(
     """The value cap (issue 13) and the two-part squares (issue 12) together, at the bounds."""
     start(client)
     # ten million visitors per variant at the cap, planted as the scripts leave them: their
-    # capped squares alone are 10^7 × 10^10 = 10^17 cents², far above 2^53
+    # capped squares alone are 10^7 × 10^10 = 10^17 cents², far above 2^53 (at the cap, the
+    # capped sums equal the uncapped ones: no difference is stored)
     planted = BOUND_VISITORS - 20
     high, low = parts(CAP)
     for v in (0, 1):
@@ -169,9 +176,6 @@ def test_capped_sums_are_exact_with_many_visitors_at_the_cap(
                 f"s:{v}:revenue": planted * CAP,
                 f"qh:{v}:revenue": planted * high,
                 f"q:{v}:revenue": planted * low,
-                f"cs:{v}:revenue": planted * CAP,
-                f"cqh:{v}:revenue": planted * high,
-                f"cq:{v}:revenue": planted * low,
             },
         )
     # real visitors around the cap: below, at, just above, far above, back below by a refund,
@@ -230,15 +234,16 @@ def test_a_capped_counter_at_the_exact_bound_refuses_the_event_and_writes_nothin
 ) -> None:
     start(client)
     v = ["control", "green"].index(enrol(client, "kunde-1"))
-    for field in (f"cs:{v}:revenue", f"cqh:{v}:revenue", f"cq:{v}:revenue:source=facebook"):
-        redis_client.hset(COUNTS, field, str(2**53 - 1))
+    # an order over the cap lowers each difference of the capped sums from the uncapped ones
+    for field in (f"ds:{v}:revenue", f"dqh:{v}:revenue", f"dq:{v}:revenue:source=facebook"):
+        redis_client.hset(COUNTS, field, str(-(2**53 - 1)))
         before = keyspace(redis_client)
-        response = send(client, order("kunde-1", "o-1", "999.99"))
+        response = send(client, order("kunde-1", "o-1", "1500.01"))
         assert response.status_code == 422, field
         assert "goal" in response.json["errors"]["events"]["0"]
         assert keyspace(redis_client) == before
         redis_client.hdel(COUNTS, field)
-    assert send(client, order("kunde-1", "o-1", "999.99")).json["accepted"] == 1
+    assert send(client, order("kunde-1", "o-1", "1500.01")).json["accepted"] == 1
 
 
 def test_amounts_over_the_limits_are_422_and_write_nothing(
@@ -307,9 +312,11 @@ def test_record_event_with_a_wrong_type_key_writes_nothing(
         "s:{v}:revenue",
         "q:{v}:margin:d:{day}",
         "c:{v}:add_to_cart",
-        "cs:{v}:revenue",  # the capped sums (issue 13) are checked like the others
-        "cqh:{v}:margin:d:{day}",
-        "cq:{v}:revenue:source=facebook",
+        # the capped sums (issue 13), kept as differences, are checked like the others (an
+        # order over the cap changes them)
+        "ds:{v}:revenue",
+        "dqh:{v}:margin:d:{day}",
+        "dq:{v}:revenue:source=facebook",
     ],
 )
 @pytest.mark.parametrize("value", [str(INT64_MAX), "-9007199254740992", "12abc", "1.5"])
@@ -321,8 +328,9 @@ def test_record_event_refuses_a_counter_it_cannot_add_to_exactly_and_writes_noth
     day = time.strftime("%Y-%m-%d", time.gmtime())
     redis_client.hset(COUNTS, counter.format(v=v, day=day), value)
     before = keyspace(redis_client)
-    event = order("kunde-1", "o-1") if "cart" not in counter else None
-    event = event or conversion("kunde-1", "c-1", "add_to_cart")
+    event = order("kunde-1", "o-1", "1500.01" if counter.startswith("d") else "119.00")
+    if "cart" in counter:
+        event = conversion("kunde-1", "c-1", "add_to_cart")
     response = send(client, event)
     assert response.status_code == 422
     assert "goal" in response.json["errors"]["events"]["0"]
@@ -356,8 +364,10 @@ def test_a_batch_counts_exactly_what_its_events_count_sent_one_by_one(
     sources = ["facebook", "instagram", "youtube", "newsletter", "search", "direct"]
     visitors = [f"kunde-{n}" for n in range(12)]
     now = time.time()
+    # seven orders of 400–620 each: every visitor's total passes the value cap on the way, so
+    # the differences of the capped sums change too
     batch = [
-        order(visitor, f"o-{n}-{day}", f"{20 + n}.{day}9", ts=now - day * 86400)
+        order(visitor, f"o-{n}-{day}", f"{20 * (20 + n)}.{day}9", ts=now - day * 86400)
         for n, visitor in enumerate(visitors)
         for day in range(7)  # ts may lie up to 7 days back
     ] + [conversion(visitor, f"c-{n}", "add_to_cart") for n, visitor in enumerate(visitors)]
@@ -375,16 +385,18 @@ def test_a_batch_counts_exactly_what_its_events_count_sent_one_by_one(
 
     one_by_one = counted(is_batch=False)
     assert len(one_by_one) > 500  # two HSETs
+    assert any(name.startswith(("ds:", "dq:", "dqh:")) for name in one_by_one)
     assert counted(is_batch=True) == one_by_one
 
 
-@pytest.mark.parametrize("counter", ["q:{v}:margin", "cq:{v}:revenue", "cqh:{v}:margin"])
+@pytest.mark.parametrize("counter", ["q:{v}:margin", "dq:{v}:revenue", "dqh:{v}:margin"])
 def test_refund_with_an_odd_counter_or_key_writes_nothing(
     client: Any, redis_client: redis.Redis, counter: str
 ) -> None:
     start(client)
     v = ["control", "green"].index(enrol(client, "kunde-1"))
-    assert send(client, order("kunde-1", "o-1", "100.00")).json["accepted"] == 1
+    # over the cap: the refund changes the differences of the capped sums too
+    assert send(client, order("kunde-1", "o-1", "1500.01")).json["accepted"] == 1
     refund = {"type": "refund", "id": "r-1", "order_id": "o-1", "amount": "10.00"}
     redis_client.hset(COUNTS, counter.format(v=v), str(INT64_MAX))
     before = keyspace(redis_client)
@@ -435,9 +447,10 @@ def test_enrolment_with_an_odd_counter_or_key_writes_nothing(
         ({"s:0:margin": "12abc"}, "margin"),  # not a number at all
         ({"qh:1:revenue:source=facebook": -7}, None),  # a segment only: that table goes
         ({"c:0:purchase:d:2026-01-01": "x"}, "purchase"),
-        ({"cs:1:revenue": 5000, "cq:1:revenue": 1}, "revenue"),  # capped sums (issue 13)
-        ({"cqh:0:margin": -3}, "margin"),
-        ({"cs:0:margin": "1.5"}, "margin"),
+        # capped sums (issue 13), stored as differences from the uncapped ones
+        ({"ds:1:revenue": 5000, "dq:1:revenue": 1}, "revenue"),
+        ({"dqh:0:margin": -3}, "margin"),
+        ({"ds:0:margin": "1.5"}, "margin"),
     ],
 )
 def test_odd_counters_make_their_goal_unavailable_and_nothing_else(
@@ -613,7 +626,7 @@ def test_capped_sums_that_cannot_be_are_named_in_the_reason(
         enrol(client, f"kunde-{index}")
         send(client, order(f"kunde-{index}", f"o-{index}", "50.00"))
     # the uncapped sums stay consistent; only the capped ones the statistics use are odd
-    redis_client.hset(COUNTS, mapping={"cs:0:revenue": 900_000, "cq:0:revenue": 1})
+    redis_client.hset(COUNTS, mapping={"ds:0:revenue": 900_000, "dq:0:revenue": 1})
     body = client.get("/v1/experiments/checkout-button/results", headers=VIEWER).json
     reports = {report["key"]: report for report in body["goals"]}
     assert "capped sum of squares" in reports["revenue"]["unavailable"]

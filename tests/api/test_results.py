@@ -16,6 +16,7 @@ from statsmodels.stats.weightstats import ttest_ind
 from server.app import create_app
 from server.context import services_of
 from server.demo import ensure_demo_experiment, generate_traffic
+from server.services.results import capped_from_differences
 from server.storage import keys
 from tests.helpers import EDITOR, INGEST_TOKEN, VIEWER, app_settings
 
@@ -304,20 +305,23 @@ def test_one_huge_order_is_capped_and_decides_nothing(
     whale = [v["key"] for v in EXPERIMENT["variants"]].index(
         answer["assignments"]["shipping-note"]["variant"]
     )
-    # 3000 visitors per variant, 300 of them bought for 40.00 (in cents; capped = uncapped)
+    # 3000 visitors per variant, 300 of them bought for 40.00 (in cents; capped = uncapped, so
+    # the capped sums differ by nothing: no ds/dq/dqh)
     base: dict[str, int] = {}
     for i in (0, 1):
         visitors = 3000 + (1 if i == whale else 0)
         base |= {f"e:{i}": visitors, f"c:{i}:purchase": 300, f"c:{i}:revenue": 300}
-        for prefix in ("", "c"):
-            base |= {f"{prefix}s:{i}:revenue": 300 * 4000, f"{prefix}q:{i}:revenue": 300 * 4000**2}
+        base |= {f"s:{i}:revenue": 300 * 4000, f"q:{i}:revenue": 300 * 4000**2}
     redis_client.hset(COUNTS, mapping=base)  # type: ignore[arg-type]
     order = {"type": "order", "visitor": "whale", "order_id": "o-whale", "revenue": "1000000.00"}
     ingest = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
     assert client.post("/v1/events", json={"events": [order]}, headers=ingest).status_code == 200
-    counts = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
-    # the totals keep the whole order, the statistics count 1,000.00 of it (the default cap)
+    stored = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    counts = capped_from_differences(stored)
+    # the totals keep the whole order, the statistics count 1,000.00 of it (the default cap):
+    # stored as the difference of the capped sum from the uncapped one
     assert counts[f"s:{whale}:revenue"] == 300 * 4000 + 100_000_000
+    assert stored[f"ds:{whale}:revenue"] == 100_000 - 100_000_000
     assert counts[f"cs:{whale}:revenue"] == 300 * 4000 + 100_000
     capped_squares = counts.get(f"cqh:{whale}:revenue", 0) * 10**8 + counts[f"cq:{whale}:revenue"]
     assert capped_squares == 300 * 4000**2 + 100_000**2
@@ -335,8 +339,10 @@ def test_one_huge_order_is_capped_and_decides_nothing(
     # a refund lowers the capped sums only as far as the total falls below the cap
     refund = {"type": "refund", "id": "r-1", "order_id": "o-whale", "amount": "999500.00"}
     assert client.post("/v1/events", json={"events": [refund]}, headers=ingest).status_code == 200
-    counts = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    stored = {k.decode(): int(v) for k, v in redis_client.hgetall(COUNTS).items()}
+    counts = capped_from_differences(stored)
     assert counts[f"s:{whale}:revenue"] == 300 * 4000 + 50_000
+    assert stored[f"ds:{whale}:revenue"] == 0  # under the cap again: no difference
     assert counts[f"cs:{whale}:revenue"] == 300 * 4000 + 50_000
     capped_squares = counts.get(f"cqh:{whale}:revenue", 0) * 10**8 + counts[f"cq:{whale}:revenue"]
     assert capped_squares == 300 * 4000**2 + 50_000**2
@@ -352,7 +358,7 @@ def test_the_value_cap_is_configurable(redis_url: str, redis_client: redis.Redis
     order = {"type": "order", "visitor": "v", "order_id": "o-1", "revenue": "400.00"}
     ingest = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
     assert capped.post("/v1/events", json={"events": [order]}, headers=ingest).status_code == 200
-    assert int(redis_client.hget(COUNTS, f"cs:{index}:revenue") or 0) == 25_000
+    assert int(redis_client.hget(COUNTS, f"ds:{index}:revenue") or 0) == 25_000 - 40_000
     assert int(redis_client.hget(COUNTS, f"s:{index}:revenue") or 0) == 40_000
     body = capped.get("/v1/experiments/shipping-note/results", headers=VIEWER).json
     assert body["goals"][1]["cap"] == 250.0

@@ -23,10 +23,12 @@
 -- ARGV[3]  new conversion ids allowed per visitor and day
 -- ARGV[4]  largest |visitor total| of a revenue or margin goal, in cents
 -- ARGV[5]  value cap in cents: a visitor's total of a value goal counts at most this much (and at
---          least minus this much) in the capped sums cs and cqh·10^8 + cq; s, qh and q stay
---          uncapped (issue 13)
--- ARGV[6]  number of segment attributes n
--- ARGV[7..6+n]  segment attribute names, in the order of the enrolment record
+--          least minus this much) in the capped sums; s, qh and q stay uncapped (issue 13)
+-- ARGV[6]  "1": the capped sums are kept as their differences from the uncapped ones, ds and
+--          dqh·10^8 + dq (zero, so not written, while a visitor's total stays within the cap);
+--          "0" (phases begun before that format): as the capped sums cs and cqh·10^8 + cq
+-- ARGV[7]  number of segment attributes n
+-- ARGV[8..7+n]  segment attribute names, in the order of the enrolment record
 -- then per event: pseudonym, idempotency member (storage/keys.py), score (minute·2^24 + the
 --   event's 24-bit content digest), UTC day (YYYY-MM-DD), order id ("" for a conversion),
 --   order gross cents, order net cents, number of goals g, then g triples: goal key, kind
@@ -56,10 +58,11 @@ end
 local trim_below, today = ARGV[1], ARGV[2]
 local daily_limit, total_limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
-local segments = tonumber(ARGV[6])
+local as_differences = ARGV[6] == "1"
+local segments = tonumber(ARGV[7])
 local names = {}
 for s = 1, segments do
-  names[s] = ARGV[6 + s]
+  names[s] = ARGV[7 + s]
 end
 if trim_below ~= "" then
   call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
@@ -158,15 +161,22 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     end
   end
   -- a value goal's sums in a scope: its total's change and its square's (two parts), and the
-  -- same of the capped total (issue 13), as the goal below sets them
+  -- same of the capped total (issue 13) or of its difference from the total (ARGV[6]), as the
+  -- goal below sets them
   local value, high, low, capped_value, capped_high, capped_low
   local function add_sums(scope)
     add("s:", scope, value)
     add("q:", scope, low)
     add("qh:", scope, high)
-    add("cs:", scope, capped_value)
-    add("cq:", scope, capped_low)
-    add("cqh:", scope, capped_high)
+    if as_differences then
+      add("ds:", scope, capped_value - value)
+      add("dq:", scope, capped_low - low)
+      add("dqh:", scope, capped_high - high)
+    else
+      add("cs:", scope, capped_value)
+      add("cq:", scope, capped_low)
+      add("cqh:", scope, capped_high)
+    end
   end
   for _, g in ipairs(positions) do
     local goal, kind = ARGV[g], kinds[g]
@@ -316,7 +326,7 @@ local function apply(fields, deltas)
 end
 
 local replies = {}
-local i = 7 + segments
+local i = 8 + segments
 while i <= #ARGV do
   local visitor, member, score, day = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local order_id, gross, net, goals = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], tonumber(ARGV[i + 7])

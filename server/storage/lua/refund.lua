@@ -22,8 +22,9 @@
 -- ARGV[8]  largest |visitor total| of a revenue or margin goal, in cents
 -- ARGV[9]  number of segment attributes n
 -- ARGV[10..9+n]  segment attribute names, in the order of the order record
--- ARGV[10+n]  value cap in cents for the capped sums cs and cqh·10^8 + cq (see record_event.lua;
---             issue 13)
+-- ARGV[10+n]  value cap in cents for the capped sums (see record_event.lua; issue 13)
+-- ARGV[11+n]  "1": the capped sums are kept as differences from the uncapped ones (ds and
+--             dqh·10^8 + dq), "0": as cs and cqh·10^8 + cq (record_event.lua's ARGV[6])
 -- Returns: 1 applied; 2 sent before with the same content (applied then); -1 no such order
 -- here; -2 the refund exceeds what is left; -4 sent before with other content; -5 a visitor
 -- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly;
@@ -71,6 +72,7 @@ local covariate = enrolment and covariate_of(enrolment)
 local segments = tonumber(ARGV[9])
 local day = ":d:" .. ARGV[5]
 local cap = tonumber(ARGV[10 + segments])
+local as_differences = ARGV[11 + segments] == "1"
 -- attribution windows (issue 21): a windowed goal of the order ("<goal>=<kind>/<cohort>/
 -- <deadline>", record_event.lua) takes refunds sent by the visitor's deadline (unix minute)
 local arrival = math.floor(tonumber(ARGV[3]) / DIGESTS)
@@ -165,9 +167,15 @@ for _, goal_kind in ipairs(goal_kinds) do
     add("s:" .. base .. suffix, -reduction)
     add("q:" .. base .. suffix, low)
     add("qh:" .. base .. suffix, high)
-    add("cs:" .. base .. suffix, capped_value)
-    add("cq:" .. base .. suffix, capped_low)
-    add("cqh:" .. base .. suffix, capped_high)
+    if as_differences then
+      add("ds:" .. base .. suffix, capped_value + reduction)
+      add("dq:" .. base .. suffix, capped_low - low)
+      add("dqh:" .. base .. suffix, capped_high - high)
+    else
+      add("cs:" .. base .. suffix, capped_value)
+      add("cq:" .. base .. suffix, capped_low)
+      add("cqh:" .. base .. suffix, capped_high)
+    end
   end
 end
 
