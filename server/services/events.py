@@ -408,9 +408,7 @@ class EventRecorder:
                 reduction=refund_reduction(event["amount"], order.gross, order.net_revenue),
                 segments=by_key[order.experiment].segments,
                 digest=digest,
-                capped_differences=by_key[order.experiment].stores_capped_differences(
-                    order.phase
-                ),
+                capped_differences=by_key[order.experiment].stores_capped_differences(order.phase),
             )
             for order in orders
         ]

@@ -170,9 +170,9 @@ Counter fields in ``…:counts`` (``<v>`` is the variant index, ``<day>`` is YYY
   x·Δy whenever a visitor's y changes (events and refunds).
 - xn/xs/xq/xqh and xy/xyh also per UTC day (``…:d:<day>``, the changes of that day); not
   per segment value.
-- c/s/q/qh/cs/cq/cqh (or ds/dq/dqh) also per segment value (``…:<goal>:<attr>=<value>``) and
-  per UTC day (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of the
-  squares that day, so the days up to D add up to the sum of squares of the totals as of D)
+- c/s/q/qh/cs/cq/cqh/ds/dq/dqh also per segment value (``…:<goal>:<attr>=<value>``)
+  and per UTC day (``…:<goal>:d:<day>``; a day's ``q``/``qh``/``cq``/``cqh`` are the change of
+  the squares that day, so the days up to D add up to the sum of squares of the totals as of D)
 
 Bounds (README "Limits and security"): every counter stays within ±2^53 when a variant has
 at most 10 million visitors, each with totals within ±MAX_VISITOR_TOTAL_CENTS (in

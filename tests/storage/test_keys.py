@@ -69,7 +69,8 @@ def _documented_counter_fields() -> list[re.Pattern[str]]:
     patterns = re.findall(r"^- ``([a-z]+:[^`]+)``", section, re.M)
     patterns += re.findall(r", ``([a-z]+:<v>:<goal>)``", section)
     also = re.search(
-        r"^- ([a-z/]+) also per segment value \(``…(:[^`]+)``\) and per UTC day\s+\(``…(:[^`]+)``",
+        r"^- ([a-z/]+) also per segment value \(``…(:[^`]+)``\)\s+"
+        r"and per UTC day\s+\(``…(:[^`]+)``",
         section,
         re.M,
     )
@@ -96,6 +97,8 @@ def test_every_key_and_counter_the_scripts_write_is_in_the_keyspace_document(
         {"type": "conversion", "id": "c-1", "visitor": "v-1", "goal": "add_to_cart"},
         {"type": "order", "visitor": "v-2", "order_id": "o-2", "revenue": "119.00", "tax": "19"},
         {"type": "order", "visitor": "v-3", "order_id": "o:3", "revenue": "50.00"},
+        # over the value cap: the differences of the capped sums (ds, dq, dqh) are written too
+        {"type": "order", "visitor": "v-4", "order_id": "o-4", "revenue": "1500.00"},
         {"type": "refund", "id": "r-1", "order_id": "o-2", "amount": "19.00"},
     ]
     answer = client.post("/v1/events", json={"events": events}, headers=INGEST)
@@ -113,6 +116,7 @@ def test_every_key_and_counter_the_scripts_write_is_in_the_keyspace_document(
     assert len(stored) > 20
     for field in (item.decode() for item in stored):
         assert any(pattern.fullmatch(field) for pattern in fields), field
+    assert any(field.startswith(b"ds:") for field in stored)
 
     # the records, as documented: "<variant index>␟<segment values…>" and the order record
     separator = "\x1f"
@@ -127,5 +131,5 @@ def test_every_key_and_counter_the_scripts_write_is_in_the_keyspace_document(
     for member, score in redis_client.zrange(
         keys.seen("checkout-button", 1), 0, -1, withscores=True
     ):
-        assert re.fullmatch(r"c:[A-Za-z0-9_-]{16}:c-1|o:o-2|o:o:3|r:3:o-2:r-1", member.decode())
+        assert re.fullmatch(r"c:[A-Za-z0-9_-]{16}:c-1|o:o-[24]|o:o:3|r:3:o-2:r-1", member.decode())
         assert abs(score // digests - time.time() // 60) <= 1
