@@ -73,6 +73,35 @@ local PART = "([^" .. SEPARATOR .. "]*)" .. SEPARATOR  -- a field of a record, t
 -- parts take the loop over PART in plan)
 local PARTS = "^([^" .. SEPARATOR .. "]*)" .. string.rep(SEPARATOR .. "([^" .. SEPARATOR .. "]*)", segments) .. "$"
 
+-- the counters an event changes (each field once) and by how much, in two arrays that plan
+-- starts afresh for each event; add and add_sums are made once per call, not per event
+local fields, deltas
+-- (the field's name is built only when it changes: most of a conversion's do not)
+local function add(prefix, name, amount)
+  if amount ~= 0 then
+    fields[#fields + 1] = prefix .. name
+    deltas[#deltas + 1] = amount
+  end
+end
+-- a value goal's sums in a scope: its total's change and its square's (two parts), and the
+-- same of the capped total (issue 13) or of its difference from the total (ARGV[6]), as the
+-- goal below sets them
+local value, high, low, capped_value, capped_high, capped_low  -- set by plan per goal
+local function add_sums(scope)
+  add("s:", scope, value)
+  add("q:", scope, low)
+  add("qh:", scope, high)
+  if as_differences then
+    add("ds:", scope, capped_value - value)
+    add("dq:", scope, capped_low - low)
+    add("dqh:", scope, capped_high - high)
+  else
+    add("cs:", scope, capped_value)
+    add("cq:", scope, capped_low)
+    add("cqh:", scope, capped_high)
+  end
+end
+
 -- one event: its reply and, when it counts, the counters it changes (fields and deltas), the
 -- totals to write (field, value, field, value, …) and what its order record needs
 local function plan(visitor, member, score, day, order_id, first_goal, last_goal)
@@ -90,8 +119,12 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   -- the record's variant and segment values, and its extras: the CUPED covariate (issue 20)
   -- and the enrolment minute ("\30t:", below); one match each where the record has the usual
   -- number of parts
-  local plain, extras = match(record, "^([^\30]*)(.*)$")
-  local covariate = extras ~= "" and tonumber(match(extras, "\30x:(%-?%d+)")) or nil
+  local extra = find(record, "\30", 1, true)  -- plain search: patterns step through each byte
+  local plain, extras = record, ""
+  if extra then
+    plain, extras = sub(record, 1, extra - 1), sub(record, extra)
+  end
+  local covariate = find(extras, "\30x:", 1, true) and tonumber(match(extras, "\30x:(%-?%d+)"))
   local parts = {match(plain, PARTS)}
   if parts[1] == nil then
     parts = {}
@@ -151,33 +184,9 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
     set_total(found, "@day", today .. ":" .. (count + 1))
   end
 
-  -- the counters this event changes (each field once) and by how much, in two arrays
-  local fields, deltas, order_goals = {}, {}, {}
-  -- (the field's name is built only when it changes: most of a conversion's do not)
-  local function add(prefix, name, amount)
-    if amount ~= 0 then
-      fields[#fields + 1] = prefix .. name
-      deltas[#deltas + 1] = amount
-    end
-  end
-  -- a value goal's sums in a scope: its total's change and its square's (two parts), and the
-  -- same of the capped total (issue 13) or of its difference from the total (ARGV[6]), as the
-  -- goal below sets them
-  local value, high, low, capped_value, capped_high, capped_low
-  local function add_sums(scope)
-    add("s:", scope, value)
-    add("q:", scope, low)
-    add("qh:", scope, high)
-    if as_differences then
-      add("ds:", scope, capped_value - value)
-      add("dq:", scope, capped_low - low)
-      add("dqh:", scope, capped_high - high)
-    else
-      add("cs:", scope, capped_value)
-      add("cq:", scope, capped_low)
-      add("cqh:", scope, capped_high)
-    end
-  end
+  -- the counters this event changes: add and add_sums (above) fill these
+  fields, deltas = {}, {}
+  local order_goals = {}
   for _, g in ipairs(positions) do
     local goal, kind = ARGV[g], kinds[g]
     value = tonumber(ARGV[g + 2])
@@ -296,31 +305,41 @@ local current, changed = {}, {}
 
 -- whether every change of an event keeps its counter exact; if so, the changes are made here
 local function apply(fields, deltas)
-  local unread = {}
-  for f = 1, #fields do
+  local unread, count = nil, #fields
+  for f = 1, count do
     if current[fields[f]] == nil then
+      unread = unread or {}
       unread[#unread + 1] = fields[f]
     end
   end
-  if #unread > 0 then
+  if unread then
     local stored = call("HMGET", counts, unpack(unread))
     for u = 1, #unread do
       current[unread[u]] = number(stored[u]) or false
     end
   end
-  for f = 1, #fields do
-    local old = current[fields[f]]
+  -- each change in turn; at the first one that would leave a counter inexact, the ones made
+  -- before it are taken back (exact: integers within 2^53), as are the marks of the counters
+  -- it was the first to change, and nothing of the event counts
+  local marked = #changed
+  for f = 1, count do
+    local field = fields[f]
+    local old = current[field]
     if not old or abs(old + deltas[f]) > EXACT then
+      for back = f - 1, 1, -1 do
+        current[fields[back]] = current[fields[back]] - deltas[back]
+      end
+      for mark = #changed, marked + 1, -1 do
+        changed[changed[mark]] = nil
+        changed[mark] = nil
+      end
       return false
     end
-  end
-  for f = 1, #fields do
-    local field = fields[f]
+    current[field] = old + deltas[f]
     if not changed[field] then
       changed[#changed + 1] = field
       changed[field] = true
     end
-    current[field] = current[field] + deltas[f]
   end
   return true
 end
