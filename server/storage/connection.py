@@ -187,7 +187,7 @@ class DirectPacker:
             args
             and type(args[0]) is str
             and " " not in args[0]
-            and all(type(arg) in DIRECT_TYPES for arg in args)
+            and DIRECT_TYPES.issuperset(map(type, args))  # one C loop: 3,700 arguments a batch
         ):
             return [hiredis.pack_command(args)]
         return list(self._fallback.pack(*args))
