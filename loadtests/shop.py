@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import bench
+import redis
 from seed import seed
 
 from server.storage.embedded import EmbeddedRedis
@@ -91,6 +92,42 @@ def wait_until_answering(port: int, server: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("gunicorn did not answer in time")
 
 
+SLOW_SCRIPT_USEC = 500  # Redis's slow log keeps every command slower than this (µs)
+SLOW_LOG_LENGTH = 100_000  # enough for every event batch's scripts of a long run
+
+
+def watch_slow_commands(redis_url: str) -> None:
+    """Have Redis log every command slower than SLOW_SCRIPT_USEC: the event batches' scripts."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.config_set("slowlog-log-slower-than", SLOW_SCRIPT_USEC)
+        client.config_set("slowlog-max-len", SLOW_LOG_LENGTH)
+        client.slowlog_reset()
+    finally:
+        client.close()
+
+
+def script_times(entries: Sequence[dict[str, object]]) -> list[float]:
+    """Seconds Redis spent in each slow script call (EVALSHA) of its slow log, oldest first."""
+    found = []
+    for entry in reversed(entries):
+        command = entry.get("command", b"")
+        name = command.split(b" ", 1)[0] if isinstance(command, bytes) else b""
+        duration = entry.get("duration", 0)
+        if name.upper() == b"EVALSHA" and isinstance(duration, int):
+            found.append(duration / 1e6)
+    return found
+
+
+def slow_scripts(redis_url: str) -> list[float]:
+    """The slow log's script times (see script_times)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return script_times(client.slowlog_get(SLOW_LOG_LENGTH))
+    finally:
+        client.close()
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages."""
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -124,9 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = subprocess.Popen(
             command, env=setup.environment(), stderr=subprocess.DEVNULL, start_new_session=True
         )
+        scripts: list[float] = []
         try:
             wait_until_answering(port, server)
             seed(f"http://{bench.LOOPBACK}:{port}", setup.editor_token)
+            watch_slow_commands(setup.redis_url)
             locust = subprocess.run(
                 [
                     *(sys.executable, "-m", "locust", "--config", str(HERE / "locust.conf")),
@@ -136,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ],
                 check=False,
             )
+            scripts = slow_scripts(setup.redis_url)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(bench.STOP_TIMEOUT)
@@ -151,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{name:<18} {len(clients[name]):>8}  "
                 f"{'/'.join(f'{value * 1e3:.1f}' for value in client):<22} "
                 f"{'/'.join(f'{value * 1e3:.1f}' for value in server_side)}"
+            )
+        if scripts:
+            print(
+                f"Redis's own time in script calls over {SLOW_SCRIPT_USEC} µs (an event batch "
+                f"runs one per listening experiment): {len(scripts)} calls, p50/p99/max ms "
+                f"{'/'.join(f'{value * 1e3:.1f}' for value in percentiles(scripts))}"
             )
         return locust.returncode
 

@@ -8,6 +8,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import redis
+
+from server.storage.embedded import EmbeddedRedis
 
 LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
 
@@ -55,3 +58,30 @@ def test_health_summary_counts_probes_within_the_target() -> None:
     health = _load("bench_health")
     line = health.summary("Redis stopped", [0.002, 0.004, 0.08, float("inf")])
     assert "2/4 within 50 ms" in line
+
+
+def test_script_times_are_the_slow_logs_evalsha_durations_oldest_first() -> None:
+    shop = _load("shop")
+    entries = [  # as redis-py returns SLOWLOG GET: newest first, duration in µs
+        {"id": 3, "duration": 2500, "command": b"EVALSHA abc 5 k1 k2 ... (700 more arguments)"},
+        {"id": 2, "duration": 900, "command": b"HGETALL sw:{e}:p1:counts"},
+        {"id": 1, "duration": 1200, "command": b"evalsha abc 5 k1"},
+        {"id": 0, "duration": "odd", "command": b"EVALSHA abc"},
+    ]
+    assert shop.script_times(entries) == [0.0012, 0.0025]
+
+
+def test_the_slow_log_of_a_real_redis_gives_the_script_times(tmp_path: Path) -> None:
+    shop = _load("shop")
+    embedded = EmbeddedRedis(tmp_path / "redis")
+    url = embedded.start()
+    try:
+        shop.watch_slow_commands(url)
+        client = redis.Redis.from_url(url)
+        busy = "local n = 0 for i = 1, 3000000 do n = n + i end return n"
+        client.evalsha(client.script_load(busy), 0)
+        client.close()
+        times = shop.slow_scripts(url)
+    finally:
+        embedded.stop()
+    assert len(times) == 1 and times[0] > shop.SLOW_SCRIPT_USEC / 1e6
