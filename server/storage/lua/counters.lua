@@ -84,6 +84,13 @@ end
 -- totals hash is read and written, as before.
 local has_older_totals = nil  -- whether the totals hash exists: asked once per script call
 
+local function older_totals_exist(totals)
+  if has_older_totals == nil then
+    has_older_totals = call("EXISTS", totals) == 1
+  end
+  return has_older_totals
+end
+
 local function read_totals(record, totals, visitor, names)
   -- the record's totals, and the rest of it (what write_totals keeps), found by plain search
   local text, rest = "", record
@@ -94,9 +101,7 @@ local function read_totals(record, totals, visitor, names)
     rest = sub(record, 1, start - 1) .. (stop and sub(record, stop) or "")
   end
   local found = {values = {}, order = {}, older = {}, record = record, rest = rest}
-  if has_older_totals == nil then
-    has_older_totals = call("EXISTS", totals) == 1
-  end
+  older_totals_exist(totals)
   for entry in gmatch(text, "[^;]+") do
     local name, value = match(entry, "^([^=]+)=(.*)$")
     if name and found.values[name] == nil then

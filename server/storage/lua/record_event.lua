@@ -68,6 +68,9 @@ if trim_below ~= "" then
   call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
 end
 
+-- an empty table where most events need none (windowed goals, legacy names, order goals);
+-- writing to it is an error
+local NONE = setmetatable({}, {__newindex = function() error("NONE is read-only") end})
 local PART = "([^" .. SEPARATOR .. "]*)" .. SEPARATOR  -- a field of a record, then its separator
 -- a record's variant and its n segment values in one match (records with another number of
 -- parts take the loop over PART in plan)
@@ -138,7 +141,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   -- the visitor's cohort (enrolment day number) and settle minute for windowed goals (a kind
   -- longer than its letter; the enrolment minute is read for the first of them)
   local enrolled_at, arrival
-  local positions, kinds, cohorts, deadlines = {}, {}, {}, {}
+  local positions, kinds, cohorts, deadlines = {}, {}, NONE, NONE  -- tables where windowed
   for g = first_goal, last_goal, 3 do
     local kind = ARGV[g + 1]
     if #kind == 1 then
@@ -154,6 +157,9 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       elseif enrolled_at and tonumber(moment) <= enrolled_at + tonumber(window)
           and arrival <= enrolled_at + tonumber(settle) then
         positions[#positions + 1], kinds[g] = g, letter
+        if cohorts == NONE then
+          cohorts, deadlines = {}, {}
+        end
         cohorts[g], deadlines[g] = floor(enrolled_at / 1440), enrolled_at + tonumber(settle)
       end
     end
@@ -163,12 +169,16 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
   end
 
   -- the visitor's totals of these goals (and refunded revenue of revenue goals), and (for a
-  -- conversion) today's count, from their enrolment record (read_totals, counters.lua)
-  local wanted = {"@day"}
-  for _, g in ipairs(positions) do
-    wanted[#wanted + 1] = ARGV[g]
-    if kinds[g] == "r" then
-      wanted[#wanted + 1] = ARGV[g] .. ":r"
+  -- conversion) today's count, from their enrolment record (read_totals, counters.lua); the
+  -- names to look for in the totals hash of versions before only where that hash exists
+  local wanted = NONE
+  if older_totals_exist(totals) then
+    wanted = {"@day"}
+    for _, g in ipairs(positions) do
+      wanted[#wanted + 1] = ARGV[g]
+      if kinds[g] == "r" then
+        wanted[#wanted + 1] = ARGV[g] .. ":r"
+      end
     end
   end
   local found = read_totals(record, totals, visitor, wanted)
@@ -186,7 +196,7 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
 
   -- the counters this event changes: add and add_sums (above) fill these
   fields, deltas = {}, {}
-  local order_goals = {}
+  local order_goals = order_id ~= "" and {} or NONE
   for _, g in ipairs(positions) do
     local goal, kind = ARGV[g], kinds[g]
     value = tonumber(ARGV[g + 2])
@@ -226,17 +236,23 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
       high, low = high_after - high_before, low_after - low_before
       -- the capped total's change and its square's, two-part like q: a capped total is at most
       -- the cap, but the sum of capped squares over many visitors exceeds 2^53
-      local capped_before, capped_after = capped(before, cap), capped(after, cap)
-      capped_value = capped_after - capped_before
-      local capped_high_after, capped_low_after = square(capped_after)
-      local capped_high_before, capped_low_before = square(capped_before)
-      capped_high = capped_high_after - capped_high_before
-      capped_low = capped_low_after - capped_low_before
-      order_goals[#order_goals + 1] = goal .. "=" .. kind
-      if cohorts[g] then
-        -- refunds of a windowed goal count under the cohort until the visitor's deadline
-        order_goals[#order_goals] = order_goals[#order_goals] .. "/" .. cohorts[g] .. "/"
-          .. deadlines[g]
+      if abs(before) <= cap and abs(after) <= cap then
+        capped_value, capped_high, capped_low = value, high, low  -- within the cap: the same
+      else
+        local capped_before, capped_after = capped(before, cap), capped(after, cap)
+        capped_value = capped_after - capped_before
+        local capped_high_after, capped_low_after = square(capped_after)
+        local capped_high_before, capped_low_before = square(capped_before)
+        capped_high = capped_high_after - capped_high_before
+        capped_low = capped_low_after - capped_low_before
+      end
+      if order_id ~= "" then  -- what the order record keeps for refunds
+        order_goals[#order_goals + 1] = goal .. "=" .. kind
+        if cohorts[g] then
+          -- refunds of a windowed goal count under the cohort until the visitor's deadline
+          order_goals[#order_goals] = order_goals[#order_goals] .. "/" .. cohorts[g] .. "/"
+            .. deadlines[g]
+        end
       end
     end
     -- (a conversion goal's value, sums and squares are 0, a value goal's rp and nq: each adds
