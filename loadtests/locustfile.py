@@ -23,7 +23,7 @@ So that the run measures the server and not the load generator's own bursts:
   master under ``--processes`` (the workers' own statistics are emptied at every report).
 
 ``--request-log PATH`` writes one JSON line per request (start time, name, response time,
-events and distinct visitors of a batch, whether it was sent at the end) for analysis.
+events, distinct visitors and orders of a batch, whether it was sent at the end) for analysis.
 """
 
 from __future__ import annotations
@@ -308,6 +308,7 @@ class Shopper(FastHttpUser):
         context = {
             "events": len(batch),
             "visitors": len({event["visitor"] for event in batch}),
+            "orders": sum(1 for event in batch if event["type"] == "order"),
             "is_final": is_final,
         }
         with self.client.post(

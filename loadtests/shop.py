@@ -20,12 +20,14 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import bench
 import redis
@@ -60,6 +62,16 @@ def server_times(access_log: Path) -> dict[str, list[float]]:
     return found
 
 
+def event_batches(request_log: Path) -> list[dict[str, Any]]:
+    """The event batches of locust's --request-log, as logged."""
+    found = []
+    for line in request_log.read_text().splitlines():
+        request = json.loads(line)
+        if request["name"] == "/v1/events":
+            found.append(request)
+    return found
+
+
 def client_times(request_log: Path) -> dict[str, list[float]]:
     """Seconds per route as locust saw them, from the locustfile's --request-log."""
     found: dict[str, list[float]] = collections.defaultdict(list)
@@ -68,6 +80,12 @@ def client_times(request_log: Path) -> dict[str, list[float]]:
         method = "GET" if request["name"] == "/v1/config" else "POST"
         found[route(method, request["name"].split(" ")[0])].append(request["seconds"])
     return found
+
+
+def slowest_batches(request_log: Path, count: int = 5) -> list[dict[str, Any]]:
+    """The ``count`` slowest event batches as locust saw them, slowest first, with their
+    events, orders and whether they were the final flush (what a batch's time depends on)."""
+    return sorted(event_batches(request_log), key=lambda request: -request["seconds"])[:count]
 
 
 def wait_until_answering(port: int, server: subprocess.Popen[bytes]) -> None:
@@ -191,6 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{name:<18} {len(clients[name]):>8}  "
                 f"{'/'.join(f'{value * 1e3:.1f}' for value in client):<22} "
                 f"{'/'.join(f'{value * 1e3:.1f}' for value in server_side)}"
+            )
+        batches = [request["events"] for request in event_batches(request_log)]
+        if batches:
+            slowest = slowest_batches(request_log)
+            print(
+                f"event batches: median {statistics.median(batches):.0f} events; the slowest "
+                "(client ms: events, orders): "
+                + ", ".join(
+                    f"{request['seconds'] * 1e3:.1f}: {request['events']}, "
+                    f"{request.get('orders', '?')}{' (final)' if request.get('is_final') else ''}"
+                    for request in slowest
+                )
             )
         if scripts:
             print(

@@ -85,3 +85,18 @@ def test_the_slow_log_of_a_real_redis_gives_the_script_times(tmp_path: Path) -> 
     finally:
         embedded.stop()
     assert len(times) == 1 and times[0] > shop.SLOW_SCRIPT_USEC / 1e6
+
+
+def test_the_slowest_event_batches_come_with_their_events_and_orders(tmp_path: Path) -> None:
+    shop = _load("shop")
+    log = tmp_path / "requests.jsonl"
+    lines = [
+        {"start": 1.0, "name": "/v1/events", "seconds": 0.012, "events": 40, "orders": 1},
+        {"start": 1.1, "name": "/v1/assign [1 experiment]", "seconds": 0.9},
+        {"start": 2.0, "name": "/v1/events", "seconds": 0.031, "events": 70, "orders": 4},
+        {"start": 3.0, "name": "/v1/events", "seconds": 0.020, "events": 55, "is_final": True},
+    ]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert [batch["events"] for batch in shop.event_batches(log)] == [40, 70, 55]
+    slowest = shop.slowest_batches(log, count=2)
+    assert [(batch["seconds"], batch["events"]) for batch in slowest] == [(0.031, 70), (0.02, 55)]
