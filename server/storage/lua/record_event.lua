@@ -43,10 +43,10 @@
 -- script can add to exactly; -7 outside every goal's attribution window. Nothing is written for
 -- any reply but 1.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product, covariate_of,
--- read_totals, set_total and write_totals from counters.lua, which LuaScript puts before this
--- file, and its locals for library functions (call, format, match, gmatch, abs, floor, min,
--- concat).
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product,
+-- older_totals_exist, read_totals, set_total and write_totals from counters.lua, which
+-- LuaScript puts before this file, and its locals for library functions (call, format, match,
+-- gmatch, find, sub, abs, floor, min, concat).
 
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
@@ -74,7 +74,8 @@ local NONE = setmetatable({}, {__newindex = function() error("NONE is read-only"
 local PART = "([^" .. SEPARATOR .. "]*)" .. SEPARATOR  -- a field of a record, then its separator
 -- a record's variant and its n segment values in one match (records with another number of
 -- parts take the loop over PART in plan)
-local PARTS = "^([^" .. SEPARATOR .. "]*)" .. string.rep(SEPARATOR .. "([^" .. SEPARATOR .. "]*)", segments) .. "$"
+local VALUE = "([^" .. SEPARATOR .. "]*)"
+local PARTS = "^" .. VALUE .. string.rep(SEPARATOR .. VALUE, segments) .. "$"
 
 -- the counters an event changes (each field once) and by how much, in two arrays that plan
 -- starts afresh for each event; add and add_sums are made once per call, not per event
