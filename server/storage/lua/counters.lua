@@ -12,7 +12,8 @@ local SQUARE_SPLIT = 10000  -- a total t = high·10^4 + low, so that t² splits 
 -- the library functions the scripts call per event, as locals: a global costs two table
 -- lookups on every call
 local call, tonumber = redis.call, tonumber
-local format, match, gmatch, find, sub = string.format, string.match, string.gmatch, string.find, string.sub
+local format, match, gmatch = string.format, string.match, string.gmatch
+local find, sub = string.find, string.sub
 local abs, floor, max, min, concat = math.abs, math.floor, math.max, math.min, table.concat
 
 -- an error reply naming the first of KEYS whose type is not the expected one, or nil
@@ -73,6 +74,19 @@ local function capped(total, cap)
   return max(-cap, min(cap, total))
 end
 
+-- The counter prefixes and changes of a value goal's capped sums as a phase keeps them (the
+-- scripts' format flag, storage/keys.py): the differences from the uncapped sums, ds and
+-- dqh·10^8 + dq, which do not change while a total stays within the cap; or, in phases begun
+-- before that format, the capped sums cs and cqh·10^8 + cq. value, high and low are the
+-- uncapped total's change and its square's (two parts); the capped_* ones the capped total's.
+local function capped_changes(as_differences, value, high, low, capped_value, capped_high,
+                              capped_low)
+  if as_differences then
+    return "ds:", capped_value - value, "dq:", capped_low - low, "dqh:", capped_high - high
+  end
+  return "cs:", capped_value, "cq:", capped_low, "cqh:", capped_high
+end
+
 -- A visitor's totals (issue 21) live in their enrolment record, as the extra
 -- "\30g:<name>=<value>;<name>=<value>…": the names are "<goal>" (the visitor's total of the
 -- goal), "<goal>:r" (a revenue goal's refunded net revenue) and "@day" ("<YYYY-MM-DD>:<n>",
@@ -101,7 +115,6 @@ local function read_totals(record, totals, visitor, names)
     rest = sub(record, 1, start - 1) .. (stop and sub(record, stop) or "")
   end
   local found = {values = {}, order = {}, older = {}, record = record, rest = rest}
-  older_totals_exist(totals)
   for entry in gmatch(text, "[^;]+") do
     local name, value = match(entry, "^([^=]+)=(.*)$")
     if name and found.values[name] == nil then
@@ -110,7 +123,7 @@ local function read_totals(record, totals, visitor, names)
     end
   end
   local missing, fields = {}, {}
-  for n = 1, has_older_totals and #names or 0 do
+  for n = 1, older_totals_exist(totals) and #names or 0 do
     if found.values[names[n]] == nil then
       missing[#missing + 1] = names[n]
       fields[#fields + 1] = visitor .. ":" .. names[n]

@@ -43,7 +43,7 @@
 -- script can add to exactly; -7 outside every goal's attribution window. Nothing is written for
 -- any reply but 1.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product,
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, capped_changes, product,
 -- older_totals_exist, read_totals, set_total and write_totals from counters.lua, which
 -- LuaScript puts before this file, and its locals for library functions (call, format, match,
 -- gmatch, find, sub, abs, floor, min, concat).
@@ -88,22 +88,17 @@ local function add(prefix, name, amount)
   end
 end
 -- a value goal's sums in a scope: its total's change and its square's (two parts), and the
--- same of the capped total (issue 13) or of its difference from the total (ARGV[6]), as the
--- goal below sets them
-local value, high, low, capped_value, capped_high, capped_low  -- set by plan per goal
+-- capped sums' changes as the phase keeps them (issue 13; capped_changes, counters.lua), as
+-- plan sets them per goal
+local value, high, low, capped_value, capped_high, capped_low
+local sum_prefix, sum_change, low_prefix, low_change, high_prefix, high_change
 local function add_sums(scope)
   add("s:", scope, value)
   add("q:", scope, low)
   add("qh:", scope, high)
-  if as_differences then
-    add("ds:", scope, capped_value - value)
-    add("dq:", scope, capped_low - low)
-    add("dqh:", scope, capped_high - high)
-  else
-    add("cs:", scope, capped_value)
-    add("cq:", scope, capped_low)
-    add("cqh:", scope, capped_high)
-  end
+  add(sum_prefix, scope, sum_change)
+  add(low_prefix, scope, low_change)
+  add(high_prefix, scope, high_change)
 end
 
 -- one event: its reply and, when it counts, the counters it changes (fields and deltas), the
@@ -247,6 +242,8 @@ local function plan(visitor, member, score, day, order_id, first_goal, last_goal
         capped_high = capped_high_after - capped_high_before
         capped_low = capped_low_after - capped_low_before
       end
+      sum_prefix, sum_change, low_prefix, low_change, high_prefix, high_change =
+        capped_changes(as_differences, value, high, low, capped_value, capped_high, capped_low)
       if order_id ~= "" then  -- what the order record keeps for refunds
         order_goals[#order_goals + 1] = goal .. "=" .. kind
         if cohorts[g] then

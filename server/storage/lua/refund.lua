@@ -30,9 +30,9 @@
 -- total would leave ±ARGV[8]; -6 a stored figure is not a number this script can add to exactly;
 -- -7 sent after the deadline of every (windowed) goal of the order.
 --
--- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, product, covariate_of,
--- read_totals, set_total and write_totals from counters.lua, which LuaScript puts before this
--- file.
+-- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, capped_changes, product,
+-- covariate_of, read_totals, set_total and write_totals from counters.lua, which LuaScript puts
+-- before this file.
 
 local orders, totals, counts, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
@@ -163,19 +163,15 @@ for _, goal_kind in ipairs(goal_kinds) do
       add("xyh:" .. base .. suffix, cross_high)
     end
   end
+  local sum_prefix, sum_change, low_prefix, low_change, high_prefix, high_change =
+    capped_changes(as_differences, -reduction, high, low, capped_value, capped_high, capped_low)
   for _, suffix in ipairs(suffixes) do
     add("s:" .. base .. suffix, -reduction)
     add("q:" .. base .. suffix, low)
     add("qh:" .. base .. suffix, high)
-    if as_differences then
-      add("ds:" .. base .. suffix, capped_value + reduction)
-      add("dq:" .. base .. suffix, capped_low - low)
-      add("dqh:" .. base .. suffix, capped_high - high)
-    else
-      add("cs:" .. base .. suffix, capped_value)
-      add("cq:" .. base .. suffix, capped_low)
-      add("cqh:" .. base .. suffix, capped_high)
-    end
+    add(sum_prefix .. base .. suffix, sum_change)
+    add(low_prefix .. base .. suffix, low_change)
+    add(high_prefix .. base .. suffix, high_change)
   end
 end
 
