@@ -247,10 +247,10 @@ class Counters:
         return high * SQUARES_HIGH_UNIT + self.get(f"{prefix}q:{variant}:{goal}{suffix}")
 
 
-# a phase's capped sums stored as differences (storage/keys.py): the capped sum of each
-# uncapped sum and difference, and the uncapped sum and difference of each capped sum
-_CAPPED_OF = {"s": "cs", "q": "cq", "qh": "cqh", "ds": "cs", "dq": "cq", "dqh": "cqh"}
+# a phase's capped sums stored as differences (storage/keys.py): the uncapped sum and the
+# difference of each capped sum, and the capped sum each of those belongs to
 _PARTS_OF = {"cs": ("s", "ds"), "cq": ("q", "dq"), "cqh": ("qh", "dqh")}
+_CAPPED_OF = {part: capped for capped, parts in _PARTS_OF.items() for part in parts}
 
 
 def capped_from_differences(stored: Mapping[str, int | None]) -> dict[str, int | None]:
