@@ -82,10 +82,10 @@ def client_times(request_log: Path) -> dict[str, list[float]]:
     return found
 
 
-def slowest_batches(request_log: Path, count: int = 5) -> list[dict[str, Any]]:
-    """The ``count`` slowest event batches as locust saw them, slowest first, with their
-    events, orders and whether they were the final flush (what a batch's time depends on)."""
-    return sorted(event_batches(request_log), key=lambda request: -request["seconds"])[:count]
+def slowest_batches(batches: Sequence[dict[str, Any]], count: int = 5) -> list[dict[str, Any]]:
+    """The ``count`` slowest of ``event_batches``, slowest first, with their events, orders and
+    whether they were the final flush (what a batch's time depends on)."""
+    return sorted(batches, key=lambda request: -request["seconds"])[:count]
 
 
 def wait_until_answering(port: int, server: subprocess.Popen[bytes]) -> None:
@@ -210,11 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{'/'.join(f'{value * 1e3:.1f}' for value in client):<22} "
                 f"{'/'.join(f'{value * 1e3:.1f}' for value in server_side)}"
             )
-        batches = [request["events"] for request in event_batches(request_log)]
+        batches = event_batches(request_log)
         if batches:
-            slowest = slowest_batches(request_log)
+            slowest = slowest_batches(batches)
+            sizes = [request["events"] for request in batches]
             print(
-                f"event batches: median {statistics.median(batches):.0f} events; the slowest "
+                f"event batches: median {statistics.median(sizes):.0f} events; the slowest "
                 "(client ms: events, orders): "
                 + ", ".join(
                     f"{request['seconds'] * 1e3:.1f}: {request['events']}, "

@@ -97,6 +97,7 @@ def test_the_slowest_event_batches_come_with_their_events_and_orders(tmp_path: P
         {"start": 3.0, "name": "/v1/events", "seconds": 0.020, "events": 55, "is_final": True},
     ]
     log.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert [batch["events"] for batch in shop.event_batches(log)] == [40, 70, 55]
-    slowest = shop.slowest_batches(log, count=2)
+    batches = shop.event_batches(log)
+    assert [batch["events"] for batch in batches] == [40, 70, 55]
+    slowest = shop.slowest_batches(batches, count=2)
     assert [(batch["seconds"], batch["events"]) for batch in slowest] == [(0.031, 70), (0.02, 55)]
