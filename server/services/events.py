@@ -8,7 +8,7 @@ to Redis in one round trip per batch; refunds need a look-up of their order firs
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,14 +148,23 @@ def _goal_value(goal: Goal, cents: int) -> GoalValue:
     )
 
 
-def _attribute(
-    event: Mapping[str, Any],
-    listening: Sequence[tuple[Experiment, tuple[Goal, ...]]],
-    visitor: str,
-    day: str,
-    moment: float,
-) -> list[Attribution]:
-    """One attribution per experiment of ``listening`` (see ``_counting``)."""
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """What one conversion or order brings to every experiment it counts in (``attribution``)."""
+
+    visitor: str
+    member: str
+    day: str
+    values: Mapping[GoalKind, int]  # cents per goal kind
+    order_id: str
+    gross: int
+    net_revenue: int
+    digest: int
+    minute: int
+
+
+def _counted(event: Mapping[str, Any], visitor: str, day: str, moment: float) -> _Counted:
+    """An event's part of its attributions, computed once for all its experiments."""
     if event["type"] == "order":
         amounts = order_amounts(
             event["revenue"],
@@ -164,38 +173,57 @@ def _attribute(
             event["cost_of_goods"],
             event["payment_fee"],
         )
-        values = {
-            GoalKind.CONVERSION: 0,
-            GoalKind.REVENUE: amounts.net_revenue,
-            GoalKind.MARGIN: amounts.margin,
-        }
-        order_id, gross, net_revenue = event["order_id"], amounts.gross, amounts.net_revenue
-        member = keys.order_member(order_id)
-    else:
-        value = event["value"]
-        values = {GoalKind.CONVERSION: 0, GoalKind.REVENUE: value, GoalKind.MARGIN: value}
-        order_id, gross, net_revenue = "", 0, 0
-        member = keys.conversion_member(visitor, event["id"])
-    digest = _digest(event)
-    return [
-        Attribution(
-            experiment.key,
-            experiment.phase,
+        return _Counted(
             visitor,
-            member,
+            keys.order_member(event["order_id"]),
             day,
-            experiment.segments,
-            tuple(_goal_value(goal, values[goal.kind]) for goal in goals),
-            order_id,
-            gross,
-            net_revenue,
-            digest,
-            experiment.shards,
+            {
+                GoalKind.CONVERSION: 0,
+                GoalKind.REVENUE: amounts.net_revenue,
+                GoalKind.MARGIN: amounts.margin,
+            },
+            event["order_id"],
+            amounts.gross,
+            amounts.net_revenue,
+            _digest(event),
             int(moment // SECONDS_PER_MINUTE),
-            experiment.stores_capped_differences(experiment.phase),
         )
-        for experiment, goals in listening
-    ]
+    value = event["value"]
+    return _Counted(
+        visitor,
+        keys.conversion_member(visitor, event["id"]),
+        day,
+        {GoalKind.CONVERSION: 0, GoalKind.REVENUE: value, GoalKind.MARGIN: value},
+        "",
+        0,
+        0,
+        _digest(event),
+        int(moment // SECONDS_PER_MINUTE),
+    )
+
+
+def _attribution(
+    counted: _Counted,
+    experiment: Experiment,
+    goal_values: tuple[GoalValue, ...],
+) -> Attribution:
+    """An event's attribution to one experiment, with what it adds to each of its goals."""
+    return Attribution(
+        experiment.key,
+        experiment.phase,
+        counted.visitor,
+        counted.member,
+        counted.day,
+        experiment.segments,
+        goal_values,
+        counted.order_id,
+        counted.gross,
+        counted.net_revenue,
+        counted.digest,
+        experiment.shards,
+        counted.minute,
+        experiment.stores_capped_differences(experiment.phase),
+    )
 
 
 class EventRecorder:
@@ -322,19 +350,9 @@ class EventRecorder:
         replies: dict[int, list[int]] = {}
         if sum(map(len, counting.values())) > len(counting):
             counting = self._enrolled_only(counting, visitors, replies)
-        attributions: list[Attribution] = []
-        owners: list[int] = []
-        days: dict[float, str] = {}  # compute each day name once, as pseudonyms
-        for index, listening in counting.items():
-            event = loaded[index]
-            moment = event["ts"] if event["ts"] is not None else now
-            if moment not in days:
-                days[moment] = utc_day(moment)
-            found = _attribute(event, listening, visitors[index], days[moment], moment)
-            attributions += found
-            owners += [index] * len(found)
+        owners: list[int] = []  # the event of each attribution, in the order they are made
         recorded = self._store.record_events(
-            attributions,
+            self._attributions(counting, loaded, visitors, now, owners),
             now,
             self._window,
             today=utc_day(now),
@@ -348,6 +366,52 @@ class EventRecorder:
         for index, event in refunds:
             outcomes[index] = self._refund(event, snapshot.experiments.values(), now)
         return [outcome or EventOutcome(IGNORED) for outcome in outcomes]
+
+    def _attributions(
+        self,
+        counting: Mapping[int, Sequence[tuple[Experiment, tuple[Goal, ...]]]],
+        loaded: Mapping[int, Mapping[str, Any]],
+        visitors: Mapping[int, str],
+        now: float,
+        owners: list[int],
+    ) -> Iterator[list[Attribution]]:
+        """The attributions of ``counting`` (events by index, with the experiments and goals
+        they count in), one experiment at a time; each event's index goes to ``owners`` as its
+        attribution is made.
+
+        A generator: the store sends an experiment's script as soon as its attributions are
+        made, so that Redis runs it while the next experiment's are made (Store.record_events).
+        """
+        by_experiment: dict[str, tuple[Experiment, list[tuple[int, tuple[Goal, ...]]]]] = {}
+        for index, listening in counting.items():
+            for experiment, goals in listening:
+                if experiment.key not in by_experiment:
+                    by_experiment[experiment.key] = (experiment, [])
+                by_experiment[experiment.key][1].append((index, goals))
+        counted: dict[int, _Counted] = {}  # each event's part, made once for all experiments
+        days: dict[float, str] = {}  # each day name computed once, as pseudonyms
+        # what an event adds to a set of goals depends on its values only: most events of a
+        # batch are conversions without a value, which share one tuple per experiment
+        goal_values: dict[tuple[int, int, int], tuple[GoalValue, ...]] = {}
+        for experiment, members in by_experiment.values():
+            group = []
+            for index, goals in members:
+                if index not in counted:
+                    event = loaded[index]
+                    moment = event["ts"] if event["ts"] is not None else now
+                    if moment not in days:
+                        days[moment] = utc_day(moment)
+                    counted[index] = _counted(event, visitors[index], days[moment], moment)
+                part = counted[index]
+                values = part.values
+                shape = (id(goals), values[GoalKind.REVENUE], values[GoalKind.MARGIN])
+                if shape not in goal_values:
+                    goal_values[shape] = tuple(
+                        _goal_value(goal, values[goal.kind]) for goal in goals
+                    )
+                group.append(_attribution(part, experiment, goal_values[shape]))
+                owners.append(index)
+            yield group
 
     def _enrolled_only(
         self,

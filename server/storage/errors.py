@@ -30,6 +30,6 @@ class NotReady(StorageUnavailable):
 
 
 class OutcomeUnknown(StorageUnavailable):
-    """A write left for Redis but its answer never came (a timeout, a lost connection): it may
-    or may not have happened. Plain ``StorageUnavailable`` from a write means nothing was
-    written."""
+    """A write left for Redis but its answer never came (a timeout, a lost connection), or
+    Redis refused only part of a batch's writes: it may or may not have happened. Plain
+    ``StorageUnavailable`` from a write means nothing was written."""

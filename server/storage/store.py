@@ -9,12 +9,13 @@ readiness probe, the audit entry of a change), the method says so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -454,46 +455,138 @@ class Store:
         what the first wrote) is retried like a read.
 
         Raises:
-            OutcomeUnknown: the scripts were sent but their answer never came.
+            OutcomeUnknown: the scripts were sent but their answer never came, or Redis
+                refused some of them and ran the others.
             StorageUnavailable: nothing was written (Redis unreachable, or it refused the
                 scripts up front, e.g. when out of memory).
         """
         for attempt in range(2):
             try:
                 with self._rules.write(is_idempotent):
-                    return self._send_scripts(script, calls)
-            except redis.exceptions.NoScriptError as error:
-                # Redis restarted or its script cache was flushed: nothing ran. Loading is
-                # outside the write block: a cluster sends it to every master.
-                if attempt:
-                    raise StorageUnavailable(f"redis {operation} failed") from error
-                with _guard(f"load {script.name}"):
-                    script.load(self._redis)
+                    replies = self._send_scripts(script, calls)
             except FAILURES as error:
                 log.warning("redis %s failed: %s", operation, error.__class__.__name__)
-                if self._rules.was_sent() and not isinstance(error, redis.ResponseError):
+                if self._rules.was_sent():
                     raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
                 raise StorageUnavailable(f"redis {operation} failed") from error
+            if attempt or not self._reloaded_if_lost(script, replies):
+                return self._checked(operation, replies)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_scripts(
         self, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
+        """Each call's reply, or the error Redis answered it with (a script it refused)."""
         if len(calls) == 1:  # the common case; a pipeline would only add client work
             script_keys, args = calls[0]
-            if self._pinned is None:  # a cluster: 60 µs of client CPU, 104 through a pipeline
-                return [self._redis.evalsha(script.sha, len(script_keys), *script_keys, *args)]
-            client = self._pinned.take()
+            # a cluster (no pinned connection): 60 µs of client CPU, 104 through a pipeline
+            client = self._redis if self._pinned is None else self._pinned.take()
             try:
-                reply = client.evalsha(script.sha, len(script_keys), *script_keys, *args)
+                return [client.evalsha(script.sha, len(script_keys), *script_keys, *args)]
+            except redis.ResponseError as error:  # an answer: the script was refused
+                return [error]
             finally:
-                self._pinned.give_back(client)
-            return [reply]
+                if self._pinned is not None:
+                    self._pinned.give_back(client)
         pipe = self._redis.pipeline(transaction=False)
         for script_keys, args in calls:
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-        replies: list[Any] = pipe.execute()
+        replies: list[Any] = pipe.execute(raise_on_error=False)
         return replies
+
+    def _reloaded_if_lost(self, script: LuaScript, replies: Sequence[Any]) -> bool:
+        """Load ``script`` if Redis answered a call that it does not know it (Redis restarted
+        or its script cache was flushed: none of those calls ran); whether it did."""
+        if not any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            return False
+        # outside the write block: a cluster sends it to every master
+        with _guard(f"load {script.name}"):
+            script.load(self._redis)
+        return True
+
+    def _checked(self, operation: str, replies: list[Any]) -> list[Any]:
+        """The replies of a round trip of script calls, if Redis ran every call.
+
+        Raises:
+            OutcomeUnknown: Redis refused some calls and ran the others, or some answers were
+                lost (a cluster pipeline's node failed) after they had been sent.
+            StorageUnavailable: Redis refused every call (out of memory: refused up front; a
+                key of another type: refused before the script's first write).
+        """
+        failures = [reply for reply in replies if isinstance(reply, Exception)]
+        if not failures:
+            return replies
+        log.warning("redis %s failed: %s", operation, failures[0])
+        is_lost = any(not isinstance(failure, redis.ResponseError) for failure in failures)
+        if len(failures) < len(replies) or (is_lost and self._rules.was_sent()):
+            raise OutcomeUnknown(f"redis {operation}: outcome unknown") from failures[0]
+        raise StorageUnavailable(f"redis {operation} failed") from failures[0]
+
+    def _stream_scripts(
+        self,
+        operation: str,
+        script: LuaScript,
+        calls: Iterator[tuple[Sequence[str], Sequence[Any]]],
+    ) -> list[Any]:
+        """Run a script once per call of ``calls``, which builds each call when it is reached:
+        on one Redis, each call is sent the moment it is built, and the replies are read when
+        all are sent, so Redis runs a call while the next is built, on its own core. Still one
+        round trip: this thread waits only after the last send.
+
+        The same guarantees as ``_run_scripts`` (not idempotent: never re-sent once it may
+        have left this process), which it uses where there is no pinned connection (a
+        cluster, or every pinned connection in use) and to run the calls again after Redis
+        had lost the script; the calls that had run answer as replays then ("accepted").
+
+        Raises:
+            OutcomeUnknown: some calls were sent but their answers never came, or Redis refused
+                some calls and ran the others.
+            StorageUnavailable: nothing was written.
+        """
+        pinned = self._pinned
+        if pinned is None:
+            return self._run_scripts(operation, script, list(calls))
+        try:
+            client = pinned.take()
+        except FAILURES:  # no connection to pin: the pipeline's retries and errors apply
+            return self._run_scripts(operation, script, list(calls))
+        connection: Any = client.connection  # None for the pooled client (all are pinned)
+        if connection is None:
+            pinned.give_back(client)
+            return self._run_scripts(operation, script, list(calls))
+        made: list[tuple[Sequence[str], Sequence[Any]]] = []
+        try:
+            with self._rules.write(is_idempotent=False):
+                try:
+                    for script_keys, args in calls:
+                        made.append((script_keys, args))
+                        # a retry only while nothing left this process (GuardedRetry)
+                        command = ("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
+                        connection.retry.call_with_retry(
+                            functools.partial(connection.send_command, *command),
+                            lambda _: connection.disconnect(),
+                        )
+                    replies: list[Any] = []
+                    for _ in made:
+                        try:
+                            replies.append(connection.read_response())
+                        except redis.ResponseError as error:  # a reply: the next one follows
+                            replies.append(error)
+                except BaseException:
+                    # replies may be on their way: this connection is out of step
+                    connection.disconnect()
+                    raise
+        except FAILURES as error:
+            log.warning("redis %s failed: %s", operation, error.__class__.__name__)
+            if self._rules.was_sent():
+                raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
+            raise StorageUnavailable(f"redis {operation} failed") from error
+        finally:
+            pinned.give_back(client)
+        if self._reloaded_if_lost(script, replies):
+            # what ran before the script was lost answers as a replay in the second run
+            return self._run_scripts(operation, script, made)
+        return self._checked(operation, replies)
 
     def enrol(
         self, enrolments: Sequence[Enrolment], day: str, value_limit: int
@@ -553,7 +646,7 @@ class Store:
 
     def record_events(
         self,
-        attributions: Sequence[Attribution],
+        groups: Iterable[Sequence[Attribution]],
         now: float,
         window: int,
         *,
@@ -563,62 +656,96 @@ class Store:
     ) -> list[int]:
         """Count conversions and orders in the variants their visitors are enrolled in.
 
-        One script call per experiment phase, all in one round trip; each event is counted
-        once. Returns per item the reply of ``lua/record_event.lua``: 1 counted, 2 a replay
+        ``groups``: the attributions, one experiment phase per group (an experiment may come in
+        several). One script call per group and sub-shard, all in one round trip on one Redis:
+        each call leaves for Redis as soon as its group is built (``_stream_scripts``), so that
+        Redis runs it while the caller builds the next; a cluster gets them in one pipeline
+        (a round trip per node). Each event is counted once. Returns per attribution, in the
+        order of the groups, the reply of ``lua/record_event.lua``: 1 counted, 2 a replay
         of the same content, 0 duplicate, -1 visitor not enrolled, -3 the visitor's daily
         conversions are at ``daily_conversions``, -4 same id with other content, -5 a visitor
         total would leave ±``total_limit`` cents, -6 an odd stored counter; only 1 writes.
         """
-        groups: dict[tuple[str, int], list[int]] = {}
-        for position, item in enumerate(attributions):
-            shard = keys.visitor_shard(item.experiment, item.visitor, item.shards)
-            groups.setdefault((shard, item.phase), []).append(position)
-        calls = []
-        for (shard, phase), positions in groups.items():
-            segments = attributions[positions[0]].segments
-            args: list[Any] = [
-                idempotency_score(now - window, 0),
-                today,
-                daily_conversions,
-                total_limit,
-                self._value_cap_cents,
-                1 if attributions[positions[0]].capped_differences else 0,
-                len(segments),
-                *segments,
-            ]
-            for position in positions:
-                item = attributions[position]
-                args += [
-                    item.visitor,
-                    item.member,
-                    idempotency_score(now, item.digest),
-                    item.day,
-                    item.order_id,
-                    item.gross,
-                    item.net_revenue,
-                    len(item.goals),
-                ]
-                for goal in item.goals:
-                    kind = goal.kind.value[0]
-                    if goal.window_minutes:  # windowed (lua/record_event.lua, issue 21)
-                        kind += f"/{goal.window_minutes}/{goal.settle_minutes}/{item.minute}"
-                    args += [goal.goal, kind, goal.cents]
-            script_keys = [
-                keys.enrolments(shard, phase),
-                keys.totals(shard, phase),
-                keys.counts(shard, phase),
-                keys.seen(shard, phase),
-                keys.orders(shard, phase),
-            ]
-            calls.append((script_keys, args))
-        if not calls:
-            return []
-        replies = self._run_scripts("record events", self._record_event, calls)
-        results = [0] * len(attributions)
-        for positions, group_replies in zip(groups.values(), replies, strict=True):
-            for position, reply in zip(positions, group_replies, strict=True):
-                results[position] = int(reply)
+        positions: list[list[int]] = []  # per call, the places of its attributions
+        count = 0  # attributions so far
+
+        def calls() -> Iterator[tuple[list[str], list[Any]]]:
+            nonlocal count
+            trim_below = idempotency_score(now - window, 0)
+            for attributions in groups:
+                by_shard: dict[tuple[str, int], list[int]] = {}
+                for offset, item in enumerate(attributions):
+                    shard = keys.visitor_shard(item.experiment, item.visitor, item.shards)
+                    by_shard.setdefault((shard, item.phase), []).append(offset)
+                for (shard, phase), offsets in by_shard.items():
+                    positions.append([count + offset for offset in offsets])
+                    yield self._record_call(
+                        shard,
+                        phase,
+                        [attributions[offset] for offset in offsets],
+                        now,
+                        trim_below,
+                        today,
+                        daily_conversions,
+                        total_limit,
+                    )
+                count += len(attributions)
+
+        replies = self._stream_scripts("record events", self._record_event, calls())
+        results = [0] * count
+        for places, call_replies in zip(positions, replies, strict=True):
+            for place, reply in zip(places, call_replies, strict=True):
+                results[place] = int(reply)
         return results
+
+    def _record_call(
+        self,
+        shard: str,
+        phase: int,
+        items: Sequence[Attribution],
+        now: float,
+        trim_below: int,
+        today: str,
+        daily_conversions: int,
+        total_limit: int,
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of one ``lua/record_event.lua`` call: ``items`` of one
+        experiment phase's sub-shard ``shard``."""
+        segments = items[0].segments
+        args: list[Any] = [
+            trim_below,
+            today,
+            daily_conversions,
+            total_limit,
+            self._value_cap_cents,
+            1 if items[0].capped_differences else 0,
+            len(segments),
+            *segments,
+        ]
+        for item in items:
+            args += [
+                item.visitor,
+                item.member,
+                idempotency_score(now, item.digest),
+                item.day,
+                item.order_id,
+                item.gross,
+                item.net_revenue,
+                len(item.goals),
+            ]
+            for goal in item.goals:
+                kind = goal.kind.value[0]
+                if goal.window_minutes:  # windowed (lua/record_event.lua, issue 21)
+                    kind += f"/{goal.window_minutes}/{goal.settle_minutes}/{item.minute}"
+                args += [goal.goal, kind, goal.cents]
+        script_keys = [
+            keys.enrolments(shard, phase),
+            keys.totals(shard, phase),
+            keys.counts(shard, phase),
+            keys.seen(shard, phase),
+            keys.orders(shard, phase),
+        ]
+        return script_keys, args
 
     def enrolled(self, places: Sequence[tuple[str, int, int, str]]) -> list[bool]:
         """Whether each visitor is enrolled in the experiment phase named with it, right now.
