@@ -31,6 +31,7 @@ from server.core.models import (
     Enrolment,
     EnrolmentOutcome,
     Experiment,
+    GoalValue,
     OrderRecord,
     RefundWrite,
 )
@@ -85,6 +86,18 @@ def _count(value: bytes | str) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def _goal_triples(goals: Sequence[GoalValue], minute: int) -> list[Any]:
+    """An event's goals as ``lua/record_event.lua`` reads them: key, kind letter, cents; a
+    windowed goal's kind also names its window, settle time and the event's minute (issue 21)."""
+    triples: list[Any] = []
+    for goal in goals:
+        kind = goal.kind.value[0]
+        if goal.window_minutes:
+            kind += f"/{goal.window_minutes}/{goal.settle_minutes}/{minute}"
+        triples += [goal.goal, kind, goal.cents]
+    return triples
 
 
 def _text(value: bytes | str) -> str:
@@ -722,6 +735,8 @@ class Store:
             len(segments),
             *segments,
         ]
+        # the goal triples of equal goal values (most events of a batch share theirs) built once
+        triples: dict[tuple[int, int], list[Any]] = {}
         for item in items:
             args += [
                 item.visitor,
@@ -733,11 +748,10 @@ class Store:
                 item.net_revenue,
                 len(item.goals),
             ]
-            for goal in item.goals:
-                kind = goal.kind.value[0]
-                if goal.window_minutes:  # windowed (lua/record_event.lua, issue 21)
-                    kind += f"/{goal.window_minutes}/{goal.settle_minutes}/{item.minute}"
-                args += [goal.goal, kind, goal.cents]
+            shape = (id(item.goals), item.minute)  # the items keep their goals alive
+            if shape not in triples:
+                triples[shape] = _goal_triples(item.goals, item.minute)
+            args += triples[shape]
         script_keys = [
             keys.enrolments(shard, phase),
             keys.totals(shard, phase),
