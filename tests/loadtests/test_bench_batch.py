@@ -28,13 +28,13 @@ def test_a_short_run_counts_every_event_and_prints_its_figures(
     assert "100% accepted" in printed  # every visitor is enrolled in every experiment
     figures = re.search(
         r"wall p50 ([\d.]+) ms, p99 ([\d.]+) ms; this process's CPU ([\d.]+) ms; "
-        r"Redis's scripts \(EVALSHA\) ([\d.]+) ms",
+        r"Redis's scripts \(EVALSHA\) ([\d.]+) ms of its CPU ([\d.]+) ms",
         printed,
     )
     assert figures is not None, printed
-    p50, p99, cpu, scripts = (float(value) for value in figures.groups())
+    p50, p99, cpu, scripts, redis_cpu = (float(value) for value in figures.groups())
     assert 0 < p50 <= p99
-    assert cpu > 0 and scripts > 0
+    assert cpu > 0 and scripts > 0 and redis_cpu > 0
 
 
 def test_the_batches_are_the_shop_mix() -> None:
