@@ -150,7 +150,7 @@ def _goal_value(goal: Goal, cents: int) -> GoalValue:
 
 @dataclass(frozen=True, slots=True)
 class _Counted:
-    """What one conversion or order brings to every experiment it counts in (``attribution``)."""
+    """What one conversion or order brings to every experiment it counts in (``_attribution``)."""
 
     visitor: str
     member: str

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from server.core.models import Enrolment
+from server.core.models import Attribution, Enrolment
 from server.storage.clients import connect
 from server.storage.errors import StorageUnavailable
 from server.storage.store import Store
@@ -61,6 +61,15 @@ def test_every_operation_turns_a_dead_redis_into_storage_unavailable(tmp_path: A
         lambda: store.read_counts("exp", 1),
         lambda: store.audit_trail("exp", 10),
         lambda: store.expire_visitor_records("exp", 1, 60),
+        # an event batch: no connection to pin (the stream's fallback), nor through the pool
+        lambda: store.record_events(
+            [[Attribution("exp", 1, "v", "c:v:1", "2026-11-25", ("source",), ())]],
+            0.0,
+            60,
+            today="2026-11-25",
+            daily_conversions=50,
+            total_limit=100,
+        ),
     ]
     for operation in operations:
         with pytest.raises(StorageUnavailable):

@@ -80,6 +80,11 @@ def events_counted(client: redis.Redis, experiment: str, shards: int = 1) -> int
     )
 
 
+def counted_in_each(client: redis.Redis) -> list[int]:
+    """Events counted in each of EXPERIMENTS (variant 1, purchase goal)."""
+    return [events_counted(client, experiment) for experiment in EXPERIMENTS]
+
+
 def script_calls(client: redis.Redis) -> int:
     """Scripts Redis has run since it started (INFO commandstats)."""
     return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
@@ -106,7 +111,7 @@ def test_each_experiments_script_runs_while_the_next_is_built(
     calls_before = script_calls(side)
     assert record(store, groups()) == [1] * 6
     assert ran_before_next == [True, True]
-    assert [events_counted(side, experiment) for experiment in EXPERIMENTS] == [3, 2, 2]
+    assert counted_in_each(side) == [3, 2, 2]
 
 
 def test_replies_keep_the_order_of_the_attributions_across_sub_shards(
@@ -161,7 +166,7 @@ def test_a_stall_in_the_middle_answers_unknown_and_the_connection_stays_in_step(
     sleeper.join()
     # the scripts ran after the sleep, each once; the next batch reads its own replies (a
     # connection out of step would hand it three of the old ones)
-    assert [events_counted(side, experiment) for experiment in EXPERIMENTS] == [3, 1, 1]
+    assert counted_in_each(side) == [3, 1, 1]
     again = [[conversion("exp-b", "v1", "e1")], [conversion("exp-c", "v2", "e2")]]
     assert record(store, again) == [2, 1]  # a replay of the first send, a new event
 
@@ -182,7 +187,7 @@ def test_a_restarted_redis_gets_the_batch_on_a_new_connection(
     enrol(store_for(server), ["v1"])
     groups = [[conversion(experiment, "v1", "e2")] for experiment in EXPERIMENTS]
     assert record(store, groups) == [1] * 3
-    assert [events_counted(side, experiment) for experiment in EXPERIMENTS] == [1, 1, 1]
+    assert counted_in_each(side) == [1, 1, 1]
 
 
 def test_a_flushed_script_cache_runs_the_batch_again_and_counts_each_event_once(
@@ -195,7 +200,7 @@ def test_a_flushed_script_cache_runs_the_batch_again_and_counts_each_event_once(
     side.script_flush()
     groups = [[conversion(experiment, "v1", "e1")] for experiment in EXPERIMENTS]
     assert record(store, groups) == [1] * 3
-    assert [events_counted(side, experiment) for experiment in EXPERIMENTS] == [2, 1, 1]
+    assert counted_in_each(side) == [2, 1, 1]
 
 
 @pytest.mark.parametrize("is_loaded", [True, False], ids=["streamed", "after-a-reload"])
@@ -215,7 +220,7 @@ def test_a_batch_redis_refuses_in_part_answers_unknown_and_counts_the_rest_once(
     assert [events_counted(side, experiment) for experiment in ("exp-a", "exp-c")] == [1, 1 + warm]
     side.delete(keys.counts("exp-b", 1))
     assert record(store, groups) == [2, 1, 2]  # the sender's retry: exp-b counts now, once
-    assert [events_counted(side, e) for e in EXPERIMENTS] == [1, 1, 1 + warm]
+    assert counted_in_each(side) == [1, 1, 1 + warm]
 
 
 def test_a_batch_redis_refuses_whole_is_unavailable_and_writes_nothing(
@@ -261,4 +266,4 @@ def test_with_every_pinned_connection_busy_a_batch_goes_through_the_pool(
         release.set()
         for holder in holders:
             holder.join()
-    assert [events_counted(side, experiment) for experiment in EXPERIMENTS] == [3, 1, 1]
+    assert counted_in_each(side) == [3, 1, 1]
