@@ -4,13 +4,15 @@ pinned connections of the hot paths."""
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import redis
 
-from server.core.models import Attribution, Enrolment
+from server.core.models import Attribution, Enrolment, GoalKind, GoalValue
+from server.storage import keys
 from server.storage.clients import connect
 from server.storage.errors import StorageUnavailable
 from server.storage.store import Store
@@ -145,3 +147,33 @@ def test_a_forked_child_opens_its_own_connection(
     assert connections_received(redis_client) == before + 1
     (again,) = store.enrol([enrolment("parent", 0)], "2026-11-25", 50)
     assert (again.variant_index, again.is_new) == (0, False)
+
+
+def test_within_one_call_an_event_sees_what_the_events_before_it_wrote(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    # record_event.lua reads a call's records and idempotency scores in one command each and
+    # keeps its own writes in hand until the end: an event must still see the ones before it
+    store = store_for(redis_server.url)
+    store.enrol([enrolment("v", 1), enrolment("w", 1)], "2026-11-25", 50)
+    purchase = (GoalValue("purchase", GoalKind.CONVERSION, 0),)
+
+    def sent(visitor: str, event: str, digest: int) -> Attribution:
+        member = keys.conversion_member(visitor, event)
+        return Attribution(
+            "exp", 1, visitor, member, "2026-11-25", ("source",), purchase, digest=digest
+        )
+
+    group = [
+        sent("v", "e1", 7),
+        sent("v", "e1", 7),  # the same event again: a replay of the first
+        sent("v", "e1", 8),  # the same id with other content: a conflict
+        sent("v", "e2", 7),  # another event of the visitor: over today's limit of 1
+        sent("w", "e1", 7),  # another visitor's: counts
+    ]
+    replies = store.record_events(
+        [group], time.time(), 86_400, today="2026-11-25", daily_conversions=1, total_limit=10**9
+    )
+    assert replies == [1, 2, -4, -3, 1]
+    assert int(redis_client.hget(keys.counts("exp", 1), "n:1:purchase") or 0) == 2
+    assert redis_client.zcard(keys.seen("exp", 1)) == 2

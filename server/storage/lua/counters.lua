@@ -151,6 +151,15 @@ local function set_total(found, name, value)
   found.changed = true
 end
 
+-- a visitor's enrolment record with the totals read by read_totals as they are now
+local function totals_record(found)
+  local entries = {}
+  for n, name in ipairs(found.order) do
+    entries[n] = name .. "=" .. found.values[name]
+  end
+  return found.rest .. "\30g:" .. concat(entries, ";")
+end
+
 -- write a visitor's changed totals into their enrolment record; the older fields go
 local function write_totals(enrolments, totals, visitor, found)
   if not found.changed then
@@ -165,11 +174,7 @@ local function write_totals(enrolments, totals, visitor, found)
     call("HSET", totals, unpack(fields))
     return
   end
-  local entries = {}
-  for n, name in ipairs(found.order) do
-    entries[n] = name .. "=" .. found.values[name]
-  end
-  call("HSET", enrolments, visitor, found.rest .. "\30g:" .. concat(entries, ";"))
+  call("HSET", enrolments, visitor, totals_record(found))
   if #found.older > 0 then
     call("HDEL", totals, unpack(found.older))
   end

@@ -8,6 +8,10 @@
 -- counters of the batch are read once each and kept here as the events change them (each
 -- event checked against what the events before it left), and written at the end, in HSETs of
 -- at most 500 fields: a field many events of the batch change costs one read and one write.
+-- The same for the rest: the visitors' records, the idempotency scores and the order ids are
+-- read for all events at the start, and the idempotency members, changed records and new
+-- orders written at the end, one command each (a command from a script costs several times
+-- its own work); each event sees what the events before it wrote.
 --
 -- KEYS[1]  sw:{exp}:p<phase>:enrolments   hash  pseudonym -> "<variant>␟<segment values…>"
 --                                               and extras "\30x:<covariate>", "\30t:<minute>"
@@ -44,7 +48,7 @@
 -- any reply but 1.
 --
 -- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, capped_changes, product,
--- older_totals_exist, read_totals, set_total and write_totals from counters.lua, which
+-- older_totals_exist, read_totals, set_total and totals_record from counters.lua, which
 -- LuaScript puts before this file, and its locals for library functions (call, format, match,
 -- gmatch, find, sub, abs, floor, min, concat).
 
@@ -66,6 +70,40 @@ for s = 1, segments do
 end
 if trim_below ~= "" then
   call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
+end
+
+-- The call's reads, one command each for all its events (a command from a script costs
+-- several times its own work): every visitor's enrolment record, every event's idempotency
+-- score, whether each order id is recorded. An event that counts writes into these tables,
+-- so that the events after it in the call see it, and its writes leave in one command each
+-- at the end (below), with the counters'.
+local records, scores, recorded_orders = {}, {}, {}
+do
+  local visitors, members, order_ids = {}, {}, {}
+  local j = 8 + segments
+  while j <= #ARGV do
+    visitors[#visitors + 1], members[#members + 1] = ARGV[j], ARGV[j + 1]
+    if ARGV[j + 4] ~= "" then
+      order_ids[#order_ids + 1] = ARGV[j + 4]
+    end
+    j = j + 8 + 3 * tonumber(ARGV[j + 7])
+  end
+  for first = 1, #visitors, 500 do  -- (unpack's stack has a limit)
+    local last = min(first + 499, #visitors)
+    local found = call("HMGET", enrolments, unpack(visitors, first, last))
+    local stored = call("ZMSCORE", seen, unpack(members, first, last))
+    for k = first, last do
+      records[visitors[k]] = found[k - first + 1]
+      scores[members[k]] = stored[k - first + 1]
+    end
+  end
+  for first = 1, #order_ids, 500 do
+    local last = min(first + 499, #order_ids)
+    local found = call("HMGET", orders, unpack(order_ids, first, last))
+    for k = first, last do
+      recorded_orders[order_ids[k]] = found[k - first + 1] ~= false
+    end
+  end
 end
 
 -- an empty table where most events need none (windowed goals, legacy names, order goals);
@@ -96,23 +134,25 @@ local function add_sums(scope)
   add("s:", scope, value)
   add("q:", scope, low)
   add("qh:", scope, high)
-  add(sum_prefix, scope, sum_change)
-  add(low_prefix, scope, low_change)
-  add(high_prefix, scope, high_change)
+  if sum_change ~= 0 or low_change ~= 0 or high_change ~= 0 then  -- a difference: over the cap
+    add(sum_prefix, scope, sum_change)
+    add(low_prefix, scope, low_change)
+    add(high_prefix, scope, high_change)
+  end
 end
 
 -- one event: its reply and, when it counts, the counters it changes (fields and deltas), the
 -- totals to write (field, value, field, value, …) and what its order record needs
 local function plan(visitor, member, score, day, order_id, first_goal, last_goal)
-  local record = call("HGET", enrolments, visitor)
+  local record = records[visitor]
   if not record then
     return -1
   end
-  local previous = call("ZSCORE", seen, member)
+  local previous = scores[member]
   if previous then
     return (tonumber(previous) % DIGESTS == tonumber(score) % DIGESTS) and 2 or -4
   end
-  if order_id ~= "" and call("HEXISTS", orders, order_id) == 1 then
+  if order_id ~= "" and recorded_orders[order_id] then
     return 0
   end
   -- the record's variant and segment values, and its extras: the CUPED covariate (issue 20)
@@ -358,6 +398,9 @@ local function apply(fields, deltas)
   return true
 end
 
+-- what the counted events write besides the counters, sent at the end: the idempotency
+-- members (score, member, …), the visitors' records (latest per visitor) and the orders
+local members_added, records_changed, changed_visitors, orders_added = {}, {}, {}, {}
 local replies = {}
 local i = 8 + segments
 while i <= #ARGV do
@@ -371,14 +414,27 @@ while i <= #ARGV do
     reply = -6
   end
   if reply == 1 then
-    call("ZADD", seen, score, member)
-    write_totals(enrolments, totals, visitor, found)
+    scores[member] = score
+    members_added[#members_added + 1] = score
+    members_added[#members_added + 1] = member
+    if found.changed then
+      records[visitor] = totals_record(found)
+      if not records_changed[visitor] then
+        changed_visitors[#changed_visitors + 1] = visitor
+      end
+      records_changed[visitor] = true
+      if #found.older > 0 then  -- the totals of versions before now live in the record
+        call("HDEL", totals, unpack(found.older))
+      end
+    end
     if order_id ~= "" then
       local order = {visitor, variant, gross, net, "0", concat(order_goals, ",")}
       for s = 1, segments do
         order[#order + 1] = parts[1 + s] or "unknown"
       end
-      call("HSET", orders, order_id, concat(order, SEPARATOR))
+      recorded_orders[order_id] = true
+      orders_added[#orders_added + 1] = order_id
+      orders_added[#orders_added + 1] = concat(order, SEPARATOR)
     end
   end
   replies[#replies + 1] = reply
@@ -392,4 +448,18 @@ for first = 1, #changed, 500 do
   end
   call("HSET", counts, unpack(values))
 end
+-- the counted events' other writes, 500 fields or members a command
+local function write_all(command, key, items)
+  for first = 1, #items, 1000 do
+    call(command, key, unpack(items, first, min(first + 999, #items)))
+  end
+end
+write_all("ZADD", seen, members_added)
+local record_fields = {}
+for _, visitor in ipairs(changed_visitors) do
+  record_fields[#record_fields + 1] = visitor
+  record_fields[#record_fields + 1] = records[visitor]
+end
+write_all("HSET", enrolments, record_fields)
+write_all("HSET", orders, orders_added)
 return replies
