@@ -478,10 +478,7 @@ class Store:
                 with self._rules.write(is_idempotent):
                     replies = self._send_scripts(script, calls)
             except FAILURES as error:
-                log.warning("redis %s failed: %s", operation, error.__class__.__name__)
-                if self._rules.was_sent():
-                    raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
-                raise StorageUnavailable(f"redis {operation} failed") from error
+                raise self._round_trip_failure(operation, error) from error
             if attempt or not self._reloaded_if_lost(script, replies):
                 return self._checked(operation, replies)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -506,6 +503,14 @@ class Store:
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
         replies: list[Any] = pipe.execute(raise_on_error=False)
         return replies
+
+    def _round_trip_failure(self, operation: str, error: Exception) -> StorageUnavailable:
+        """What a round trip of script calls that failed raises (logged here): OutcomeUnknown
+        if a call may have left this process, else StorageUnavailable (nothing written)."""
+        log.warning("redis %s failed: %s", operation, error.__class__.__name__)
+        if self._rules.was_sent():
+            return OutcomeUnknown(f"redis {operation}: outcome unknown")
+        return StorageUnavailable(f"redis {operation} failed")
 
     def _reloaded_if_lost(self, script: LuaScript, replies: Sequence[Any]) -> bool:
         """Load ``script`` if Redis answered a call that it does not know it (Redis restarted
@@ -590,10 +595,7 @@ class Store:
                     connection.disconnect()
                     raise
         except FAILURES as error:
-            log.warning("redis %s failed: %s", operation, error.__class__.__name__)
-            if self._rules.was_sent():
-                raise OutcomeUnknown(f"redis {operation}: outcome unknown") from error
-            raise StorageUnavailable(f"redis {operation} failed") from error
+            raise self._round_trip_failure(operation, error) from error
         finally:
             pinned.give_back(client)
         if self._reloaded_if_lost(script, replies):
