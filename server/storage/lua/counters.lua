@@ -160,6 +160,14 @@ local function totals_record(found)
   return found.rest .. "\30g:" .. concat(entries, ";")
 end
 
+-- delete the fields of the totals hash of versions before that read_totals found: their
+-- values now live in the visitor's enrolment record
+local function drop_older_totals(totals, found)
+  if #found.older > 0 then
+    call("HDEL", totals, unpack(found.older))
+  end
+end
+
 -- write a visitor's changed totals into their enrolment record; the older fields go
 local function write_totals(enrolments, totals, visitor, found)
   if not found.changed then
@@ -175,7 +183,5 @@ local function write_totals(enrolments, totals, visitor, found)
     return
   end
   call("HSET", enrolments, visitor, totals_record(found))
-  if #found.older > 0 then
-    call("HDEL", totals, unpack(found.older))
-  end
+  drop_older_totals(totals, found)
 end

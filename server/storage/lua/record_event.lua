@@ -48,9 +48,9 @@
 -- any reply but 1.
 --
 -- Uses SEPARATOR, DIGESTS, EXACT, wrong_type, number, square, capped, capped_changes, product,
--- older_totals_exist, read_totals, set_total and totals_record from counters.lua, which
--- LuaScript puts before this file, and its locals for library functions (call, format, match,
--- gmatch, find, sub, abs, floor, min, concat).
+-- older_totals_exist, read_totals, set_total, totals_record and drop_older_totals from
+-- counters.lua, which LuaScript puts before this file, and its locals for library functions
+-- (call, format, match, gmatch, find, sub, abs, floor, min, concat).
 
 local enrolments, totals, counts, seen, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
@@ -423,9 +423,7 @@ while i <= #ARGV do
         changed_visitors[#changed_visitors + 1] = visitor
       end
       records_changed[visitor] = true
-      if #found.older > 0 then  -- the totals of versions before now live in the record
-        call("HDEL", totals, unpack(found.older))
-      end
+      drop_older_totals(totals, found)
     end
     if order_id ~= "" then
       local order = {visitor, variant, gross, net, "0", concat(order_goals, ",")}
