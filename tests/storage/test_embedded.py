@@ -150,12 +150,20 @@ def test_a_forked_child_does_not_keep_the_folder_locked(
 ) -> None:
     folder = short_folder(tmp_path_factory)
     reader, writer = os.pipe()
+    forked_reader, forked_writer = os.pipe()
     with EmbeddedRedis(folder):
         pid = os.fork()
         if pid == 0:  # a worker: lives on after the server that took the lock stopped
             os.close(writer)
+            os.close(forked_reader)
+            # the fork hooks have run once fork() returned here; say so, or on a busy
+            # machine the parent may stop before this child has been scheduled at all
+            os.write(forked_writer, b"x")
             os.read(reader, 1)  # until the parent is done
             os._exit(0)
+        os.close(forked_writer)
+        assert os.read(forked_reader, 1) == b"x"
+        os.close(forked_reader)
     os.close(reader)
     try:
         # the parent stopped its Redis and released the lock; the child's copy is closed
