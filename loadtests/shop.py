@@ -7,8 +7,10 @@ and gunicorn with the settings of `splitwerk serve` (2 workers × 4 threads of
 the five experiments, runs locust with ``loadtests/locust.conf`` and its thresholds, and stops
 everything. Then it prints per route the p50, p99 and max that locust saw (client side: queueing
 in the kernel and the worker, the network, locust's own scheduling) beside the server's own
-time for the same requests (from the thread taking the request to the last byte written), and
-the machine's load average before and after. Exit code: locust's (1 on a missed threshold).
+time for the same requests (from the thread taking the request to the last byte written), the
+machine's load average before and after, Redis's own slow events (its latency monitor: slow
+commands, AOF writes) and the share of CPU time the hypervisor took (steal). Exit code:
+locust's (1 on a missed threshold).
 """
 
 from __future__ import annotations
@@ -146,6 +148,58 @@ def slow_scripts(redis_url: str) -> list[float]:
         client.close()
 
 
+LATENCY_THRESHOLD_MS = 5  # Redis's latency monitor records each of its events slower than this
+
+
+def watch_latency(redis_url: str) -> None:
+    """Have Redis's latency monitor record its own slow events (commands, AOF writes, forks)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.config_set("latency-monitor-threshold", LATENCY_THRESHOLD_MS)
+        client.execute_command("LATENCY", "RESET")
+    finally:
+        client.close()
+
+
+def latency_events(redis_url: str) -> dict[str, tuple[int, int]]:
+    """Redis's slow events since watch_latency: name -> (latest ms, worst ms)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        rows = client.execute_command("LATENCY", "LATEST")
+    finally:
+        client.close()
+    found = {}
+    for row in rows:  # [event, time of the latest, latest ms, worst ms, ...]
+        name = row[0].decode() if isinstance(row[0], bytes) else str(row[0])
+        found[name] = (int(row[2]), int(row[3]))
+    return found
+
+
+def cpu_ticks(stat: Path = Path("/proc/stat")) -> dict[str, int] | None:
+    """The machine's CPU time so far by kind (Linux's /proc/stat, in ticks), or None."""
+    try:
+        fields = stat.read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return dict(zip(names, (int(value) for value in fields[1:9]), strict=False))
+
+
+def cpu_shares(before: dict[str, int] | None, after: dict[str, int] | None) -> str:
+    """Busy, steal (time the hypervisor gave the cores to another guest) and idle over a run."""
+    if before is None or after is None:
+        return "CPU time: not available here"
+    spent = {name: after[name] - before.get(name, 0) for name in after}
+    total = sum(spent.values()) or 1
+    idle = spent.get("idle", 0) + spent.get("iowait", 0)
+    steal = spent.get("steal", 0)
+    busy = total - idle - steal
+    return (
+        f"CPU time over the run: busy {busy / total:.1%}, steal {steal / total:.2%}, "
+        f"idle {idle / total:.1%}"
+    )
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages."""
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -180,10 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             command, env=setup.environment(), stderr=subprocess.DEVNULL, start_new_session=True
         )
         scripts: list[float] = []
+        latencies: dict[str, tuple[int, int]] = {}
+        ticks_before = ticks_after = None
         try:
             wait_until_answering(port, server)
             seed(f"http://{bench.LOOPBACK}:{port}", setup.editor_token)
             watch_slow_commands(setup.redis_url)
+            watch_latency(setup.redis_url)
+            ticks_before = cpu_ticks()
             locust = subprocess.run(
                 [
                     *(sys.executable, "-m", "locust", "--config", str(HERE / "locust.conf")),
@@ -193,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ],
                 check=False,
             )
+            ticks_after = cpu_ticks()
             scripts = slow_scripts(setup.redis_url)
+            latencies = latency_events(setup.redis_url)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(bench.STOP_TIMEOUT)
@@ -229,6 +289,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"runs one per listening experiment): {len(scripts)} calls, p50/p99/max ms "
                 f"{'/'.join(f'{value * 1e3:.1f}' for value in percentiles(scripts))}"
             )
+        print(
+            f"Redis's own events over {LATENCY_THRESHOLD_MS} ms (latency monitor; worst ms): "
+            + (
+                ", ".join(f"{name} {worst}" for name, (_, worst) in sorted(latencies.items()))
+                or "none"
+            )
+        )
+        print(cpu_shares(ticks_before, ticks_after))
         return locust.returncode
 
 

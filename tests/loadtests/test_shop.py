@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -101,3 +102,42 @@ def test_the_slowest_event_batches_come_with_their_events_and_orders(tmp_path: P
     assert [batch["events"] for batch in batches] == [40, 70, 55]
     slowest = shop.slowest_batches(batches, count=2)
     assert [(batch["seconds"], batch["events"]) for batch in slowest] == [(0.031, 70), (0.02, 55)]
+
+
+def test_cpu_shares_name_busy_steal_and_idle_over_a_run(tmp_path: Path) -> None:
+    shop = _load("shop")
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal (guest columns after are not read)
+    stat.write_text("cpu  100 0 50 800 10 0 0 5 0 0\ncpu0 1 2 3\n")
+    before = shop.cpu_ticks(stat)
+    stat.write_text("cpu  400 0 150 1300 10 0 0 105 0 0\ncpu0 1 2 3\n")
+    after = shop.cpu_ticks(stat)
+    assert after == {
+        "user": 400, "nice": 0, "system": 150, "idle": 1300,
+        "iowait": 10, "irq": 0, "softirq": 0, "steal": 105,
+    }  # fmt: skip
+    # 1,000 ticks in all: 400 busy, 100 steal, 500 idle
+    assert shop.cpu_shares(before, after) == (
+        "CPU time over the run: busy 40.0%, steal 10.00%, idle 50.0%"
+    )
+    assert shop.cpu_ticks(tmp_path / "absent") is None
+    assert "not available" in shop.cpu_shares(None, after)
+
+
+def test_redis_latency_monitor_names_a_stalled_command(tmp_path: Path) -> None:
+    shop = _load("shop")
+    embedded = EmbeddedRedis(tmp_path / "redis")
+    url = embedded.start()
+    try:
+        shop.watch_latency(url)
+        assert shop.latency_events(url) == {}
+        client = redis.Redis.from_url(url)
+        busy = "local n = 0 for i = 1, 10000000 do n = n + i end return n"  # tens of ms
+        started = time.perf_counter()
+        client.evalsha(client.script_load(busy), 0)
+        took_ms = (time.perf_counter() - started) * 1e3
+        client.close()
+        events = shop.latency_events(url)
+    finally:
+        embedded.stop()
+    assert shop.LATENCY_THRESHOLD_MS <= events["command"][1] <= took_ms + 1
