@@ -11,7 +11,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     SPLITWERK_SNIPPET_PATH=/app/sdk/js/splitwerk.min.js
 WORKDIR /app
-COPY setup.cfg pyproject.toml README.md ./
+COPY setup.cfg pyproject.toml README.md constraints.txt ./
 COPY server ./server
 COPY dashboard ./dashboard
 COPY --from=dashboard-assets /build/node_modules/chart.js/dist/chart.umd.js ./dashboard/static/vendor/chart.umd.js
@@ -19,7 +19,8 @@ COPY sdk/js ./sdk/js
 # the server imports the SDK's pure core, so the SDK is installed from this checkout first
 COPY sdk/setup.cfg sdk/pyproject.toml sdk/README.md ./sdk/
 COPY sdk/splitwerk ./sdk/splitwerk
-RUN pip install ./sdk . && useradd --create-home --uid 10001 splitwerk
+# the versions the suite passed with (constraints.txt)
+RUN pip install -c constraints.txt ./sdk . && useradd --create-home --uid 10001 splitwerk
 USER splitwerk
 
 EXPOSE 8000

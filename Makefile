@@ -12,12 +12,14 @@ DASHBOARD_STAMP := dashboard/node_modules/.installed-stamp
 ifneq ($(origin PORT),command line)
 PORT := $(or $(SPLITWERK_PORT),8000)
 endif
-PIP := $(BIN)/python -m pip install -q
+# Every install takes the versions of constraints.txt: a fresh clone tests what was tested.
+CONSTRAINTS := constraints.txt
+PIP := $(BIN)/python -m pip install -q -c $(CONSTRAINTS)
 
 .PHONY: install install-runtime run check-port test check lint format typecheck imports \
-	test-python test-js loadtest bench simulate snippet fuzz translations clean
+	test-python test-js loadtest bench simulate snippet fuzz translations constraints clean
 
-$(RUNTIME_STAMP): setup.cfg pyproject.toml sdk/setup.cfg
+$(RUNTIME_STAMP): setup.cfg pyproject.toml sdk/setup.cfg $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) -e . -e ./sdk
 	touch $@
@@ -55,6 +57,16 @@ test: $(DEV_STAMP) $(NODE_STAMP) $(DASHBOARD_STAMP)
 	bash scripts/system-packages.sh
 	$(BIN)/pytest
 	node --test tests/js/
+
+## Resolve the Python requirements afresh (newest releases that fit setup.cfg and sdk/setup.cfg)
+## into constraints.txt, in a throwaway venv; then `make test`, and commit both if it passes.
+## tests/test_constraints.py fails while a requirement has no pin or a pin that does not fit.
+constraints:
+	resolve=$$(mktemp -d) && $(PYTHON) -m venv $$resolve && \
+	$$resolve/bin/python -m pip install -q -e ./sdk -e '.[dev]' && \
+	{ grep '^#' $(CONSTRAINTS); $$resolve/bin/python -m pip freeze --exclude-editable; } \
+		> $(CONSTRAINTS).new && \
+	mv $(CONSTRAINTS).new $(CONSTRAINTS) && rm -rf $$resolve
 
 ## Rebuild sdk/js/splitwerk.min.js (served at /sdk.js) after a change of sdk/js/splitwerk.js;
 ## commit both: tests/js/size.test.mjs fails while they differ.

@@ -24,7 +24,9 @@ def test_make_run_installs_only_the_runtime_dependencies(tmp_path: Path) -> None
     commands = planned("run", tmp_path)
     installs = [line for line in commands if "pip install" in line]
     assert installs, commands
-    assert any(line.endswith("pip install -q -e . -e ./sdk") for line in installs)
+    assert any(
+        line.endswith("pip install -q -c constraints.txt -e . -e ./sdk") for line in installs
+    )
     assert not any("[dev]" in line for line in commands)
 
 
@@ -37,5 +39,5 @@ def test_make_run_checks_the_port_first_and_passes_it_on(tmp_path: Path) -> None
 
 def test_make_test_adds_the_development_extras(tmp_path: Path) -> None:
     commands = planned("test", tmp_path)
-    assert any("pip install -q -e '.[dev]'" in line for line in commands)
+    assert any("pip install -q -c constraints.txt -e '.[dev]'" in line for line in commands)
     assert any("scripts/system-packages.sh" in line for line in commands)
