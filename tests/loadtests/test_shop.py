@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -72,19 +73,34 @@ def test_script_times_are_the_slow_logs_evalsha_durations_oldest_first() -> None
     assert shop.script_times(entries) == [0.0012, 0.0025]
 
 
-def test_the_slow_log_of_a_real_redis_gives_the_script_times(tmp_path: Path) -> None:
-    shop = _load("shop")
+def _busy_script(url: str, iterations: int) -> float:
+    """Have Redis run a script that counts to ``iterations``; the milliseconds the call took."""
+    client = redis.Redis.from_url(url)
+    try:
+        busy = f"local n = 0 for i = 1, {iterations} do n = n + i end return n"
+        started = time.perf_counter()
+        client.evalsha(client.script_load(busy), 0)
+        return (time.perf_counter() - started) * 1e3
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh embedded redis-server, stopped after the test."""
     embedded = EmbeddedRedis(tmp_path / "redis")
     url = embedded.start()
     try:
-        shop.watch_slow_commands(url)
-        client = redis.Redis.from_url(url)
-        busy = "local n = 0 for i = 1, 3000000 do n = n + i end return n"
-        client.evalsha(client.script_load(busy), 0)
-        client.close()
-        times = shop.slow_scripts(url)
+        yield url
     finally:
         embedded.stop()
+
+
+def test_the_slow_log_of_a_real_redis_gives_the_script_times(redis_url: str) -> None:
+    shop = _load("shop")
+    shop.watch_slow_commands(redis_url)
+    _busy_script(redis_url, 3_000_000)
+    times = shop.slow_scripts(redis_url)
     assert len(times) == 1 and times[0] > shop.SLOW_SCRIPT_USEC / 1e6
 
 
@@ -124,20 +140,10 @@ def test_cpu_shares_name_busy_steal_and_idle_over_a_run(tmp_path: Path) -> None:
     assert "not available" in shop.cpu_shares(None, after)
 
 
-def test_redis_latency_monitor_names_a_stalled_command(tmp_path: Path) -> None:
+def test_redis_latency_monitor_names_a_stalled_command(redis_url: str) -> None:
     shop = _load("shop")
-    embedded = EmbeddedRedis(tmp_path / "redis")
-    url = embedded.start()
-    try:
-        shop.watch_latency(url)
-        assert shop.latency_events(url) == {}
-        client = redis.Redis.from_url(url)
-        busy = "local n = 0 for i = 1, 10000000 do n = n + i end return n"  # tens of ms
-        started = time.perf_counter()
-        client.evalsha(client.script_load(busy), 0)
-        took_ms = (time.perf_counter() - started) * 1e3
-        client.close()
-        events = shop.latency_events(url)
-    finally:
-        embedded.stop()
+    shop.watch_latency(redis_url)
+    assert shop.latency_events(redis_url) == {}
+    took_ms = _busy_script(redis_url, 10_000_000)  # tens of ms
+    events = shop.latency_events(redis_url)
     assert shop.LATENCY_THRESHOLD_MS <= events["command"][1] <= took_ms + 1
