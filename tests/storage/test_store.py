@@ -177,3 +177,45 @@ def test_within_one_call_an_event_sees_what_the_events_before_it_wrote(
     assert replies == [1, 2, -4, -3, 1]
     assert int(redis_client.hget(keys.counts("exp", 1), "n:1:purchase") or 0) == 2
     assert redis_client.zcard(keys.seen("exp", 1)) == 2
+
+
+def test_a_call_larger_than_one_read_command_reads_every_part(
+    redis_server: Any, redis_client: redis.Redis
+) -> None:
+    # record_event.lua reads a call's records and scores in parts of 1,000 (read_all); the
+    # API sends at most 500 events a call, so only the store reaches the second part
+    store = Store(
+        connect(redis_server.url, socket_timeout=5, connect_timeout=1, retries=1, max_connections=4)
+    )
+    visitors = [f"v{n}" for n in range(1_001)]
+    store.enrol([enrolment(visitor, n % 2) for n, visitor in enumerate(visitors)], "2026-11-25", 50)
+    purchase = (GoalValue("purchase", GoalKind.CONVERSION, 0),)
+    group = [
+        Attribution(
+            "exp",
+            1,
+            visitor,
+            keys.conversion_member(visitor, "e1"),
+            "2026-11-25",
+            ("source",),
+            purchase,
+            digest=7,
+        )
+        for visitor in visitors
+    ]
+    group.append(Attribution("exp", 1, "nobody", "c:nobody:e1", "2026-11-25", ("source",), ()))
+
+    def record() -> list[int]:
+        return store.record_events(
+            [group],
+            time.time(),
+            86_400,
+            today="2026-11-25",
+            daily_conversions=50,
+            total_limit=10**9,
+        )
+
+    assert record() == [1] * 1_001 + [-1]  # the last visitor's record is in the second part
+    assert record() == [2] * 1_001 + [-1]  # and so is the last event's score: a replay
+    counted = redis_client.hget(keys.counts("exp", 1), "n:1:purchase")
+    assert int(counted or 0) == 500  # odd visitors are in variant 1

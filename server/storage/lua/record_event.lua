@@ -72,6 +72,30 @@ if trim_below ~= "" then
   call("ZREMRANGEBYSCORE", seen, "-inf", "(" .. trim_below)
 end
 
+-- A command over many items, sent in parts of at most CHUNK items (unpack's stack has a
+-- limit): read_all returns the replies of all parts as one list, write_all sends the parts.
+local CHUNK = 1000
+local function read_all(command, key, items)
+  if #items == 0 then
+    return {}
+  elseif #items <= CHUNK then  -- one part (a call holds at most 500 events): no copy
+    return call(command, key, unpack(items))
+  end
+  local replies = {}
+  for first = 1, #items, CHUNK do
+    local part = call(command, key, unpack(items, first, min(first + CHUNK - 1, #items)))
+    for k = 1, #part do
+      replies[first + k - 1] = part[k]
+    end
+  end
+  return replies
+end
+local function write_all(command, key, items)
+  for first = 1, #items, CHUNK do
+    call(command, key, unpack(items, first, min(first + CHUNK - 1, #items)))
+  end
+end
+
 -- The call's reads, one command each for all its events (a command from a script costs
 -- several times its own work): every visitor's enrolment record, every event's idempotency
 -- score, whether each order id is recorded. An event that counts writes into these tables,
@@ -88,21 +112,15 @@ do
     end
     j = j + 8 + 3 * tonumber(ARGV[j + 7])
   end
-  for first = 1, #visitors, 500 do  -- (unpack's stack has a limit)
-    local last = min(first + 499, #visitors)
-    local found = call("HMGET", enrolments, unpack(visitors, first, last))
-    local stored = call("ZMSCORE", seen, unpack(members, first, last))
-    for k = first, last do
-      records[visitors[k]] = found[k - first + 1]
-      scores[members[k]] = stored[k - first + 1]
-    end
+  local found = read_all("HMGET", enrolments, visitors)
+  local stored = read_all("ZMSCORE", seen, members)
+  for k = 1, #visitors do
+    records[visitors[k]] = found[k]
+    scores[members[k]] = stored[k]
   end
-  for first = 1, #order_ids, 500 do
-    local last = min(first + 499, #order_ids)
-    local found = call("HMGET", orders, unpack(order_ids, first, last))
-    for k = first, last do
-      recorded_orders[order_ids[k]] = found[k - first + 1] ~= false
-    end
+  local known = read_all("HMGET", orders, order_ids)
+  for k = 1, #order_ids do
+    recorded_orders[order_ids[k]] = known[k] ~= false
   end
 end
 
@@ -437,21 +455,14 @@ while i <= #ARGV do
   end
   replies[#replies + 1] = reply
 end
--- the changed counters, in HSETs of at most 500 fields (unpack's stack has a limit)
-for first = 1, #changed, 500 do
-  local values = {}
-  for f = first, min(first + 499, #changed) do
-    values[#values + 1] = changed[f]
-    values[#values + 1] = format("%.0f", current[changed[f]])
-  end
-  call("HSET", counts, unpack(values))
+-- the changed counters, then the counted events' other writes: at most 500 fields or members
+-- a command (write_all)
+local values = {}
+for _, field in ipairs(changed) do
+  values[#values + 1] = field
+  values[#values + 1] = format("%.0f", current[field])
 end
--- the counted events' other writes, 500 fields or members a command
-local function write_all(command, key, items)
-  for first = 1, #items, 1000 do
-    call(command, key, unpack(items, first, min(first + 999, #items)))
-  end
-end
+write_all("HSET", counts, values)
 write_all("ZADD", seen, members_added)
 local record_fields = {}
 for _, visitor in ipairs(changed_visitors) do
