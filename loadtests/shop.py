@@ -118,13 +118,10 @@ SLOW_LOG_LENGTH = 100_000  # enough for every event batch's scripts of a long ru
 
 def watch_slow_commands(redis_url: str) -> None:
     """Have Redis log every command slower than SLOW_SCRIPT_USEC: the event batches' scripts."""
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with redis.Redis.from_url(redis_url) as client:
         client.config_set("slowlog-log-slower-than", SLOW_SCRIPT_USEC)
         client.config_set("slowlog-max-len", SLOW_LOG_LENGTH)
         client.slowlog_reset()
-    finally:
-        client.close()
 
 
 def script_times(entries: Sequence[dict[str, object]]) -> list[float]:
@@ -141,11 +138,8 @@ def script_times(entries: Sequence[dict[str, object]]) -> list[float]:
 
 def slow_scripts(redis_url: str) -> list[float]:
     """The slow log's script times (see script_times)."""
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with redis.Redis.from_url(redis_url) as client:
         return script_times(client.slowlog_get(SLOW_LOG_LENGTH))
-    finally:
-        client.close()
 
 
 LATENCY_THRESHOLD_MS = 5  # Redis's latency monitor records each of its events slower than this
@@ -153,21 +147,15 @@ LATENCY_THRESHOLD_MS = 5  # Redis's latency monitor records each of its events s
 
 def watch_latency(redis_url: str) -> None:
     """Have Redis's latency monitor record its own slow events (commands, AOF writes, forks)."""
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with redis.Redis.from_url(redis_url) as client:
         client.config_set("latency-monitor-threshold", LATENCY_THRESHOLD_MS)
         client.execute_command("LATENCY", "RESET")
-    finally:
-        client.close()
 
 
 def latency_events(redis_url: str) -> dict[str, tuple[int, int]]:
     """Redis's slow events since watch_latency: name -> (latest ms, worst ms)."""
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with redis.Redis.from_url(redis_url) as client:
         rows = client.execute_command("LATENCY", "LATEST")
-    finally:
-        client.close()
     found = {}
     for row in rows:  # [event, time of the latest, latest ms, worst ms, ...]
         name = row[0].decode() if isinstance(row[0], bytes) else str(row[0])

@@ -75,14 +75,11 @@ def test_script_times_are_the_slow_logs_evalsha_durations_oldest_first() -> None
 
 def _busy_script(url: str, iterations: int) -> float:
     """Have Redis run a script that counts to ``iterations``; the milliseconds the call took."""
-    client = redis.Redis.from_url(url)
-    try:
+    with redis.Redis.from_url(url) as client:
         busy = f"local n = 0 for i = 1, {iterations} do n = n + i end return n"
         started = time.perf_counter()
         client.evalsha(client.script_load(busy), 0)
         return (time.perf_counter() - started) * 1e3
-    finally:
-        client.close()
 
 
 @pytest.fixture
