@@ -142,7 +142,7 @@ def test_a_cluster_continues_the_version_of_data_from_a_single_redis(
     assert answer.headers["ETag"].strip('"W/') == "42"
 
 
-def test_multi_experiment_assigns_and_event_batches_are_pipelined_per_node(
+def test_multi_experiment_assigns_and_event_batches_take_one_round_trip_per_node(
     redis_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     redis_cluster.flush()
@@ -150,29 +150,43 @@ def test_multi_experiment_assigns_and_event_batches_are_pipelined_per_node(
     names = [f"exp-{number}" for number in range(9)]
     for name in names:
         start(client, key=name, name=name)
-    nodes = {redis_cluster.client().get_node_from_key(keys.counts(name, 1)).port for name in names}
-    assert len(nodes) == 3  # the experiments live on every master
+    per_node = Counter(
+        redis_cluster.client().get_node_from_key(keys.counts(name, 1)).port for name in names
+    )
+    assert len(per_node) == 3  # the experiments live on every master
     # connects to every node and loads the scripts there
     client.post("/v1/assign", json={"visitor": "warm-up", "experiments": names})
     warm_up = [{"type": "conversion", "visitor": "warm-up", "goal": "purchase", "id": "e-0"}]
     assert client.post("/v1/events", json={"events": warm_up}).json["accepted"] == 1
-    sends: Counter[int] = Counter()
-    original = BoundedConnection.send_packed_command
+    steps: list[tuple[str, int]] = []  # ("send" or "read", port), in order
+    send, read = BoundedConnection.send_packed_command, BoundedConnection.read_response
 
-    def counted(self: Any, command: Any, check_health: bool = True) -> None:
-        sends[self.port] += 1
-        original(self, command, check_health)
+    def counted_send(self: Any, command: Any, check_health: bool = True) -> None:
+        steps.append(("send", self.port))
+        send(self, command, check_health)
 
-    monkeypatch.setattr(BoundedConnection, "send_packed_command", counted)
+    def counted_read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        steps.append(("read", self.port))
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(BoundedConnection, "send_packed_command", counted_send)
+    monkeypatch.setattr(BoundedConnection, "read_response", counted_read)
     answer = client.post("/v1/assign", json={"visitor": "anna", "experiments": names})
     assert answer.json["recorded"] is True
-    assert sends == Counter(dict.fromkeys(nodes, 1))  # nine scripts, three writes
-    sends.clear()
+    # nine scripts, three writes (a pipeline per node), then their nine replies
+    assert Counter(port for kind, port in steps if kind == "send") == Counter(
+        dict.fromkeys(per_node, 1)
+    )
+    assert [kind for kind, _ in steps] == ["send"] * 3 + ["read"] * 9
+    steps.clear()
     events = [{"type": "conversion", "visitor": "anna", "goal": "purchase", "id": "e-1"}]
     assert client.post("/v1/events", json={"events": events}).json["accepted"] == 1
-    # several experiments listen: one pipelined read of the visitor's enrolments per node, then
-    # one pipeline of record scripts per node (only where the visitor is enrolled)
-    assert sends == Counter(dict.fromkeys(nodes, 2))
+    # several experiments listen: each experiment's read of the visitor's enrolment, then each
+    # experiment's record script, leaves the moment it is ready, on its node's connection, and
+    # the replies are read when all nine are sent: one round trip per node for each step
+    assert [kind for kind, _ in steps] == (["send"] * 9 + ["read"] * 9) * 2
+    for step in (steps[:9], steps[9:18], steps[18:27], steps[27:]):
+        assert Counter(port for _, port in step) == per_node
 
 
 def test_readiness_and_the_time_budget_with_a_stopped_master() -> None:
