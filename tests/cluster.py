@@ -5,8 +5,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
@@ -134,3 +138,28 @@ class LocalCluster:
                 process.kill()
                 process.wait()
         self.processes.clear()
+
+
+class Servers(Protocol):
+    """redis-server processes set up in a folder: a LocalCluster, the Sentinel tests' set."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+ServersT = TypeVar("ServersT", bound=Servers)
+
+
+@contextmanager
+def started(make: Callable[[Path], ServersT], prefix: str) -> Iterator[ServersT]:
+    """``make(folder)`` in a new temporary folder, started; stopped and the folder removed on
+    leaving. A short folder name: a unix socket path is limited to about 107 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    servers = make(folder)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
+        shutil.rmtree(folder, ignore_errors=True)

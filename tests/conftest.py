@@ -17,7 +17,7 @@ import redis
 from hypothesis import settings as hypothesis_settings
 
 from server.app import create_app
-from tests.cluster import LocalCluster
+from tests.cluster import LocalCluster, started
 from tests.helpers import app_settings
 
 # Property tests are seeded (derandomize) so a run is repeatable, and have no per-example
@@ -105,14 +105,8 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[LocalCluster]:
     """A local Redis Cluster of three masters, started once for the whole run."""
-    folder = Path(tempfile.mkdtemp(prefix="sw-cluster-"))
-    cluster = LocalCluster(folder)
-    try:
-        cluster.start()
+    with started(LocalCluster, "sw-cluster-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 BACKENDS = ("single", "cluster")  # the Redis setups of tests marked both_redis

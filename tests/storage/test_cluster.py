@@ -34,7 +34,7 @@ from server.storage import keys
 from server.storage.clients import parse_cluster_url
 from server.storage.connection import BoundedConnection
 from server.storage.errors import RedisRefused
-from tests.cluster import LocalCluster
+from tests.cluster import LocalCluster, started
 from tests.helpers import EDITOR, INGEST_TOKEN, SECRET, TOKENS, app_settings
 
 INGEST = {"X-Splitwerk-Ingest-Key": INGEST_TOKEN}
@@ -190,10 +190,7 @@ def test_multi_experiment_assigns_and_event_batches_take_one_round_trip_per_node
 
 
 def test_readiness_and_the_time_budget_with_a_stopped_master() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="sw-own-cluster-"))
-    cluster = LocalCluster(folder)
-    try:
-        cluster.start()
+    with started(LocalCluster, "sw-own-cluster-") as cluster:
         app = create_app(app_settings(cluster.url, REDIS_REQUEST_TIMEOUT=BUDGET))
         client = app.test_client()
         names = [f"exp-{number}" for number in range(9)]
@@ -222,9 +219,6 @@ def test_readiness_and_the_time_budget_with_a_stopped_master() -> None:
         assert relaxed.status_code == 200 and relaxed.json["status"] == "degraded"
         assert answer.json["recorded"] is not True  # one node never answered
         assert min(timings) <= BUDGET + SLACK, timings
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_cluster_node_with_an_allkeys_policy_is_refused(redis_cluster: LocalCluster) -> None:

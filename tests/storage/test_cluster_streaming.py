@@ -9,13 +9,10 @@ node (``MOVED``), a node that lost its scripts, a node that stalls mid-batch, an
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +25,7 @@ from server.storage.clients import connect
 from server.storage.errors import OutcomeUnknown, StorageUnavailable
 from server.storage.nodes import NodeRoundTrip
 from server.storage.store import Store
-from tests.cluster import LocalCluster
+from tests.cluster import LocalCluster, started
 from tests.storage.test_streaming import conversion, enrol, events_counted, record
 
 SEEN_WITHIN = 2.0  # seconds for a script sent before a failure to show up in Redis
@@ -37,14 +34,8 @@ SEEN_WITHIN = 2.0  # seconds for a script sent before a failure to show up in Re
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
     """A cluster of this module's own: tests here move slots, flush scripts and stop nodes."""
-    folder = Path(tempfile.mkdtemp(prefix="sw-stream-cluster-"))
-    own = LocalCluster(folder)
-    try:
-        own.start()
+    with started(LocalCluster, "sw-stream-cluster-") as own:
         yield own
-    finally:
-        own.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -233,10 +224,7 @@ def test_a_dead_node_before_anything_is_sent_writes_nothing_and_after_answers_un
         return original(self, operation, script, calls, **options)
 
     monkeypatch.setattr(Store, "_run_scripts", spied)
-    folder = Path(tempfile.mkdtemp(prefix="sw-dead-cluster-"))
-    own = LocalCluster(folder)
-    try:
-        own.start()
+    with started(LocalCluster, "sw-dead-cluster-") as own:
         store = store_for(own)
         names = one_per_node(own)
         enrol(store, ["v1"], names)
@@ -261,9 +249,6 @@ def test_a_dead_node_before_anything_is_sent_writes_nothing_and_after_answers_un
         assert handed_over == [2]  # never re-sent
         live = own.node(own.ports[0])
         assert wait_until(lambda: events_counted(live, names[0]) == 2)  # warm, e2: once each
-    finally:
-        own.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_round_trip_that_raises_drops_its_connections_and_returns_them(

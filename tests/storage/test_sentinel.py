@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import redis
 from server.app import create_app
 from server.config import ConfigError, load_config
 from server.storage.clients import parse_sentinel_url
+from tests.cluster import started
 from tests.helpers import EDITOR, SECRET, TOKENS, app_settings, free_port
 
 SERVICE = "splitwerk"
@@ -120,14 +120,8 @@ class Cluster:
 
 @pytest.fixture
 def sentinels() -> Iterator[Cluster]:
-    folder = Path(tempfile.mkdtemp(prefix="sw-sentinel-"))
-    cluster = Cluster(folder)
-    try:
-        cluster.start()
+    with started(Cluster, "sw-sentinel-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_sentinel_urls_are_parsed_and_checked() -> None:
