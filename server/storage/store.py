@@ -621,8 +621,8 @@ class Store:
         a connection of its slot's node (one per node and batch, from the node's pool), and the
         replies are read node by node when all are sent. Still one round trip per node, like a
         pipeline, without the cluster pipeline's client work per command: the cluster's extra
-        server CPU per 50-event batch of five experiments fell from 0.7 ms to 0.2 ms over one
-        Redis (bench_cluster.py, one worker), and the nodes start on the first scripts sooner.
+        server CPU per 50-event batch of five experiments, over one Redis's, fell from 0.7-1.3
+        ms to 0.2-0.4 ms (bench_cluster.py, one worker), and the nodes start sooner.
 
         What redis-py's cluster client does for a command, this does as follows:
         - ``MOVED`` (the slot has another node now; the call did not run): the slot map is
