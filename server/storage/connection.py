@@ -169,6 +169,20 @@ class GuardedRetry(Retry):
 DIRECT_TYPES = frozenset({str, bytes, int, float})
 
 
+def packed_arguments(values: tuple[Any, ...]) -> bytes:
+    """``values`` in Redis's protocol without the command's length line: a part of a command
+    that ``packed_command`` puts together (str, bytes, int or float values only, as
+    DirectPacker sends them; text as UTF-8, which the store's data is in)."""
+    packed: bytes = hiredis.pack_command(values)
+    return packed[packed.index(b"\r\n") + 2 :]
+
+
+def packed_command(count: int, parts: list[bytes]) -> bytes:
+    """A command of ``count`` arguments from its parts (``packed_arguments``), in order: the
+    bytes hiredis.pack_command would give for all the arguments at once."""
+    return b"*%d\r\n%b" % (count, b"".join(parts))
+
+
 class DirectPacker:
     """Packs a command with one call of ``hiredis.pack_command`` on its arguments as they are.
 

@@ -46,6 +46,15 @@ class NodeRoundTrip:
             redis.RedisError: no connection to the node, or the send failed.
             RedisClusterException: no node serves the slot.
         """
+        self._connection_for(key).send_command(*command)
+
+    def send_packed(self, key: str, command: bytes) -> None:
+        """``send`` for a command already in Redis's protocol (``connection.packed_command``)."""
+        self._connection_for(key).send_packed_command([command])
+
+    def _connection_for(self, key: str) -> Any:
+        """The connection to the node of ``key``'s slot, taken now if it was not; the place
+        of the command about to be sent is noted."""
         slot = self._cluster.keyslot(key)  # type: ignore[no-untyped-call]  # redis stub gap
         node = self._cluster.nodes_manager.get_node_from_slot(slot)
         entry = self._taken.get(node.name)
@@ -55,7 +64,7 @@ class NodeRoundTrip:
                 entry = self._taken[node.name] = (pool, pool.get_connection(), [])
         entry[2].append(self._sent)
         self._sent += 1
-        entry[1].send_command(*command)
+        return entry[1]
 
     def replies(self) -> list[Any]:
         """Every reply, in the order of the sends; an error reply (a command Redis refused) as

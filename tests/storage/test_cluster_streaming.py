@@ -194,13 +194,13 @@ def test_a_node_that_stalls_mid_batch_answers_unknown_then_the_cluster_client_se
     sleeper.join()
     assert wait_until(lambda: counted(fresh, names) == [2, 2, 2])  # each ran once, late or not
     trips: list[int] = []
-    original = NodeRoundTrip.send
+    original = NodeRoundTrip._connection_for  # every command sent on a node's own connection
 
-    def spied(self: NodeRoundTrip, key: str, *command: Any) -> None:
+    def spied(self: NodeRoundTrip, key: str) -> Any:
         trips.append(1)
-        original(self, key, *command)
+        return original(self, key)
 
-    monkeypatch.setattr(NodeRoundTrip, "send", spied)
+    monkeypatch.setattr(NodeRoundTrip, "_connection_for", spied)
     batch = [[conversion(name, "v1", "e1")] for name in names]
     # within the pause the cluster client (which refreshes its map after errors) takes batches;
     # the connections the stall left out of step were dropped: every reply is this batch's own
