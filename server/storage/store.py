@@ -589,8 +589,6 @@ class Store:
         """
         pinned = self._pinned
         if pinned is None:
-            if time.monotonic() < self._streams_paused_until:
-                return self._run_scripts(operation, script, list(calls))
             return self._stream_on_nodes(operation, script, calls)
         try:
             client = pinned.take()
@@ -659,9 +657,8 @@ class Store:
                 some calls and ran the others.
             StorageUnavailable: nothing was written.
         """
-        try:
-            cluster = self._redis.built()
-        except FAILURES:  # no node answered yet: the cluster client's errors apply
+        cluster = self._nodes_to_stream_on()
+        if cluster is None:
             return self._run_scripts(operation, script, list(calls))
         made: list[ScriptCall] = []
         try:
@@ -694,16 +691,29 @@ class Store:
                 replies[place] = reply
         return self._checked(operation, replies)
 
+    def _nodes_to_stream_on(self) -> GuardedCluster | None:
+        """The cluster client whose nodes ``NodeRoundTrip`` may use now; None while a failed
+        round trip's ``STREAM_PAUSE`` lasts, or while no node has answered yet: redis-py's
+        cluster client (its retries, redirects and refreshes of the node map) serves then."""
+        if time.monotonic() < self._streams_paused_until:
+            return None
+        try:
+            cluster: GuardedCluster = self._redis.built()
+        except FAILURES:
+            return None
+        return cluster
+
     def _read_on_nodes(self, commands: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Any] | None:
         """The replies of read commands, each given with the key that routes it, in one round
         trip per cluster node (``NodeRoundTrip``); None when redis-py's cluster client must
         run them instead: an error reply (``MOVED`` included), a failure, or a failed batch on
         the nodes in the last ``STREAM_PAUSE`` seconds. Reads may run twice, so the cluster
         client's retries and redirects then apply as usual."""
-        if time.monotonic() < self._streams_paused_until:
+        cluster = self._nodes_to_stream_on()
+        if cluster is None:
             return None
         try:
-            with NodeRoundTrip(self._redis.built(), self._rules) as trip:
+            with NodeRoundTrip(cluster, self._rules) as trip:
                 for key, command in commands:
                     trip.send(key, *command)
                 replies = trip.replies()
