@@ -430,15 +430,33 @@ class EventRecorder:
         (callgrind, loadtests/README.md). An enrolment made between this read and the script
         leaves the event uncounted, as if the event had come a moment earlier.
         """
-        places = [
-            (experiment.key, experiment.phase, experiment.shards, visitors[index])
-            for index, listening in counting.items()
-            for experiment, _ in listening
-        ]
-        found = iter(self._store.enrolled(places))
+        # each distinct set of listeners (one per goal, shared by its events: by_goal in
+        # record) with its events' visitors, then each experiment with its distinct visitors
+        by_listeners: dict[
+            int, tuple[Sequence[tuple[Experiment, tuple[Goal, ...]]], dict[str, None]]
+        ] = {}
+        for index, listening in counting.items():
+            group = by_listeners.get(id(listening))
+            if group is None:
+                group = by_listeners[id(listening)] = (listening, {})
+            group[1][visitors[index]] = None
+        wanted: dict[str, tuple[Experiment, dict[str, None]]] = {}
+        for listening, group_visitors in by_listeners.values():
+            for experiment, _ in listening:
+                if experiment.key not in wanted:
+                    wanted[experiment.key] = (experiment, {})
+                wanted[experiment.key][1].update(group_visitors)
+        found = self._store.enrolled(
+            [
+                (experiment.key, experiment.phase, experiment.shards, list(experiment_visitors))
+                for experiment, experiment_visitors in wanted.values()
+            ]
+        )
+        enrolled_in = dict(zip(wanted, found, strict=True))
         kept: dict[int, Sequence[tuple[Experiment, tuple[Goal, ...]]]] = {}
         for index, listening in counting.items():
-            enrolled = [item for item in listening if next(found)]
+            visitor = visitors[index]
+            enrolled = [item for item in listening if visitor in enrolled_in[item[0].key]]
             if len(enrolled) < len(listening):
                 replies.setdefault(index, []).append(_NOT_ENROLLED)
             if enrolled:

@@ -52,6 +52,28 @@ def test_enrol_counts_once_and_look_up_does_not_enrol(
     assert store.read_counts("exp", 1)["e:1"] == 1
 
 
+def test_enrolled_reads_each_phase_and_sub_shard_and_answers_per_experiment_phase(
+    redis_server: Any,
+) -> None:
+    store = store_for(redis_server.url)
+    visitors = [f"v{n}" for n in range(12)]
+    store.enrol(
+        [Enrolment("split", 1, v, 0, (), (), shards=3) for v in visitors[::2]], "2026-12-04", 50
+    )
+    store.enrol([Enrolment("exp", 1, v, 1, (), ()) for v in visitors[:3]], "2026-12-04", 50)
+    store.enrol([Enrolment("exp", 2, "v9", 1, (), ())], "2026-12-04", 50)
+    # the even visitors lie in several of the three sub-shards
+    assert len({keys.visitor_shard("split", v, 3) for v in visitors[::2]}) > 1
+    wanted = [
+        ("split", 1, 3, visitors),
+        ("exp", 1, 1, [*visitors[1:5], "v1"]),  # a visitor named twice is read as one
+        ("exp", 2, 1, visitors),  # another phase: only its own enrolments
+        ("exp", 1, 1, []),
+        ("none", 1, 1, ["v1"]),
+    ]
+    assert store.enrolled(wanted) == [set(visitors[::2]), {"v1", "v2"}, {"v9"}, set(), set()]
+
+
 def test_every_operation_turns_a_dead_redis_into_storage_unavailable(tmp_path: Any) -> None:
     store = store_for(f"unix://{tmp_path}/missing.sock")
     operations = [
@@ -63,6 +85,7 @@ def test_every_operation_turns_a_dead_redis_into_storage_unavailable(tmp_path: A
         lambda: store.read_counts("exp", 1),
         lambda: store.audit_trail("exp", 10),
         lambda: store.expire_visitor_records("exp", 1, 60),
+        lambda: store.enrolled([("exp", 1, 1, ["v"])]),
         # an event batch: no connection to pin (the stream's fallback), nor through the pool
         lambda: store.record_events(
             [[Attribution("exp", 1, "v", "c:v:1", "2026-11-25", ("source",), ())]],
@@ -93,6 +116,33 @@ def test_hot_path_commands_reuse_one_pinned_connection(
         store.enrol([enrolment(f"v{number}", number % 2)], "2026-11-25", 50)
     assert connections_received(redis_client) == before
     assert store.read_counts("exp", 1)["e:0"] + store.read_counts("exp", 1)["e:1"] == 51
+
+
+def test_the_enrolment_read_takes_a_pinned_connection_and_the_pipeline_after_an_error(
+    redis_server: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_for(redis_server.url)
+    store.enrol([enrolment("v1", 0), enrolment("v2", 1)], "2026-11-25", 50)
+    pipelines: list[int] = []
+    original = redis.client.Pipeline.execute
+
+    def spied(self: Any, *args: Any, **kwargs: Any) -> Any:
+        pipelines.append(len(self.command_stack))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", spied)
+    wanted = [("broken", 1, 1, ["v1"]), ("exp", 1, 1, ["v1", "v3"]), ("exp", 1, 1, ["v2"])]
+    assert store.enrolled(wanted[1:]) == [{"v1"}, {"v2"}]
+    assert not pipelines  # one round trip on a pinned connection, no pipeline
+    redis_client.set(keys.enrolments("broken", 1), "not a hash")
+    # an error reply in the middle: the pinned connection is dropped (replies after it are
+    # unread) and the pipeline runs the reads, whose error is the caller's
+    with pytest.raises(StorageUnavailable):
+        store.enrolled(wanted)
+    assert pipelines == [3]
+    # no reply of before is read now (those of the two HMGETs after the error were not)
+    assert store.enrolled([("exp", 1, 1, ["v3", "v2", "v1"])]) == [{"v1", "v2"}]
+    assert pipelines == [3]
 
 
 def test_threads_get_their_own_pinned_connections_and_count_correctly(
