@@ -14,7 +14,6 @@ from server.api.auth import actor_for, presented_token, require
 from server.api.jsonio import Blueprint
 from server.api.public import json_body
 from server.context import current_services
-from server.core import strict_json
 from server.core.errors import InvalidInput
 from server.core.models import Role
 from server.services import events as services
@@ -74,8 +73,7 @@ def record_events() -> Response:
         # refused while recording (an amount beyond a visitor limit, say), written nowhere
         rejected = {str(i): dict(outcome.errors or {}) for i, outcome in enumerate(outcomes)}
         raise InvalidInput("every event of the batch was rejected", {"events": rejected})
-    body = strict_json.dumps(fastschemas.dump_event_results(outcomes))
-    return Response(body, mimetype="application/json")
+    return Response(fastschemas.encode_event_results(outcomes), mimetype="application/json")
 
 
 def _messages(error: ValidationError) -> dict[str, Any]:

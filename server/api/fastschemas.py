@@ -16,6 +16,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from server import schemas
+from server.core import strict_json
 from server.core.money import MoneyError, parse_cents
 
 # Fast path of the hot assign endpoint, like the events' one: well-formed requests are checked
@@ -134,9 +135,30 @@ def load_event_batch(raw: Any) -> list[Any]:
     return loaded
 
 
+_EVENT_STATUSES = ("accepted", "duplicate", "conflict", "ignored", "rejected")
+# the JSON of a result without errors, per status: nearly every result of a batch
+_PLAIN_RESULTS = {status: f'{{"status":"{status}","errors":null}}' for status in _EVENT_STATUSES}
+
+
+def encode_event_results(outcomes: Any) -> str:
+    """The JSON text of ``dump_event_results`` as ``strict_json.dumps`` writes it, put together
+    from the ready text of each result without errors (a tenth of the route's own work was
+    building and encoding a dict per event)."""
+    summary = dict.fromkeys(_EVENT_STATUSES, 0)
+    results = []
+    for outcome in outcomes:
+        summary[outcome.status] += 1
+        if outcome.errors is None:
+            results.append(_PLAIN_RESULTS[outcome.status])
+        else:
+            results.append(strict_json.dumps({"status": outcome.status, "errors": outcome.errors}))
+    counts = ",".join(f'"{status}":{count}' for status, count in summary.items())
+    return f'{{{counts},"results":[{",".join(results)}]}}'
+
+
 def dump_event_results(outcomes: Any) -> dict[str, Any]:
     """The batch answer as EventBatchResultSchema dumps it, built directly (hot path)."""
-    summary = {status: 0 for status in ("accepted", "duplicate", "conflict", "ignored", "rejected")}
+    summary = dict.fromkeys(_EVENT_STATUSES, 0)
     results = []
     for outcome in outcomes:
         summary[outcome.status] += 1

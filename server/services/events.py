@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from server.core.errors import InvalidInput
 from server.core.models import (
@@ -45,6 +45,10 @@ MONEY_EVENTS = frozenset({"order", "refund"})  # need the ingest key: a visitor 
 DIGEST_MASK = (1 << 24) - 1  # 24 bits of content digest per idempotency entry (storage/keys.py)
 MINUTES_PER_DAY = 1440  # windows travel to the Lua scripts in minutes, like enrolment times
 _NOT_CONTENT = frozenset({"id", "ts"})  # fields a retry with the "same content" may change
+# an event's content fields in sorted order, by its fields in their order (_digest): the fast
+# loaders give one order per type, the schemas a few; at most this many are kept
+CONTENT_SHAPES = 64
+_CONTENT_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 # Replies of the Lua scripts (storage/lua/*.lua); -1, "not enrolled" or "no such order", and
 # anything unknown make an event "ignored"
@@ -60,17 +64,23 @@ class EventOutcome:
     errors: Mapping[str, Any] | None = None
 
 
+# the outcomes without errors, shared (EventOutcome is immutable): most of a batch's answers
+_ACCEPTED_OUTCOME = EventOutcome(ACCEPTED)
+_DUPLICATE_OUTCOME = EventOutcome(DUPLICATE)
+_IGNORED_OUTCOME = EventOutcome(IGNORED)
+
+
 def _combine(replies: Sequence[int], money_field: str, daily_conversions: int) -> EventOutcome:
     """An event is accepted if any experiment counted it (now or when first sent with the same
     content), a conflict if its id came before with other content, a duplicate if all had
     seen it; ``money_field`` is the field a refused amount is named by, ``daily_conversions``
     the cap a refused conversion met."""
     if _COUNTED in replies or _REPLAYED in replies:
-        return EventOutcome(ACCEPTED)
+        return _ACCEPTED_OUTCOME
     if _CONFLICT in replies:
         return EventOutcome(CONFLICT, {"id": ["was sent before with other content; send a new id"]})
     if _DUPLICATE in replies:
-        return EventOutcome(DUPLICATE)
+        return _DUPLICATE_OUTCOME
     if _OVER_REFUND in replies:
         return EventOutcome(
             REJECTED, {"amount": ["exceeds what is left of the order after earlier refunds"]}
@@ -90,7 +100,7 @@ def _combine(replies: Sequence[int], money_field: str, daily_conversions: int) -
         return EventOutcome(
             REJECTED, {"goal": ["a stored counter of this goal is inconsistent; not counted"]}
         )
-    return EventOutcome(IGNORED)
+    return _IGNORED_OUTCOME
 
 
 def _digest(event: Mapping[str, Any]) -> int:
@@ -102,8 +112,13 @@ def _digest(event: Mapping[str, Any]) -> int:
     under the same id (a collision, 1 in 16.7 million, answers "accepted" where "conflict" was
     due; it never counts anything twice), and it costs a few microseconds per event.
     """
-    values = [event[name] for name in sorted(event) if name not in _NOT_CONTENT]
-    return zlib.crc32(repr(values).encode()) & DIGEST_MASK
+    shape = tuple(event)
+    names = _CONTENT_NAMES.get(shape)
+    if names is None:
+        names = tuple(name for name in sorted(event) if name not in _NOT_CONTENT)
+        if len(_CONTENT_NAMES) < CONTENT_SHAPES:
+            _CONTENT_NAMES[shape] = names
+    return zlib.crc32(repr([event[name] for name in names]).encode()) & DIGEST_MASK
 
 
 # event name -> the running experiments whose goals listen to it, with those goals
@@ -148,9 +163,10 @@ def _goal_value(goal: Goal, cents: int) -> GoalValue:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Counted:
-    """What one conversion or order brings to every experiment it counts in (``_attribution``)."""
+class _Counted(NamedTuple):
+    """What one conversion or order brings to every experiment it counts in (``_attribution``);
+    a tuple: one is made per event of a batch, and a frozen dataclass's __init__ costs a
+    setattr call per field."""
 
     visitor: str
     member: str
@@ -346,7 +362,7 @@ class EventRecorder:
                 if listening:
                     counting[index] = listening
                 else:
-                    outcomes[index] = EventOutcome(IGNORED)
+                    outcomes[index] = _IGNORED_OUTCOME
         replies: dict[int, list[int]] = {}
         if sum(map(len, counting.values())) > len(counting):
             counting = self._enrolled_only(counting, visitors, replies)
@@ -365,7 +381,7 @@ class EventRecorder:
             outcomes[owner] = _combine(owner_replies, money_fields[owner], self._daily_conversions)
         for index, event in refunds:
             outcomes[index] = self._refund(event, snapshot.experiments.values(), now)
-        return [outcome or EventOutcome(IGNORED) for outcome in outcomes]
+        return [outcome or _IGNORED_OUTCOME for outcome in outcomes]
 
     def _attributions(
         self,
@@ -476,7 +492,7 @@ class EventRecorder:
         by_key = {experiment.key: experiment for experiment in experiments}
         orders = self._store.find_orders(places, event["order_id"])
         if not orders:
-            return EventOutcome(IGNORED)
+            return _IGNORED_OUTCOME
         day = utc_day(event["ts"] if event["ts"] is not None else now)
         member = keys.refund_member(event["order_id"], event["id"] or "")
         digest = _digest(event)
@@ -509,7 +525,7 @@ class EventRecorder:
             now,
         )
         (answer,) = result.assignments
-        return EventOutcome(ACCEPTED if answer.is_enrolled else IGNORED)
+        return _ACCEPTED_OUTCOME if answer.is_enrolled else _IGNORED_OUTCOME
 
 
 def erase_visitor(

@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 
 from server import schemas
 from server.api import fastschemas
+from server.core import strict_json
 from server.services.events import EventOutcome
 
 
@@ -120,6 +121,25 @@ def test_direct_batch_answer_equals_the_response_schema() -> None:
     summary = {"accepted": 1, "duplicate": 1, "conflict": 1, "ignored": 1, "rejected": 1}
     expected = schemas.EventBatchResultSchema().dump({**summary, "results": outcomes})
     assert fastschemas.dump_event_results(outcomes) == expected
+
+
+_OUTCOMES = st.builds(
+    EventOutcome,
+    st.sampled_from(["accepted", "duplicate", "conflict", "ignored", "rejected"]),
+    st.none() | st.dictionaries(st.text(max_size=8), st.lists(st.text(max_size=20), max_size=2)),
+)
+
+
+@given(st.lists(_OUTCOMES, min_size=1, max_size=30))
+def test_the_batch_answer_text_is_the_response_schemas_dumped_by_strict_json(
+    outcomes: list[EventOutcome],
+) -> None:
+    # the route writes the answer's text directly; it is what the schema's dump serialises to
+    summary = dict.fromkeys(["accepted", "duplicate", "conflict", "ignored", "rejected"], 0)
+    for outcome in outcomes:
+        summary[outcome.status] += 1
+    dumped = schemas.EventBatchResultSchema().dump({**summary, "results": outcomes})
+    assert fastschemas.encode_event_results(outcomes) == strict_json.dumps(dumped)
 
 
 @pytest.mark.parametrize(
