@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -11,6 +12,7 @@ import hmac
 # visitors' counts is not a practical risk, while the id stays 16 characters in Redis keys
 # instead of 43 for the full digest.
 PSEUDONYM_BYTES = 12
+REMEMBERED = 8192  # pseudonyms of recent visitors each Pseudonymiser keeps (Pseudonymiser)
 
 
 class Pseudonymiser:
@@ -23,9 +25,15 @@ class Pseudonymiser:
             # numbers) turn back into the original by trying candidates.
             raise ValueError("the pseudonymisation secret must not be empty")
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        # The recent visitors' pseudonyms, kept in this process's memory only: a visitor's
+        # assigns and events come in runs (a page view, its events, the next page), and the
+        # HMAC with its base64 costs about as much as the rest of counting a conversion. At
+        # most REMEMBERED entries (some 300 bytes each with an id of 128 characters).
+        self.pseudonymise = functools.lru_cache(maxsize=REMEMBERED)(self._pseudonymise)
 
-    def pseudonymise(self, visitor: str) -> str:
-        """Return the 16-character base64url pseudonym of ``visitor``.
+    def _pseudonymise(self, visitor: str) -> str:
+        """Return the 16-character base64url pseudonym of ``visitor`` (``pseudonymise``, which
+        remembers the recent ones).
 
         Raises:
             UnicodeEncodeError: ``visitor`` holds a lone surrogate, which has no UTF-8 form.

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.core.privacy import PSEUDONYM_BYTES, Pseudonymiser, pseudonymise
+from server.core.privacy import PSEUDONYM_BYTES, REMEMBERED, Pseudonymiser, pseudonymise
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -50,3 +50,22 @@ def test_empty_secret_is_refused():
 def test_lone_surrogate_raises_a_value_error():
     with pytest.raises(UnicodeEncodeError):
         pseudonymise("\ud800", SECRET)
+
+
+def test_remembered_pseudonyms_are_the_computed_ones_and_their_number_is_bounded():
+    prepared = Pseudonymiser(SECRET)
+    visitors = [f"visitor-{index}" for index in range(REMEMBERED + 100)]
+    for visitor in visitors + visitors[:50]:
+        assert prepared.pseudonymise(visitor) == pseudonymise(visitor, SECRET)
+    info = prepared.pseudonymise.cache_info()
+    assert info.currsize == REMEMBERED
+    assert info.hits == 0  # the first 50 had been pushed out by the 100 after the limit
+    assert prepared.pseudonymise(visitors[-1]) == pseudonymise(visitors[-1], SECRET)
+    assert prepared.pseudonymise.cache_info().hits == 1
+
+
+def test_a_refused_visitor_id_is_refused_every_time():
+    prepared = Pseudonymiser(SECRET)
+    for _ in range(2):
+        with pytest.raises(UnicodeEncodeError):
+            prepared.pseudonymise("\ud800")
