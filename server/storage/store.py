@@ -183,6 +183,18 @@ class PinnedClients:
                 self._created -= 1
             raise
 
+    def lend(self) -> tuple[redis.Redis, Any] | None:
+        """A pinned client with its connection, to send on directly and give back; None where
+        there is none to lend (the limit is reached, or Redis refused a new connection) and
+        the caller's fallback through the pool serves instead."""
+        try:
+            client = self.take()
+        except redis.RedisError:
+            return None
+        if client is self._pooled:  # it has no connection of its own
+            return None
+        return client, client.connection
+
     def give_back(self, client: redis.Redis) -> None:
         """Return a client that ``take`` gave."""
         if client is not self._pooled:
@@ -591,14 +603,10 @@ class Store:
         pinned = self._pinned
         if pinned is None:
             return self._stream_on_nodes(operation, script, calls)
-        try:
-            client = pinned.take()
-        except FAILURES:  # no connection to pin: the pipeline's retries and errors apply
+        lent = pinned.lend()
+        if lent is None:  # no connection to pin: the pipeline's retries and errors apply
             return self._run_scripts(operation, script, list(calls))
-        connection: Any = client.connection  # None for the pooled client (all are pinned)
-        if connection is None:
-            pinned.give_back(client)
-            return self._run_scripts(operation, script, list(calls))
+        client, connection = lent
         made: list[ScriptCall] = []
         try:
             with self._rules.write(is_idempotent=False):
@@ -913,23 +921,17 @@ class Store:
         free, an error reply, or a failure (the pipeline's retries and errors then apply:
         reads may run twice)."""
         pinned = self._pinned
-        if pinned is None or not commands:
+        lent = None if pinned is None or not commands else pinned.lend()
+        if pinned is None or lent is None:
             return None
+        client, connection = lent
         try:
-            client = pinned.take()
-        except FAILURES:
-            return None
-        connection: Any = client.connection  # None for the pooled client (all are pinned)
-        try:
-            if connection is None:
-                return None
             packed = b"".join(hiredis.pack_command(command) for command in commands)
-            try:
-                connection.send_packed_command([packed])
-                return [connection.read_response() for _ in commands]
-            except FAILURES:  # an error reply included: the replies after it are unread
-                connection.disconnect()
-                return None
+            connection.send_packed_command([packed])
+            return [connection.read_response() for _ in commands]
+        except FAILURES:  # an error reply included: the replies after it are unread
+            connection.disconnect()
+            return None
         finally:
             pinned.give_back(client)
 
@@ -942,11 +944,12 @@ class Store:
         once: an event batch's enrolment read costs one step per visitor and experiment here,
         not a tuple, a key and a look-up per event and experiment.
         """
-        commands: list[tuple[int, str, list[str]]] = []  # (place, enrolment hash, pseudonyms)
+        # (place in wanted, enrolment hash, pseudonyms)
+        commands: list[tuple[int, str, Sequence[str]]] = []
         for place, (experiment, phase, shards, visitors) in enumerate(wanted):
             if shards == 1:
                 if visitors:
-                    commands.append((place, keys.enrolments(experiment, phase), list(visitors)))
+                    commands.append((place, keys.enrolments(experiment, phase), visitors))
                 continue
             by_shard: dict[str, list[str]] = {}
             for visitor in visitors:

@@ -66,7 +66,7 @@ def test_enrolled_reads_each_phase_and_sub_shard_and_answers_per_experiment_phas
     assert len({keys.visitor_shard("split", v, 3) for v in visitors[::2]}) > 1
     wanted = [
         ("split", 1, 3, visitors),
-        ("exp", 1, 1, [*visitors[1:5], "v1"]),  # a visitor named twice is read as one
+        ("exp", 1, 1, [*visitors[1:5], "v1"]),  # a visitor named twice: one answer
         ("exp", 2, 1, visitors),  # another phase: only its own enrolments
         ("exp", 1, 1, []),
         ("none", 1, 1, ["v1"]),
